@@ -1,0 +1,75 @@
+import AirlockImages
+import AirlockRuntime
+import AirlockState
+import AirlockSystem
+import ArgumentParser
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The `airlock` command line.
+public struct AirlockCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "airlock",
+        abstract: "Run AI coding agents in disposable, rootless Linux sandboxes.",
+        discussion: """
+            A sandbox holds one agent and one workspace (the current directory by default), \
+            mounted at its host path. Nothing else of your machine is inside: not your home, \
+            keys or sockets. State lives in $AIRLOCK_HOME (default ~/.local/share/airlock).
+
+            Quick start:  cd myproject && airlock run shell
+            """,
+        version: "0.1.0",
+        subcommands: [
+            Run.self, Create.self, Exec.self, List.self, Inspect.self, Stop.self, Remove.self, Reset.self,
+            TemplateCommand.self, Doctor.self, Supervise.self, SandboxInitCommand.self,
+        ])
+
+    public init() {}
+
+    /// Parses, runs, and turns any failure into one line on stderr and an exit status.
+    public static func main(_ arguments: [String]) {
+        do {
+            var command = try parseAsRoot(Array(arguments.dropFirst()))
+            try command.run()
+        } catch let error as AirlockError {
+            fail(error.description, status: error.code.exitStatus)
+        } catch let error as SystemCallError {
+            fail(error.description, status: 1)
+        } catch let error as ExitCode {
+            Glibc.exit(error.rawValue)
+        } catch {
+            let message = fullMessage(for: error)
+            let code = exitCode(for: error).rawValue
+            if code == 0 {
+                print(message)
+                Glibc.exit(0)
+            }
+            // Usage errors keep ArgumentParser's help hint; everything else is one line.
+            FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+            Glibc.exit(code)
+        }
+    }
+
+    static func fail(_ message: String, status: Int32) -> Never {
+        FileHandle.standardError.write(Data("airlock: \(message)\n".utf8))
+        Glibc.exit(status)
+    }
+}
+
+/// What every command needs: the state store, the templates, and a progress printer.
+struct Context {
+    let store = StateStore.default()
+    let templates = TemplateCatalog.default()
+
+    var sandboxes: Sandboxes {
+        Sandboxes(store: store, templates: templates, log: Context.progress)
+    }
+
+    /// Progress and notes go to stderr, so stdout stays for results.
+    static let progress: @Sendable (String) -> Void = { line in
+        FileHandle.standardError.write(Data("airlock: \(line)\n".utf8))
+    }
+}

@@ -1,0 +1,42 @@
+import AirlockRuntime
+import ArgumentParser
+
+/// Options shared by `create` and `run`.
+struct CreateOptions: ParsableArguments {
+    @Option(name: .long, help: "Sandbox name (default: <agent>-<workspace directory name>).")
+    var name: String?
+
+    @Option(name: .long, help: "Image template (default: the agent's).")
+    var template: String?
+
+    @Option(name: [.customShort("e"), .long], help: "Set an environment variable inside (KEY=VALUE; repeatable).")
+    var env: [String] = []
+
+    @Option(name: [.customShort("v"), .long], help: "Mount a host path: HOST[:PATH][:ro] (repeatable).")
+    var volume: [String] = []
+
+    @Option(name: .long, help: "Memory limit, e.g. 2g (where the host's cgroups allow it).")
+    var memory: String?
+
+    @Option(name: .long, help: "CPU limit, e.g. 1.5 (where the host's cgroups allow it).")
+    var cpus: Double?
+
+    @Option(name: .long, help: "Process count limit (where the host's cgroups allow it).")
+    var pids: Int64?
+
+    @Option(name: .long, help: "OCI runtime: runc (default), crun or runsc.")
+    var runtime: String?
+
+    func request(agent: String, workspace: String?) -> CreateRequest {
+        var request = CreateRequest(agent: agent, workspace: workspace ?? ".")
+        request.name = name
+        request.template = template
+        request.environment = env
+        request.volumes = volume
+        request.memory = memory
+        request.cpus = cpus
+        request.pids = pids
+        request.runtime = runtime
+        return request
+    }
+}

@@ -1,0 +1,15 @@
+import ArgumentParser
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a sandbox as JSON: its settings, state, and whether its limits are enforced.")
+
+    @Argument(help: "The sandbox name.")
+    var name: String
+
+    func run() throws {
+        let context = Context()
+        let record = try context.sandboxes.record(name)
+        print(try SandboxReport.json(SandboxReport(record: record, paths: context.store.sandbox(name), detailed: true)))
+    }
+}

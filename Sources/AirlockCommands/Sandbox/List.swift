@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ls", abstract: "List sandboxes and whether they are running.")
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    @Flag(name: .shortAndLong, help: "Print names only.")
+    var quiet = false
+
+    func run() throws {
+        let context = Context()
+        let reports = context.store.records().map {
+            SandboxReport(record: $0, paths: context.store.sandbox($0.name), detailed: false)
+        }
+        if json {
+            print(try SandboxReport.json(reports))
+        } else if quiet {
+            for report in reports { print(report.name) }
+        } else {
+            let rows =
+                [["NAME", "STATUS", "AGENT", "RUNTIME", "WORKSPACE"]]
+                + reports.map { [$0.name, $0.status, $0.agent, $0.runtime, $0.workspace] }
+            print(Table.render(rows), terminator: "")
+        }
+    }
+}
+
+/// Left-aligned columns separated by two spaces.
+enum Table {
+    static func render(_ rows: [[String]]) -> String {
+        let widths = (0..<(rows.first?.count ?? 0)).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ") + "\n"
+        }.joined()
+    }
+}

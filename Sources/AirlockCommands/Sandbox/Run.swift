@@ -1,0 +1,45 @@
+import AirlockRuntime
+import ArgumentParser
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run an agent in its sandbox for a workspace, creating and starting it as needed.",
+        discussion: """
+            The sandbox is named <agent>-<directory> and reused by later runs; it keeps running \
+            after the session ends until `airlock stop`. Arguments after `--` go to the agent:
+
+              airlock run shell . -- -c 'make test'
+            """)
+
+    @OptionGroup var options: CreateOptions
+
+    @Flag(name: [.customShort("d"), .long], help: "Start the sandbox and return without attaching.")
+    var detach = false
+
+    @Argument(help: "The agent: shell.")
+    var agent: String
+
+    @Argument(help: "The workspace directory (default: the current directory).")
+    var workspace: String?
+
+    @Argument(parsing: .postTerminator, help: "Arguments for the agent, after `--`.")
+    var agentArguments: [String] = []
+
+    func run() throws {
+        let sandboxes = Context().sandboxes
+        let (record, _) = try sandboxes.create(options.request(agent: agent, workspace: workspace))
+        try sandboxes.start(record.name)
+        if detach {
+            print(record.name)
+            return
+        }
+        var request = Sandboxes.ExecRequest(command: record.command + agentArguments)
+        request.tty = isatty(0) == 1 && isatty(1) == 1
+        request.interactive = true
+        try sandboxes.exec(record.name, request)
+    }
+}

@@ -1,0 +1,59 @@
+import AirlockRuntime
+import AirlockState
+import Foundation
+
+/// One sandbox as `ls --json` and `inspect` show it.
+struct SandboxReport: Codable {
+    var name: String
+    var status: String
+    var agent: String
+    var workspace: String
+    var template: String
+    var image: String
+    var runtime: String
+    var created: Date
+    var command: [String]
+    var environment: [String]?
+    var mounts: [SandboxRecord.MountRequest]?
+    var stateDirectory: String?
+    var supervisorPID: Int32?
+    var initPID: Int32?
+    var started: Date?
+    var limits: Limits?
+
+    struct Limits: Codable {
+        var requested: SandboxRecord.Limits
+        var enforced: Bool
+        var note: String?
+    }
+
+    init(record: SandboxRecord, paths: SandboxPaths, detailed: Bool) {
+        let running = paths.isRunning
+        let status = running ? paths.loadStatus() : nil
+        name = record.name
+        self.status = running ? "running" : "stopped"
+        agent = record.agent
+        workspace = record.workspace
+        template = record.template
+        image = record.image
+        runtime = record.runtime
+        created = record.created
+        command = record.command
+        guard detailed else { return }
+        environment = record.environment
+        mounts = record.mounts
+        stateDirectory = paths.directory
+        supervisorPID = status?.supervisorPID
+        initPID = status?.initPID
+        started = status?.started
+        let note = record.limits.isEmpty ? nil : CgroupSupport.detect().note
+        limits = Limits(requested: record.limits, enforced: !record.limits.isEmpty && note == nil, note: note)
+    }
+
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+}

@@ -1,0 +1,85 @@
+import AirlockImages
+import AirlockSystem
+import ArgumentParser
+import Foundation
+
+struct TemplateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "template",
+        abstract: "List, show and build image templates.",
+        discussion: "User templates are YAML files in $XDG_CONFIG_HOME/airlock/templates/ (see `template show shell`).",
+        subcommands: [TemplateList.self, TemplateShow.self, TemplateBuild.self])
+}
+
+struct TemplateList: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ls", abstract: "List templates and whether they are built.")
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    struct Row: Codable {
+        var name: String
+        var source: String
+        var digest: String
+        var built: Bool
+        var description: String?
+    }
+
+    func run() throws {
+        let context = Context()
+        let identity = try? SandboxIdentity.current()
+        let rows = try context.templates.all().map { entry in
+            let built =
+                identity.map { ImageBuilder(store: context.store, identity: $0).existing(entry.template) != nil }
+                ?? false
+            return Row(
+                name: entry.template.name, source: entry.source, digest: String(entry.template.digest.prefix(12)),
+                built: built, description: entry.template.description)
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+            return
+        }
+        print(
+            Table.render(
+                [["NAME", "BUILT", "DIGEST", "SOURCE", "DESCRIPTION"]]
+                    + rows.map { [$0.name, $0.built ? "yes" : "no", $0.digest, $0.source, $0.description ?? ""] }),
+            terminator: "")
+    }
+}
+
+struct TemplateShow: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Print a template as YAML.")
+
+    @Argument(help: "Template name.")
+    var name: String
+
+    func run() throws {
+        let entry = try Context().templates.find(name)
+        print("# source: \(entry.source)\n# digest: \(entry.template.digest)")
+        print(try entry.template.yaml(), terminator: "")
+    }
+}
+
+struct TemplateBuild: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "build", abstract: "Build a template's image now (otherwise the first run does).")
+
+    @Argument(help: "Template name.")
+    var name: String
+
+    func run() throws {
+        let context = Context()
+        let template = try context.templates.find(name).template
+        let builder = ImageBuilder(store: context.store, identity: try SandboxIdentity.current())
+        if let image = builder.existing(template) {
+            Context.progress("template '\(name)' is already built (image \(image.digest.prefix(12)))")
+            return
+        }
+        let image = try builder.ensure(template, log: Context.progress)
+        print(image.digest)
+    }
+}

@@ -1,0 +1,142 @@
+import AirlockSystem
+import Crypto
+import Foundation
+import Yams
+
+/// An image recipe: a Debian suite, packages, extra install steps and the user setup.
+///
+/// ```yaml
+/// name: python-tools
+/// description: Python with ruff and pytest
+/// suite: bookworm
+/// packages: [python3, python3-pip, git]
+/// steps:
+///   - pip install --break-system-packages ruff pytest
+/// user: {name: agent, sudo: true}
+/// ```
+public struct Template: Codable, Sendable, Equatable {
+    public var name: String
+    public var description: String?
+    public var suite: String
+    public var mirror: String?
+    public var packages: [String]
+    public var steps: [String]
+    public var user: UserSetup
+
+    public init(
+        name: String, description: String? = nil, suite: String = "bookworm", mirror: String? = nil,
+        packages: [String], steps: [String] = [], user: UserSetup = UserSetup()
+    ) {
+        self.name = name
+        self.description = description
+        self.suite = suite
+        self.mirror = mirror
+        self.packages = packages
+        self.steps = steps
+        self.user = user
+    }
+
+    /// The unprivileged account the agent runs as.
+    public struct UserSetup: Codable, Sendable, Equatable {
+        public var name: String
+        public var shell: String
+        /// Whether the user may run `sudo` (password-less) to install system packages.
+        public var sudo: Bool
+
+        public init(name: String = "agent", shell: String = "/bin/bash", sudo: Bool = true) {
+            self.name = name
+            self.shell = shell
+            self.sudo = sudo
+        }
+
+        enum CodingKeys: String, CodingKey { case name, shell, sudo }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            name = try container.decodeIfPresent(String.self, forKey: .name) ?? "agent"
+            shell = try container.decodeIfPresent(String.self, forKey: .shell) ?? "/bin/bash"
+            sudo = try container.decodeIfPresent(Bool.self, forKey: .sudo) ?? true
+        }
+    }
+
+    enum CodingKeys: String, CodingKey { case name, description, suite, mirror, packages, steps, user }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        description = try container.decodeIfPresent(String.self, forKey: .description)
+        suite = try container.decodeIfPresent(String.self, forKey: .suite) ?? "bookworm"
+        mirror = try container.decodeIfPresent(String.self, forKey: .mirror)
+        packages = try container.decodeIfPresent([String].self, forKey: .packages) ?? []
+        steps = try container.decodeIfPresent([String].self, forKey: .steps) ?? []
+        user = try container.decodeIfPresent(UserSetup.self, forKey: .user) ?? UserSetup()
+    }
+
+    /// Parses and checks a template; errors name the file.
+    public static func parse(yaml: String, source: String) throws -> Template {
+        let template: Template
+        do {
+            template = try YAMLDecoder().decode(Template.self, from: yaml)
+        } catch let error as DecodingError {
+            throw AirlockError(.invalidArgument, "template \(source) is malformed: \(Self.describe(error))")
+        } catch {
+            throw AirlockError(.invalidArgument, "template \(source) is malformed: \(error)")
+        }
+        try template.validate(source: source)
+        return template
+    }
+
+    func validate(source: String) throws {
+        let namePattern = /[a-z0-9][a-z0-9._-]*/
+        guard name.wholeMatch(of: namePattern) != nil else {
+            throw AirlockError(
+                .invalidArgument,
+                "template \(source): name '\(name)' must be lower-case letters, digits, '.', '_' or '-'")
+        }
+        for package in packages where package.wholeMatch(of: /[a-z0-9][a-z0-9+.:=~-]*/) == nil {
+            throw AirlockError(.invalidArgument, "template \(source): '\(package)' is not a Debian package name")
+        }
+        guard suite.wholeMatch(of: /[a-z0-9-]+/) != nil else {
+            throw AirlockError(.invalidArgument, "template \(source): suite '\(suite)' is not a Debian suite name")
+        }
+        guard user.name.wholeMatch(of: /[a-z_][a-z0-9_-]*/) != nil else {
+            throw AirlockError(.invalidArgument, "template \(source): user name '\(user.name)' is not valid")
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case .keyNotFound(let key, _): "missing field '\(key.stringValue)'"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            (context.codingPath.map(\.stringValue).joined(separator: ".") + " " + context.debugDescription)
+                .trimmingCharacters(in: .whitespaces)
+        @unknown default: "\(error)"
+        }
+    }
+
+    /// Packages the image gets whatever the recipe says: Airlock's init and, for sudo users, sudo.
+    public var allPackages: [String] {
+        var result = packages
+        for required in ["tini"] + (user.sudo ? ["sudo"] : []) where !result.contains(required) {
+            result.append(required)
+        }
+        return result
+    }
+
+    /// Content address of the image this recipe builds: changes whenever the build would.
+    public var digest: String {
+        var canonical = self
+        canonical.description = nil
+        canonical.name = ""
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(canonical)) ?? Data()
+        let hash = SHA256.hash(data: Data("airlock-image-v\(ImageBuilder.formatVersion)\n".utf8) + data)
+        return hash.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The recipe as YAML, for `template show`.
+    public func yaml() throws -> String {
+        try YAMLEncoder().encode(self)
+    }
+}

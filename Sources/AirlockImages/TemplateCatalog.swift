@@ -1,0 +1,63 @@
+import AirlockSystem
+import Foundation
+
+/// Built-in templates plus the user's, from `$XDG_CONFIG_HOME/airlock/templates/*.yaml`.
+public struct TemplateCatalog: Sendable {
+    public var directory: String
+
+    public init(directory: String) {
+        self.directory = directory
+    }
+
+    /// The user's template directory, from the environment.
+    public static func `default`(environment: [String: String] = ProcessInfo.processInfo.environment) -> TemplateCatalog
+    {
+        let config =
+            environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.config")
+        return TemplateCatalog(directory: config + "/airlock/templates")
+    }
+
+    /// One entry of `template ls`.
+    public struct Entry: Sendable {
+        public var template: Template
+        public var source: String
+    }
+
+    /// Every template; a user file with a built-in's name replaces it.
+    public func all() throws -> [Entry] {
+        var entries: [String: Entry] = [:]
+        for template in BuiltinTemplates.all {
+            entries[template.name] = Entry(template: template, source: "built-in")
+        }
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for file in files.sorted() where file.hasSuffix(".yaml") || file.hasSuffix(".yml") {
+            let path = directory + "/" + file
+            let template = try Template.parse(yaml: try Files.read(path), source: path)
+            entries[template.name] = Entry(template: template, source: path)
+        }
+        return entries.values.sorted { $0.template.name < $1.template.name }
+    }
+
+    public func find(_ name: String) throws -> Entry {
+        guard let entry = try all().first(where: { $0.template.name == name }) else {
+            let known = (try? all().map(\.template.name).joined(separator: ", ")) ?? "shell"
+            throw AirlockError(.notFound, "unknown template '\(name)' (known: \(known))")
+        }
+        return entry
+    }
+}
+
+/// Templates that ship with Airlock.
+public enum BuiltinTemplates {
+    /// A general development shell: bash, git, curl, Python with pip and venv, build tools, sudo.
+    public static let shell = Template(
+        name: "shell",
+        description: "bash, git, curl, Python 3 with pip and venv, build tools, sudo",
+        packages: [
+            "bash", "bash-completion", "git", "curl", "ca-certificates", "python3", "python3-pip", "python3-venv",
+            "build-essential", "procps", "less", "nano", "openssh-client", "jq", "unzip", "xz-utils",
+        ])
+
+    public static let all = [shell]
+}

@@ -1,0 +1,91 @@
+/// A seccomp filter in OCI form.
+public struct Seccomp: Codable, Sendable, Equatable {
+    public var defaultAction: String
+    public var architectures: [String]
+    public var syscalls: [Rule]
+
+    public init(defaultAction: String, architectures: [String], syscalls: [Rule]) {
+        self.defaultAction = defaultAction
+        self.architectures = architectures
+        self.syscalls = syscalls
+    }
+
+    public struct Rule: Codable, Sendable, Equatable {
+        public var names: [String]
+        public var action: String
+        public var errnoRet: UInt32?
+        public var args: [Arg]?
+
+        public init(names: [String], action: String, errnoRet: UInt32? = nil, args: [Arg]? = nil) {
+            self.names = names
+            self.action = action
+            self.errnoRet = errnoRet
+            self.args = args
+        }
+    }
+
+    public struct Arg: Codable, Sendable, Equatable {
+        public var index: UInt32
+        public var value: UInt64
+        public var valueTwo: UInt64?
+        public var op: String
+
+        public init(index: UInt32, value: UInt64, valueTwo: UInt64? = nil, op: String) {
+            self.index = index
+            self.value = value
+            self.valueTwo = valueTwo
+            self.op = op
+        }
+    }
+}
+
+extension Seccomp {
+    static let eperm: UInt32 = 1
+    static let enosys: UInt32 = 38
+    static let eafnosupport: UInt32 = 97
+
+    /// Airlock's filter (DESIGN invariant 5): allow by default, deny the kernel interfaces that
+    /// agents never need and that keep turning up in container escapes.
+    public static var airlockDefault: Seccomp {
+        let denied = [
+            "io_uring_setup", "io_uring_enter", "io_uring_register",
+            "userfaultfd", "keyctl", "add_key", "request_key", "bpf", "perf_event_open",
+            "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+            "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "open_by_handle_at",
+            "name_to_handle_at", "mount", "umount2", "pivot_root", "move_mount", "open_tree", "fsopen",
+            "fsmount", "fsconfig", "fspick", "mount_setattr", "unshare", "setns", "swapon", "swapoff",
+            "reboot", "acct", "settimeofday", "clock_settime", "adjtimex", "clock_adjtime", "syslog",
+            "lookup_dcookie", "quotactl", "nfsservctl", "uselib", "vhangup",
+        ]
+        let cloneNewUser: UInt64 = 0x1000_0000
+        let tiocsti: UInt64 = 0x5412
+        let tioclinux: UInt64 = 0x541C
+        return Seccomp(
+            defaultAction: "SCMP_ACT_ALLOW",
+            architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"],
+            syscalls: [
+                Rule(names: denied, action: "SCMP_ACT_ERRNO", errnoRet: eperm),
+                // clone3 takes its flags in a struct the filter cannot read; ENOSYS makes libc
+                // fall back to clone, whose flags it can.
+                Rule(names: ["clone3"], action: "SCMP_ACT_ERRNO", errnoRet: enosys),
+                Rule(
+                    names: ["clone"], action: "SCMP_ACT_ERRNO", errnoRet: eperm,
+                    args: [Arg(index: 0, value: cloneNewUser, valueTwo: cloneNewUser, op: "SCMP_CMP_MASKED_EQ")]),
+                Rule(
+                    names: ["socket", "socketpair"], action: "SCMP_ACT_ERRNO", errnoRet: eafnosupport,
+                    args: [Arg(index: 0, value: 40, op: "SCMP_CMP_EQ")]),  // AF_VSOCK
+                Rule(
+                    names: ["socket", "socketpair"], action: "SCMP_ACT_ERRNO", errnoRet: eafnosupport,
+                    args: [Arg(index: 0, value: 38, op: "SCMP_CMP_EQ")]),  // AF_ALG
+                Rule(
+                    names: ["socket", "socketpair"], action: "SCMP_ACT_ERRNO", errnoRet: eafnosupport,
+                    args: [Arg(index: 0, value: 17, op: "SCMP_CMP_EQ")]),  // AF_PACKET
+                Rule(
+                    names: ["ioctl"], action: "SCMP_ACT_ERRNO", errnoRet: eperm,
+                    args: [Arg(index: 1, value: tiocsti, op: "SCMP_CMP_EQ")]),
+                Rule(
+                    names: ["ioctl"], action: "SCMP_ACT_ERRNO", errnoRet: eperm,
+                    args: [Arg(index: 1, value: tioclinux, op: "SCMP_CMP_EQ")]),
+            ])
+    }
+}

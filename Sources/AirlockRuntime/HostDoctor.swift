@@ -1,0 +1,182 @@
+import AirlockSystem
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One finding of `airlock doctor`.
+public struct HostCheck: Codable, Sendable {
+    public enum Level: String, Codable, Sendable {
+        case ok, warning, error
+    }
+
+    public var name: String
+    public var level: Level
+    public var detail: String
+    /// What to do about it, when something is wrong.
+    public var fix: String?
+}
+
+/// Checks what Airlock needs from the host, each with a fix.
+public struct HostDoctor: Sendable {
+    public init() {}
+
+    public func run() -> [HostCheck] {
+        var checks = [userNamespaces(), apparmor()]
+        let identity = subordinateIDs(&checks)
+        checks.append(tool("newuidmap", package: "uidmap", purpose: "maps the sandbox's ids"))
+        checks.append(tool("mmdebstrap", package: "mmdebstrap", purpose: "builds images"))
+        checks.append(tool("nsenter", package: "util-linux", purpose: "enters sandboxes"))
+        checks.append(cgroups())
+        var namespace: UserNamespace?
+        if let identity {
+            do {
+                namespace = try UserNamespace(identity: identity)
+                checks.append(
+                    HostCheck(
+                        name: "user namespace", level: .ok, detail: "created one with the sandbox id map", fix: nil))
+            } catch {
+                checks.append(
+                    HostCheck(
+                        name: "user namespace", level: .error, detail: "\(error)",
+                        fix: "check the subordinate id ranges and that newuidmap is setuid root"))
+            }
+        }
+        if let namespace {
+            checks.append(overlay(namespace))
+            for kind in RuntimeDriver.Kind.allCases {
+                checks.append(runtime(kind, namespace: namespace))
+            }
+            namespace.close()
+        }
+        return checks
+    }
+
+    func userNamespaces() -> HostCheck {
+        let max = (try? Files.read("/proc/sys/user/max_user_namespaces"))?.trimmingCharacters(
+            in: .whitespacesAndNewlines)
+        if max == "0" {
+            return HostCheck(
+                name: "user namespaces", level: .error, detail: "user.max_user_namespaces is 0",
+                fix: "sudo sysctl -w user.max_user_namespaces=15000")
+        }
+        if let clone = try? Files.read("/proc/sys/kernel/unprivileged_userns_clone"),
+            clone.trimmingCharacters(in: .whitespacesAndNewlines) == "0"
+        {
+            return HostCheck(
+                name: "user namespaces", level: .error, detail: "kernel.unprivileged_userns_clone is 0",
+                fix: "sudo sysctl -w kernel.unprivileged_userns_clone=1")
+        }
+        return HostCheck(name: "user namespaces", level: .ok, detail: "allowed (max \(max ?? "?"))", fix: nil)
+    }
+
+    func apparmor() -> HostCheck {
+        let path = "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"
+        if let value = try? Files.read(path), value.trimmingCharacters(in: .whitespacesAndNewlines) == "1" {
+            return HostCheck(
+                name: "AppArmor", level: .error,
+                detail: "unprivileged user namespaces are restricted by AppArmor (Ubuntu 23.10+)",
+                fix:
+                    "add an AppArmor profile granting `userns` to \(Executables.current), or sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"
+            )
+        }
+        return HostCheck(name: "AppArmor", level: .ok, detail: "no user namespace restriction", fix: nil)
+    }
+
+    func subordinateIDs(_ checks: inout [HostCheck]) -> SandboxIdentity? {
+        do {
+            let identity = try SandboxIdentity.current()
+            checks.append(
+                HostCheck(
+                    name: "subordinate ids", level: .ok,
+                    detail:
+                        "uids \(identity.uidRange.start)+\(identity.uidRange.count), gids \(identity.gidRange.start)+\(identity.gidRange.count)",
+                    fix: nil))
+            return identity
+        } catch let error as AirlockError {
+            let parts = error.message.components(separatedBy: " (fix: ")
+            checks.append(
+                HostCheck(
+                    name: "subordinate ids", level: .error, detail: parts[0],
+                    fix: parts.count > 1 ? String(parts[1].dropLast()) : nil))
+        } catch {
+            checks.append(HostCheck(name: "subordinate ids", level: .error, detail: "\(error)", fix: nil))
+        }
+        return nil
+    }
+
+    func tool(_ name: String, package: String, purpose: String) -> HostCheck {
+        if let path = Executables.find(name) {
+            return HostCheck(name: name, level: .ok, detail: "\(path) (\(purpose))", fix: nil)
+        }
+        return HostCheck(
+            name: name, level: .error, detail: "not installed (\(purpose))", fix: "sudo apt-get install \(package)")
+    }
+
+    func cgroups() -> HostCheck {
+        let support = CgroupSupport.detect()
+        guard let note = support.note else {
+            return HostCheck(
+                name: "cgroups", level: .ok, detail: "\(support.version.rawValue), limits enforced", fix: nil)
+        }
+        let parts = note.components(separatedBy: " (fix: ")
+        return HostCheck(
+            name: "cgroups", level: .warning, detail: parts[0], fix: parts.count > 1 ? String(parts[1].dropLast()) : nil
+        )
+    }
+
+    func overlay(_ namespace: UserNamespace) -> HostCheck {
+        let dir = NSTemporaryDirectory() + "airlock-doctor-\(getpid())"
+        defer { try? namespace.removeTree([dir]) }
+        let script =
+            "mkdir -p \(dir)/l \(dir)/u \(dir)/w \(dir)/m && mount -t overlay overlay -o lowerdir=\(dir)/l,upperdir=\(dir)/u,workdir=\(dir)/w \(dir)/m && umount \(dir)/m"
+        do {
+            try namespace.run(["sh", "-c", script], what: "overlay mount")
+            return HostCheck(name: "overlay", level: .ok, detail: "overlayfs mounts inside a user namespace", fix: nil)
+        } catch {
+            return HostCheck(
+                name: "overlay", level: .error, detail: "\(error)",
+                fix: "use Linux 5.11 or newer (overlayfs in user namespaces)")
+        }
+    }
+
+    /// Runs `/bin/true` in a throwaway container whose root is made of the host's read-only /usr.
+    func runtime(_ kind: RuntimeDriver.Kind, namespace: UserNamespace) -> HostCheck {
+        let name = "runtime \(kind.rawValue)"
+        guard let path = Executables.find(kind.rawValue) else {
+            return HostCheck(
+                name: name, level: kind == .runc ? .error : .warning, detail: "not installed",
+                fix: "sudo apt-get install \(kind.rawValue)")
+        }
+        let dir = NSTemporaryDirectory() + "airlock-doctor-\(kind.rawValue)-\(getpid())"
+        defer { try? namespace.removeTree([dir]) }
+        let driver = RuntimeDriver(kind: kind, stateRoot: dir + "/state")
+        let spec = """
+            {"ociVersion":"1.0.2","process":{"terminal":false,"user":{"uid":0,"gid":0},"args":["/usr/bin/true"],\
+            "env":["PATH=/usr/bin"],"cwd":"/"},"root":{"path":"rootfs","readonly":true},"hostname":"doctor",\
+            "mounts":[{"destination":"/proc","type":"proc","source":"proc"},\
+            {"destination":"/usr","type":"bind","source":"/usr","options":["rbind","ro"]},\
+            {"destination":"/lib","type":"bind","source":"/lib","options":["rbind","ro"]},\
+            {"destination":"/lib64","type":"bind","source":"/lib64","options":["rbind","ro"]}],\
+            "linux":{"namespaces":[{"type":"pid"},{"type":"mount"},{"type":"ipc"},{"type":"uts"},{"type":"network"}]}}
+            """
+        do {
+            for sub in ["rootfs/usr", "rootfs/lib", "rootfs/lib64", "rootfs/proc", "state"] {
+                try Files.makeDirectory(dir + "/" + sub)
+            }
+            try Files.writeAtomically(dir + "/config.json", spec)
+            let argv = driver.globalArguments + ["run", "--bundle", dir, "doctor-\(getpid())"]
+            let output = try ChildProcess.run(namespace.enterPrefix + ["unshare", "--pid", "--fork", "--"] + argv)
+            if output.status == 0 {
+                return HostCheck(name: name, level: .ok, detail: "\(path) runs sandboxes here", fix: nil)
+            }
+            return HostCheck(
+                name: name, level: kind == .runc ? .error : .warning,
+                detail: "\(path) is installed but cannot run a sandbox here: \(SandboxInit.runtimeError(output))",
+                fix: kind == .crun ? "use runc on hosts with hybrid cgroups (the default)" : "use runc (the default)")
+        } catch {
+            return HostCheck(name: name, level: .warning, detail: "\(error)", fix: nil)
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import AirlockSystem
+
+/// An OCI runtime Airlock can drive: runc, crun or gVisor's runsc.
+///
+/// Drivers only build argument lists; the supervisor and `exec` run them inside the sandbox's
+/// user namespace. Keeping them pure lets tests check the exact command lines.
+public struct RuntimeDriver: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable, Codable {
+        case runc, crun, runsc
+    }
+
+    public let kind: Kind
+    /// Directory for the runtime's container state (`--root`).
+    public let stateRoot: String
+
+    public init(kind: Kind, stateRoot: String) {
+        self.kind = kind
+        self.stateRoot = stateRoot
+    }
+
+    public var binary: String { kind.rawValue }
+
+    /// Flags every invocation needs.
+    var globalArguments: [String] {
+        switch kind {
+        case .runc, .crun: [binary, "--root", stateRoot]
+        // ptrace works on any host; the sandbox's network namespace is the runtime's own.
+        case .runsc: [binary, "--root", stateRoot, "--platform=ptrace", "--network=none", "--ignore-cgroups"]
+        }
+    }
+
+    /// Creates and starts the container, then returns (the init keeps running).
+    public func runArguments(bundle: String, id: String) -> [String] {
+        globalArguments + ["run", "--detach", "--bundle", bundle, id]
+    }
+
+    /// Starts one more process in the container, described by an OCI process JSON file.
+    public func execArguments(id: String, processFile: String, tty: Bool) -> [String] {
+        globalArguments + ["exec"] + (tty ? ["--tty"] : []) + ["--process", processFile, id]
+    }
+
+    public func killArguments(id: String, signal: String, all: Bool) -> [String] {
+        globalArguments + ["kill"] + (all && kind != .runsc ? ["--all"] : []) + [id, signal]
+    }
+
+    public func deleteArguments(id: String) -> [String] {
+        globalArguments + ["delete", "--force", id]
+    }
+
+    public func stateArguments(id: String) -> [String] {
+        globalArguments + ["state", id]
+    }
+
+    /// The program's path, or an error that says how to install it.
+    public func requireInstalled() throws -> String {
+        guard let path = Executables.find(binary) else {
+            throw AirlockError(.notFound, "runtime \(binary) is not installed (try: sudo apt-get install \(binary))")
+        }
+        return path
+    }
+}

@@ -1,0 +1,113 @@
+import AirlockOCI
+import AirlockState
+import AirlockSystem
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Pid 1 of a sandbox's private pid namespace, root of its user namespace.
+///
+/// It mounts the overlay root filesystem, asks the runtime to start the container, reports
+/// "ready" (or the error) on descriptor 3, then reaps processes until the container ends or
+/// it is told to stop. When it exits, the kernel kills everything left in its pid namespace:
+/// no sandbox process can outlive it, and it cannot outlive the supervisor (parent-death signal).
+public struct SandboxInit {
+    public let paths: SandboxPaths
+    public let name: String
+    public let imageRootfs: String
+    public let driver: RuntimeDriver
+    static let readyFD: Int32 = 3
+    static let stopGrace: Double = 10
+
+    public init(paths: SandboxPaths, name: String, imageRootfs: String, driver: RuntimeDriver) {
+        self.paths = paths
+        self.name = name
+        self.imageRootfs = imageRootfs
+        self.driver = driver
+    }
+
+    /// Runs until the sandbox stops; returns the exit status for the process.
+    public func run() -> Int32 {
+        let signals = SignalSet([SIGCHLD, SIGTERM, SIGINT, SIGHUP])
+        signals.block()
+        protectReadinessDescriptor(Self.readyFD)
+        let containerPID: pid_t
+        do {
+            try mountRootfs()
+            try prepareRuntimeState()
+            // The container inherits the runtime's stdio, so it goes to a file, never to a pipe
+            // that would stay open for the sandbox's whole life.
+            let logFile = paths.directory + "/runtime.log"
+            Files.remove(logFile)
+            let runtime = try ChildProcess.spawn(
+                driver.runArguments(bundle: paths.bundle, id: name), stdin: .null, stdout: .file(logFile),
+                stderr: .file(logFile))
+            let status = runtime.wait()
+            guard status == 0 else {
+                let output = ChildProcess.Output(status: status, stdout: "", stderr: (try? Files.read(logFile)) ?? "")
+                throw AirlockError(
+                    .failed, "\(driver.binary) could not start the sandbox: \(Self.runtimeError(output))")
+            }
+            containerPID = try readContainerPID()
+        } catch {
+            writeLine(Self.readyFD, "error: \(error)")
+            return 1
+        }
+        writeLine(Self.readyFD, "ready")
+        close(Self.readyFD)
+
+        var stopDeadline: Double?
+        while true {
+            let signal = signals.wait(timeout: 1)
+            if signal == SIGTERM || signal == SIGINT || signal == SIGHUP, stopDeadline == nil {
+                kill(containerPID, SIGTERM)
+                stopDeadline = Monotonic.now() + Self.stopGrace
+            }
+            for child in reapChildren() where child.pid == containerPID {
+                return child.status
+            }
+            if kill(containerPID, 0) != 0 && errno == ESRCH { return 0 }
+            if let deadline = stopDeadline, Monotonic.now() > deadline { return 137 }
+        }
+    }
+
+    private func mountRootfs() throws {
+        for dir in [paths.upper, paths.work, paths.rootfs] { try Files.makeDirectory(dir) }
+        let options = "lowerdir=\(imageRootfs),upperdir=\(paths.upper),workdir=\(paths.work)"
+        guard mount("overlay", paths.rootfs, "overlay", 0, options) == 0 else {
+            throw AirlockError(
+                .failed, "cannot mount the sandbox root filesystem (overlay)",
+                cause: SystemCallError("mount", errno: errno))
+        }
+    }
+
+    /// Each start gets fresh runtime state: a killed supervisor may have left some behind.
+    private func prepareRuntimeState() throws {
+        if Files.exists(paths.runtimeRoot) {
+            let output = try ChildProcess.run(["rm", "-rf", paths.runtimeRoot])
+            guard output.status == 0 else {
+                throw AirlockError(.failed, "cannot clear \(paths.runtimeRoot): \(output.lastErrorLine)")
+            }
+        }
+        try Files.makeDirectory(paths.runtimeRoot, mode: 0o700)
+    }
+
+    private func readContainerPID() throws -> pid_t {
+        let output = try ChildProcess.run(driver.stateArguments(id: name))
+        struct State: Decodable { var pid: Int32 }
+        guard output.status == 0, let state = try? JSONDecoder().decode(State.self, from: Data(output.stdout.utf8))
+        else { throw AirlockError(.failed, "\(driver.binary) state failed: \(output.lastErrorLine)") }
+        return state.pid
+    }
+
+    /// The useful part of a runtime's error (runc prints JSON log lines or `msg="..."`).
+    static func runtimeError(_ output: ChildProcess.Output) -> String {
+        let line = output.lastErrorLine
+        if let range = line.range(of: "msg=\"") {
+            return String(line[range.upperBound...]).replacingOccurrences(of: "\"", with: "")
+        }
+        return line
+    }
+}

@@ -1,0 +1,132 @@
+import AirlockImages
+import AirlockOCI
+import AirlockState
+
+/// Turns a sandbox record into the OCI runtime spec the runtime enforces.
+public struct SandboxSpec: Sendable {
+    public var record: SandboxRecord
+    public var paths: SandboxPaths
+    public var imageRootfs: String
+    public var user: Template.UserSetup
+    /// Resources to put in the spec; nil when the host cannot enforce them.
+    public var resources: RuntimeSpec.Resources?
+    public var cgroupsPath: String?
+
+    public init(
+        record: SandboxRecord, paths: SandboxPaths, imageRootfs: String, user: Template.UserSetup,
+        resources: RuntimeSpec.Resources?, cgroupsPath: String?
+    ) {
+        self.record = record
+        self.paths = paths
+        self.imageRootfs = imageRootfs
+        self.user = user
+        self.resources = resources
+        self.cgroupsPath = cgroupsPath
+    }
+
+    public var homeDirectory: String { "/home/" + user.name }
+
+    /// The environment every process in the sandbox starts with.
+    public func environment(user name: String, home: String, extra: [String] = []) -> [String] {
+        var env = [
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME=\(home)", "USER=\(name)", "LOGNAME=\(name)", "LANG=C.UTF-8", "TERM=xterm-256color",
+            "AIRLOCK_SANDBOX=\(record.name)",
+        ]
+        for entry in record.environment + extra {
+            let key = entry.split(separator: "=", maxSplits: 1).first.map(String.init) ?? entry
+            env.removeAll { $0.hasPrefix(key + "=") }
+            env.append(entry)
+        }
+        return env
+    }
+
+    /// The spec of the sandbox's long-running init (tini reaping for `sleep infinity`).
+    public func runtimeSpec() -> RuntimeSpec {
+        let agent = SandboxIdentityIDs.agent
+        let process = RuntimeSpec.Process(
+            terminal: false, user: RuntimeSpec.User(uid: agent, gid: agent),
+            args: ["/usr/bin/tini", "-s", "-g", "--", "sleep", "infinity"],
+            env: environment(user: user.name, home: homeDirectory), cwd: "/",
+            capabilities: .agent, rlimits: nil,
+            noNewPrivileges: true)
+        return RuntimeSpec(
+            process: process,
+            root: RuntimeSpec.Root(path: paths.rootfs, readonly: false),
+            hostname: record.name,
+            mounts: mounts(),
+            linux: RuntimeSpec.Linux(
+                namespaces: ["pid", "ipc", "uts", "mount", "network", "cgroup"].map { RuntimeSpec.Namespace(type: $0) },
+                resources: resources, cgroupsPath: cgroupsPath, seccomp: .airlockDefault,
+                maskedPaths: Self.maskedPaths, readonlyPaths: Self.readonlyPaths))
+    }
+
+    /// The process JSON for `exec`: the agent gets no capabilities; root gets a container's.
+    public func execProcess(
+        args: [String], uid: UInt32, gid: UInt32, userName: String, home: String, cwd: String?, tty: Bool,
+        extraEnvironment: [String]
+    ) -> RuntimeSpec.Process {
+        let isRoot = uid == 0
+        return RuntimeSpec.Process(
+            terminal: tty, user: RuntimeSpec.User(uid: uid, gid: gid, additionalGids: nil), args: args,
+            env: environment(user: userName, home: home, extra: extraEnvironment),
+            cwd: cwd ?? record.workspace,
+            capabilities: isRoot ? .root : .agent,
+            rlimits: nil,
+            // setuid sudo needs privileges to rise; without sudo nothing in the sandbox may.
+            noNewPrivileges: !user.sudo)
+    }
+
+    func mounts() -> [RuntimeSpec.Mount] {
+        typealias Mount = RuntimeSpec.Mount
+        var mounts = [
+            Mount(destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"]),
+            Mount(
+                destination: "/dev", type: "tmpfs", source: "tmpfs",
+                options: ["nosuid", "strictatime", "mode=755", "size=65536k"]),
+            Mount(
+                destination: "/dev/pts", type: "devpts", source: "devpts",
+                options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
+            Mount(
+                destination: "/dev/shm", type: "tmpfs", source: "shm",
+                options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
+            Mount(
+                destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"]),
+            Mount(destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"]),
+            Mount(destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777"]),
+            Mount.bind(paths.etc + "/hosts", at: "/etc/hosts", readOnly: true),
+            Mount.bind(paths.etc + "/hostname", at: "/etc/hostname", readOnly: true),
+            Mount.bind(paths.etc + "/resolv.conf", at: "/etc/resolv.conf", readOnly: true),
+            Mount.bind(paths.home, at: homeDirectory, readOnly: false),
+            Mount.bind(record.workspace, at: record.workspace, readOnly: false),
+        ]
+        for extra in record.mounts {
+            mounts.append(Mount.bind(extra.source, at: extra.destination, readOnly: extra.readOnly))
+        }
+        return mounts
+    }
+
+    static let maskedPaths = [
+        "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+        "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+    ]
+
+    static let readonlyPaths = [
+        "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+    ]
+
+    /// Files under `paths.etc` that the spec binds over the image's.
+    public func etcFiles() -> [String: String] {
+        [
+            "hosts": "127.0.0.1\tlocalhost \(record.name)\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+            "hostname": record.name + "\n",
+            // Loopback only for now: nothing to resolve names against.
+            "resolv.conf": "# airlock: this sandbox has no network access\nnameserver 127.0.0.1\n",
+        ]
+    }
+}
+
+/// Fixed ids inside every sandbox.
+public enum SandboxIdentityIDs {
+    public static let agent: UInt32 = 1000
+}

@@ -1,0 +1,404 @@
+import AirlockImages
+import AirlockOCI
+import AirlockState
+import AirlockSystem
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What `create` and `run` were asked for.
+public struct CreateRequest: Sendable {
+    public var agent: String
+    public var workspace: String
+    public var name: String?
+    public var template: String?
+    public var environment: [String] = []
+    public var volumes: [String] = []
+    public var memory: String?
+    public var cpus: Double?
+    public var pids: Int64?
+    public var runtime: String?
+
+    public init(agent: String, workspace: String) {
+        self.agent = agent
+        self.workspace = workspace
+    }
+
+    /// True when an option that only `create` can apply was given.
+    public var hasCreateOptions: Bool {
+        template != nil || !environment.isEmpty || !volumes.isEmpty || memory != nil || cpus != nil || pids != nil
+            || runtime != nil
+    }
+}
+
+/// Creates, starts, enters, stops and removes sandboxes.
+public struct Sandboxes: Sendable {
+    public let store: StateStore
+    public let templates: TemplateCatalog
+    public let log: @Sendable (String) -> Void
+
+    public init(store: StateStore, templates: TemplateCatalog, log: @escaping @Sendable (String) -> Void) {
+        self.store = store
+        self.templates = templates
+        self.log = log
+    }
+
+    // MARK: create
+
+    /// The sandbox name for an agent and workspace: `<agent>-<directory name>`.
+    public static func defaultName(agent: String, workspace: String) -> String {
+        let base = (workspace as NSString).lastPathComponent
+        var name = "\(agent)-\(base)".lowercased().map { ch -> Character in
+            ch.isASCII && (ch.isLetter || ch.isNumber || ch == "-" || ch == "_" || ch == ".") ? ch : "-"
+        }
+        while name.first == "-" || name.first == "." { name.removeFirst() }
+        return String(String(name).prefix(63))
+    }
+
+    public static func validate(name: String) throws {
+        guard name.wholeMatch(of: /[a-z0-9][a-z0-9_.-]{0,62}/) != nil else {
+            throw AirlockError(
+                .invalidArgument,
+                "invalid sandbox name '\(name)' (lower-case letters, digits, '.', '_', '-'; at most 63)")
+        }
+    }
+
+    /// Creates the sandbox, or returns the existing one for the same agent and workspace.
+    public func create(_ request: CreateRequest) throws -> (record: SandboxRecord, created: Bool) {
+        let agent = try AgentCatalog.find(request.agent)
+        let workspace = Files.absolute(request.workspace)
+        guard Files.isDirectory(workspace) else {
+            throw AirlockError(.notFound, "workspace \(request.workspace) does not exist or is not a directory")
+        }
+        guard workspace != "/" else {
+            throw AirlockError(.invalidArgument, "refusing to use / as a workspace")
+        }
+        let name = request.name ?? Self.defaultName(agent: agent.name, workspace: workspace)
+        try Self.validate(name: name)
+        try store.prepare()
+        let paths = store.sandbox(name)
+        if Files.exists(paths.record) {
+            let existing = try paths.loadRecord()
+            guard existing.workspace == workspace else {
+                throw AirlockError(
+                    .conflict,
+                    "sandbox name '\(name)' is taken by workspace \(existing.workspace) (choose another with --name)")
+            }
+            guard existing.agent == agent.name else {
+                throw AirlockError(
+                    .conflict, "sandbox name '\(name)' is taken by agent \(existing.agent) (choose another with --name)"
+                )
+            }
+            if request.hasCreateOptions {
+                log(
+                    "note: sandbox \(name) already exists; its options stay as created (`airlock rm \(name)` to change them)"
+                )
+            }
+            return (existing, false)
+        }
+
+        let templateName = request.template ?? agent.template
+        let template = try templates.find(templateName).template
+        let runtime = try Self.runtime(named: request.runtime)
+        let limits = SandboxRecord.Limits(
+            memoryBytes: try request.memory.map(Self.parseBytes), cpus: try request.cpus.map(Self.checkCPUs),
+            pids: try request.pids.map(Self.checkPids))
+        let mounts = try request.volumes.map(Self.parseVolume)
+        let environment = try request.environment.map(Self.checkEnvironment)
+        let identity = try SandboxIdentity.current()
+        let image = try ImageBuilder(store: store, identity: identity).ensure(template, log: log)
+
+        try Files.makeDirectory(store.sandboxesDirectory)
+        guard mkdir(paths.directory, 0o700) == 0 else {
+            if errno == EEXIST {
+                throw AirlockError(.conflict, "sandbox '\(name)' is being created by another command")
+            }
+            throw AirlockError(
+                .failed, "cannot create \(paths.directory)", cause: SystemCallError("mkdir", errno: errno))
+        }
+        do {
+            let lock = try FileLock(path: paths.lock)
+            try lock.acquire(timeout: 30, what: "sandbox \(name)")
+            defer { lock.release() }
+            for dir in [paths.upper, paths.work, paths.home, paths.bundle, paths.etc] {
+                try Files.makeDirectory(dir)
+            }
+            try Files.makeDirectory(paths.runtimeRoot, mode: 0o700)
+            try seedHome(paths.home, imageRootfs: image.rootfs(in: store))
+            let record = SandboxRecord(
+                name: name, agent: agent.name, workspace: workspace, template: template.name, image: image.digest,
+                runtime: runtime.rawValue, command: agent.command, environment: environment, mounts: mounts,
+                limits: limits, created: Date())
+            try paths.save(record)
+            return (record, true)
+        } catch {
+            Files.remove(paths.directory)
+            throw error
+        }
+    }
+
+    /// Copies the image's skeleton files into a new private home.
+    private func seedHome(_ home: String, imageRootfs: String) throws {
+        let skel = imageRootfs + "/etc/skel"
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: skel)) ?? [] {
+            try? FileManager.default.copyItem(atPath: skel + "/" + file, toPath: home + "/" + file)
+        }
+    }
+
+    static func runtime(named name: String?) throws -> RuntimeDriver.Kind {
+        guard let name else { return .runc }
+        guard let kind = RuntimeDriver.Kind(rawValue: name) else {
+            throw AirlockError(.invalidArgument, "unknown runtime '\(name)' (choose runc, crun or runsc)")
+        }
+        guard Executables.find(kind.rawValue) != nil else {
+            throw AirlockError(.notFound, "runtime \(name) is not installed (try: sudo apt-get install \(name))")
+        }
+        return kind
+    }
+
+    /// Parses `512m`, `2g`, `1.5G`, `1048576`.
+    public static func parseBytes(_ text: String) throws -> Int64 {
+        let lower = text.lowercased().replacingOccurrences(of: "b", with: "")
+        let units: [Character: Double] = [
+            "k": 1024, "m": 1024 * 1024, "g": 1024 * 1024 * 1024, "t": 1024 * 1024 * 1024 * 1024,
+        ]
+        var number = Substring(lower)
+        var factor = 1.0
+        if let last = lower.last, let unit = units[last] {
+            factor = unit
+            number = number.dropLast()
+        }
+        guard let value = Double(number), value > 0, value * factor >= 6 * 1024 * 1024 else {
+            throw AirlockError(.invalidArgument, "invalid memory size '\(text)' (use e.g. 512m or 2g; at least 6m)")
+        }
+        return Int64(value * factor)
+    }
+
+    static func checkCPUs(_ value: Double) throws -> Double {
+        guard value > 0, value <= 1024 else {
+            throw AirlockError(.invalidArgument, "invalid --cpus \(value) (use e.g. 1.5)")
+        }
+        return value
+    }
+
+    static func checkPids(_ value: Int64) throws -> Int64 {
+        guard value >= 8 else { throw AirlockError(.invalidArgument, "invalid --pids \(value) (at least 8)") }
+        return value
+    }
+
+    static func checkEnvironment(_ entry: String) throws -> String {
+        guard let eq = entry.firstIndex(of: "="), eq != entry.startIndex else {
+            throw AirlockError(.invalidArgument, "invalid -e '\(entry)' (use KEY=VALUE)")
+        }
+        return entry
+    }
+
+    /// Parses `HOST[:PATH][:ro|rw]`.
+    public static func parseVolume(_ spec: String) throws -> SandboxRecord.MountRequest {
+        var parts = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        var readOnly = false
+        if parts.count > 1, let last = parts.last, last == "ro" || last == "rw" {
+            readOnly = last == "ro"
+            parts.removeLast()
+        }
+        guard (1...2).contains(parts.count), !parts[0].isEmpty else {
+            throw AirlockError(.invalidArgument, "invalid -v '\(spec)' (use HOST[:PATH][:ro])")
+        }
+        let source = Files.absolute(parts[0])
+        guard Files.exists(source) else {
+            throw AirlockError(.notFound, "mount source \(parts[0]) does not exist")
+        }
+        let destination = parts.count == 2 ? parts[1] : source
+        guard destination.hasPrefix("/"), !destination.split(separator: "/").contains("..") else {
+            throw AirlockError(.invalidArgument, "invalid -v '\(spec)': the sandbox path must be absolute")
+        }
+        return SandboxRecord.MountRequest(source: source, destination: destination, readOnly: readOnly)
+    }
+
+    // MARK: start
+
+    public func record(_ name: String) throws -> SandboxRecord {
+        let paths = store.sandbox(name)
+        guard Files.exists(paths.record) else { throw AirlockError(.notFound, "no sandbox named '\(name)'") }
+        return try paths.loadRecord()
+    }
+
+    func spec(for record: SandboxRecord) throws -> SandboxSpec {
+        let template = try templates.find(record.template).template
+        let imageRootfs = store.imagesDirectory + "/" + record.image + "/rootfs"
+        guard Files.isDirectory(imageRootfs) else {
+            throw AirlockError(
+                .notFound, "the image of sandbox \(record.name) is gone (remove the sandbox: airlock rm \(record.name))"
+            )
+        }
+        return SandboxSpec(
+            record: record, paths: store.sandbox(record.name), imageRootfs: imageRootfs, user: template.user,
+            resources: nil, cgroupsPath: nil)
+    }
+
+    /// Starts the sandbox's supervisor unless it is already running; returns its status.
+    @discardableResult
+    public func start(_ name: String) throws -> RunningStatus {
+        let paths = store.sandbox(name)
+        let record = try record(name)
+        if paths.isRunning, let status = paths.loadStatus() { return status }
+        let lock = try FileLock(path: paths.lock)
+        try lock.acquire(timeout: 60, what: "sandbox \(name)")
+        defer { lock.release() }
+        if paths.isRunning, let status = paths.loadStatus() { return status }
+
+        let spec = try spec(for: record)
+        let driver = RuntimeDriver(
+            kind: RuntimeDriver.Kind(rawValue: record.runtime) ?? .runc, stateRoot: paths.runtimeRoot)
+        _ = try driver.requireInstalled()
+        for (file, contents) in spec.etcFiles() {
+            try Files.writeAtomically(paths.etc + "/" + file, contents)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try Files.writeAtomically(
+            paths.bundle + "/config.json", String(decoding: try encoder.encode(spec.runtimeSpec()), as: UTF8.self))
+
+        let ready = try Pipe2()
+        let launcher = try ChildProcess.spawn(
+            ["setsid", "--fork", Executables.current, "_supervise", "--state", store.root, name],
+            stdin: .null, stdout: .file(paths.log), stderr: .file(paths.log), extraDescriptors: [3: ready.write])
+        ready.closeWrite()
+        let answer = readReadinessLine(ready.read).trimmingCharacters(in: .whitespacesAndNewlines)
+        launcher.wait()
+        guard answer == "ready" else {
+            let message =
+                answer.hasPrefix("error: ")
+                ? String(answer.dropFirst(7)) : "the supervisor exited early (see \(paths.log))"
+            throw AirlockError(.failed, "cannot start sandbox \(name): \(message)")
+        }
+        guard let status = paths.loadStatus() else {
+            throw AirlockError(.failed, "sandbox \(name) started but wrote no status (see \(paths.log))")
+        }
+        return status
+    }
+
+    // MARK: exec
+
+    /// How to run one command in a sandbox.
+    public struct ExecRequest: Sendable {
+        public var command: [String]
+        public var user: String?
+        public var workdir: String?
+        public var environment: [String] = []
+        public var tty = false
+        public var interactive = false
+
+        public init(command: [String]) {
+            self.command = command
+        }
+    }
+
+    /// Replaces this process with the runtime's `exec`, so exit status, TTY and signals are the
+    /// command's own.
+    public func exec(_ name: String, _ request: ExecRequest) throws -> Never {
+        let record = try record(name)
+        let paths = store.sandbox(name)
+        guard paths.isRunning, let status = paths.loadStatus() else {
+            throw AirlockError(
+                .conflict,
+                "sandbox \(name) is not running (start it with: airlock run \(record.agent) \(record.workspace))")
+        }
+        let spec = try spec(for: record)
+        let account = try resolveUser(request.user ?? spec.user.name, spec: spec)
+        if let workdir = request.workdir, !workdir.hasPrefix("/") {
+            throw AirlockError(.invalidArgument, "the working directory must be absolute: \(workdir)")
+        }
+        let environment = try request.environment.map(Self.checkEnvironment)
+        let process = spec.execProcess(
+            args: request.command, uid: account.uid, gid: account.gid, userName: account.name, home: account.home,
+            cwd: request.workdir, tty: request.tty, extraEnvironment: environment)
+        let json = String(decoding: try JSONEncoder().encode(process), as: UTF8.self)
+        // Hand the process JSON over a pipe the runtime opens as a file: nothing left on disk.
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw SystemCallError("pipe", errno: errno) }
+        _ = json.withCString { write(fds[1], $0, strlen($0)) }
+        close(fds[1])
+        if !request.interactive && !request.tty {
+            let null = open("/dev/null", O_RDONLY)
+            dup2(null, 0)
+            close(null)
+        }
+        let driver = RuntimeDriver(
+            kind: RuntimeDriver.Kind(rawValue: record.runtime) ?? .runc, stateRoot: paths.runtimeRoot)
+        try ChildProcess.exec(
+            ["nsenter", "-t", String(status.initPID), "-U", "-m", "-p", "--"]
+                + driver.execArguments(id: name, processFile: "/proc/self/fd/\(fds[0])", tty: request.tty))
+    }
+
+    struct Account {
+        var name: String
+        var uid: UInt32
+        var gid: UInt32
+        var home: String
+    }
+
+    /// Looks a user up in the sandbox's passwd (its upper layer first, where `useradd` writes).
+    func resolveUser(_ user: String, spec: SandboxSpec) throws -> Account {
+        let passwd =
+            (try? Files.read(spec.paths.upper + "/etc/passwd")) ?? (try? Files.read(spec.imageRootfs + "/etc/passwd"))
+            ?? ""
+        let numeric = UInt32(user)
+        for line in passwd.split(separator: "\n") {
+            let fields = line.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            guard fields.count >= 7, let uid = UInt32(fields[2]), let gid = UInt32(fields[3]) else { continue }
+            if fields[0] == user || uid == numeric {
+                return Account(name: fields[0], uid: uid, gid: gid, home: fields[5])
+            }
+        }
+        if let numeric { return Account(name: user, uid: numeric, gid: numeric, home: "/") }
+        throw AirlockError(.notFound, "no user '\(user)' in sandbox \(spec.record.name)")
+    }
+
+    // MARK: stop and remove
+
+    /// Stops the sandbox: its processes end, its files stay.
+    public func stop(_ name: String, timeout: Double = 20) throws {
+        _ = try record(name)
+        let paths = store.sandbox(name)
+        guard paths.isRunning else { return }
+        guard let status = paths.loadStatus() else {
+            throw AirlockError(.busy, "sandbox \(name) is starting; try again")
+        }
+        kill(status.supervisorPID, SIGTERM)
+        let deadline = Monotonic.now() + timeout
+        while paths.isRunning {
+            if Monotonic.now() > deadline {
+                kill(status.supervisorPID, SIGKILL)
+                usleep(200_000)
+                break
+            }
+            usleep(20_000)
+        }
+        Files.remove(paths.status)
+    }
+
+    /// Removes the sandbox and everything it wrote outside the workspace.
+    public func remove(_ name: String, force: Bool) throws {
+        _ = try record(name)
+        let paths = store.sandbox(name)
+        if paths.isRunning {
+            guard force else {
+                throw AirlockError(.conflict, "sandbox \(name) is running (stop it first, or use rm -f)")
+            }
+            try stop(name)
+        }
+        let lock = try FileLock(path: paths.lock)
+        try lock.acquire(timeout: 60, what: "sandbox \(name)")
+        // The upper layer holds files owned by the sandbox's ids: delete from inside its namespace.
+        let namespace = try UserNamespace(identity: try SandboxIdentity.current())
+        defer { namespace.close() }
+        let doomed = store.sandboxesDirectory + "/.removing-" + name + "-\(getpid())"
+        guard rename(paths.directory, doomed) == 0 else {
+            throw SystemCallError("rename \(paths.directory)", errno: errno)
+        }
+        try namespace.removeTree([doomed])
+    }
+}

@@ -1,0 +1,124 @@
+import AirlockState
+import AirlockSystem
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The one process that keeps a sandbox running, detached from the CLI.
+///
+/// It holds the sandbox's user namespace open, starts the sandbox init inside a new pid
+/// namespace, reports readiness to whoever started it (descriptor 3), and waits. A stop request
+/// (SIGTERM) is passed to the init, which stops the container. If the supervisor itself is
+/// killed, parent-death signals take down the init and with it every process of the sandbox.
+public struct Supervisor {
+    public let store: StateStore
+    public let name: String
+    static let readyFD: Int32 = 3
+
+    public init(store: StateStore, name: String) {
+        self.store = store
+        self.name = name
+    }
+
+    public func run() -> Int32 {
+        let paths = store.sandbox(name)
+        let signals = SignalSet([SIGCHLD, SIGTERM, SIGINT, SIGHUP])
+        signals.block()
+        protectReadinessDescriptor(Self.readyFD)
+        let runningLock: FileLock
+        do {
+            runningLock = try FileLock(path: paths.runningLock)
+        } catch {
+            return report(error: "\(error)")
+        }
+        guard runningLock.tryAcquire() else {
+            // Another supervisor owns the sandbox; it is ready once its status exists.
+            let deadline = Monotonic.now() + 30
+            while paths.loadStatus() == nil && paths.isRunning && Monotonic.now() < deadline { usleep(20_000) }
+            guard paths.loadStatus() != nil else {
+                return report(error: "another supervisor of \(name) did not become ready")
+            }
+            writeLine(Self.readyFD, "ready")
+            return 0
+        }
+        let namespace: UserNamespace
+        let chain: ChildProcess
+        do {
+            namespace = try UserNamespace(identity: try SandboxIdentity.current())
+            let ready = try Pipe2()
+            chain = try ChildProcess.spawn(
+                namespace.enterPrefix + [
+                    "setpriv", "--pdeathsig", "SIGKILL", "--",
+                    "unshare", "--pid", "--fork", "--kill-child=SIGKILL", "--mount-proc", "--",
+                    Executables.current, "_init", "--state", store.root, name,
+                ], stdin: .null, extraDescriptors: [Self.readyFD: ready.write])
+            ready.closeWrite()
+            let answer = readReadinessLine(ready.read).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard answer == "ready" else {
+                chain.signal(SIGKILL)
+                chain.wait()
+                namespace.close()
+                let message =
+                    answer.hasPrefix("error: ") ? String(answer.dropFirst(7)) : "the sandbox init exited early"
+                return report(error: message)
+            }
+            let initPID = try Self.onlyChild(of: chain.pid)
+            let limits = CgroupSupport.detect().note
+            try paths.save(
+                RunningStatus(
+                    supervisorPID: getpid(), initPID: initPID, started: Date(), limitsEnforced: limits == nil,
+                    limitsNote: limits))
+        } catch {
+            return report(error: "\(error)")
+        }
+        writeLine(Self.readyFD, "ready")
+        close(Self.readyFD)
+        log("sandbox \(name) running")
+
+        var killDeadline: Double?
+        var status: Int32 = 0
+        loop: while true {
+            let signal = signals.wait(timeout: 1)
+            if signal == SIGTERM || signal == SIGINT || signal == SIGHUP, killDeadline == nil {
+                log("stop requested")
+                // The chain's child is the sandbox init; it stops the container gracefully.
+                if let initPID = paths.loadStatus()?.initPID { kill(initPID, SIGTERM) }
+                killDeadline = Monotonic.now() + SandboxInit.stopGrace + 5
+            }
+            if let exited = chain.poll() {
+                status = exited
+                break loop
+            }
+            if let deadline = killDeadline, Monotonic.now() > deadline {
+                chain.signal(SIGKILL)
+            }
+        }
+        Files.remove(paths.status)
+        namespace.close()
+        log("sandbox \(name) stopped (status \(status))")
+        runningLock.release()
+        return 0
+    }
+
+    private func report(error: String) -> Int32 {
+        log("error: \(error)")
+        writeLine(Self.readyFD, "error: \(error)")
+        return 1
+    }
+
+    private func log(_ message: String) {
+        let stamp = ISO8601DateFormatter().string(from: Date())
+        FileHandle.standardError.write(Data("\(stamp) \(message)\n".utf8))
+    }
+
+    /// The single child of `pid` (the chain's `unshare` forks exactly one: the init).
+    static func onlyChild(of pid: pid_t) throws -> pid_t {
+        let text = (try? Files.read("/proc/\(pid)/task/\(pid)/children")) ?? ""
+        guard let first = text.split(separator: " ").first, let child = pid_t(first) else {
+            throw AirlockError(.failed, "cannot find the sandbox init process")
+        }
+        return child
+    }
+}

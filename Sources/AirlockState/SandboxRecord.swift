@@ -1,0 +1,80 @@
+import Foundation
+
+/// What `create` decided about a sandbox; stored as `sandbox.json` and shown by `inspect`.
+public struct SandboxRecord: Codable, Sendable, Equatable {
+    public var name: String
+    public var agent: String
+    public var workspace: String
+    public var template: String
+    public var image: String
+    public var runtime: String
+    public var command: [String]
+    public var environment: [String]
+    public var mounts: [MountRequest]
+    public var limits: Limits
+    public var created: Date
+
+    public init(
+        name: String, agent: String, workspace: String, template: String, image: String, runtime: String,
+        command: [String], environment: [String], mounts: [MountRequest], limits: Limits, created: Date
+    ) {
+        self.name = name
+        self.agent = agent
+        self.workspace = workspace
+        self.template = template
+        self.image = image
+        self.runtime = runtime
+        self.command = command
+        self.environment = environment
+        self.mounts = mounts
+        self.limits = limits
+        self.created = created
+    }
+
+    /// An extra mount from `-v HOST[:PATH][:ro]`.
+    public struct MountRequest: Codable, Sendable, Equatable {
+        public var source: String
+        public var destination: String
+        public var readOnly: Bool
+
+        public init(source: String, destination: String, readOnly: Bool) {
+            self.source = source
+            self.destination = destination
+            self.readOnly = readOnly
+        }
+    }
+
+    /// Resource limits the user asked for (nil: none).
+    public struct Limits: Codable, Sendable, Equatable {
+        public var memoryBytes: Int64?
+        public var cpus: Double?
+        public var pids: Int64?
+
+        public init(memoryBytes: Int64? = nil, cpus: Double? = nil, pids: Int64? = nil) {
+            self.memoryBytes = memoryBytes
+            self.cpus = cpus
+            self.pids = pids
+        }
+
+        public var isEmpty: Bool { memoryBytes == nil && cpus == nil && pids == nil }
+    }
+}
+
+/// What the supervisor reports about a running sandbox.
+public struct RunningStatus: Codable, Sendable, Equatable {
+    public var supervisorPID: Int32
+    /// Host pid of the sandbox's init, the process commands enter to reach the sandbox.
+    public var initPID: Int32
+    public var started: Date
+    /// Whether the cgroup limits are enforced, and if not, why.
+    public var limitsEnforced: Bool
+    public var limitsNote: String?
+
+    public init(supervisorPID: Int32, initPID: Int32, started: Date, limitsEnforced: Bool, limitsNote: String?) {
+        self.supervisorPID = supervisorPID
+        self.initPID = initPID
+        self.started = started
+        self.limitsEnforced = limitsEnforced
+        self.limitsNote = limitsNote
+    }
+}

@@ -1,0 +1,103 @@
+import AirlockSystem
+import Foundation
+
+/// Where Airlock keeps its state: `$AIRLOCK_HOME`, else `$XDG_DATA_HOME/airlock`, else
+/// `~/.local/share/airlock`.
+///
+/// ```
+/// images/<digest>/rootfs        read-only image root filesystems
+/// images/<template>.lock        build lock per template
+/// sandboxes/<name>/sandbox.json the sandbox record
+/// sandboxes/<name>/{upper,work,home,bundle,runc,supervisor.log,lock,running.lock}
+/// ```
+public struct StateStore: Sendable {
+    public let root: String
+
+    public init(root: String) {
+        self.root = root
+    }
+
+    /// The store for this user, from the environment.
+    public static func `default`(environment: [String: String] = ProcessInfo.processInfo.environment) -> StateStore {
+        if let home = environment["AIRLOCK_HOME"], !home.isEmpty { return StateStore(root: Files.absolute(home)) }
+        if let data = environment["XDG_DATA_HOME"], !data.isEmpty { return StateStore(root: data + "/airlock") }
+        let home = environment["HOME"] ?? NSHomeDirectory()
+        return StateStore(root: home + "/.local/share/airlock")
+    }
+
+    public var imagesDirectory: String { root + "/images" }
+    public var sandboxesDirectory: String { root + "/sandboxes" }
+
+    public func sandbox(_ name: String) -> SandboxPaths {
+        SandboxPaths(directory: sandboxesDirectory + "/" + name)
+    }
+
+    public func prepare() throws {
+        try Files.makeDirectory(root, mode: 0o700)
+        try Files.makeDirectory(imagesDirectory)
+        try Files.makeDirectory(sandboxesDirectory)
+    }
+
+    /// Names of every sandbox with a record, sorted.
+    public func sandboxNames() -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: sandboxesDirectory)) ?? []
+        return names.filter { Files.exists(sandboxesDirectory + "/" + $0 + "/sandbox.json") }.sorted()
+    }
+
+    /// Every sandbox record that can be read.
+    public func records() -> [SandboxRecord] {
+        sandboxNames().compactMap { try? sandbox($0).loadRecord() }
+    }
+}
+
+/// The files of one sandbox.
+public struct SandboxPaths: Sendable {
+    public let directory: String
+
+    public var record: String { directory + "/sandbox.json" }
+    public var upper: String { directory + "/upper" }
+    public var work: String { directory + "/work" }
+    public var home: String { directory + "/home" }
+    public var bundle: String { directory + "/bundle" }
+    public var runtimeRoot: String { directory + "/runc" }
+    public var rootfs: String { directory + "/rootfs" }
+    public var log: String { directory + "/supervisor.log" }
+    public var etc: String { directory + "/etc" }
+    /// Held for the length of one command that changes the sandbox.
+    public var lock: String { directory + "/lock" }
+    /// Held by the supervisor for as long as the sandbox runs.
+    public var runningLock: String { directory + "/running.lock" }
+    /// Written by the supervisor once the sandbox is ready.
+    public var status: String { directory + "/status.json" }
+
+    public func loadRecord() throws -> SandboxRecord {
+        let data = try Files.read(record)
+        do {
+            return try JSONDecoder().decode(SandboxRecord.self, from: Data(data.utf8))
+        } catch {
+            throw AirlockError(.failed, "sandbox record \(record) is damaged: \(error)")
+        }
+    }
+
+    public func save(_ value: SandboxRecord) throws {
+        try Files.writeAtomically(record, try Self.encode(value))
+    }
+
+    public func loadStatus() -> RunningStatus? {
+        guard let text = try? Files.read(status) else { return nil }
+        return try? JSONDecoder().decode(RunningStatus.self, from: Data(text.utf8))
+    }
+
+    public func save(_ value: RunningStatus) throws {
+        try Files.writeAtomically(status, try Self.encode(value))
+    }
+
+    /// Whether a supervisor is alive for this sandbox.
+    public var isRunning: Bool { FileLock.isHeld(path: runningLock) }
+
+    static func encode<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self) + "\n"
+    }
+}

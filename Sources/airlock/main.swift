@@ -1,0 +1,3 @@
+import AirlockCommands
+
+AirlockCommand.main(CommandLine.arguments)

@@ -1,0 +1,131 @@
+import AirlockImages
+import AirlockOCI
+import AirlockState
+import AirlockSystem
+import Foundation
+import Testing
+
+@testable import AirlockRuntime
+
+@Suite struct RuntimeDriverTests {
+    @Test func runcCommandLines() {
+        let runc = RuntimeDriver(kind: .runc, stateRoot: "/s/runc")
+        #expect(
+            runc.runArguments(bundle: "/s/bundle", id: "box") == [
+                "runc", "--root", "/s/runc", "run", "--detach", "--bundle", "/s/bundle", "box",
+            ])
+        #expect(
+            runc.execArguments(id: "box", processFile: "/proc/self/fd/5", tty: true)
+                == ["runc", "--root", "/s/runc", "exec", "--tty", "--process", "/proc/self/fd/5", "box"])
+        #expect(
+            runc.killArguments(id: "box", signal: "TERM", all: true) == [
+                "runc", "--root", "/s/runc", "kill", "--all", "box", "TERM",
+            ])
+    }
+
+    @Test func runscUsesPtraceAndItsOwnLoopbackNetwork() {
+        let runsc = RuntimeDriver(kind: .runsc, stateRoot: "/s/r")
+        let args = runsc.stateArguments(id: "box")
+        #expect(args.starts(with: ["runsc", "--root", "/s/r"]))
+        #expect(args.contains("--platform=ptrace") && args.contains("--network=none"))
+        #expect(!runsc.killArguments(id: "box", signal: "KILL", all: true).contains("--all"))
+    }
+}
+
+@Suite struct SandboxNamingTests {
+    @Test(arguments: [
+        ("shell", "/home/u/My Project", "shell-my-project"),
+        ("shell", "/srv/api.v2", "shell-api.v2"),
+        ("claude", "/x/_tmp", "claude-_tmp"),
+    ])
+    func defaultName(agent: String, workspace: String, expected: String) throws {
+        let name = Sandboxes.defaultName(agent: agent, workspace: workspace)
+        #expect(name == expected)
+        try Sandboxes.validate(name: name)
+    }
+
+    @Test(arguments: ["", "UPPER", "-dash", "a/b", String(repeating: "a", count: 64)])
+    func rejectsBadNames(name: String) {
+        #expect(throws: AirlockError.self) { try Sandboxes.validate(name: name) }
+    }
+
+    @Test(arguments: [
+        ("512m", Int64(512 << 20)), ("2g", Int64(2 << 30)), ("1.5G", Int64(1536 << 20)), ("10485760", Int64(10 << 20)),
+    ])
+    func parsesSizes(text: String, bytes: Int64) throws {
+        #expect(try Sandboxes.parseBytes(text) == bytes)
+    }
+
+    @Test(arguments: ["lots", "-1g", "1k", ""])
+    func rejectsBadSizes(text: String) {
+        #expect(throws: AirlockError.self) { try Sandboxes.parseBytes(text) }
+    }
+
+    @Test func parsesVolumes() throws {
+        let tmp =
+            NSTemporaryDirectory().hasSuffix("/") ? String(NSTemporaryDirectory().dropLast()) : NSTemporaryDirectory()
+        let real = Files.absolute(tmp)
+        #expect(try Sandboxes.parseVolume(tmp) == .init(source: real, destination: real, readOnly: false))
+        #expect(
+            try Sandboxes.parseVolume(tmp + ":/data:ro") == .init(source: real, destination: "/data", readOnly: true))
+        #expect(try Sandboxes.parseVolume(tmp + ":ro") == .init(source: real, destination: real, readOnly: true))
+        #expect(throws: AirlockError.self) { try Sandboxes.parseVolume("/no/such/dir") }
+        #expect(throws: AirlockError.self) { try Sandboxes.parseVolume(tmp + ":relative") }
+        #expect(throws: AirlockError.self) { try Sandboxes.parseVolume(tmp + ":/a/../etc") }
+    }
+}
+
+@Suite struct SandboxSpecTests {
+    func spec(sudo: Bool = true) -> SandboxSpec {
+        let record = SandboxRecord(
+            name: "shell-demo", agent: "shell", workspace: "/home/u/demo", template: "shell", image: "abc",
+            runtime: "runc",
+            command: ["bash"], environment: ["FOO=bar", "LANG=de_DE.UTF-8"],
+            mounts: [.init(source: "/data", destination: "/data", readOnly: true)], limits: .init(), created: Date())
+        return SandboxSpec(
+            record: record, paths: StateStore(root: "/s").sandbox("shell-demo"), imageRootfs: "/s/images/abc/rootfs",
+            user: .init(name: "agent", sudo: sudo), resources: nil, cgroupsPath: nil)
+    }
+
+    @Test func mountsOnlyTheWorkspaceHomeAndAskedPaths() {
+        let mounts = spec().runtimeSpec().mounts
+        let binds = mounts.filter { $0.type == "bind" }
+        #expect(
+            Set(binds.map(\.source))
+                == [
+                    "/home/u/demo", "/s/sandboxes/shell-demo/home", "/data", "/s/sandboxes/shell-demo/etc/hosts",
+                    "/s/sandboxes/shell-demo/etc/hostname", "/s/sandboxes/shell-demo/etc/resolv.conf",
+                ])
+        #expect(binds.first { $0.source == "/home/u/demo" }?.destination == "/home/u/demo")
+        #expect(binds.first { $0.source == "/data" }?.options.contains("ro") == true)
+        #expect(mounts.first { $0.destination == "/sys" }?.options.contains("ro") == true)
+        #expect(mounts.first { $0.destination == "/tmp" }?.type == "tmpfs")
+    }
+
+    @Test func isolatesEveryNamespaceButTheSharedUserOne() {
+        let spec = spec().runtimeSpec()
+        #expect(Set(spec.linux.namespaces.map(\.type)) == ["pid", "ipc", "uts", "mount", "network", "cgroup"])
+        #expect(spec.hostname == "shell-demo")
+        #expect(spec.linux.seccomp == .airlockDefault)
+        #expect(spec.linux.maskedPaths.contains("/proc/kcore"))
+    }
+
+    @Test func agentProcessHasNoCapabilitiesAndNoNewPrivsWithoutSudo() {
+        let agent = spec(sudo: false).execProcess(
+            args: ["bash"], uid: 1000, gid: 1000, userName: "agent", home: "/home/agent", cwd: nil, tty: false,
+            extraEnvironment: [])
+        #expect(agent.capabilities == .agent)
+        #expect(agent.noNewPrivileges == true)
+        #expect(agent.cwd == "/home/u/demo")
+        let root = spec().execProcess(
+            args: ["id"], uid: 0, gid: 0, userName: "root", home: "/root", cwd: "/", tty: true, extraEnvironment: [])
+        #expect(root.capabilities == .root)
+    }
+
+    @Test func userEnvironmentOverridesDefaults() {
+        let env = spec().environment(user: "agent", home: "/home/agent", extra: ["FOO=baz"])
+        #expect(env.contains("LANG=de_DE.UTF-8") && !env.contains("LANG=C.UTF-8"))
+        #expect(env.contains("FOO=baz") && !env.contains("FOO=bar"))
+        #expect(env.contains("AIRLOCK_SANDBOX=shell-demo"))
+    }
+}

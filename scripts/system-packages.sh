@@ -1,0 +1,22 @@
+#!/bin/bash
+# Installs the Debian packages Airlock needs at run time and in its tests.
+# Usage: scripts/system-packages.sh   (as root, or through sudo)
+set -euo pipefail
+packages=(
+    runc crun runsc        # OCI runtimes (runc is the default)
+    uidmap                 # newuidmap/newgidmap for rootless id maps
+    mmdebstrap             # builds image root filesystems
+    util-linux procps      # nsenter, unshare, setpriv, setsid; ps/pgrep for tests
+    bubblewrap             # benchmark peer
+    ca-certificates tar
+)
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,40 @@
+#!/bin/bash
+# The whole test suite: format lint, build with warnings as errors, unit tests, and the
+# end-to-end suite in real sandboxes, run as an ordinary user this script creates.
+# Usage (as root or with sudo): scripts/test.sh
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$here"
+[ "$(id -u)" = 0 ] || exec sudo -E "$0" "$@"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "system packages"
+scripts/system-packages.sh
+
+step "swift format lint --strict"
+swift format lint --strict --recursive Package.swift Sources Tests
+
+step "unit tests"
+swift build --build-tests 2>&1 | grep -E "error|warning: " && exit 1 || true
+swift test --skip-build 2>&1 | tail -n 25
+
+step "release build"
+swift build -c release 2>&1 | grep -E "error|warning: " && exit 1 || true
+bin_dir="$(mktemp -d /tmp/airlock-test-bin.XXXXXX)"
+install -m 755 "$(swift build -c release --show-bin-path)/airlock" "$bin_dir/airlock"
+chmod 755 "$bin_dir"
+
+step "end-to-end (as an ordinary user)"
+user=airlock-e2e
+if ! id "$user" >/dev/null 2>&1; then
+    useradd --create-home --shell /bin/bash "$user"
+fi
+grep -q "^$user:" /etc/subuid || usermod --add-subuids 200000-265535 "$user"
+grep -q "^$user:" /etc/subgid || usermod --add-subgids 200000-265535 "$user"
+install -m 755 tests/e2e/sandbox.sh "$bin_dir/sandbox.sh"
+status=0
+runuser -u "$user" -- env -i HOME="/home/$user" PATH="/usr/local/bin:/usr/bin:/bin" LANG=C.UTF-8 \
+    AIRLOCK="$bin_dir/airlock" bash "$bin_dir/sandbox.sh" || status=$?
+rm -rf "$bin_dir"
+exit $status

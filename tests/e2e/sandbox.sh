@@ -1,0 +1,175 @@
+#!/bin/bash
+# End-to-end tests of the sandbox runtime, in real sandboxes through runc.
+# Runs as an ordinary user (scripts/test.sh creates one). Each security check runs the probe
+# inside a sandbox and asserts it failed, next to a companion showing the probe itself works.
+# Prints "N passed, N failed"; exits non-zero on any failure.
+set -uo pipefail
+AIRLOCK="${AIRLOCK:-airlock}"
+export AIRLOCK_HOME="$HOME/.airlock-e2e"
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); printf 'ok    %s\n' "$1"; }
+fail() { failed=$((failed + 1)); printf 'FAIL  %s\n' "$1"; [ -n "${2:-}" ] && printf '      %s\n' "$2"; }
+# expect NAME WANT GOT
+expect() { if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "want [$2] got [$3]"; fi; }
+# expect_match NAME REGEX GOT
+expect_match() { if [[ "$3" =~ $2 ]]; then pass "$1"; else fail "$1" "want /$2/ got [$3]"; fi; }
+a() { "$AIRLOCK" "$@"; }
+
+cleanup() { a reset -f >/dev/null 2>&1; rm -rf "$AIRLOCK_HOME/sandboxes"; }
+trap cleanup EXIT
+
+ws="$HOME/e2e-project"
+rm -rf "$ws" && mkdir -p "$ws" && echo "hello" > "$ws/README"
+mkdir -p "$HOME/.aws" "$HOME/.ssh" && echo "[default]" > "$HOME/.aws/credentials" && echo key > "$HOME/.ssh/id_ed25519"
+name="shell-e2e-project"
+sh_in() { a run shell "$ws" -- -c "$1"; }
+
+echo "== image and first run"
+a template build shell >/dev/null || { fail "template build shell"; echo "$passed passed, $failed failed"; exit 1; }
+out=$(sh_in 'echo inside' 2>&1)
+expect "run shell . -- -c works like bash -c" "inside" "$out"
+expect "sandbox named <agent>-<dir>" "$name" "$(a ls -q)"
+
+echo "== identity"
+expect "agent runs as uid 1000 'agent'" "agent 1000" "$(sh_in 'echo $(id -un) $(id -u)')"
+sh_in 'echo made-inside > created.txt'
+expect "workspace file owned by the invoking user on the host" "$(id -un)" "$(stat -c %U "$ws/created.txt")"
+expect "workspace is the working directory, at its host path" "$ws" "$(sh_in pwd)"
+expect "hostname is the sandbox name" "$name" "$(sh_in hostname)"
+root_host_uid=$(a exec -u root "$name" -- cat /proc/self/uid_map | awk '$1==0{print $2}')
+expect_match "root inside maps to an unprivileged host id" "^[1-9][0-9]{4,}$" "$root_host_uid"
+expect "exec -u root gives root" "0" "$(a exec -u root "$name" -- id -u)"
+
+echo "== host files are absent"
+expect "host ~/.aws/credentials absent" "absent" "$(sh_in "test -e $HOME/.aws/credentials && echo present || echo absent")"
+expect "host ~/.ssh absent" "absent" "$(sh_in "test -e $HOME/.ssh && echo present || echo absent")"
+expect "companion: the probe sees the workspace" "present" "$(sh_in "test -e $ws/README && echo present || echo absent")"
+expect "host /tmp not shared" "absent" "$(touch /tmp/airlock-e2e-host-marker; sh_in 'test -e /tmp/airlock-e2e-host-marker && echo present || echo absent')"
+
+echo "== writes outside the workspace stay inside"
+sh_in 'sudo touch /etc/airlock-e2e-probe /usr/airlock-e2e-probe && echo ok' >/dev/null
+expect "companion: sudo write to /etc works inside" "yes" "$(sh_in 'test -e /etc/airlock-e2e-probe && echo yes')"
+expect "write to /etc does not reach the host" "no" "$(test -e /etc/airlock-e2e-probe && echo yes || echo no)"
+expect "write to /usr does not reach the host" "no" "$(test -e /usr/airlock-e2e-probe && echo yes || echo no)"
+expect "/sys is read-only" "ro" "$(sh_in 'touch /sys/x 2>/dev/null && echo rw || echo ro')"
+expect "/tmp is a tmpfs" "tmpfs" "$(sh_in 'stat -f -c %T /tmp')"
+
+echo "== exit status and processes"
+sh_in 'exit 7'; expect "exit 7 gives 7" "7" "$?"
+a exec "$name" -- sh -c 'exit 3'; expect "exec exit status propagates" "3" "$?"
+procs=$(sh_in 'ps -e -o comm= | sort | tr "\n" " "')
+expect_match "ps shows only the sandbox's processes" "^(bash |ps |sleep |sort |tini |tr )+$" "$procs"
+# Run under a pseudo-terminal of 33x111, resize it to 40x120 mid-session, and read what the
+# sandbox saw: a real TTY, the size at start, and the size after SIGWINCH.
+tty_out=$(python3 - "$AIRLOCK" "$ws" <<'PY'
+import fcntl, os, pty, struct, sys, termios, time
+pid, fd = pty.fork()
+if pid == 0:
+    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+    os.execv(sys.argv[1], [sys.argv[1], "run", "shell", sys.argv[2], "--", "-c",
+             "tty; stty size; trap 'stty size; exit 5' WINCH; echo waiting; while :; do sleep 0.1; done"])
+out = b""
+deadline = time.time() + 30
+while time.time() < deadline:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+    if b"waiting" in out and b"resized" not in out:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        out += b"resized\n"
+_, status = os.waitpid(pid, 0)
+print(out.decode(errors="replace").replace("\r", "").replace("\n", " ").strip(), "exit", os.waitstatus_to_exitcode(status))
+PY
+)
+expect_match "run gives a real TTY" "^/dev/pts/[0-9]+ " "$tty_out"
+expect_match "TTY has the caller's size" " 33 111 " "$tty_out"
+expect_match "resize is forwarded, exit status too" "40 120 exit 5$" "$tty_out"
+
+echo "== seccomp and capabilities (invariant 5)"
+probe='import ctypes,os,sys
+libc=ctypes.CDLL(None,use_errno=True)
+nr={"io_uring_setup":425,"keyctl":250,"ptrace":101,"bpf":321,"userfaultfd":323,"getpid":39}[sys.argv[1]]
+args={"io_uring_setup":(1,0),"keyctl":(0,-1,0),"ptrace":(16,1),"bpf":(0,0,0),"userfaultfd":(0,),"getpid":()}[sys.argv[1]]
+r=libc.syscall(nr,*args); e=ctypes.get_errno()
+print("EPERM" if r==-1 and e==1 else "allowed")'
+printf '%s\n' "$probe" > "$ws/probe.py"
+for call in io_uring_setup keyctl ptrace bpf userfaultfd; do
+    expect "$call denied by seccomp" "EPERM" "$(sh_in "python3 probe.py $call")"
+done
+expect "companion: probe reports an allowed call" "allowed" "$(sh_in 'python3 probe.py getpid')"
+expect "companion: keyctl is allowed on the host" "allowed" "$(python3 "$ws/probe.py" keyctl)"
+expect "agent has no effective capabilities" "0000000000000000" "$(sh_in "awk '/CapEff/{print \$2}' /proc/self/status")"
+expect "unshare of a user namespace denied" "denied" "$(sh_in 'unshare -U true 2>/dev/null && echo allowed || echo denied')"
+
+echo "== network: loopback only"
+start=$(date +%s%N)
+sh_in 'curl -sS -m 5 http://1.1.1.1/ >/dev/null 2>&1 && echo reached || echo failed' > /tmp/airlock-e2e-curl.$$
+elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+expect "curl http://1.1.1.1 fails" "failed" "$(cat /tmp/airlock-e2e-curl.$$)"; rm -f /tmp/airlock-e2e-curl.$$
+if [ "$elapsed_ms" -lt 4000 ]; then pass "curl fails at once (${elapsed_ms} ms incl. exec)"; else fail "curl fails at once" "${elapsed_ms} ms"; fi
+expect "companion: loopback works inside" "served" "$(sh_in 'python3 -m http.server -b 127.0.0.1 8765 >/dev/null 2>&1 & sleep 1; curl -s -o /dev/null -w served http://127.0.0.1:8765/; kill %1')"
+expect "only the loopback interface" "lo" "$(sh_in 'ls /sys/class/net | tr "\n" " " | xargs')"
+
+echo "== packages installed with sudo persist until rm"
+pkg="$HOME/pkgbuild"; rm -rf "$pkg"; mkdir -p "$pkg/DEBIAN" "$pkg/usr/bin"
+printf 'Package: airlock-e2e-probe\nVersion: 1.0\nArchitecture: all\nMaintainer: e2e <e2e@localhost>\nDescription: probe\n' > "$pkg/DEBIAN/control"
+printf '#!/bin/sh\necho probe-installed\n' > "$pkg/usr/bin/airlock-e2e-probe"; chmod 755 "$pkg/usr/bin/airlock-e2e-probe"
+dpkg-deb --root-owner-group -b "$pkg" "$ws/probe.deb" >/dev/null
+sh_in 'sudo dpkg -i probe.deb >/dev/null 2>&1'
+expect "sudo dpkg -i installs inside" "probe-installed" "$(sh_in 'airlock-e2e-probe')"
+a stop "$name" >/dev/null
+expect "stop stops it" "stopped" "$(a ls --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["status"])')"
+expect "installed package survives stop + run" "probe-installed" "$(sh_in 'airlock-e2e-probe')"
+a rm -f "$name" >/dev/null
+expect "rm removes the sandbox" "" "$(a ls -q)"
+expect "package gone after rm" "gone" "$(sh_in 'command -v airlock-e2e-probe >/dev/null && echo present || echo gone')"
+expect "workspace untouched by rm" "hello" "$(cat "$ws/README")"
+
+echo "== kill -9 of the supervisor"
+a run -d shell "$ws" >/dev/null
+(a exec "$name" -- sh -c 'echo partial > kill-test.txt; sleep 4242' >/dev/null 2>&1 &)
+sleep 1
+sup=$(a inspect "$name" | python3 -c 'import json,sys; print(json.load(sys.stdin)["supervisorPID"])')
+kill -9 "$sup"
+sleep 1
+expect "no sandbox process survives" "0" "$(pgrep -f 'sleep 4242' | wc -l)"
+expect "no init or holder survives" "0" "$(pgrep -u "$(id -u)" -f "_init --state $AIRLOCK_HOME" | wc -l)"
+expect "ls shows it stopped" "stopped" "$(a ls --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["status"])')"
+expect "workspace intact" "partial" "$(cat "$ws/kill-test.txt")"
+expect "next run works" "again" "$(sh_in 'echo again')"
+
+echo "== errors: one line, non-zero, nothing half-made"
+check_error() { # NAME EXPECTED-SUBSTRING CMD...
+    local label="$1" want="$2"; shift 2
+    local err rc lines
+    err=$("$@" 2>&1 >/dev/null); rc=$?
+    lines=$(printf '%s' "$err" | grep -c '')
+    if [ $rc -ne 0 ] && [ "$lines" = 1 ] && [[ "$err" == *"$want"* ]]; then pass "$label"; else fail "$label" "rc=$rc err=[$err]"; fi
+}
+before=$(a ls -q | sort | tr '\n' ' ')
+check_error "unknown agent" "unknown agent 'nope'" a run nope "$ws"
+check_error "unknown template" "unknown template 'nope'" a create --template nope --name t1 shell "$ws"
+check_error "missing workspace" "does not exist" a create shell "$HOME/no-such-dir"
+mkdir -p "$HOME/other/e2e-project"
+check_error "name taken by another workspace" "is taken by workspace" a create shell "$HOME/other/e2e-project"
+check_error "unknown runtime" "unknown runtime" a create --runtime kata --name t2 shell "$ws"
+check_error "bad memory size" "invalid memory size" a create --memory lots --name t3 shell "$ws"
+check_error "exec in a missing sandbox" "no sandbox named" a exec nosuch -- true
+expect "nothing half-made after errors" "$before" "$(a ls -q | sort | tr '\n' ' ')"
+expect "no partial state directories" "" "$(ls -A "$AIRLOCK_HOME/sandboxes" | grep -v -x -e "$name" || true)"
+
+echo "== inspect, limits, reset"
+a create --name limited --memory 256m --pids 64 shell "$ws" >/dev/null
+lim=$(a inspect limited | python3 -c 'import json,sys; d=json.load(sys.stdin)["limits"]; print(d["requested"]["memoryBytes"], d["enforced"] or bool(d["note"]))')
+expect "inspect reports requested limits and whether enforced" "268435456 True" "$lim"
+a reset -f >/dev/null
+expect "reset removes every sandbox" "" "$(a ls -q)"
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
