@@ -141,7 +141,8 @@ public struct HostDoctor: Sendable {
         }
     }
 
-    /// Runs `/bin/true` in a throwaway container whose root is made of the host's read-only /usr.
+    /// Runs `ls -la /` in a throwaway container whose root is the host's read-only /usr: a
+    /// runtime must start a container and serve the calls Debian's coreutils make (statx).
     func runtime(_ kind: RuntimeDriver.Kind, namespace: UserNamespace) -> HostCheck {
         let name = "runtime \(kind.rawValue)"
         guard let path = Executables.find(kind.rawValue) else {
@@ -153,7 +154,7 @@ public struct HostDoctor: Sendable {
         defer { try? namespace.removeTree([dir]) }
         let driver = RuntimeDriver(kind: kind, stateRoot: dir + "/state")
         let spec = """
-            {"ociVersion":"1.0.2","process":{"terminal":false,"user":{"uid":0,"gid":0},"args":["/usr/bin/true"],\
+            {"ociVersion":"1.0.2","process":{"terminal":false,"user":{"uid":0,"gid":0},"args":["/usr/bin/ls","-la","/"],\
             "env":["PATH=/usr/bin"],"cwd":"/"},"root":{"path":"rootfs","readonly":true},"hostname":"doctor",\
             "mounts":[{"destination":"/proc","type":"proc","source":"proc"},\
             {"destination":"/usr","type":"bind","source":"/usr","options":["rbind","ro"]},\
@@ -167,16 +168,39 @@ public struct HostDoctor: Sendable {
             }
             try Files.writeAtomically(dir + "/config.json", spec)
             let argv = driver.globalArguments + ["run", "--bundle", dir, "doctor-\(getpid())"]
-            let output = try ChildProcess.run(namespace.enterPrefix + ["unshare", "--pid", "--fork", "--"] + argv)
+            let output = try ChildProcess.run(
+                namespace.enterPrefix + ["unshare", "--pid", "--fork", "--mount-proc", "--"] + argv)
             if output.status == 0 {
                 return HostCheck(name: name, level: .ok, detail: "\(path) runs sandboxes here", fix: nil)
             }
             return HostCheck(
                 name: name, level: kind == .runc ? .error : .warning,
                 detail: "\(path) is installed but cannot run a sandbox here: \(SandboxInit.runtimeError(output))",
-                fix: kind == .crun ? "use runc on hosts with hybrid cgroups (the default)" : "use runc (the default)")
+                fix: Self.runtimeFix(kind))
         } catch {
             return HostCheck(name: name, level: .warning, detail: "\(error)", fix: nil)
+        }
+    }
+
+    static func runtimeFix(_ kind: RuntimeDriver.Kind) -> String {
+        switch kind {
+        case .runc: "install runc 1.1 or newer: sudo apt-get install runc"
+        case .crun: "crun refuses hybrid cgroup hosts; use runc (the default) or boot with cgroup v2 only"
+        case .runsc:
+            "install a current runsc from gvisor.dev (older releases lack calls Debian 12 programs make), or use runc"
+        }
+    }
+
+    /// Checks that one runtime works here; used by `create --runtime` before anything is made.
+    public static func verify(_ kind: RuntimeDriver.Kind) throws {
+        let namespace = try UserNamespace(identity: try SandboxIdentity.current())
+        defer { namespace.close() }
+        let check = HostDoctor().runtime(kind, namespace: namespace)
+        guard check.level == .ok else {
+            throw AirlockError(
+                .unsupported,
+                "runtime \(kind.rawValue) cannot run sandboxes on this host: \(check.detail) (fix: \(runtimeFix(kind)))"
+            )
         }
     }
 }

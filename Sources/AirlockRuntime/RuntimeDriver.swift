@@ -25,7 +25,8 @@ public struct RuntimeDriver: Sendable, Equatable {
         switch kind {
         case .runc, .crun: [binary, "--root", stateRoot]
         // ptrace works on any host; the sandbox's network namespace is the runtime's own.
-        case .runsc: [binary, "--root", stateRoot, "--platform=ptrace", "--network=none", "--ignore-cgroups"]
+        case .runsc:
+            [binary, "--root", stateRoot, "--platform=ptrace", "--network=none", "--ignore-cgroups", "--oci-seccomp"]
         }
     }
 

@@ -113,7 +113,18 @@ public struct Sandboxes: Sendable {
         try Files.makeDirectory(store.sandboxesDirectory)
         guard mkdir(paths.directory, 0o700) == 0 else {
             if errno == EEXIST {
-                throw AirlockError(.conflict, "sandbox '\(name)' is being created by another command")
+                // Another command is creating it (it holds the lock): once its record exists,
+                // this is a reuse. A directory nobody holds is what a killed `create` left.
+                let started = Monotonic.now()
+                while !Files.exists(paths.record) && Files.isDirectory(paths.directory) {
+                    if Monotonic.now() - started > 0.5 && !FileLock.isHeld(path: paths.lock) {
+                        log("removing the remains of an interrupted create of \(name)")
+                        Files.remove(paths.directory)
+                        break
+                    }
+                    usleep(20_000)
+                }
+                return try create(request)
             }
             throw AirlockError(
                 .failed, "cannot create \(paths.directory)", cause: SystemCallError("mkdir", errno: errno))
@@ -155,6 +166,7 @@ public struct Sandboxes: Sendable {
         guard Executables.find(kind.rawValue) != nil else {
             throw AirlockError(.notFound, "runtime \(name) is not installed (try: sudo apt-get install \(name))")
         }
+        if kind != .runc { try HostDoctor.verify(kind) }
         return kind
     }
 

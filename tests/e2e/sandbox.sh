@@ -163,6 +163,65 @@ check_error "exec in a missing sandbox" "no sandbox named" a exec nosuch -- true
 expect "nothing half-made after errors" "$before" "$(a ls -q | sort | tr '\n' ' ')"
 expect "no partial state directories" "" "$(ls -A "$AIRLOCK_HOME/sandboxes" | grep -v -x -e "$name" || true)"
 
+echo "== options: -e, -v, exec -w/-e"
+mkdir -p "$HOME/e2e-data" && echo shared > "$HOME/e2e-data/file"
+a create --name opts -e GREETING=hi -v "$HOME/e2e-data:/data:ro" shell "$ws" >/dev/null
+a run --name opts shell "$ws" -- -c true
+expect "-e sets the environment" "hi" "$(a exec opts -- sh -c 'echo $GREETING')"
+expect "-v mounts a host path" "shared" "$(a exec opts -- cat /data/file)"
+expect "-v ...:ro is read-only" "ro" "$(a exec opts -- sh -c 'touch /data/x 2>/dev/null && echo rw || echo ro')"
+expect "exec -w sets the directory" "/tmp" "$(a exec -w /tmp opts -- pwd)"
+expect "exec -e adds a variable" "v" "$(a exec -e K=v opts -- sh -c 'echo $K')"
+a rm -f opts >/dev/null
+
+echo "== concurrency"
+a rm -f "$name" >/dev/null 2>&1
+for i in 1 2 3; do (a run shell "$ws" -- -c "echo run$i" > "$HOME/e2e-conc-$i" 2>&1 &); done
+for _ in $(seq 150); do [ "$(cat "$HOME"/e2e-conc-* 2>/dev/null | grep -c '^run')" = 3 ] && break; sleep 0.2; done
+expect "three concurrent runs of a new sandbox all succeed" "run1 run2 run3" "$(cat "$HOME"/e2e-conc-{1,2,3} | tr '\n' ' ' | xargs)"
+expect "and share one sandbox" "$name" "$(a ls -q)"
+for i in 1 2 3 4 5; do (a exec "$name" -- sh -c "echo exec$i" > "$HOME/e2e-conc-x$i" 2>&1 &); done
+sleep 3
+expect "concurrent execs all succeed" "5" "$(cat "$HOME"/e2e-conc-x* | grep -c '^exec')"
+rm -f "$HOME"/e2e-conc-*
+
+echo "== runtimes"
+for rt in crun runsc; do
+    if a doctor --json | python3 -c "import json,sys; sys.exit(0 if any(c['name']=='runtime $rt' and c['level']=='ok' for c in json.load(sys.stdin)) else 1)"; then
+        expect "--runtime $rt runs a sandbox (doctor says it works here)" "ok" "$(a run --name "rt-$rt" --runtime "$rt" shell "$ws" -- -c 'echo ok')"
+        a rm -f "rt-$rt" >/dev/null
+    else
+        check_error "--runtime $rt refused up front where doctor finds it broken" "cannot run sandboxes on this host" \
+            a create --name "rt-$rt" --runtime "$rt" shell "$ws"
+    fi
+done
+expect "nothing left by refused runtimes" "$name" "$(a ls -q)"
+
+echo "== template build lock"
+mkdir -p "$HOME/.config/airlock/templates"
+cat > "$HOME/.config/airlock/templates/tiny.yaml" <<'YAML'
+name: tiny
+description: the smallest image, for the build-lock test
+packages: []
+user: {name: agent, sudo: false}
+steps:
+  - echo built > /etc/tiny-marker
+YAML
+expect "user template listed" "tiny" "$(a template ls --json | python3 -c 'import json,sys; print(" ".join(t["name"] for t in json.load(sys.stdin) if t["source"] != "built-in"))')"
+a template build tiny > "$HOME/e2e-b1" 2> "$HOME/e2e-b1.err" & b1=$!
+sleep 0.5
+a template build tiny > "$HOME/e2e-b2" 2> "$HOME/e2e-b2.err" & b2=$!
+wait $b1; r1=$?; wait $b2; r2=$?
+expect "two concurrent builds of one template both succeed" "0 0" "$r1 $r2"
+expect "and agree on the image" "$(cat "$HOME/e2e-b1")" "$(cat "$HOME/e2e-b2")"
+expect_match "the second waited for the first" "waiting for another build" "$(cat "$HOME/e2e-b2.err")"
+expect "one image directory for the template" "1" "$(ls "$AIRLOCK_HOME/images" | grep -c "^$(cat "$HOME/e2e-b1")$")"
+expect "no build leftovers" "0" "$(ls -A "$AIRLOCK_HOME/images" | grep -c '^\.')"
+expect "template steps ran in the image" "built" "$(a run --name tiny --template tiny shell "$ws" -- -c 'cat /etc/tiny-marker')"
+expect "no sudo in a sudo-less template" "none" "$(a exec tiny -- sh -c 'command -v sudo || echo none')"
+expect "no_new_privs without sudo" "1" "$(a exec tiny -- awk '/NoNewPrivs/{print $2}' /proc/self/status)"
+a rm -f tiny >/dev/null; rm -f "$HOME"/e2e-b1* "$HOME"/e2e-b2*
+
 echo "== inspect, limits, reset"
 a create --name limited --memory 256m --pids 64 shell "$ws" >/dev/null
 lim=$(a inspect limited | python3 -c 'import json,sys; d=json.load(sys.stdin)["limits"]; print(d["requested"]["memoryBytes"], d["enforced"] or bool(d["note"]))')
