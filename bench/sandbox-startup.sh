@@ -54,20 +54,20 @@ bwrap_cmd="bwrap --unshare-all --die-with-parent --ro-bind $rootfs / --proc /pro
 echo
 echo "cold start, $runs runs each (new sandbox, image cached)"
 python3 "$here/bench/timeit.py" "$runs" \
-    "airlock run=runuser -u $user -- env HOME=$home AIRLOCK_HOME=$home/.airlock-bench $airlock run --name cold-{i} shell $ws -- -c true" \
-    --teardown "airlock run=runuser -u $user -- env HOME=$home AIRLOCK_HOME=$home/.airlock-bench $airlock rm -f cold-{i}" \
+    "airlock run@$user=AIRLOCK_HOME=$home/.airlock-bench $airlock run --name cold-{i} shell $ws -- -c true" \
+    --teardown "airlock run=AIRLOCK_HOME=$home/.airlock-bench $airlock rm -f cold-{i}" \
     "docker run --rm=docker run --rm --network none airlock-bench-shell true" \
-    "bwrap=runuser -u $user -- $bwrap_cmd"
+    "bwrap@$user=$bwrap_cmd"
 
 echo
 echo "warm exec, $runs runs each (running sandbox)"
 python3 "$here/bench/timeit.py" "$runs" \
-    "airlock exec=runuser -u $user -- env HOME=$home AIRLOCK_HOME=$home/.airlock-bench $airlock exec shell-bench-ws -- true" \
+    "airlock exec@$user=AIRLOCK_HOME=$home/.airlock-bench $airlock exec shell-bench-ws -- true" \
     "docker exec=docker exec airlock-bench true" \
     "runc exec=runc exec airlock-bench true"
 
 echo
-echo "note: airlock and bwrap times include runuser (about 2 ms); docker and runc run as root"
+echo "airlock and bwrap run as $user (rootless); docker and runc as root"
 as_user "$airlock" rm -f shell-bench-ws >/dev/null
 docker rm -f airlock-bench >/dev/null
 runc delete -f airlock-bench >/dev/null 2>&1 || true

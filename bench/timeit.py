@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Times shell commands side by side and prints medians and ratios.
 
-Usage: timeit.py RUNS LABEL=COMMAND [LABEL=COMMAND ...] [--setup LABEL=CMD] [--teardown LABEL=CMD]
+Usage: timeit.py RUNS LABEL[@USER]=COMMAND ... [--setup LABEL=CMD] [--teardown LABEL=CMD]
 
 Runs are interleaved (A, B, C, A, B, C, ...) so that machine noise hits every peer alike.
 "{i}" in a command is replaced by the run number. Setup/teardown run outside the timing.
+LABEL@USER runs that command (and its setup/teardown) as USER, switched to directly rather
+than through runuser or sudo, so no PAM session is timed.
 """
+import os
+import pwd
 import statistics
 import subprocess
 import sys
@@ -14,7 +18,7 @@ import time
 
 def main():
     runs = int(sys.argv[1])
-    commands, setups, teardowns = {}, {}, {}
+    commands, setups, teardowns, users = {}, {}, {}, {}
     target = commands
     for arg in sys.argv[2:]:
         if arg == "--setup":
@@ -24,30 +28,47 @@ def main():
             target = teardowns
             continue
         label, _, command = arg.partition("=")
+        label, _, user = label.partition("@")
+        if user:
+            users[label] = pwd.getpwnam(user)
         target[label] = command
         target = commands
     times = {label: [] for label in commands}
+
+    def run(label, command, **kwargs):
+        account = users.get(label)
+        if account is None:
+            return subprocess.run(command, shell=True, **kwargs)
+
+        def become():
+            os.setgid(account.pw_gid)
+            os.setgroups([])
+            os.setuid(account.pw_uid)
+
+        env = {"HOME": account.pw_dir, "USER": account.pw_name, "PATH": "/usr/local/bin:/usr/bin:/bin",
+               "LANG": "C.UTF-8"}
+        return subprocess.run(command, shell=True, preexec_fn=become, env=env, cwd=account.pw_dir, **kwargs)
+
     for i in range(runs):
         for label, command in commands.items():
             if label in setups:
-                subprocess.run(setups[label].replace("{i}", str(i)), shell=True, check=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                run(label, setups[label].replace("{i}", str(i)), check=True,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             start = time.perf_counter()
-            result = subprocess.run(command.replace("{i}", str(i)), shell=True,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            result = run(label, command.replace("{i}", str(i)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             elapsed = time.perf_counter() - start
             if result.returncode != 0:
                 sys.exit(f"{label} failed (exit {result.returncode}): {result.stderr.decode()[-400:]}")
             times[label].append(elapsed)
             if label in teardowns:
-                subprocess.run(teardowns[label].replace("{i}", str(i)), shell=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                run(label, teardowns[label].replace("{i}", str(i)), stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL)
     first = next(iter(commands))
     base = statistics.median(times[first])
     for label in commands:
         med = statistics.median(times[label])
         spread = f"{min(times[label]) * 1000:7.1f} .. {max(times[label]) * 1000:7.1f}"
-        ratio = "" if label == first else f"  {first} = {base / med:5.2f}x of this"
+        ratio = "" if label == first else f"  {first} / this = {base / med:5.2f}"
         print(f"  {label:<22} median {med * 1000:8.1f} ms  (min..max {spread} ms, n={runs}){ratio}")
 
 

@@ -11,8 +11,8 @@ if [ "$user" != root ] && ! grep -q "^$user:" /etc/subuid; then
     as_root usermod --add-subuids 100000-165535 --add-subgids 100000-165535 "$user"
 fi
 echo "building airlock (release)" >&2
-swift build -c release --package-path "$here" 2>&1 | grep -E "error|warning: |Compiling airlock|Build complete" >&2 || true
-bin="$(swift build -c release --package-path "$here" --show-bin-path)/airlock"
+swift build -c release --static-swift-stdlib --package-path "$here" 2>&1 | grep -E "error|warning: |Compiling airlock|Build complete" >&2 || true
+bin="$(swift build -c release --static-swift-stdlib --package-path "$here" --show-bin-path)/airlock"
 test -x "$bin"
 as_root install -m 755 "$bin" /usr/local/bin/airlock
 echo "installed /usr/local/bin/airlock" >&2

@@ -20,9 +20,9 @@ swift build --build-tests 2>&1 | grep -E "error|warning: " && exit 1 || true
 swift test --skip-build 2>&1 | tail -n 25
 
 step "release build"
-swift build -c release 2>&1 | grep -E "error|warning: " && exit 1 || true
+swift build -c release --static-swift-stdlib 2>&1 | grep -E "error|warning: " && exit 1 || true
 bin_dir="$(mktemp -d /tmp/airlock-test-bin.XXXXXX)"
-install -m 755 "$(swift build -c release --show-bin-path)/airlock" "$bin_dir/airlock"
+install -m 755 "$(swift build -c release --static-swift-stdlib --show-bin-path)/airlock" "$bin_dir/airlock"
 chmod 755 "$bin_dir"
 
 step "end-to-end (as an ordinary user)"

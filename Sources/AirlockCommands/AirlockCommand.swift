@@ -31,6 +31,7 @@ public struct AirlockCommand: ParsableCommand {
 
     /// Parses, runs, and turns any failure into one line on stderr and an exit status.
     public static func main(_ arguments: [String]) {
+        if let status = InternalCommand.run(arguments) { Glibc.exit(status) }
         do {
             var command = try parseAsRoot(Array(arguments.dropFirst()))
             try command.run()

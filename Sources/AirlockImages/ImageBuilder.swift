@@ -59,11 +59,15 @@ public struct ImageBuilder: Sendable {
         let digest = template.digest
         let final = store.imagesDirectory + "/" + digest
         let partial = store.imagesDirectory + "/.partial-" + digest
-        let tarball = store.imagesDirectory + "/.build-" + digest + ".tar"
+        let tarball = store.imagesDirectory + "/.build-" + digest + "-\(getpid()).tar"
         let namespace = try UserNamespace(identity: identity)
         defer { namespace.close() }
+        // Whatever an interrupted build of this recipe left: its partial tree and tarball.
         try namespace.removeTree([partial, final])
-        Files.remove(tarball)
+        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: store.imagesDirectory)) ?? []
+        for name in leftovers where name.hasPrefix(".build-" + digest) {
+            Files.remove(store.imagesDirectory + "/" + name)
+        }
         let started = Monotonic.now()
         log(
             "building image for template '\(template.name)' (\(template.allPackages.count) packages, Debian \(template.suite))"
@@ -72,7 +76,10 @@ public struct ImageBuilder: Sendable {
             let mmdebstrap = Mmdebstrap(
                 template: template, mode: getuid() == 0 ? "root" : "unshare", output: tarball,
                 mirror: ProcessInfo.processInfo.environment["AIRLOCK_DEBIAN_MIRROR"])
-            try runStreaming(mmdebstrap.arguments, started: started, log: log)
+            // If airlock is killed mid-build, mmdebstrap goes too: no second writer can appear
+            // once the build lock is free again.
+            try runStreaming(
+                ["setpriv", "--pdeathsig", "SIGKILL", "--"] + mmdebstrap.arguments, started: started, log: log)
             log(String(format: "[%5.1fs] unpacking root filesystem", Monotonic.now() - started))
             try Files.makeDirectory(partial + "/rootfs")
             try namespace.run(
@@ -98,11 +105,10 @@ public struct ImageBuilder: Sendable {
 
     /// Runs mmdebstrap, relaying its progress lines with the elapsed time.
     func runStreaming(_ argv: [String], started: Double, log: @escaping @Sendable (String) -> Void) throws {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw SystemCallError("pipe", errno: errno) }
-        let child = try ChildProcess.spawn(argv, stdin: .null, stdout: .fd(fds[1]), stderr: .fd(fds[1]))
-        close(fds[1])
-        let reader = FileHandle(fileDescriptor: fds[0], closeOnDealloc: true)
+        let output = try Pipe2()
+        let child = try ChildProcess.spawn(argv, stdin: .null, stdout: .fd(output.write), stderr: .fd(output.write))
+        output.closeWrite()
+        let reader = FileHandle(fileDescriptor: output.read, closeOnDealloc: false)
         var pending = ""
         var lastLines: [String] = []
         while true {
@@ -123,6 +129,21 @@ public struct ImageBuilder: Sendable {
             let detail = lastLines.last(where: { $0.hasPrefix("E: ") }) ?? lastLines.last ?? "exit status \(status)"
             throw AirlockError(.failed, "image build for template failed: \(detail)")
         }
+    }
+
+    /// Deletes the template's image under its build lock; false when there was none.
+    public func remove(_ template: Template) throws -> Bool {
+        guard existing(template) != nil else { return false }
+        let lock = try FileLock(path: store.imagesDirectory + "/" + template.name + ".lock")
+        try lock.acquire(timeout: 60, what: "the build of template '\(template.name)'")
+        defer { lock.release() }
+        let final = store.imagesDirectory + "/" + template.digest
+        let doomed = store.imagesDirectory + "/.removing-" + template.digest + "-\(getpid())"
+        guard rename(final, doomed) == 0 else { throw SystemCallError("rename \(final)", errno: errno) }
+        let namespace = try UserNamespace(identity: identity)
+        defer { namespace.close() }
+        try namespace.removeTree([doomed])
+        return true
     }
 
     /// Every image on disk with its template name.

@@ -13,12 +13,19 @@ public struct RuntimeDriver: Sendable, Equatable {
     /// Directory for the runtime's container state (`--root`).
     public let stateRoot: String
 
+    /// The program to run: its absolute path when installed, so no `PATH` search happens
+    /// inside the sandbox's namespaces.
+    public let binary: String
+
     public init(kind: Kind, stateRoot: String) {
-        self.kind = kind
-        self.stateRoot = stateRoot
+        self.init(kind: kind, stateRoot: stateRoot, binary: Executables.find(kind.rawValue) ?? kind.rawValue)
     }
 
-    public var binary: String { kind.rawValue }
+    public init(kind: Kind, stateRoot: String, binary: String) {
+        self.kind = kind
+        self.stateRoot = stateRoot
+        self.binary = binary
+    }
 
     /// Flags every invocation needs.
     var globalArguments: [String] {
@@ -31,8 +38,8 @@ public struct RuntimeDriver: Sendable, Equatable {
     }
 
     /// Creates and starts the container, then returns (the init keeps running).
-    public func runArguments(bundle: String, id: String) -> [String] {
-        globalArguments + ["run", "--detach", "--bundle", bundle, id]
+    public func runArguments(bundle: String, id: String, pidFile: String) -> [String] {
+        globalArguments + ["run", "--detach", "--pid-file", pidFile, "--bundle", bundle, id]
     }
 
     /// Starts one more process in the container, described by an OCI process JSON file.
@@ -54,8 +61,9 @@ public struct RuntimeDriver: Sendable, Equatable {
 
     /// The program's path, or an error that says how to install it.
     public func requireInstalled() throws -> String {
-        guard let path = Executables.find(binary) else {
-            throw AirlockError(.notFound, "runtime \(binary) is not installed (try: sudo apt-get install \(binary))")
+        guard let path = Executables.find(kind.rawValue) else {
+            throw AirlockError(
+                .notFound, "runtime \(kind.rawValue) is not installed (try: sudo apt-get install \(kind.rawValue))")
         }
         return path
     }

@@ -41,16 +41,29 @@ public struct SandboxInit {
             // that would stay open for the sandbox's whole life.
             let logFile = paths.directory + "/runtime.log"
             Files.remove(logFile)
+            let pidFile = paths.runtimeRoot + "/" + name + ".pid"
             let runtime = try ChildProcess.spawn(
-                driver.runArguments(bundle: paths.bundle, id: name), stdin: .null, stdout: .file(logFile),
-                stderr: .file(logFile))
+                driver.runArguments(bundle: paths.bundle, id: name, pidFile: pidFile), stdin: .null,
+                stdout: .file(logFile), stderr: .file(logFile))
+            let runtimeStarted = Monotonic.now()
             let status = runtime.wait()
+            FileHandle.standardError.write(
+                Data(
+                    String(
+                        format: "%@ took %.1f ms to start the container\n", driver.binary,
+                        (Monotonic.now() - runtimeStarted) * 1000
+                    ).utf8))
             guard status == 0 else {
                 let output = ChildProcess.Output(status: status, stdout: "", stderr: (try? Files.read(logFile)) ?? "")
                 throw AirlockError(
                     .failed, "\(driver.binary) could not start the sandbox: \(Self.runtimeError(output))")
             }
-            containerPID = try readContainerPID()
+            guard
+                let pid = (try? Files.read(pidFile)).flatMap({
+                    pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines))
+                })
+            else { throw AirlockError(.failed, "\(driver.binary) started the sandbox but wrote no pid file") }
+            containerPID = pid
         } catch {
             writeLine(Self.readyFD, "error: \(error)")
             return 1
@@ -86,20 +99,13 @@ public struct SandboxInit {
     /// Each start gets fresh runtime state: a killed supervisor may have left some behind.
     private func prepareRuntimeState() throws {
         if Files.exists(paths.runtimeRoot) {
-            let output = try ChildProcess.run(["rm", "-rf", paths.runtimeRoot])
-            guard output.status == 0 else {
-                throw AirlockError(.failed, "cannot clear \(paths.runtimeRoot): \(output.lastErrorLine)")
+            do {
+                try FileManager.default.removeItem(atPath: paths.runtimeRoot)
+            } catch {
+                throw AirlockError(.failed, "cannot clear \(paths.runtimeRoot): \(error.localizedDescription)")
             }
         }
         try Files.makeDirectory(paths.runtimeRoot, mode: 0o700)
-    }
-
-    private func readContainerPID() throws -> pid_t {
-        let output = try ChildProcess.run(driver.stateArguments(id: name))
-        struct State: Decodable { var pid: Int32 }
-        guard output.status == 0, let state = try? JSONDecoder().decode(State.self, from: Data(output.stdout.utf8))
-        else { throw AirlockError(.failed, "\(driver.binary) state failed: \(output.lastErrorLine)") }
-        return state.pid
     }
 
     /// The useful part of a runtime's error (runc prints JSON log lines or `msg="..."`).

@@ -140,7 +140,8 @@ public struct Sandboxes: Sendable {
             try seedHome(paths.home, imageRootfs: image.rootfs(in: store))
             let record = SandboxRecord(
                 name: name, agent: agent.name, workspace: workspace, template: template.name, image: image.digest,
-                runtime: runtime.rawValue, command: agent.command, environment: environment, mounts: mounts,
+                user: template.user.name, sudo: template.user.sudo, runtime: runtime.rawValue, command: agent.command,
+                environment: environment, mounts: mounts,
                 limits: limits, created: Date())
             try paths.save(record)
             return (record, true)
@@ -238,7 +239,6 @@ public struct Sandboxes: Sendable {
     }
 
     func spec(for record: SandboxRecord) throws -> SandboxSpec {
-        let template = try templates.find(record.template).template
         let imageRootfs = store.imagesDirectory + "/" + record.image + "/rootfs"
         guard Files.isDirectory(imageRootfs) else {
             throw AirlockError(
@@ -246,7 +246,8 @@ public struct Sandboxes: Sendable {
             )
         }
         return SandboxSpec(
-            record: record, paths: store.sandbox(record.name), imageRootfs: imageRootfs, user: template.user,
+            record: record, paths: store.sandbox(record.name), imageRootfs: imageRootfs,
+            user: Template.UserSetup(name: record.user, sudo: record.sudo),
             resources: nil, cgroupsPath: nil)
     }
 

@@ -43,10 +43,13 @@ public struct Supervisor {
             writeLine(Self.readyFD, "ready")
             return 0
         }
+        let started = Monotonic.now()
+        var namespaceReady = started
         let namespace: UserNamespace
         let chain: ChildProcess
         do {
             namespace = try UserNamespace(identity: try SandboxIdentity.current())
+            namespaceReady = Monotonic.now()
             let ready = try Pipe2()
             chain = try ChildProcess.spawn(
                 namespace.enterPrefix + [
@@ -75,7 +78,10 @@ public struct Supervisor {
         }
         writeLine(Self.readyFD, "ready")
         close(Self.readyFD)
-        log("sandbox \(name) running")
+        log(
+            String(
+                format: "sandbox %@ running (user namespace %.1f ms, init and container %.1f ms)", name,
+                (namespaceReady - started) * 1000, (Monotonic.now() - namespaceReady) * 1000))
 
         var killDeadline: Double?
         var status: Int32 = 0

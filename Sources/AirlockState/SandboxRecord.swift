@@ -7,6 +7,9 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
     public var workspace: String
     public var template: String
     public var image: String
+    /// The account the agent runs as, and whether it may use sudo (fixed by the image).
+    public var user: String
+    public var sudo: Bool
     public var runtime: String
     public var command: [String]
     public var environment: [String]
@@ -15,7 +18,8 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
     public var created: Date
 
     public init(
-        name: String, agent: String, workspace: String, template: String, image: String, runtime: String,
+        name: String, agent: String, workspace: String, template: String, image: String, user: String, sudo: Bool,
+        runtime: String,
         command: [String], environment: [String], mounts: [MountRequest], limits: Limits, created: Date
     ) {
         self.name = name
@@ -23,6 +27,8 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
         self.workspace = workspace
         self.template = template
         self.image = image
+        self.user = user
+        self.sudo = sudo
         self.runtime = runtime
         self.command = command
         self.environment = environment

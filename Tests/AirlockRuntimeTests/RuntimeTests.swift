@@ -9,10 +9,11 @@ import Testing
 
 @Suite struct RuntimeDriverTests {
     @Test func runcCommandLines() {
-        let runc = RuntimeDriver(kind: .runc, stateRoot: "/s/runc")
+        let runc = RuntimeDriver(kind: .runc, stateRoot: "/s/runc", binary: "runc")
         #expect(
-            runc.runArguments(bundle: "/s/bundle", id: "box") == [
-                "runc", "--root", "/s/runc", "run", "--detach", "--bundle", "/s/bundle", "box",
+            runc.runArguments(bundle: "/s/bundle", id: "box", pidFile: "/s/runc/box.pid") == [
+                "runc", "--root", "/s/runc", "run", "--detach", "--pid-file", "/s/runc/box.pid", "--bundle",
+                "/s/bundle", "box",
             ])
         #expect(
             runc.execArguments(id: "box", processFile: "/proc/self/fd/5", tty: true)
@@ -24,7 +25,7 @@ import Testing
     }
 
     @Test func runscUsesPtraceAndItsOwnLoopbackNetwork() {
-        let runsc = RuntimeDriver(kind: .runsc, stateRoot: "/s/r")
+        let runsc = RuntimeDriver(kind: .runsc, stateRoot: "/s/r", binary: "runsc")
         let args = runsc.stateArguments(id: "box")
         #expect(args.starts(with: ["runsc", "--root", "/s/r"]))
         #expect(args.contains("--platform=ptrace") && args.contains("--network=none"))
@@ -79,7 +80,7 @@ import Testing
     func spec(sudo: Bool = true) -> SandboxSpec {
         let record = SandboxRecord(
             name: "shell-demo", agent: "shell", workspace: "/home/u/demo", template: "shell", image: "abc",
-            runtime: "runc",
+            user: "agent", sudo: true, runtime: "runc",
             command: ["bash"], environment: ["FOO=bar", "LANG=de_DE.UTF-8"],
             mounts: [.init(source: "/data", destination: "/data", readOnly: true)], limits: .init(), created: Date())
         return SandboxSpec(

@@ -208,6 +208,7 @@ steps:
   - echo built > /etc/tiny-marker
 YAML
 expect "user template listed" "tiny" "$(a template ls --json | python3 -c 'import json,sys; print(" ".join(t["name"] for t in json.load(sys.stdin) if t["source"] != "built-in"))')"
+a template rm tiny >/dev/null 2>&1
 a template build tiny > "$HOME/e2e-b1" 2> "$HOME/e2e-b1.err" & b1=$!
 sleep 0.5
 a template build tiny > "$HOME/e2e-b2" 2> "$HOME/e2e-b2.err" & b2=$!
@@ -221,6 +222,9 @@ expect "template steps ran in the image" "built" "$(a run --name tiny --template
 expect "no sudo in a sudo-less template" "none" "$(a exec tiny -- sh -c 'command -v sudo || echo none')"
 expect "no_new_privs without sudo" "1" "$(a exec tiny -- awk '/NoNewPrivs/{print $2}' /proc/self/status)"
 a rm -f tiny >/dev/null; rm -f "$HOME"/e2e-b1* "$HOME"/e2e-b2*
+digest=$(a template rm tiny)
+expect "template rm removes the image" "0" "$(ls "$AIRLOCK_HOME/images" | grep -c "^$digest$")"
+check_error "template rm of an unbuilt image" "has no built image" a template rm tiny
 
 echo "== inspect, limits, reset"
 a create --name limited --memory 256m --pids 64 shell "$ws" >/dev/null

@@ -8,7 +8,7 @@ struct TemplateCommand: ParsableCommand {
         commandName: "template",
         abstract: "List, show and build image templates.",
         discussion: "User templates are YAML files in $XDG_CONFIG_HOME/airlock/templates/ (see `template show shell`).",
-        subcommands: [TemplateList.self, TemplateShow.self, TemplateBuild.self])
+        subcommands: [TemplateList.self, TemplateShow.self, TemplateBuild.self, TemplateRemove.self])
 }
 
 struct TemplateList: ParsableCommand {
@@ -76,10 +76,35 @@ struct TemplateBuild: ParsableCommand {
         let template = try context.templates.find(name).template
         let builder = ImageBuilder(store: context.store, identity: try SandboxIdentity.current())
         if let image = builder.existing(template) {
-            Context.progress("template '\(name)' is already built (image \(image.digest.prefix(12)))")
+            Context.progress("template '\(name)' is already built")
+            print(image.digest)
             return
         }
         let image = try builder.ensure(template, log: Context.progress)
         print(image.digest)
+    }
+}
+
+struct TemplateRemove: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rm", abstract: "Remove a template's built image (the next run rebuilds it).")
+
+    @Argument(help: "Template name.")
+    var name: String
+
+    func run() throws {
+        let context = Context()
+        let template = try context.templates.find(name).template
+        let users = context.store.records().filter { $0.image == template.digest }.map(\.name)
+        guard users.isEmpty else {
+            throw AirlockError(
+                .conflict,
+                "the image of template '\(name)' is used by \(users.joined(separator: ", ")) (remove them first)")
+        }
+        let builder = ImageBuilder(store: context.store, identity: try SandboxIdentity.current())
+        guard try builder.remove(template) else {
+            throw AirlockError(.notFound, "template '\(name)' has no built image")
+        }
+        print(template.digest)
     }
 }
