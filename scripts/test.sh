@@ -36,5 +36,8 @@ install -m 755 tests/e2e/sandbox.sh "$bin_dir/sandbox.sh"
 status=0
 runuser -u "$user" -- env -i HOME="/home/$user" PATH="/usr/local/bin:/usr/bin:/bin" LANG=C.UTF-8 \
     AIRLOCK="$bin_dir/airlock" bash "$bin_dir/sandbox.sh" || status=$?
+
+step "end-to-end as root: cgroup limits"
+AIRLOCK="$bin_dir/airlock" bash tests/e2e/root-limits.sh || status=1
 rm -rf "$bin_dir"
 exit $status

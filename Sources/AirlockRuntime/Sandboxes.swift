@@ -245,10 +245,12 @@ public struct Sandboxes: Sendable {
                 .notFound, "the image of sandbox \(record.name) is gone (remove the sandbox: airlock rm \(record.name))"
             )
         }
+        let enforce = !record.limits.isEmpty && CgroupSupport.detect().note == nil
         return SandboxSpec(
             record: record, paths: store.sandbox(record.name), imageRootfs: imageRootfs,
             user: Template.UserSetup(name: record.user, sudo: record.sudo),
-            resources: nil, cgroupsPath: nil)
+            resources: enforce ? CgroupSupport.resources(for: record.limits) : nil,
+            cgroupsPath: enforce ? CgroupSupport.path(for: record.name) : nil)
     }
 
     /// Starts the sandbox's supervisor unless it is already running; returns its status.
@@ -274,6 +276,9 @@ public struct Sandboxes: Sendable {
         try Files.writeAtomically(
             paths.bundle + "/config.json", String(decoding: try encoder.encode(spec.runtimeSpec()), as: UTF8.self))
 
+        if spec.cgroupsPath != nil {
+            try CgroupSupport.delegate(name: name, to: try SandboxIdentity.current().hostRootUID)
+        }
         let ready = try Pipe2()
         let launcher = try ChildProcess.spawn(
             ["setsid", "--fork", Executables.current, "_supervise", "--state", store.root, name],

@@ -103,6 +103,7 @@ public struct Supervisor {
         }
         Files.remove(paths.status)
         namespace.close()
+        if getuid() == 0 { CgroupSupport.release(name: name) }
         log("sandbox \(name) stopped (status \(status))")
         runningLock.release()
         return 0

@@ -130,3 +130,20 @@ import Testing
         #expect(env.contains("AIRLOCK_SANDBOX=shell-demo"))
     }
 }
+
+@Suite struct CgroupLimitTests {
+    @Test func turnsRequestedLimitsIntoOCIResources() {
+        let resources = CgroupSupport.resources(
+            for: SandboxRecord.Limits(memoryBytes: 64 << 20, cpus: 1.5, pids: 100))
+        #expect(resources?.memory?.limit == 64 << 20)
+        #expect(resources?.cpu == RuntimeSpec.Resources.CPU(quota: 150_000, period: 100_000))
+        #expect(resources?.pids?.limit == 100)
+        #expect(CgroupSupport.resources(for: SandboxRecord.Limits()) == nil)
+    }
+
+    @Test func leavesOutWhatWasNotAskedFor() {
+        let resources = CgroupSupport.resources(for: SandboxRecord.Limits(pids: 64))
+        #expect(resources?.memory == nil && resources?.cpu == nil)
+        #expect(CgroupSupport.path(for: "shell-demo") == "/airlock/shell-demo")
+    }
+}
