@@ -8,6 +8,19 @@ cd "$here"
 [ "$(id -u)" = 0 ] || exec sudo -E "$0" "$@"
 
 step() { printf '\n== %s\n' "$*"; }
+# Builds quietly; on failure shows the errors. Warnings in Airlock's own targets are errors
+# (Package.swift), so the exit status says it all.
+build() {
+    local log
+    log=$(mktemp)
+    if ! swift build "$@" >"$log" 2>&1; then
+        grep -E "error:" "$log" | head -40 || tail -40 "$log"
+        rm -f "$log"
+        echo "build failed: swift build $*" >&2
+        exit 1
+    fi
+    rm -f "$log"
+}
 
 step "system packages"
 scripts/system-packages.sh
@@ -16,11 +29,11 @@ step "swift format lint --strict"
 swift format lint --strict --recursive Package.swift Sources Tests
 
 step "unit tests"
-swift build --build-tests 2>&1 | grep -E "error|warning: " && exit 1 || true
+build --build-tests
 swift test --skip-build 2>&1 | tail -n 25
 
 step "release build"
-swift build -c release --static-swift-stdlib 2>&1 | grep -E "error|warning: " && exit 1 || true
+build -c release --static-swift-stdlib
 bin_dir="$(mktemp -d /tmp/airlock-test-bin.XXXXXX)"
 install -m 755 "$(swift build -c release --static-swift-stdlib --show-bin-path)/airlock" "$bin_dir/airlock"
 chmod 755 "$bin_dir"

@@ -314,9 +314,12 @@ public struct Sandboxes: Sendable {
         }
     }
 
-    /// Replaces this process with the runtime's `exec`, so exit status, TTY and signals are the
-    /// command's own.
-    public func exec(_ name: String, _ request: ExecRequest) throws -> Never {
+    /// Runs a command in the sandbox through the runtime's `exec` and returns its exit status.
+    ///
+    /// The runtime owns the TTY (window size changes reach it directly as the terminal's
+    /// foreground process); signals sent to airlock are passed on to it, and it passes them
+    /// to the command.
+    public func exec(_ name: String, _ request: ExecRequest) throws -> Int32 {
         let record = try record(name)
         let paths = store.sandbox(name)
         guard paths.isRunning, let status = paths.loadStatus() else {
@@ -339,16 +342,23 @@ public struct Sandboxes: Sendable {
         guard pipe(&fds) == 0 else { throw SystemCallError("pipe", errno: errno) }
         _ = json.withCString { write(fds[1], $0, strlen($0)) }
         close(fds[1])
-        if !request.interactive && !request.tty {
-            let null = open("/dev/null", O_RDONLY)
-            dup2(null, 0)
-            close(null)
-        }
+        defer { close(fds[0]) }
         let driver = RuntimeDriver(
             kind: RuntimeDriver.Kind(rawValue: record.runtime) ?? .runc, stateRoot: paths.runtimeRoot)
-        try ChildProcess.exec(
-            ["nsenter", "-t", String(status.initPID), "-U", "-m", "-p", "--"]
-                + driver.execArguments(id: name, processFile: "/proc/self/fd/\(fds[0])", tty: request.tty))
+        let forwarded = SignalSet.forwarded
+        forwarded.block()
+        let child = try ChildProcess.spawn(
+            [try Executables.require("nsenter"), "-t", String(status.initPID), "-U", "-m", "-p", "--"]
+                + driver.execArguments(id: name, processFile: "/proc/self/fd/\(fds[0])", tty: request.tty),
+            stdin: request.interactive || request.tty ? .inherit : .null)
+        while true {
+            if let exited = child.poll() { return exited }
+            guard let signal = forwarded.wait(timeout: 0.05), signal != SIGCHLD else { continue }
+            // nsenter forks the runtime into the sandbox's pid namespace and does not pass
+            // signals on; the runtime is its only child, and signalling it is allowed because
+            // the sandbox's user namespace belongs to this user.
+            if let runtime = try? Supervisor.onlyChild(of: child.pid) { kill(runtime, signal) }
+        }
     }
 
     struct Account {

@@ -14,6 +14,9 @@ struct SignalSet {
         for signal in signals { sigaddset(&set, signal) }
     }
 
+    /// What `exec` passes on to the command, plus SIGCHLD to wake up when it ends.
+    static let forwarded = SignalSet([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD])
+
     func block() {
         var copy = set
         sigprocmask(SIG_BLOCK, &copy, nil)

@@ -58,6 +58,13 @@ expect "/tmp is a tmpfs" "tmpfs" "$(sh_in 'stat -f -c %T /tmp')"
 echo "== exit status and processes"
 sh_in 'exit 7'; expect "exit 7 gives 7" "7" "$?"
 a exec "$name" -- sh -c 'exit 3'; expect "exec exit status propagates" "3" "$?"
+"$AIRLOCK" exec "$name" -- sh -c 'trap "echo got-term; exit 9" TERM; echo ready; sleep 100 & wait' > "$HOME/e2e-sig" 2>&1 &
+sig_pid=$!
+for _ in $(seq 50); do grep -q ready "$HOME/e2e-sig" 2>/dev/null && break; sleep 0.1; done
+kill -TERM "$sig_pid"; wait "$sig_pid"; sig_status=$?
+expect "SIGTERM to airlock exec reaches the command" "ready got-term" "$(xargs < "$HOME/e2e-sig")"
+expect "and its exit status comes back" "9" "$sig_status"
+rm -f "$HOME/e2e-sig"
 procs=$(sh_in 'ps -e -o comm= | sort | tr "\n" " "')
 expect_match "ps shows only the sandbox's processes" "^(bash |ps |sleep |sort |tini |tr )+$" "$procs"
 # Run under a pseudo-terminal of 33x111, resize it to 40x120 mid-session, and read what the

@@ -41,6 +41,6 @@ struct Exec: ParsableCommand {
         request.environment = env
         request.tty = tty
         request.interactive = interactive
-        try Context().sandboxes.exec(name, request)
+        throw ExitCode(try Context().sandboxes.exec(name, request))
     }
 }

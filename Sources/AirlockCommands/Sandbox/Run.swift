@@ -40,6 +40,6 @@ struct Run: ParsableCommand {
         var request = Sandboxes.ExecRequest(command: record.command + agentArguments)
         request.tty = isatty(0) == 1 && isatty(1) == 1
         request.interactive = true
-        try sandboxes.exec(record.name, request)
+        throw ExitCode(try sandboxes.exec(record.name, request))
     }
 }
