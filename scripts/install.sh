@@ -4,6 +4,10 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+command -v swift >/dev/null || {
+    echo "airlock: no Swift 6 toolchain on PATH (install one from https://www.swift.org/install/linux/ and retry)" >&2
+    exit 1
+}
 "$here/scripts/system-packages.sh"
 user="${SUDO_USER:-$(id -un)}"
 if [ "$user" != root ] && ! grep -q "^$user:" /etc/subuid; then

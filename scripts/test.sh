@@ -30,7 +30,15 @@ swift format lint --strict --recursive Package.swift Sources Tests
 
 step "unit tests"
 build --build-tests
-swift test --skip-build 2>&1 | tail -n 25
+unit_log=$(mktemp)
+if ! swift test --skip-build >"$unit_log" 2>&1; then
+    grep -E "✘|error|failed" "$unit_log" | head -60
+    rm -f "$unit_log"
+    echo "unit tests failed" >&2
+    exit 1
+fi
+grep -E "Test run with|Executed [0-9]+ tests" "$unit_log" | tail -n 2
+rm -f "$unit_log"
 
 step "release build"
 build -c release --static-swift-stdlib

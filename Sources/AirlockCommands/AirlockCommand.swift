@@ -42,15 +42,15 @@ public struct AirlockCommand: ParsableCommand {
         } catch let error as ExitCode {
             Glibc.exit(error.rawValue)
         } catch {
-            let message = fullMessage(for: error)
             let code = exitCode(for: error).rawValue
             if code == 0 {
-                print(message)
+                print(fullMessage(for: error))
                 Glibc.exit(0)
             }
-            // Usage errors keep ArgumentParser's help hint; everything else is one line.
-            FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
-            Glibc.exit(code)
+            // Usage errors too are one line, with where to look for the rest.
+            let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid usage"
+            let lowered = message.prefix(1).lowercased() + message.dropFirst()
+            fail("\(lowered) (see 'airlock --help')", status: code)
         }
     }
 

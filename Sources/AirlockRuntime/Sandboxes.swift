@@ -72,9 +72,7 @@ public struct Sandboxes: Sendable {
         guard Files.isDirectory(workspace) else {
             throw AirlockError(.notFound, "workspace \(request.workspace) does not exist or is not a directory")
         }
-        guard workspace != "/" else {
-            throw AirlockError(.invalidArgument, "refusing to use / as a workspace")
-        }
+        try Self.checkWorkspace(workspace)
         let name = request.name ?? Self.defaultName(agent: agent.name, workspace: workspace)
         try Self.validate(name: name)
         try store.prepare()
@@ -156,6 +154,24 @@ public struct Sandboxes: Sendable {
         let skel = imageRootfs + "/etc/skel"
         for file in (try? FileManager.default.contentsOfDirectory(atPath: skel)) ?? [] {
             try? FileManager.default.copyItem(atPath: skel + "/" + file, toPath: home + "/" + file)
+        }
+    }
+
+    /// Refuses workspaces that would put what the sandbox exists to hide inside it: the root
+    /// directory, the user's home, or a directory that contains the home.
+    public static func checkWorkspace(_ workspace: String, home: String? = ProcessInfo.processInfo.environment["HOME"])
+        throws
+    {
+        guard workspace != "/" else {
+            throw AirlockError(.invalidArgument, "refusing to use / as a workspace (cd into a project directory)")
+        }
+        guard let home, !home.isEmpty, home != "/" else { return }
+        let resolvedHome = Files.absolute(home)
+        if resolvedHome == workspace || resolvedHome.hasPrefix(workspace + "/") {
+            throw AirlockError(
+                .invalidArgument,
+                "refusing to use \(workspace) as a workspace: it holds your home directory, and with it ~/.ssh and your keys (cd into a project directory)"
+            )
         }
     }
 
@@ -427,6 +443,16 @@ public struct Sandboxes: Sendable {
         guard rename(paths.directory, doomed) == 0 else {
             throw SystemCallError("rename \(paths.directory)", errno: errno)
         }
-        try namespace.removeTree([doomed])
+        try namespace.removeTree([doomed] + abandonedRemovals())
+    }
+
+    /// What an `rm` that was killed half-way left: `.removing-NAME-PID` of a process now gone.
+    func abandonedRemovals() -> [String] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: store.sandboxesDirectory)) ?? []
+        return entries.filter { entry in
+            guard entry.hasPrefix(".removing-"), let pid = entry.split(separator: "-").last.flatMap({ pid_t($0) })
+            else { return false }
+            return pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH
+        }.map { store.sandboxesDirectory + "/" + $0 }
     }
 }

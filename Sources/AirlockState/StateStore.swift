@@ -41,7 +41,9 @@ public struct StateStore: Sendable {
     /// Names of every sandbox with a record, sorted.
     public func sandboxNames() -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: sandboxesDirectory)) ?? []
-        return names.filter { Files.exists(sandboxesDirectory + "/" + $0 + "/sandbox.json") }.sorted()
+        // Hidden entries are sandboxes being removed.
+        return names.filter { !$0.hasPrefix(".") && Files.exists(sandboxesDirectory + "/" + $0 + "/sandbox.json") }
+            .sorted()
     }
 
     /// Every sandbox record that can be read.

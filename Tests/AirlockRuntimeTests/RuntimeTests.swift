@@ -62,6 +62,16 @@ import Testing
         #expect(throws: AirlockError.self) { try Sandboxes.parseBytes(text) }
     }
 
+    @Test(arguments: ["/", "/home/u", "/home"])
+    func refusesWorkspacesHoldingTheHome(workspace: String) {
+        #expect(throws: AirlockError.self) { try Sandboxes.checkWorkspace(workspace, home: "/home/u") }
+    }
+
+    @Test(arguments: ["/home/u/project", "/srv/code", "/home/user2"])
+    func acceptsProjectDirectories(workspace: String) throws {
+        try Sandboxes.checkWorkspace(workspace, home: "/home/u")
+    }
+
     @Test func parsesVolumes() throws {
         let tmp =
             NSTemporaryDirectory().hasSuffix("/") ? String(NSTemporaryDirectory().dropLast()) : NSTemporaryDirectory()

@@ -167,6 +167,8 @@ check_error "name taken by another workspace" "is taken by workspace" a create s
 check_error "unknown runtime" "unknown runtime" a create --runtime kata --name t2 shell "$ws"
 check_error "bad memory size" "invalid memory size" a create --memory lots --name t3 shell "$ws"
 check_error "exec in a missing sandbox" "no sandbox named" a exec nosuch -- true
+check_error "home directory refused as a workspace" "holds your home directory" a create shell "$HOME"
+check_error "usage errors are one line too" "unexpected argument" a bogus
 expect "nothing half-made after errors" "$before" "$(a ls -q | sort | tr '\n' ' ')"
 expect "no partial state directories" "" "$(ls -A "$AIRLOCK_HOME/sandboxes" | grep -v -x -e "$name" || true)"
 
@@ -232,6 +234,14 @@ a rm -f tiny >/dev/null; rm -f "$HOME"/e2e-b1* "$HOME"/e2e-b2*
 digest=$(a template rm tiny)
 expect "template rm removes the image" "0" "$(ls "$AIRLOCK_HOME/images" | grep -c "^$digest$")"
 check_error "template rm of an unbuilt image" "has no built image" a template rm tiny
+
+echo "== an rm killed half-way"
+a run --name half shell "$ws" -- -c 'sudo touch /etc/half-marker' >/dev/null
+a stop half >/dev/null
+mv "$AIRLOCK_HOME/sandboxes/half" "$AIRLOCK_HOME/sandboxes/.removing-half-999999"
+expect "ls does not show a sandbox being removed" "0" "$(a ls -q | grep -c '^half$\|removing')"
+a create --name other shell "$ws" >/dev/null && a rm other >/dev/null
+expect "the next rm finishes what the killed one left" "gone" "$(test -e "$AIRLOCK_HOME/sandboxes/.removing-half-999999" && echo present || echo gone)"
 
 echo "== inspect, limits, reset"
 a create --name limited --memory 256m --pids 64 shell "$ws" >/dev/null
