@@ -22,6 +22,7 @@ let package = Package(
         ),
         .target(name: "AirlockSystem", swiftSettings: strict),
         .target(name: "AirlockOCI", swiftSettings: strict),
+        .target(name: "AirlockPolicy", swiftSettings: strict),
         .target(
             name: "AirlockState",
             dependencies: ["AirlockSystem"],
@@ -51,6 +52,7 @@ let package = Package(
         ),
         .testTarget(name: "AirlockOCITests", dependencies: ["AirlockOCI"], resources: [.copy("Golden")]),
         .testTarget(name: "AirlockImagesTests", dependencies: ["AirlockImages"]),
+        .testTarget(name: "AirlockPolicyTests", dependencies: ["AirlockPolicy"]),
         .testTarget(name: "AirlockRuntimeTests", dependencies: ["AirlockRuntime", "AirlockOCI"]),
         .testTarget(name: "AirlockStateTests", dependencies: ["AirlockState", "AirlockSystem"]),
     ],
