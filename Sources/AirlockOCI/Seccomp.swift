@@ -40,6 +40,18 @@ public struct Seccomp: Codable, Sendable, Equatable {
 }
 
 extension Seccomp {
+    /// The host's architecture and the compat ABIs its kernel also accepts: a filter must cover
+    /// them all, or a 32-bit syscall would slip past it; foreign ones only cost compile time.
+    public static var nativeArchitectures: [String] {
+        #if arch(x86_64)
+            ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+        #elseif arch(arm64)
+            ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]
+        #else
+            []
+        #endif
+    }
+
     static let eperm: UInt32 = 1
     static let enosys: UInt32 = 38
     static let eafnosupport: UInt32 = 97
@@ -62,7 +74,7 @@ extension Seccomp {
         let tioclinux: UInt64 = 0x541C
         return Seccomp(
             defaultAction: "SCMP_ACT_ALLOW",
-            architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"],
+            architectures: nativeArchitectures,
             syscalls: [
                 Rule(names: denied, action: "SCMP_ACT_ERRNO", errnoRet: eperm),
                 // clone3 takes its flags in a struct the filter cannot read; ENOSYS makes libc

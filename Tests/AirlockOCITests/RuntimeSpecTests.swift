@@ -78,6 +78,14 @@ import Testing
         #expect(deniedNames().contains(name))
     }
 
+    @Test func coversTheCompatABIs() {
+        #if arch(x86_64)
+            // Without X86 a 32-bit int 0x80 syscall would not be filtered at all.
+            #expect(profile.architectures == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
+        #endif
+        #expect(!profile.architectures.isEmpty)
+    }
+
     @Test func allowsByDefault() {
         #expect(profile.defaultAction == "SCMP_ACT_ALLOW")
         #expect(!deniedNames().contains("read"))
