@@ -38,9 +38,21 @@ public struct RuntimeDriver: Sendable, Equatable {
     }
 
     /// Creates and starts the container, then returns (the init keeps running).
-    public func runArguments(bundle: String, id: String, pidFile: String) -> [String] {
-        globalArguments + ["run", "--detach", "--pid-file", pidFile, "--bundle", bundle, id]
+    /// The container inherits the runtime's stdio, so runc and crun get a log file for their
+    /// errors and /dev/null for stdio: nothing inside can reach a host file through /proc/1/fd.
+    public func runArguments(bundle: String, id: String, pidFile: String, logFile: String) -> [String] {
+        let log: [String] =
+            switch kind {
+            case .runc: ["--log", logFile]
+            case .crun: ["--log=file:" + logFile]
+            case .runsc: []
+            }
+        return globalArguments + log + ["run", "--detach", "--pid-file", pidFile, "--bundle", bundle, id]
     }
+
+    /// Whether errors go to the log file rather than stderr (runsc writes them to stderr, and
+    /// keeps the container's stdio inside its own kernel).
+    public var logsToFile: Bool { kind != .runsc }
 
     /// Starts one more process in the container, described by an OCI process JSON file.
     public func execArguments(id: String, processFile: String, tty: Bool) -> [String] {

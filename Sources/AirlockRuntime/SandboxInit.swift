@@ -37,14 +37,12 @@ public struct SandboxInit {
         do {
             try mountRootfs()
             try prepareRuntimeState()
-            // The container inherits the runtime's stdio, so it goes to a file, never to a pipe
-            // that would stay open for the sandbox's whole life.
             let logFile = paths.directory + "/runtime.log"
             Files.remove(logFile)
             let pidFile = paths.runtimeRoot + "/" + name + ".pid"
             let runtime = try ChildProcess.spawn(
-                driver.runArguments(bundle: paths.bundle, id: name, pidFile: pidFile), stdin: .null,
-                stdout: .file(logFile), stderr: .file(logFile))
+                driver.runArguments(bundle: paths.bundle, id: name, pidFile: pidFile, logFile: logFile),
+                stdin: .null, stdout: .null, stderr: driver.logsToFile ? .null : .file(logFile))
             let runtimeStarted = Monotonic.now()
             let status = runtime.wait()
             FileHandle.standardError.write(
@@ -112,7 +110,8 @@ public struct SandboxInit {
     static func runtimeError(_ output: ChildProcess.Output) -> String {
         let line = output.lastErrorLine
         if let range = line.range(of: "msg=\"") {
-            return String(line[range.upperBound...]).replacingOccurrences(of: "\"", with: "")
+            return String(line[range.upperBound...]).replacingOccurrences(of: "\\\"", with: "'")
+                .replacingOccurrences(of: "\"", with: "")
         }
         return line
     }

@@ -11,8 +11,9 @@ import Testing
     @Test func runcCommandLines() {
         let runc = RuntimeDriver(kind: .runc, stateRoot: "/s/runc", binary: "runc")
         #expect(
-            runc.runArguments(bundle: "/s/bundle", id: "box", pidFile: "/s/runc/box.pid") == [
-                "runc", "--root", "/s/runc", "run", "--detach", "--pid-file", "/s/runc/box.pid", "--bundle",
+            runc.runArguments(bundle: "/s/bundle", id: "box", pidFile: "/s/runc/box.pid", logFile: "/s/log") == [
+                "runc", "--root", "/s/runc", "--log", "/s/log", "run", "--detach", "--pid-file", "/s/runc/box.pid",
+                "--bundle",
                 "/s/bundle", "box",
             ])
         #expect(

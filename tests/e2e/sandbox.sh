@@ -45,6 +45,7 @@ echo "== host files are absent"
 expect "host ~/.aws/credentials absent" "absent" "$(sh_in "test -e $HOME/.aws/credentials && echo present || echo absent")"
 expect "host ~/.ssh absent" "absent" "$(sh_in "test -e $HOME/.ssh && echo present || echo absent")"
 expect "companion: the probe sees the workspace" "present" "$(sh_in "test -e $ws/README && echo present || echo absent")"
+expect "the sandbox's init holds no host file open" "/dev/null /dev/null /dev/null" "$(sh_in 'readlink /proc/1/fd/0 /proc/1/fd/1 /proc/1/fd/2 | xargs')"
 expect "host /tmp not shared" "absent" "$(touch /tmp/airlock-e2e-host-marker; sh_in 'test -e /tmp/airlock-e2e-host-marker && echo present || echo absent')"
 
 echo "== writes outside the workspace stay inside"
@@ -167,6 +168,11 @@ check_error "name taken by another workspace" "is taken by workspace" a create s
 check_error "unknown runtime" "unknown runtime" a create --runtime kata --name t2 shell "$ws"
 check_error "bad memory size" "invalid memory size" a create --memory lots --name t3 shell "$ws"
 check_error "exec in a missing sandbox" "no sandbox named" a exec nosuch -- true
+mkdir -p "$HOME/e2e-vanishing"
+a create --name vanish -v "$HOME/e2e-vanishing:/data" shell "$ws" >/dev/null && rmdir "$HOME/e2e-vanishing"
+check_error "a mount source gone since create: the runtime's reason, one line" "no such file or directory" a run --name vanish shell "$ws" -- -c true
+expect "and the sandbox is left stopped, not half-started" "stopped" "$(a inspect vanish | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')"
+a rm vanish >/dev/null
 check_error "home directory refused as a workspace" "holds your home directory" a create shell "$HOME"
 check_error "usage errors are one line too" "unexpected argument" a bogus
 expect "nothing half-made after errors" "$before" "$(a ls -q | sort | tr '\n' ' ')"
