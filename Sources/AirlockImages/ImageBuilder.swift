@@ -45,7 +45,7 @@ public struct ImageBuilder: Sendable {
     public func ensure(_ template: Template, log: @escaping @Sendable (String) -> Void) throws -> Image {
         if let image = existing(template) { return image }
         try store.prepare()
-        let lock = try FileLock(path: store.imagesDirectory + "/" + template.name + ".lock")
+        let lock = try FileLock(path: store.imagesDirectory + "/." + template.digest + ".lock")
         if !lock.tryAcquire() {
             log("waiting for another build of template '\(template.name)'")
             try lock.acquire(timeout: 3600, what: "the build of template '\(template.name)'")
@@ -134,7 +134,7 @@ public struct ImageBuilder: Sendable {
     /// Deletes the template's image under its build lock; false when there was none.
     public func remove(_ template: Template) throws -> Bool {
         guard existing(template) != nil else { return false }
-        let lock = try FileLock(path: store.imagesDirectory + "/" + template.name + ".lock")
+        let lock = try FileLock(path: store.imagesDirectory + "/." + template.digest + ".lock")
         try lock.acquire(timeout: 60, what: "the build of template '\(template.name)'")
         defer { lock.release() }
         let final = store.imagesDirectory + "/" + template.digest

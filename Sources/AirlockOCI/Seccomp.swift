@@ -52,6 +52,12 @@ extension Seccomp {
         #endif
     }
 
+    /// Compares only the low 32 bits: `socket`'s family and `ioctl`'s request are 32-bit in
+    /// the kernel, so a plain 64-bit comparison is dodged by setting an upper bit.
+    static func low32(index: UInt32, equals value: UInt64) -> Arg {
+        Arg(index: index, value: 0xffff_ffff, valueTwo: value, op: "SCMP_CMP_MASKED_EQ")
+    }
+
     static let eperm: UInt32 = 1
     static let enosys: UInt32 = 38
     static let eafnosupport: UInt32 = 97
@@ -85,19 +91,19 @@ extension Seccomp {
                     args: [Arg(index: 0, value: cloneNewUser, valueTwo: cloneNewUser, op: "SCMP_CMP_MASKED_EQ")]),
                 Rule(
                     names: ["socket", "socketpair"], action: "SCMP_ACT_ERRNO", errnoRet: eafnosupport,
-                    args: [Arg(index: 0, value: 40, op: "SCMP_CMP_EQ")]),  // AF_VSOCK
+                    args: [low32(index: 0, equals: 40)]),  // AF_VSOCK
                 Rule(
                     names: ["socket", "socketpair"], action: "SCMP_ACT_ERRNO", errnoRet: eafnosupport,
-                    args: [Arg(index: 0, value: 38, op: "SCMP_CMP_EQ")]),  // AF_ALG
+                    args: [low32(index: 0, equals: 38)]),  // AF_ALG
                 Rule(
                     names: ["socket", "socketpair"], action: "SCMP_ACT_ERRNO", errnoRet: eafnosupport,
-                    args: [Arg(index: 0, value: 17, op: "SCMP_CMP_EQ")]),  // AF_PACKET
+                    args: [low32(index: 0, equals: 17)]),  // AF_PACKET
                 Rule(
                     names: ["ioctl"], action: "SCMP_ACT_ERRNO", errnoRet: eperm,
-                    args: [Arg(index: 1, value: tiocsti, op: "SCMP_CMP_EQ")]),
+                    args: [low32(index: 1, equals: tiocsti)]),
                 Rule(
                     names: ["ioctl"], action: "SCMP_ACT_ERRNO", errnoRet: eperm,
-                    args: [Arg(index: 1, value: tioclinux, op: "SCMP_CMP_EQ")]),
+                    args: [low32(index: 1, equals: tioclinux)]),
             ])
     }
 }

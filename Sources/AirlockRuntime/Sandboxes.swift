@@ -73,6 +73,7 @@ public struct Sandboxes: Sendable {
             throw AirlockError(.notFound, "workspace \(request.workspace) does not exist or is not a directory")
         }
         try Self.checkWorkspace(workspace)
+        try checkOutsideStateStore(workspace, what: "workspace")
         let name = request.name ?? Self.defaultName(agent: agent.name, workspace: workspace)
         try Self.validate(name: name)
         try store.prepare()
@@ -104,6 +105,10 @@ public struct Sandboxes: Sendable {
             memoryBytes: try request.memory.map(Self.parseBytes), cpus: try request.cpus.map(Self.checkCPUs),
             pids: try request.pids.map(Self.checkPids))
         let mounts = try request.volumes.map(Self.parseVolume)
+        for mount in mounts {
+            try Self.checkWorkspace(mount.source)
+            try checkOutsideStateStore(mount.source, what: "mount source")
+        }
         let environment = try request.environment.map(Self.checkEnvironment)
         let identity = try SandboxIdentity.current()
         let image = try ImageBuilder(store: store, identity: identity).ensure(template, log: log)
@@ -175,6 +180,33 @@ public struct Sandboxes: Sendable {
         }
     }
 
+    /// Refuses a host path that holds Airlock's state, or lies in it: from inside, a sandbox
+    /// could otherwise rewrite its own record (and its mounts) or another sandbox's image.
+    func checkOutsideStateStore(_ path: String, what: String) throws {
+        let state = Files.absolute(store.root)
+        if state == path || state.hasPrefix(path + "/") || path.hasPrefix(state + "/") {
+            throw AirlockError(
+                .invalidArgument, "refusing \(what) \(path): it overlaps airlock's state directory \(state)")
+        }
+    }
+
+    /// Checks, at every start, that each host path still resolves to itself: a directory the
+    /// sandbox replaced with a symlink since `create` would otherwise bind the link's target.
+    static func checkMountSources(_ record: SandboxRecord) throws {
+        for source in [record.workspace] + record.mounts.map(\.source) {
+            let resolved = Files.absolute(source)
+            guard resolved == source else {
+                throw AirlockError(
+                    .conflict,
+                    "\(source) now resolves to \(resolved) (a symlink replaced it since the sandbox was created); refusing to start \(record.name)"
+                )
+            }
+            guard Files.exists(source) else {
+                throw AirlockError(.notFound, "mount source \(source) of sandbox \(record.name) no longer exists")
+            }
+        }
+    }
+
     static func runtime(named name: String?) throws -> RuntimeDriver.Kind {
         guard let name else { return .runc }
         guard let kind = RuntimeDriver.Kind(rawValue: name) else {
@@ -199,7 +231,9 @@ public struct Sandboxes: Sendable {
             factor = unit
             number = number.dropLast()
         }
-        guard let value = Double(number), value > 0, value * factor >= 6 * 1024 * 1024 else {
+        guard let value = Double(number), value.isFinite, value > 0, value * factor >= 6 * 1024 * 1024,
+            value * factor < Double(Int64.max / 2)
+        else {
             throw AirlockError(.invalidArgument, "invalid memory size '\(text)' (use e.g. 512m or 2g; at least 6m)")
         }
         return Int64(value * factor)
@@ -280,6 +314,7 @@ public struct Sandboxes: Sendable {
         defer { lock.release() }
         if paths.isRunning, let status = paths.loadStatus() { return status }
 
+        try Self.checkMountSources(record)
         let spec = try spec(for: record)
         let driver = RuntimeDriver(
             kind: RuntimeDriver.Kind(rawValue: record.runtime) ?? .runc, stateRoot: paths.runtimeRoot)
@@ -353,19 +388,19 @@ public struct Sandboxes: Sendable {
             args: request.command, uid: account.uid, gid: account.gid, userName: account.name, home: account.home,
             cwd: request.workdir, tty: request.tty, extraEnvironment: environment)
         let json = String(decoding: try JSONEncoder().encode(process), as: UTF8.self)
-        // Hand the process JSON over a pipe the runtime opens as a file: nothing left on disk.
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw SystemCallError("pipe", errno: errno) }
-        _ = json.withCString { write(fds[1], $0, strlen($0)) }
-        close(fds[1])
-        defer { close(fds[0]) }
+        // The runtime reads the process from a file; it lives only as long as this command
+        // (a start clears any that a killed airlock left).
+        try Files.makeDirectory(paths.directory + "/exec", mode: 0o700)
+        let processFile = paths.directory + "/exec/\(getpid()).json"
+        try Files.writeAtomically(processFile, json, mode: 0o600)
+        defer { Files.remove(processFile) }
         let driver = RuntimeDriver(
             kind: RuntimeDriver.Kind(rawValue: record.runtime) ?? .runc, stateRoot: paths.runtimeRoot)
         let forwarded = SignalSet.forwarded
         forwarded.block()
         let child = try ChildProcess.spawn(
             [try Executables.require("nsenter"), "-t", String(status.initPID), "-U", "-m", "-p", "--"]
-                + driver.execArguments(id: name, processFile: "/proc/self/fd/\(fds[0])", tty: request.tty),
+                + driver.execArguments(id: name, processFile: processFile, tty: request.tty),
             stdin: request.interactive || request.tty ? .inherit : .null)
         while true {
             if let exited = child.poll() { return exited }
@@ -386,9 +421,11 @@ public struct Sandboxes: Sendable {
 
     /// Looks a user up in the sandbox's passwd (its upper layer first, where `useradd` writes).
     func resolveUser(_ user: String, spec: SandboxSpec) throws -> Account {
+        // The upper layer is the sandbox's to write: read its passwd only if it is a plain,
+        // small file (not a symlink to a host file, a FIFO or /dev/zero).
         let passwd =
-            (try? Files.read(spec.paths.upper + "/etc/passwd")) ?? (try? Files.read(spec.imageRootfs + "/etc/passwd"))
-            ?? ""
+            Files.readRegularFile(spec.paths.upper + "/etc/passwd", limit: 1 << 20)
+            ?? Files.readRegularFile(spec.imageRootfs + "/etc/passwd", limit: 1 << 20) ?? ""
         let numeric = UInt32(user)
         for line in passwd.split(separator: "\n") {
             let fields = line.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
@@ -428,14 +465,15 @@ public struct Sandboxes: Sendable {
     public func remove(_ name: String, force: Bool) throws {
         _ = try record(name)
         let paths = store.sandbox(name)
+        // Holding the lock keeps `start` out between the running check and the removal.
+        let lock = try FileLock(path: paths.lock)
+        try lock.acquire(timeout: 60, what: "sandbox \(name)")
         if paths.isRunning {
             guard force else {
                 throw AirlockError(.conflict, "sandbox \(name) is running (stop it first, or use rm -f)")
             }
             try stop(name)
         }
-        let lock = try FileLock(path: paths.lock)
-        try lock.acquire(timeout: 60, what: "sandbox \(name)")
         // The upper layer holds files owned by the sandbox's ids: delete from inside its namespace.
         let namespace = try UserNamespace(identity: try SandboxIdentity.current())
         defer { namespace.close() }

@@ -1,3 +1,5 @@
+import AirlockSystem
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -52,10 +54,16 @@ func writeLine(_ fd: Int32, _ line: String) {
 
 /// Reads one line (or to end of file): readiness pipes stay open in the processes that
 /// inherited them, so their readers cannot wait for end of file.
-func readReadinessLine(_ fd: Int32) -> String {
+func readReadinessLine(_ fd: Int32, timeout: Double = 120) -> String {
     var result = [UInt8]()
     var byte: UInt8 = 0
+    let deadline = Monotonic.now() + timeout
     while true {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let remaining = Int32(max(0, (deadline - Monotonic.now()) * 1000))
+        let ready = poll(&entry, 1, remaining)
+        if ready < 0 && errno == EINTR { continue }
+        if ready <= 0 { return "error: no answer within \(Int(timeout)) s" }
         let count = read(fd, &byte, 1)
         if count < 0 && errno == EINTR { continue }
         if count <= 0 || byte == UInt8(ascii: "\n") { break }

@@ -33,7 +33,18 @@ public struct Supervisor {
         } catch {
             return report(error: "\(error)")
         }
-        guard runningLock.tryAcquire() else {
+        // `ls` and friends take the lock shared for an instant to test it; only a lock that
+        // stays held means another supervisor (starts are serialised by the sandbox lock).
+        var acquired = runningLock.tryAcquire()
+        let retryUntil = Monotonic.now() + 0.2
+        while !acquired && Monotonic.now() < retryUntil {
+            usleep(5_000)
+            acquired = runningLock.tryAcquire()
+        }
+        if acquired {
+            Files.remove(paths.status)  // left by a supervisor that was killed
+        }
+        guard acquired else {
             // Another supervisor owns the sandbox; it is ready once its status exists.
             let deadline = Monotonic.now() + 30
             while paths.loadStatus() == nil && paths.isRunning && Monotonic.now() < deadline { usleep(20_000) }

@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Small file helpers with errors a user can read.
 public enum Files {
     public static func exists(_ path: String) -> Bool {
@@ -25,6 +29,20 @@ public enum Files {
             throw AirlockError(.notFound, "cannot read \(path)")
         }
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Reads a file only if it is a regular file (never following a symlink) no larger than
+    /// `limit` bytes; nil otherwise.
+    public static func readRegularFile(_ path: String, limit: Int) -> String? {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, Int(info.st_size) <= limit else { return nil }
+        var buffer = [UInt8](repeating: 0, count: Int(info.st_size))
+        let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard count >= 0 else { return nil }
+        return String(decoding: buffer[0..<count], as: UTF8.self)
     }
 
     /// Writes through a temporary file and a rename, so readers never see half a file.

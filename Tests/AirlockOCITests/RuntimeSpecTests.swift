@@ -93,14 +93,16 @@ import Testing
 
     @Test(arguments: [(UInt64(40), "AF_VSOCK"), (38, "AF_ALG"), (17, "AF_PACKET")])
     func deniesSocketFamily(family: UInt64, label: String) {
-        let rule = profile.syscalls.first { $0.names.contains("socket") && $0.args?.first?.value == family }
-        #expect(rule != nil, "\(label)")
+        let rule = profile.syscalls.first { $0.names.contains("socket") && $0.args?.first?.valueTwo == family }
+        #expect(rule?.args?.first?.op == "SCMP_CMP_MASKED_EQ", "\(label)")
+        #expect(rule?.args?.first?.value == 0xffff_ffff, "\(label): only the low 32 bits count")
     }
 
     @Test(arguments: [UInt64(0x5412), 0x541C])
     func deniesTerminalInjection(request: UInt64) {
-        let rule = profile.syscalls.first { $0.names == ["ioctl"] && $0.args?.first?.value == request }
+        let rule = profile.syscalls.first { $0.names == ["ioctl"] && $0.args?.first?.valueTwo == request }
         #expect(rule?.args?.first?.index == 1)
+        #expect(rule?.args?.first?.op == "SCMP_CMP_MASKED_EQ")
     }
 
     @Test func masksNewUserNamespacesInClone() {
