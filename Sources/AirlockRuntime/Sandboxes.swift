@@ -315,6 +315,8 @@ public struct Sandboxes: Sendable {
         if paths.isRunning, let status = paths.loadStatus() { return status }
 
         try Self.checkMountSources(record)
+        // Process files of execs whose airlock was killed: none can be in use while stopped.
+        Files.remove(paths.directory + "/exec")
         let spec = try spec(for: record)
         let driver = RuntimeDriver(
             kind: RuntimeDriver.Kind(rawValue: record.runtime) ?? .runc, stateRoot: paths.runtimeRoot)
