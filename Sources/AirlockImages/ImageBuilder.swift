@@ -15,7 +15,7 @@ public struct Image: Codable, Sendable, Equatable {
 
     /// The root filesystem directory of this image in `store`.
     public func rootfs(in store: StateStore) -> String {
-        store.imagesDirectory + "/" + digest + "/rootfs"
+        store.imageRootfs(digest)
     }
 }
 
@@ -45,7 +45,7 @@ public struct ImageBuilder: Sendable {
     public func ensure(_ template: Template, log: @escaping @Sendable (String) -> Void) throws -> Image {
         if let image = existing(template) { return image }
         try store.prepare()
-        let lock = try FileLock(path: store.imagesDirectory + "/." + template.digest + ".lock")
+        let lock = try buildLock(for: template)
         if !lock.tryAcquire() {
             log("waiting for another build of template '\(template.name)'")
             try lock.acquire(timeout: 3600, what: "the build of template '\(template.name)'")
@@ -134,7 +134,7 @@ public struct ImageBuilder: Sendable {
     /// Deletes the template's image under its build lock; false when there was none.
     public func remove(_ template: Template) throws -> Bool {
         guard existing(template) != nil else { return false }
-        let lock = try FileLock(path: store.imagesDirectory + "/." + template.digest + ".lock")
+        let lock = try buildLock(for: template)
         try lock.acquire(timeout: 60, what: "the build of template '\(template.name)'")
         defer { lock.release() }
         let final = store.imagesDirectory + "/" + template.digest
@@ -144,6 +144,12 @@ public struct ImageBuilder: Sendable {
         defer { namespace.close() }
         try namespace.removeTree([doomed])
         return true
+    }
+
+    /// Serialises everything that writes one recipe's image: it is stored by digest, so two
+    /// templates with the same recipe share it.
+    func buildLock(for template: Template) throws -> FileLock {
+        try FileLock(path: store.imagesDirectory + "/." + template.digest + ".lock")
     }
 
     /// Every image on disk with its template name.

@@ -1,3 +1,4 @@
+import AirlockState
 import AirlockSystem
 
 /// An OCI runtime Airlock can drive: runc, crun or gVisor's runsc.
@@ -19,6 +20,11 @@ public struct RuntimeDriver: Sendable, Equatable {
 
     public init(kind: Kind, stateRoot: String) {
         self.init(kind: kind, stateRoot: stateRoot, binary: Executables.find(kind.rawValue) ?? kind.rawValue)
+    }
+
+    /// The driver a sandbox was created with, keeping its state in the sandbox's directory.
+    public init(record: SandboxRecord, paths: SandboxPaths) {
+        self.init(kind: Kind(rawValue: record.runtime) ?? .runc, stateRoot: paths.runtimeRoot)
     }
 
     public init(kind: Kind, stateRoot: String, binary: String) {

@@ -289,7 +289,7 @@ public struct Sandboxes: Sendable {
     }
 
     func spec(for record: SandboxRecord) throws -> SandboxSpec {
-        let imageRootfs = store.imagesDirectory + "/" + record.image + "/rootfs"
+        let imageRootfs = store.imageRootfs(record.image)
         guard Files.isDirectory(imageRootfs) else {
             throw AirlockError(
                 .notFound, "the image of sandbox \(record.name) is gone (remove the sandbox: airlock rm \(record.name))"
@@ -316,10 +316,9 @@ public struct Sandboxes: Sendable {
 
         try Self.checkMountSources(record)
         // Process files of execs whose airlock was killed: none can be in use while stopped.
-        Files.remove(paths.directory + "/exec")
+        Files.remove(paths.execDirectory)
         let spec = try spec(for: record)
-        let driver = RuntimeDriver(
-            kind: RuntimeDriver.Kind(rawValue: record.runtime) ?? .runc, stateRoot: paths.runtimeRoot)
+        let driver = RuntimeDriver(record: record, paths: paths)
         _ = try driver.requireInstalled()
         for (file, contents) in spec.etcFiles() {
             try Files.writeAtomically(paths.etc + "/" + file, contents)
@@ -392,12 +391,11 @@ public struct Sandboxes: Sendable {
         let json = String(decoding: try JSONEncoder().encode(process), as: UTF8.self)
         // The runtime reads the process from a file; it lives only as long as this command
         // (a start clears any that a killed airlock left).
-        try Files.makeDirectory(paths.directory + "/exec", mode: 0o700)
-        let processFile = paths.directory + "/exec/\(getpid()).json"
+        try Files.makeDirectory(paths.execDirectory, mode: 0o700)
+        let processFile = paths.execDirectory + "/\(getpid()).json"
         try Files.writeAtomically(processFile, json, mode: 0o600)
         defer { Files.remove(processFile) }
-        let driver = RuntimeDriver(
-            kind: RuntimeDriver.Kind(rawValue: record.runtime) ?? .runc, stateRoot: paths.runtimeRoot)
+        let driver = RuntimeDriver(record: record, paths: paths)
         let forwarded = SignalSet.forwarded
         forwarded.block()
         let child = try ChildProcess.spawn(

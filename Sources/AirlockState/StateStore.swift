@@ -6,9 +6,9 @@ import Foundation
 ///
 /// ```
 /// images/<digest>/rootfs        read-only image root filesystems
-/// images/<template>.lock        build lock per template
+/// images/.<digest>.lock         build lock per recipe
 /// sandboxes/<name>/sandbox.json the sandbox record
-/// sandboxes/<name>/{upper,work,home,bundle,runc,supervisor.log,lock,running.lock}
+/// sandboxes/<name>/{upper,work,home,bundle,runc,exec,supervisor.log,lock,running.lock}
 /// ```
 public struct StateStore: Sendable {
     public let root: String
@@ -27,6 +27,11 @@ public struct StateStore: Sendable {
 
     public var imagesDirectory: String { root + "/images" }
     public var sandboxesDirectory: String { root + "/sandboxes" }
+
+    /// The read-only root filesystem of the image with `digest`.
+    public func imageRootfs(_ digest: String) -> String {
+        imagesDirectory + "/" + digest + "/rootfs"
+    }
 
     public func sandbox(_ name: String) -> SandboxPaths {
         SandboxPaths(directory: sandboxesDirectory + "/" + name)
@@ -65,6 +70,8 @@ public struct SandboxPaths: Sendable {
     public var rootfs: String { directory + "/rootfs" }
     public var log: String { directory + "/supervisor.log" }
     public var etc: String { directory + "/etc" }
+    /// Process descriptions of running `exec`s, one file each.
+    public var execDirectory: String { directory + "/exec" }
     /// Held for the length of one command that changes the sandbox.
     public var lock: String { directory + "/lock" }
     /// Held by the supervisor for as long as the sandbox runs.
