@@ -69,6 +69,11 @@ struct Context {
         Sandboxes(store: store, templates: templates, log: Context.progress)
     }
 
+    /// Builds and removes images as the current user (fails without subordinate ids).
+    func imageBuilder() throws -> ImageBuilder {
+        ImageBuilder(store: store, identity: try SandboxIdentity.current())
+    }
+
     /// Progress and notes go to stderr, so stdout stays for results.
     static let progress: @Sendable (String) -> Void = { line in
         FileHandle.standardError.write(Data("airlock: \(line)\n".utf8))

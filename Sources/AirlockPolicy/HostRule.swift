@@ -16,21 +16,21 @@ public struct HostRule: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses a rule; nil when it is not a host name pattern.
     public init?(_ text: String) {
-        var host = Substring(text.lowercased())
+        var hostPart = Substring(text)
         var port: UInt16?
-        if let colon = host.lastIndex(of: ":") {
-            guard let value = UInt16(host[host.index(after: colon)...]), value > 0 else { return nil }
+        if let colon = hostPart.lastIndex(of: ":") {
+            guard let value = UInt16(hostPart[hostPart.index(after: colon)...]), value > 0 else { return nil }
             port = value
-            host = host[..<colon]
+            hostPart = hostPart[..<colon]
         }
-        if host.hasSuffix(".") { host = host.dropLast() }
+        let host = HostName.normalize(String(hostPart))
         if host.hasPrefix("*.") {
             let domain = String(host.dropFirst(2))
             guard HostName.isValid(domain) else { return nil }
             self.init(pattern: .subdomains(of: domain), port: port)
         } else {
             guard HostName.isValid(host) else { return nil }
-            self.init(pattern: .exact(String(host)), port: port)
+            self.init(pattern: .exact(host), port: port)
         }
     }
 

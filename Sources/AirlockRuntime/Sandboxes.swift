@@ -172,7 +172,7 @@ public struct Sandboxes: Sendable {
         }
         guard let home, !home.isEmpty, home != "/" else { return }
         let resolvedHome = Files.absolute(home)
-        if resolvedHome == workspace || resolvedHome.hasPrefix(workspace + "/") {
+        if Files.isWithin(resolvedHome, workspace) {
             throw AirlockError(
                 .invalidArgument,
                 "refusing to use \(workspace) as a workspace: it holds your home directory, and with it ~/.ssh and your keys (cd into a project directory)"
@@ -184,7 +184,7 @@ public struct Sandboxes: Sendable {
     /// could otherwise rewrite its own record (and its mounts) or another sandbox's image.
     func checkOutsideStateStore(_ path: String, what: String) throws {
         let state = Files.absolute(store.root)
-        if state == path || state.hasPrefix(path + "/") || path.hasPrefix(state + "/") {
+        if Files.isWithin(state, path) || Files.isWithin(path, state) {
             throw AirlockError(
                 .invalidArgument, "refusing \(what) \(path): it overlaps airlock's state directory \(state)")
         }

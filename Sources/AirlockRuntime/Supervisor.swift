@@ -35,12 +35,7 @@ public struct Supervisor {
         }
         // `ls` and friends take the lock shared for an instant to test it; only a lock that
         // stays held means another supervisor (starts are serialised by the sandbox lock).
-        var acquired = runningLock.tryAcquire()
-        let retryUntil = Monotonic.now() + 0.2
-        while !acquired && Monotonic.now() < retryUntil {
-            usleep(5_000)
-            acquired = runningLock.tryAcquire()
-        }
+        let acquired = (try? runningLock.acquire(timeout: 0.2, what: "sandbox \(name)")) != nil
         if acquired {
             Files.remove(paths.status)  // left by a supervisor that was killed
         }

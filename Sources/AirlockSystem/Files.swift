@@ -59,6 +59,11 @@ public enum Files {
         try? FileManager.default.removeItem(atPath: path)
     }
 
+    /// Whether `path` is `directory` or lies below it (both absolute and resolved).
+    public static func isWithin(_ path: String, _ directory: String) -> Bool {
+        path == directory || path.hasPrefix(directory.hasSuffix("/") ? directory : directory + "/")
+    }
+
     /// Resolves `path` against the current directory and follows symlinks.
     public static func absolute(_ path: String) -> String {
         let url = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath()

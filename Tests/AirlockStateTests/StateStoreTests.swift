@@ -70,3 +70,13 @@ import Testing
         #expect(!FileLock.isHeld(path: path))
     }
 }
+
+@Suite struct PathContainmentTests {
+    @Test(arguments: [
+        ("/home/u", "/home/u", true), ("/home/u/p", "/home/u", true), ("/home/u", "/", true),
+        ("/home/user2", "/home/u", false), ("/home", "/home/u", false),
+    ])
+    func isWithin(path: String, directory: String, expected: Bool) {
+        #expect(Files.isWithin(path, directory) == expected)
+    }
+}

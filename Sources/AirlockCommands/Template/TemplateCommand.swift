@@ -28,14 +28,11 @@ struct TemplateList: ParsableCommand {
 
     func run() throws {
         let context = Context()
-        let identity = try? SandboxIdentity.current()
+        let builder = try? context.imageBuilder()
         let rows = try context.templates.all().map { entry in
-            let built =
-                identity.map { ImageBuilder(store: context.store, identity: $0).existing(entry.template) != nil }
-                ?? false
-            return Row(
+            Row(
                 name: entry.template.name, source: entry.source, digest: String(entry.template.digest.prefix(12)),
-                built: built, description: entry.template.description)
+                built: builder?.existing(entry.template) != nil, description: entry.template.description)
         }
         if json {
             let encoder = JSONEncoder()
@@ -74,7 +71,7 @@ struct TemplateBuild: ParsableCommand {
     func run() throws {
         let context = Context()
         let template = try context.templates.find(name).template
-        let builder = ImageBuilder(store: context.store, identity: try SandboxIdentity.current())
+        let builder = try context.imageBuilder()
         if let image = builder.existing(template) {
             Context.progress("template '\(name)' is already built")
             print(image.digest)
@@ -101,8 +98,7 @@ struct TemplateRemove: ParsableCommand {
                 .conflict,
                 "the image of template '\(name)' is used by \(users.joined(separator: ", ")) (remove them first)")
         }
-        let builder = ImageBuilder(store: context.store, identity: try SandboxIdentity.current())
-        guard try builder.remove(template) else {
+        guard try context.imageBuilder().remove(template) else {
             throw AirlockError(.notFound, "template '\(name)' has no built image")
         }
         print(template.digest)
