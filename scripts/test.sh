@@ -54,6 +54,7 @@ fi
 grep -q "^$user:" /etc/subuid || usermod --add-subuids 200000-265535 "$user"
 grep -q "^$user:" /etc/subgid || usermod --add-subgids 200000-265535 "$user"
 install -m 755 tests/e2e/sandbox.sh "$bin_dir/sandbox.sh"
+install -m 644 tests/e2e/lib.sh "$bin_dir/lib.sh"
 status=0
 runuser -u "$user" -- env -i HOME="/home/$user" PATH="/usr/local/bin:/usr/bin:/bin" LANG=C.UTF-8 \
     AIRLOCK="$bin_dir/airlock" bash "$bin_dir/sandbox.sh" || status=$?

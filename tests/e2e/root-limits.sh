@@ -5,12 +5,7 @@
 set -uo pipefail
 AIRLOCK="${AIRLOCK:-airlock}"
 export AIRLOCK_HOME="${AIRLOCK_HOME:-/var/tmp/airlock-e2e-root}"
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); printf 'ok    %s\n' "$1"; }
-fail() { failed=$((failed + 1)); printf 'FAIL  %s\n' "$1"; [ -n "${2:-}" ] && printf '      %s\n' "$2"; }
-expect() { if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "want [$2] got [$3]"; fi; }
-a() { "$AIRLOCK" "$@"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ws=$(mktemp -d /var/tmp/airlock-e2e-root-ws.XXXXXX)
 cleanup() { a reset -f >/dev/null 2>&1; rm -rf "$ws"; }
 trap cleanup EXIT
@@ -18,8 +13,8 @@ trap cleanup EXIT
 support=$(a doctor --json | python3 -c 'import json,sys; c=[c for c in json.load(sys.stdin) if c["name"]=="cgroups"][0]; print(c["level"])')
 if [ "$support" != ok ]; then
     echo "cgroup limits not available to root on this host ($support); skipping"
-    echo "0 passed, 0 failed"
-    exit 0
+    report
+    exit
 fi
 
 a create --name lim --memory 64m --pids 40 --cpus 0.5 shell "$ws" >/dev/null
@@ -36,6 +31,4 @@ if [ "$root_host" -ge 65536 ]; then pass "root inside is an unprivileged host id
 a stop lim >/dev/null
 expect "stop releases the cgroups" "gone" "$(test -d /sys/fs/cgroup/memory/airlock/lim && echo present || echo gone)"
 
-echo
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+report

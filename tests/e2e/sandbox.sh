@@ -6,15 +6,7 @@
 set -uo pipefail
 AIRLOCK="${AIRLOCK:-airlock}"
 export AIRLOCK_HOME="$HOME/.airlock-e2e"
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); printf 'ok    %s\n' "$1"; }
-fail() { failed=$((failed + 1)); printf 'FAIL  %s\n' "$1"; [ -n "${2:-}" ] && printf '      %s\n' "$2"; }
-# expect NAME WANT GOT
-expect() { if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "want [$2] got [$3]"; fi; }
-# expect_match NAME REGEX GOT
-expect_match() { if [[ "$3" =~ $2 ]]; then pass "$1"; else fail "$1" "want /$2/ got [$3]"; fi; }
-a() { "$AIRLOCK" "$@"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cleanup() { a reset -f >/dev/null 2>&1; rm -rf "$AIRLOCK_HOME/sandboxes"; }
 trap cleanup EXIT
@@ -158,13 +150,6 @@ expect "workspace intact" "partial" "$(cat "$ws/kill-test.txt")"
 expect "next run works" "again" "$(sh_in 'echo again')"
 
 echo "== errors: one line, non-zero, nothing half-made"
-check_error() { # NAME EXPECTED-SUBSTRING CMD...
-    local label="$1" want="$2"; shift 2
-    local err rc lines
-    err=$("$@" 2>&1 >/dev/null); rc=$?
-    lines=$(printf '%s' "$err" | grep -c '')
-    if [ $rc -ne 0 ] && [ "$lines" = 1 ] && [[ "$err" == *"$want"* ]]; then pass "$label"; else fail "$label" "rc=$rc err=[$err]"; fi
-}
 before=$(a ls -q | sort | tr '\n' ' ')
 check_error "unknown agent" "unknown agent 'nope'" a run nope "$ws"
 check_error "unknown template" "unknown template 'nope'" a create --template nope --name t1 shell "$ws"
@@ -271,6 +256,4 @@ expect "inspect reports requested limits and whether enforced" "268435456 True" 
 a reset -f >/dev/null
 expect "reset removes every sandbox" "" "$(a ls -q)"
 
-echo
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+report
