@@ -13,6 +13,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         .executableTarget(
@@ -23,6 +27,28 @@ let package = Package(
         .target(name: "AirlockSystem", swiftSettings: strict),
         .target(name: "AirlockOCI", swiftSettings: strict),
         .target(name: "AirlockPolicy", swiftSettings: strict),
+        .target(name: "AirlockWire", dependencies: ["AirlockPolicy"], swiftSettings: strict),
+        .target(
+            name: "AirlockTLS",
+            dependencies: [
+                "AirlockSystem",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "AirlockEgress",
+            dependencies: [
+                "AirlockSystem", "AirlockState", "AirlockPolicy", "AirlockWire", "AirlockTLS",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "AirlockState",
             dependencies: ["AirlockSystem"],
@@ -39,20 +65,41 @@ let package = Package(
         ),
         .target(
             name: "AirlockRuntime",
-            dependencies: ["AirlockSystem", "AirlockOCI", "AirlockState", "AirlockImages"],
+            dependencies: [
+                "AirlockSystem", "AirlockOCI", "AirlockState", "AirlockImages", "AirlockPolicy", "AirlockEgress",
+            ],
             swiftSettings: strict
         ),
         .target(
             name: "AirlockCommands",
             dependencies: [
                 "AirlockSystem", "AirlockOCI", "AirlockState", "AirlockImages", "AirlockRuntime",
+                "AirlockPolicy", "AirlockEgress",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
         ),
         .testTarget(name: "AirlockOCITests", dependencies: ["AirlockOCI"], resources: [.copy("Golden")]),
         .testTarget(name: "AirlockImagesTests", dependencies: ["AirlockImages"]),
-        .testTarget(name: "AirlockPolicyTests", dependencies: ["AirlockPolicy"]),
+        .testTarget(
+            name: "AirlockPolicyTests",
+            dependencies: ["AirlockPolicy", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(
+            name: "AirlockWireTests",
+            dependencies: ["AirlockWire", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(
+            name: "AirlockTLSTests",
+            dependencies: [
+                "AirlockTLS", "AirlockSystem",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .testTarget(name: "AirlockEgressTests", dependencies: ["AirlockEgress"]),
         .testTarget(name: "AirlockRuntimeTests", dependencies: ["AirlockRuntime", "AirlockOCI"]),
         .testTarget(name: "AirlockStateTests", dependencies: ["AirlockState", "AirlockSystem"]),
     ],

@@ -9,6 +9,7 @@ packages=(
     util-linux procps      # nsenter, unshare, setpriv, setsid; ps/pgrep for tests
     bubblewrap             # benchmark peer
     ca-certificates tar
+    openssl python3        # test upstreams (certificates, servers) in the egress tests
 )
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()

@@ -40,6 +40,16 @@ fi
 grep -E "Test run with|Executed [0-9]+ tests" "$unit_log" | tail -n 2
 rm -f "$unit_log"
 
+step "fuzz the wire parsers (60 s)"
+fuzz_work="$(mktemp -d /tmp/airlock-fuzz.XXXXXX)"
+if ! FUZZ_WORK="$fuzz_work" fuzz/run.sh 60 >"$fuzz_work/log" 2>&1; then
+    tail -n 30 "$fuzz_work/log"
+    echo "the fuzzer found a crash (input kept in $fuzz_work/artifacts)" >&2
+    exit 1
+fi
+grep -E "^Done|DONE" "$fuzz_work/log" | tail -n 1
+rm -rf "$fuzz_work"
+
 step "release build"
 build -c release --static-swift-stdlib
 bin_dir="$(mktemp -d /tmp/airlock-test-bin.XXXXXX)"
@@ -53,11 +63,22 @@ if ! id "$user" >/dev/null 2>&1; then
 fi
 grep -q "^$user:" /etc/subuid || usermod --add-subuids 200000-265535 "$user"
 grep -q "^$user:" /etc/subgid || usermod --add-subgids 200000-265535 "$user"
-install -m 755 tests/e2e/sandbox.sh "$bin_dir/sandbox.sh"
+install -m 755 tests/e2e/sandbox.sh tests/e2e/egress.sh tests/e2e/upstream.py "$bin_dir/"
 install -m 644 tests/e2e/lib.sh "$bin_dir/lib.sh"
+# Transparent capture is tested against upstreams on host ports 80 and 443, which the
+# ordinary user may bind for the length of the run.
+port_start=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)
+echo 80 > /proc/sys/net/ipv4/ip_unprivileged_port_start
+trap 'echo "$port_start" > /proc/sys/net/ipv4/ip_unprivileged_port_start' EXIT
 status=0
-runuser -u "$user" -- env -i HOME="/home/$user" PATH="/usr/local/bin:/usr/bin:/bin" LANG=C.UTF-8 \
-    AIRLOCK="$bin_dir/airlock" bash "$bin_dir/sandbox.sh" || status=$?
+as_user() {
+    runuser -u "$user" -- env -i HOME="/home/$user" PATH="/usr/local/bin:/usr/bin:/bin" LANG=C.UTF-8 \
+        AIRLOCK="$bin_dir/airlock" bash "$@"
+}
+as_user "$bin_dir/sandbox.sh" || status=$?
+
+step "end-to-end egress (as an ordinary user)"
+as_user "$bin_dir/egress.sh" || status=1
 
 step "end-to-end as root: cgroup limits"
 AIRLOCK="$bin_dir/airlock" bash tests/e2e/root-limits.sh || status=1

@@ -1,3 +1,4 @@
+import AirlockState
 import AirlockSystem
 import Foundation
 
@@ -12,10 +13,7 @@ public struct TemplateCatalog: Sendable {
     /// The user's template directory, from the environment.
     public static func `default`(environment: [String: String] = ProcessInfo.processInfo.environment) -> TemplateCatalog
     {
-        let config =
-            environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.config")
-        return TemplateCatalog(directory: config + "/airlock/templates")
+        TemplateCatalog(directory: UserConfig.directory(environment: environment) + "/templates")
     }
 
     /// One entry of `template ls`.

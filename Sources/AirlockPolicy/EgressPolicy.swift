@@ -83,6 +83,20 @@ public struct EgressPolicy: Sendable, Equatable {
         return .deny("\(address) is not allowed by the \(preset.rawValue) policy (name it with --allow-cidr)")
     }
 
+    /// What let an allowed destination through, for the network log.
+    public func allowingRule(host: String?, address: IPAddress?, port: UInt16) -> String {
+        var reasons: [String] = []
+        if let host = host.map(HostName.normalize),
+            let rule = allowedHostRules.first(where: { $0.matches(host: host, port: port) })
+        {
+            reasons.append((allowHosts.contains(rule) ? "allow-host " : "balanced ") + "\(rule)")
+        }
+        if let address, let range = allowRanges.first(where: { $0.contains(address) }) {
+            reasons.append("allow-cidr \(range)")
+        }
+        return reasons.isEmpty ? preset.rawValue : reasons.joined(separator: ", ")
+    }
+
     /// Names of metadata services that must never be reached, whatever they resolve to.
     public static let metadataHosts: Set<String> = [
         "metadata.google.internal", "metadata.goog", "metadata", "instance-data", "instance-data.ec2.internal",

@@ -1,3 +1,4 @@
+import AirlockEgress
 import AirlockOCI
 import AirlockState
 import AirlockSystem
@@ -18,14 +19,21 @@ public struct SandboxInit {
     public let name: String
     public let imageRootfs: String
     public let driver: RuntimeDriver
+    public let network: SandboxRecord.NetworkMode
     static let readyFD: Int32 = 3
+    /// A Unix socket to the supervisor, which receives the egress listeners on it.
+    static let listenersFD: Int32 = 4
     static let stopGrace: Double = 10
 
-    public init(paths: SandboxPaths, name: String, imageRootfs: String, driver: RuntimeDriver) {
+    public init(
+        paths: SandboxPaths, name: String, imageRootfs: String, driver: RuntimeDriver,
+        network: SandboxRecord.NetworkMode
+    ) {
         self.paths = paths
         self.name = name
         self.imageRootfs = imageRootfs
         self.driver = driver
+        self.network = network
     }
 
     /// Runs until the sandbox stops; returns the exit status for the process.
@@ -33,8 +41,10 @@ public struct SandboxInit {
         let signals = SignalSet([SIGCHLD, SIGTERM, SIGINT, SIGHUP])
         signals.block()
         protectReadinessDescriptor(Self.readyFD)
+        protectReadinessDescriptor(Self.listenersFD)
         let containerPID: pid_t
         do {
+            try setUpNetwork()
             try mountRootfs()
             try prepareRuntimeState()
             let logFile = paths.directory + "/runtime.log"
@@ -81,6 +91,22 @@ public struct SandboxInit {
             }
             if kill(containerPID, 0) != 0 && errno == ESRCH { return 0 }
             if let deadline = stopDeadline, Monotonic.now() > deadline { return 137 }
+        }
+    }
+
+    /// Loopback in this process's fresh network namespace, which the container joins. Under
+    /// the policy, every address routes to loopback and the listeners the supervisor serves
+    /// are made here and handed up; with no network, nothing listens and nothing leads out.
+    private func setUpNetwork() throws {
+        defer { close(Self.listenersFD) }
+        do {
+            try Loopback.configure()
+            guard network == .policy else { return }
+            let listeners = try EgressListener.all.map { try $0.open() }
+            try DescriptorPassing.send(listeners, over: Self.listenersFD)
+            for fd in listeners { close(fd) }
+        } catch {
+            throw AirlockError(.failed, "cannot set up the sandbox network: \(error)")
         }
     }
 

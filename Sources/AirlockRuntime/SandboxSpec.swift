@@ -33,6 +33,7 @@ public struct SandboxSpec: Sendable {
             "HOME=\(home)", "USER=\(name)", "LOGNAME=\(name)", "LANG=C.UTF-8", "TERM=xterm-256color",
             "AIRLOCK_SANDBOX=\(record.name)",
         ]
+        if record.networkMode == .policy { env += Self.proxyEnvironment }
         for entry in record.environment + extra {
             let key = entry.split(separator: "=", maxSplits: 1).first.map(String.init) ?? entry
             env.removeAll { $0.hasPrefix(key + "=") }
@@ -56,7 +57,8 @@ public struct SandboxSpec: Sendable {
             hostname: record.name,
             mounts: mounts(),
             linux: RuntimeSpec.Linux(
-                namespaces: ["pid", "ipc", "uts", "mount", "network", "cgroup"].map { RuntimeSpec.Namespace(type: $0) },
+                namespaces: ["pid", "ipc", "uts", "mount", "cgroup"].map { RuntimeSpec.Namespace(type: $0) }
+                    + [Self.networkNamespace],
                 resources: resources, cgroupsPath: cgroupsPath, seccomp: .airlockDefault,
                 maskedPaths: Self.maskedPaths, readonlyPaths: Self.readonlyPaths))
     }
@@ -97,6 +99,8 @@ public struct SandboxSpec: Sendable {
             Mount.bind(paths.etc + "/hosts", at: "/etc/hosts", readOnly: true),
             Mount.bind(paths.etc + "/hostname", at: "/etc/hostname", readOnly: true),
             Mount.bind(paths.etc + "/resolv.conf", at: "/etc/resolv.conf", readOnly: true),
+            Mount.bind(paths.etc + "/gitconfig", at: "/etc/gitconfig", readOnly: true),
+            Mount.bind(paths.etc + "/apt-proxy.conf", at: "/etc/apt/apt.conf.d/90airlock-proxy", readOnly: true),
             Mount.bind(paths.home, at: homeDirectory, readOnly: false),
             Mount.bind(record.workspace, at: record.workspace, readOnly: false),
         ]
@@ -105,6 +109,10 @@ public struct SandboxSpec: Sendable {
         }
         return mounts
     }
+
+    /// The network namespace the sandbox init made and configured (it is pid 1 where the
+    /// runtime runs). Named by path so that `runc exec` joins it too.
+    static let networkNamespace = RuntimeSpec.Namespace(type: "network", path: "/proc/1/ns/net")
 
     static let maskedPaths = [
         "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
@@ -117,13 +125,36 @@ public struct SandboxSpec: Sendable {
 
     /// Files under `paths.etc` that the spec binds over the image's.
     public func etcFiles() -> [String: String] {
-        [
+        let policy = record.networkMode == .policy
+        return [
             "hosts": "127.0.0.1\tlocalhost \(record.name)\n::1\tlocalhost ip6-localhost ip6-loopback\n",
             "hostname": record.name + "\n",
-            // Loopback only for now: nothing to resolve names against.
-            "resolv.conf": "# airlock: this sandbox has no network access\nnameserver 127.0.0.1\n",
+            "resolv.conf": policy
+                ? "# airlock: names the network policy allows resolve through the sandbox's proxy\n"
+                    + "nameserver 127.0.0.1\noptions ndots:0\n"
+                : "# airlock: this sandbox has no network access\nnameserver 127.0.0.1\n",
+            "gitconfig": policy ? "[http]\n\tproxy = \(Self.proxyURL)\n" : "",
+            "apt-proxy.conf": policy
+                ? "Acquire::http::Proxy \"\(Self.proxyURL)\";\nAcquire::https::Proxy \"\(Self.proxyURL)\";\n" : "",
         ]
     }
+
+    static let proxyURL = "http://127.0.0.1:3128"
+
+    /// What points programs at the sandbox's proxy: the usual variables in both cases, and
+    /// the settings of package managers that read their own (git and apt read files).
+    static let proxyEnvironment: [String] = {
+        var env: [String] = []
+        for name in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+            env += ["\(name)=\(proxyURL)", "\(name.lowercased())=\(proxyURL)"]
+        }
+        env += ["NO_PROXY=localhost,127.0.0.1,::1", "no_proxy=localhost,127.0.0.1,::1"]
+        env += [
+            "npm_config_proxy=\(proxyURL)", "npm_config_https_proxy=\(proxyURL)", "PIP_PROXY=\(proxyURL)",
+            "YARN_HTTP_PROXY=\(proxyURL)", "YARN_HTTPS_PROXY=\(proxyURL)",
+        ]
+        return env
+    }()
 }
 
 /// Fixed ids inside every sandbox.

@@ -1,5 +1,6 @@
 import AirlockImages
 import AirlockOCI
+import AirlockPolicy
 import AirlockState
 import AirlockSystem
 import Foundation
@@ -20,6 +21,9 @@ public struct CreateRequest: Sendable {
     public var cpus: Double?
     public var pids: Int64?
     public var runtime: String?
+    public var network: SandboxRecord.NetworkMode?
+    /// The sandbox's own policy layer (`--network-policy`, `--allow-host`, ...).
+    public var policy = PolicySettings()
 
     public init(agent: String, workspace: String) {
         self.agent = agent
@@ -29,7 +33,7 @@ public struct CreateRequest: Sendable {
     /// True when an option that only `create` can apply was given.
     public var hasCreateOptions: Bool {
         template != nil || !environment.isEmpty || !volumes.isEmpty || memory != nil || cpus != nil || pids != nil
-            || runtime != nil
+            || runtime != nil || network != nil || policy != PolicySettings()
     }
 }
 
@@ -110,6 +114,11 @@ public struct Sandboxes: Sendable {
             try checkOutsideStateStore(mount.source, what: "mount source")
         }
         let environment = try request.environment.map(Self.checkEnvironment)
+        do {
+            try request.policy.validate()
+        } catch {
+            throw AirlockError(.invalidArgument, error.description)
+        }
         let identity = try SandboxIdentity.current()
         let image = try ImageBuilder(store: store, identity: identity).ensure(template, log: log)
 
@@ -145,13 +154,22 @@ public struct Sandboxes: Sendable {
                 name: name, agent: agent.name, workspace: workspace, template: template.name, image: image.digest,
                 user: template.user.name, sudo: template.user.sudo, runtime: runtime.rawValue, command: agent.command,
                 environment: environment, mounts: mounts,
-                limits: limits, created: Date())
+                limits: limits, created: Date(), network: request.network)
             try paths.save(record)
+            try Self.savePolicy(request.policy, to: paths)
             return (record, true)
         } catch {
             Files.remove(paths.directory)
             throw error
         }
+    }
+
+    /// Writes a sandbox's own policy layer, which the running supervisor picks up at once.
+    public static func savePolicy(_ policy: PolicySettings, to paths: SandboxPaths) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try Files.writeAtomically(
+            paths.policy, String(decoding: try encoder.encode(policy), as: UTF8.self) + "\n", mode: 0o600)
     }
 
     /// Copies the image's skeleton files into a new private home.
@@ -399,7 +417,7 @@ public struct Sandboxes: Sendable {
         let forwarded = SignalSet.forwarded
         forwarded.block()
         let child = try ChildProcess.spawn(
-            [try Executables.require("nsenter"), "-t", String(status.initPID), "-U", "-m", "-p", "--"]
+            [try Executables.require("nsenter"), "-t", String(status.initPID), "-U", "-m", "-p", "-n", "--"]
                 + driver.execArguments(id: name, processFile: processFile, tty: request.tty),
             stdin: request.interactive || request.tty ? .inherit : .null)
         while true {

@@ -1,3 +1,4 @@
+import AirlockEgress
 import AirlockState
 import AirlockSystem
 import Foundation
@@ -53,22 +54,35 @@ public struct Supervisor {
         var namespaceReady = started
         let namespace: UserNamespace
         let chain: ChildProcess
+        var egress: EgressServer?
         do {
+            let record = try paths.loadRecord()
             namespace = try UserNamespace(identity: try SandboxIdentity.current())
             namespaceReady = Monotonic.now()
             let ready = try Pipe2()
+            let (listenersHere, listenersThere) = try DescriptorPassing.socketPair()
+            defer { close(listenersHere) }
             chain = try ChildProcess.spawn(
                 namespace.enterPrefix + [
                     "setpriv", "--pdeathsig", "SIGKILL", "--",
-                    "unshare", "--pid", "--fork", "--kill-child=SIGKILL", "--mount-proc", "--",
+                    "unshare", "--pid", "--net", "--fork", "--kill-child=SIGKILL", "--mount-proc", "--",
                     Executables.current, "_init", "--state", store.root, name,
-                ], stdin: .null, extraDescriptors: [Self.readyFD: ready.write])
+                ], stdin: .null,
+                extraDescriptors: [Self.readyFD: ready.write, SandboxInit.listenersFD: listenersThere])
             ready.closeWrite()
+            close(listenersThere)
+            // The init sends the listeners before it starts the container, so they are served
+            // before anything in the sandbox can use them.
+            if record.networkMode == .policy, let listeners = try? DescriptorPassing.receive(from: listenersHere) {
+                egress = try EgressServer.start(
+                    listeners: listeners, configuration: try EgressConfiguration(store: store, name: name))
+            }
             let answer = readReadinessLine(ready.read).trimmingCharacters(in: .whitespacesAndNewlines)
             guard answer == "ready" else {
                 chain.signal(SIGKILL)
                 chain.wait()
                 namespace.close()
+                egress?.stop()
                 let message =
                     answer.hasPrefix("error: ") ? String(answer.dropFirst(7)) : "the sandbox init exited early"
                 return report(error: message)
@@ -108,6 +122,7 @@ public struct Supervisor {
             }
         }
         Files.remove(paths.status)
+        egress?.stop()
         namespace.close()
         if getuid() == 0 { CgroupSupport.release(name: name) }
         log("sandbox \(name) stopped (status \(status))")

@@ -16,11 +16,24 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
     public var mounts: [MountRequest]
     public var limits: Limits
     public var created: Date
+    /// How the sandbox reaches the network (nil in records made before it existed: `.policy`).
+    public var network: NetworkMode?
+
+    /// The sandbox's way out.
+    public enum NetworkMode: String, Codable, Sendable, CaseIterable {
+        /// Through Airlock's egress proxy, DNS stub and transparent capture, under the policy.
+        case policy
+        /// Loopback only: nothing leads out.
+        case none
+    }
+
+    public var networkMode: NetworkMode { network ?? .policy }
 
     public init(
         name: String, agent: String, workspace: String, template: String, image: String, user: String, sudo: Bool,
         runtime: String,
-        command: [String], environment: [String], mounts: [MountRequest], limits: Limits, created: Date
+        command: [String], environment: [String], mounts: [MountRequest], limits: Limits, created: Date,
+        network: NetworkMode? = nil
     ) {
         self.name = name
         self.agent = agent
@@ -35,6 +48,7 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
         self.mounts = mounts
         self.limits = limits
         self.created = created
+        self.network = network
     }
 
     /// An extra mount from `-v HOST[:PATH][:ro]`.

@@ -27,6 +27,9 @@ public struct StateStore: Sendable {
 
     public var imagesDirectory: String { root + "/images" }
     public var sandboxesDirectory: String { root + "/sandboxes" }
+    /// The user's certificate authority for TLS interception, and stored secrets (mode 0700).
+    public var caDirectory: String { root + "/ca" }
+    public var secretsDirectory: String { root + "/secrets" }
 
     /// The read-only root filesystem of the image with `digest`.
     public func imageRootfs(_ digest: String) -> String {
@@ -72,6 +75,10 @@ public struct SandboxPaths: Sendable {
     public var etc: String { directory + "/etc" }
     /// Process descriptions of running `exec`s, one file each.
     public var execDirectory: String { directory + "/exec" }
+    /// The sandbox's own network policy layer (flags of `create`, changed by `network policy`).
+    public var policy: String { directory + "/policy.json" }
+    /// One JSON line per egress decision.
+    public var networkLog: String { directory + "/network.log" }
     /// Held for the length of one command that changes the sandbox.
     public var lock: String { directory + "/lock" }
     /// Held by the supervisor for as long as the sandbox runs.
@@ -109,4 +116,18 @@ public struct SandboxPaths: Sendable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(value), as: UTF8.self) + "\n"
     }
+}
+
+/// Where the user's Airlock configuration lives: `$XDG_CONFIG_HOME/airlock`, else
+/// `~/.config/airlock` (templates, policy, catalogs).
+public enum UserConfig {
+    public static func directory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        let config =
+            environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.config")
+        return config + "/airlock"
+    }
+
+    /// The organisation's policy, which nothing a user or a workspace sets can loosen.
+    public static let organisationPolicy = "/etc/airlock/policy.yaml"
 }

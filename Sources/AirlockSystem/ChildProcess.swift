@@ -44,8 +44,12 @@ public struct ChildProcess: Sendable {
                 posix_spawn_file_actions_addopen(&actions, target, file, O_WRONLY | O_CREAT | O_APPEND, 0o644)
             }
         }
-        for (target, source) in extraDescriptors {
-            posix_spawn_file_actions_adddup2(&actions, source, target)
+        // Staged above every target first, so one mapping's target can never be another's source.
+        let staged = extraDescriptors.map { (target: $0.key, source: fcntl($0.value, F_DUPFD_CLOEXEC, 64)) }
+        defer { for entry in staged where entry.source >= 0 { close(entry.source) } }
+        for entry in staged {
+            guard entry.source >= 0 else { throw SystemCallError("dup descriptor \(entry.target)", errno: errno) }
+            posix_spawn_file_actions_adddup2(&actions, entry.source, entry.target)
         }
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)

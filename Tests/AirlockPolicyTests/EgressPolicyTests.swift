@@ -99,3 +99,43 @@ import Testing
                 == .deny("169.254.169.254 is a link-local address (cloud metadata)"))
     }
 }
+
+@Suite struct PolicyLayerTests {
+    @Test func sandboxLayerSetsThePresetUnderTheOrganisationsCeiling() throws {
+        let open = PolicySettings(preset: .open)
+        #expect(try EffectivePolicy.combine(organisation: nil, user: nil, sandbox: open).egress.preset == .open)
+        let capped = try EffectivePolicy.combine(
+            organisation: PolicySettings(preset: .balanced), user: nil, sandbox: open)
+        #expect(capped.egress.preset == .balanced)
+    }
+
+    @Test func organisationBlocksCannotBeAllowedAway() throws {
+        let policy = try EffectivePolicy.combine(
+            organisation: PolicySettings(blockHosts: ["*.corp.example"], blockCIDRs: ["10.0.0.0/8"]),
+            user: PolicySettings(allowHosts: ["db.corp.example"]),
+            sandbox: PolicySettings(allowCIDRs: ["10.1.0.0/16"]))
+        #expect(!policy.egress.decide(host: "db.corp.example", port: 443).isAllowed)
+        #expect(!policy.egress.decide(address: .v4(0x0A01_0001), port: 443, host: nil).isAllowed)
+    }
+
+    @Test func staticHostsParseAndBadEntriesAreNamed() throws {
+        let policy = try EffectivePolicy.combine(
+            organisation: nil, user: nil,
+            sandbox: PolicySettings(addHosts: ["git.internal:10.2.3.4", "v6.internal:[::1]"]))
+        #expect(policy.staticHosts["git.internal"] == [.v4(0x0A02_0304)])
+        #expect(policy.staticHosts["v6.internal"] == [.v6(high: 0, low: 1)])
+        #expect(throws: PolicyError.self) {
+            try EffectivePolicy.combine(organisation: nil, user: nil, sandbox: PolicySettings(addHosts: ["nocolon"]))
+        }
+        #expect(throws: PolicyError.self) {
+            try EffectivePolicy.combine(
+                organisation: nil, user: nil, sandbox: PolicySettings(blockCIDRs: ["1.2.3.4/40"]))
+        }
+    }
+
+    @Test func logNamesTheRuleThatAllowed() {
+        let policy = EgressPolicy(preset: .balanced, allowHosts: HostRule("api.internal").map { [$0] } ?? [])
+        #expect(policy.allowingRule(host: "pypi.org", address: nil, port: 443) == "balanced pypi.org")
+        #expect(policy.allowingRule(host: "api.internal", address: nil, port: 443) == "allow-host api.internal")
+    }
+}

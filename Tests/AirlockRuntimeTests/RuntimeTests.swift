@@ -107,6 +107,7 @@ import Testing
                 == [
                     "/home/u/demo", "/s/sandboxes/shell-demo/home", "/data", "/s/sandboxes/shell-demo/etc/hosts",
                     "/s/sandboxes/shell-demo/etc/hostname", "/s/sandboxes/shell-demo/etc/resolv.conf",
+                    "/s/sandboxes/shell-demo/etc/gitconfig", "/s/sandboxes/shell-demo/etc/apt-proxy.conf",
                 ])
         #expect(binds.first { $0.source == "/home/u/demo" }?.destination == "/home/u/demo")
         #expect(binds.first { $0.source == "/data" }?.options.contains("ro") == true)
@@ -117,9 +118,23 @@ import Testing
     @Test func isolatesEveryNamespaceButTheSharedUserOne() {
         let spec = spec().runtimeSpec()
         #expect(Set(spec.linux.namespaces.map(\.type)) == ["pid", "ipc", "uts", "mount", "network", "cgroup"])
+        // The init's loopback-only namespace, by path, so `runc exec` joins it as well.
+        #expect(spec.linux.namespaces.first { $0.type == "network" }?.path == "/proc/1/ns/net")
         #expect(spec.hostname == "shell-demo")
         #expect(spec.linux.seccomp == .airlockDefault)
         #expect(spec.linux.maskedPaths.contains("/proc/kcore"))
+    }
+
+    @Test func proxySettingsOnlyWhenTheNetworkGoesThroughThePolicy() {
+        var offline = spec()
+        offline.record.network = SandboxRecord.NetworkMode.none
+        let policyEnv = spec().runtimeSpec().process.env
+        #expect(policyEnv.contains("HTTPS_PROXY=http://127.0.0.1:3128"))
+        #expect(policyEnv.contains("https_proxy=http://127.0.0.1:3128"))
+        #expect(policyEnv.contains("NO_PROXY=localhost,127.0.0.1,::1"))
+        #expect(!offline.runtimeSpec().process.env.contains { $0.lowercased().contains("proxy") })
+        #expect(spec().etcFiles()["gitconfig"]?.contains("proxy = http://127.0.0.1:3128") == true)
+        #expect(offline.etcFiles()["gitconfig"] == "")
     }
 
     @Test func agentProcessHasNoCapabilitiesAndNoNewPrivsWithoutSudo() {

@@ -114,7 +114,7 @@ expect "unshare of a user namespace denied" "denied" "$(sh_in 'unshare -U true 2
 
 echo "== network: loopback only"
 start=$(date +%s%N)
-sh_in 'curl -sS -m 5 http://1.1.1.1/ >/dev/null 2>&1 && echo reached || echo failed' > /tmp/airlock-e2e-curl.$$
+sh_in 'curl -sSf -m 5 http://1.1.1.1/ >/dev/null 2>&1 && echo reached || echo failed' > /tmp/airlock-e2e-curl.$$
 elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 expect "curl http://1.1.1.1 fails" "failed" "$(cat /tmp/airlock-e2e-curl.$$)"; rm -f /tmp/airlock-e2e-curl.$$
 if [ "$elapsed_ms" -lt 4000 ]; then pass "curl fails at once (${elapsed_ms} ms incl. exec)"; else fail "curl fails at once" "${elapsed_ms} ms"; fi

@@ -1,4 +1,6 @@
+import AirlockPolicy
 import AirlockRuntime
+import AirlockState
 import ArgumentParser
 
 /// Options shared by `create` and `run`.
@@ -27,6 +29,9 @@ struct CreateOptions: ParsableArguments {
     @Option(name: .long, help: "OCI runtime: runc (default), crun or runsc.")
     var runtime: String?
 
+    @OptionGroup(title: "Network")
+    var network: NetworkOptions
+
     func request(agent: String, workspace: String?) -> CreateRequest {
         var request = CreateRequest(agent: agent, workspace: workspace ?? ".")
         request.name = name
@@ -37,6 +42,33 @@ struct CreateOptions: ParsableArguments {
         request.cpus = cpus
         request.pids = pids
         request.runtime = runtime
+        request.network = network.network
+        request.policy = network.settings
         return request
     }
 }
+
+/// The sandbox's way out and its own layer of network policy.
+struct NetworkOptions: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "policy (default): out through Airlock's proxy under the network policy; none: loopback only.",
+            valueName: "policy|none"))
+    var network: SandboxRecord.NetworkMode?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "balanced (default: registries, GitHub, model APIs), open (any public address) or locked (only hosts you allow).",
+            valueName: "preset"))
+    var networkPolicy: EgressPolicy.Preset?
+
+    @OptionGroup
+    var rules: NetworkCommand.RuleOptions
+
+    var settings: PolicySettings { rules.settings(preset: networkPolicy) }
+}
+
+extension SandboxRecord.NetworkMode: ExpressibleByArgument {}
+extension EgressPolicy.Preset: ExpressibleByArgument {}

@@ -23,7 +23,7 @@ enum InternalCommand {
             }
             return SandboxInit(
                 paths: paths, name: name, imageRootfs: store.imageRootfs(record.image),
-                driver: RuntimeDriver(record: record, paths: paths)
+                driver: RuntimeDriver(record: record, paths: paths), network: record.networkMode
             ).run()
         default:
             return nil

@@ -1,0 +1,197 @@
+import AirlockPolicy
+import AirlockState
+import AirlockSystem
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// What the supervisor needs to serve a sandbox's way out.
+public struct EgressConfiguration: Sendable {
+    public var sandbox: String
+    public var policyFiles: PolicyStore.Files
+    public var logPath: String
+    public var resolver: Resolver
+
+    public init(store: StateStore, name: String, environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws
+    {
+        let paths = store.sandbox(name)
+        sandbox = name
+        policyFiles = PolicyStore.Files(
+            organisation: UserConfig.organisationPolicy,
+            user: UserConfig.directory(environment: environment) + "/policy.yaml", sandbox: paths.policy)
+        logPath = paths.networkLog
+        resolver = Resolver(environment: environment)
+    }
+}
+
+/// The egress decisions shared by the proxy, transparent capture and the DNS stub: the
+/// policy on the name, resolution on the host, the policy on each address, and the log.
+final class EgressEngine: Sendable {
+    let configuration: EgressConfiguration
+    let policy: PolicyStore
+    let log: NetworkLog
+    let synthetic = SyntheticAddresses()
+    let threadPool: NIOThreadPool
+
+    init(configuration: EgressConfiguration, threadPool: NIOThreadPool) throws {
+        self.configuration = configuration
+        self.policy = PolicyStore(files: configuration.policyFiles)
+        self.log = try NetworkLog(path: configuration.logPath)
+        self.threadPool = threadPool
+    }
+
+    /// An allowed destination: the one address to connect to and the rule that allowed it.
+    struct Grant: Sendable {
+        var address: IPAddress
+        var rule: String
+    }
+
+    enum Refusal: Error {
+        case denied(String)
+        /// Allowed, but the name did not resolve.
+        case unresolved(String)
+
+        var reason: String {
+            switch self {
+            case .denied(let reason), .unresolved(let reason): reason
+            }
+        }
+    }
+
+    /// Checks a destination named by host (a name or an IP literal in any spelling) and
+    /// resolves it on the host; the grant names exactly the address that passed.
+    func authorize(host: String, port: UInt16, on eventLoop: EventLoop) -> EventLoopFuture<Grant> {
+        let effective: EffectivePolicy
+        switch policy.current() {
+        case .success(let value): effective = value
+        case .failure(let error): return eventLoop.makeFailedFuture(Refusal.denied(error.description))
+        }
+        let name = HostName.normalize(host)
+        if case .deny(let reason) = effective.egress.decide(host: name, port: port) {
+            return eventLoop.makeFailedFuture(Refusal.denied(reason))
+        }
+        if let literal = IPAddress(parsing: name) {
+            return authorize(address: literal, port: port, on: eventLoop)
+        }
+        let resolver = configuration.resolver
+        let staticHosts = effective.staticHosts
+        return threadPool.runIfActive(eventLoop: eventLoop) {
+            try resolver.resolve(name, staticHosts: staticHosts)
+        }.flatMapErrorThrowing { error in
+            throw Refusal.unresolved("\(error)")
+        }.flatMapThrowing { addresses in
+            var firstReason: String?
+            for address in addresses {
+                switch effective.egress.decide(address: address, port: port, host: name) {
+                case .allow:
+                    let rule = effective.egress.allowingRule(host: name, address: address, port: port)
+                    return Grant(address: address, rule: rule)
+                case .deny(let reason):
+                    firstReason = firstReason ?? "\(name): \(reason)"
+                }
+            }
+            throw Refusal.denied(firstReason ?? "\(name) has no address")
+        }
+    }
+
+    /// Checks an address the sandbox connected to directly (no name known).
+    func authorize(address: IPAddress, port: UInt16, on eventLoop: EventLoop) -> EventLoopFuture<Grant> {
+        switch policy.current() {
+        case .success(let effective):
+            switch effective.egress.decide(address: address, port: port, host: nil) {
+            case .allow:
+                let rule = effective.egress.allowingRule(host: nil, address: address, port: port)
+                return eventLoop.makeSucceededFuture(Grant(address: address, rule: rule))
+            case .deny(let reason):
+                return eventLoop.makeFailedFuture(Refusal.denied(reason))
+            }
+        case .failure(let error):
+            return eventLoop.makeFailedFuture(Refusal.denied(error.description))
+        }
+    }
+
+    /// Whether the DNS stub may answer `name` (it never resolves it for real).
+    func mayAnswer(_ name: String) -> Bool {
+        guard case .success(let effective) = policy.current() else { return false }
+        if effective.staticHosts[name] != nil { return true }
+        // Any port: the stub does not know which one the program will use.
+        return effective.egress.decide(host: name, port: 443).isAllowed
+            || effective.egress.decide(host: name, port: 80).isAllowed
+            || effective.egress.allowedHostRules.contains { rule in
+                rule.port.map { effective.egress.decide(host: name, port: $0).isAllowed } ?? false
+            }
+    }
+}
+
+/// Serves a sandbox's egress listeners: the explicit proxy, transparent capture and the DNS
+/// stub, on a small event loop group inside the supervisor.
+public final class EgressServer: Sendable {
+    private let group: MultiThreadedEventLoopGroup
+    private let threadPool: NIOThreadPool
+    private let channels: [Channel]
+
+    private init(group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool, channels: [Channel]) {
+        self.group = group
+        self.threadPool = threadPool
+        self.channels = channels
+    }
+
+    /// Starts serving; `listeners` are in the order of ``EgressListener/all``.
+    public static func start(listeners: [Int32], configuration: EgressConfiguration) throws -> EgressServer {
+        guard listeners.count == EgressListener.all.count else {
+            throw AirlockError(.failed, "the sandbox init passed \(listeners.count) egress listeners")
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let threadPool = NIOThreadPool(numberOfThreads: 4)
+        threadPool.start()
+        var channels: [Channel] = []
+        do {
+            let engine = try EgressEngine(configuration: configuration, threadPool: threadPool)
+            for (listener, fd) in zip(EgressListener.all, listeners) {
+                switch listener {
+                case .proxy, .http, .https:
+                    let entry: ProxyConnection.Entry =
+                        listener == .proxy ? .proxy : listener == .http ? .captureHTTP : .captureTLS
+                    let bootstrap = ServerBootstrap(group: group)
+                        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                        .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                        .childChannelOption(.autoRead, value: true)
+                        .childChannelInitializer { channel in
+                            channel.eventLoop.makeCompletedFuture {
+                                try channel.pipeline.syncOperations.addHandler(
+                                    ProxyConnection(entry: entry, engine: engine))
+                            }
+                        }
+                    channels.append(try bootstrap.withBoundSocket(fd).wait())
+                case .dnsUDP:
+                    let bootstrap = DatagramBootstrap(group: group).channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(DNSStub.DatagramHandler(engine: engine))
+                        }
+                    }
+                    channels.append(try bootstrap.withBoundSocket(fd).wait())
+                case .dnsTCP:
+                    let bootstrap = ServerBootstrap(group: group).childChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(DNSStub.StreamHandler(engine: engine))
+                        }
+                    }
+                    channels.append(try bootstrap.withBoundSocket(fd).wait())
+                }
+            }
+        } catch {
+            for channel in channels { try? channel.close().wait() }
+            try? group.syncShutdownGracefully()
+            try? threadPool.syncShutdownGracefully()
+            throw AirlockError(.failed, "cannot serve the sandbox's egress listeners: \(error)")
+        }
+        return EgressServer(group: group, threadPool: threadPool, channels: channels)
+    }
+
+    public func stop() {
+        for channel in channels { try? channel.close().wait() }
+        try? group.syncShutdownGracefully()
+        try? threadPool.syncShutdownGracefully()
+    }
+}

@@ -1,0 +1,544 @@
+import AirlockPolicy
+import AirlockSystem
+import AirlockWire
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// One connection from the sandbox: to the explicit proxy, or captured on its way to port 80
+/// or 443 of some address. It reads what the program sends until it knows the destination,
+/// asks the engine, and then either refuses (403 and close) or connects to exactly the address
+/// that was checked and relays.
+///
+/// Plain HTTP stays parsed for the whole connection, so every request on a kept-alive
+/// connection is checked again; a tunnel is checked once, by its CONNECT or SNI, and then
+/// relayed byte for byte.
+final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    enum Entry {
+        case proxy
+        case captureHTTP
+        case captureTLS
+    }
+
+    private enum State {
+        /// Reading a request head.
+        case head
+        /// Waiting for the policy, the resolver or the upstream connection; input waits.
+        case waiting
+        /// Forwarding the body of the current request.
+        case body(RequestBodyFramer)
+        /// After CONNECT (or on captured TLS): waiting for the ClientHello to check its SNI.
+        case hello(Authority?)
+        /// Handed over to a relay, or closed.
+        case done
+    }
+
+    private let entry: Entry
+    private let engine: EgressEngine
+    private var state = State.head
+    private var buffer = ByteBuffer()
+    private var upstream: Channel?
+    private var upstreamAuthority: Authority?
+    /// The request or tunnel being served, logged when it ends.
+    private var current: NetworkLogEntry?
+    private var currentStarted = Monotonic.now()
+    private var bytesOut = 0
+    private let bytesIn = Counter()
+    /// A request asked to switch protocols (WebSocket): after its head, relay raw bytes.
+    private var upgrading = false
+
+    init(entry: Entry, engine: EgressEngine) {
+        self.entry = entry
+        self.engine = engine
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if entry == .captureTLS { state = .hello(nil) }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        buffer.writeBuffer(&incoming)
+        process(context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finishCurrent()
+        upstream?.close(promise: nil)
+        state = .done
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // Plain HTTP: read responses only as fast as the sandbox takes them.
+        upstream?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: - Reading what the program sends
+
+    private func process(context: ChannelHandlerContext) {
+        while true {
+            switch state {
+            case .head:
+                guard buffer.readableBytes > 0 else { return }
+                switch HTTPRequestHead.parse(buffer.readableBytesView) {
+                case .incomplete:
+                    return
+                case .invalid(let reason):
+                    refuse(context: context, status: "400 Bad Request", message: "Bad request: \(reason)")
+                    return
+                case .complete(let head, let length):
+                    buffer.moveReaderIndex(forwardBy: length)
+                    handle(head, context: context)
+                }
+            case .body(var framer):
+                if framer.isComplete {
+                    state = .head
+                    continue
+                }
+                guard buffer.readableBytes > 0 else { return }
+                let taken: Int
+                do {
+                    taken = try buffer.withUnsafeReadableBytes { try framer.consume($0) }
+                } catch {
+                    refuse(context: context, status: "400 Bad Request", message: "Bad request body: \(error)")
+                    return
+                }
+                if taken > 0, let slice = buffer.readSlice(length: taken) {
+                    bytesOut += taken
+                    upstream?.writeAndFlush(slice, promise: nil)
+                }
+                state = framer.isComplete ? .head : .body(framer)
+                if !framer.isComplete { return }
+            case .hello(let authority):
+                switch ClientHello.peek(buffer.readableBytesView) {
+                case .needMore:
+                    return
+                case .invalid(let reason):
+                    deny(
+                        context: context, host: authority?.host ?? "?", port: authority?.port ?? 443,
+                        reason: "malformed TLS ClientHello: \(reason)", scheme: "https", connected: authority != nil)
+                    return
+                case .notTLS:
+                    // Another protocol through CONNECT (not to 443): nothing to check but the target.
+                    if entry == .captureTLS || authority?.port == 443 {
+                        deny(
+                            context: context, host: authority?.host ?? "?", port: authority?.port ?? 443,
+                            reason: "not a TLS ClientHello", scheme: "https", connected: authority != nil)
+                        return
+                    }
+                    startRelay(context: context)
+                    return
+                case .hello(let serverName):
+                    helloArrived(serverName: serverName, authority: authority, context: context)
+                    return
+                }
+            case .waiting, .done:
+                return
+            }
+        }
+    }
+
+    private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        finishCurrent()
+        let target = RequestTarget.parse(method: head.method, target: head.target)
+        switch (entry, target) {
+        case (.proxy, .authority(let authority)?):
+            begin(method: "CONNECT", scheme: "https", authority: authority, path: nil)
+            connect(to: authority, context: context) { [self] upstream in
+                context.writeAndFlush(
+                    wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 200 Connection established\r\n\r\n")), promise: nil)
+                self.upstream = upstream
+                state = .hello(authority)
+                process(context: context)
+            }
+        case (.proxy, .absolute(let scheme, let authority, let path)?):
+            guard scheme == "http" || scheme == "ws" else {
+                deny(
+                    context: context, host: authority.host, port: authority.port,
+                    reason: "the proxy forwards \(scheme):// only through CONNECT", scheme: scheme)
+                return
+            }
+            forward(head, path: path, authority: authority, scheme: scheme, context: context)
+        case (.captureHTTP, .origin(let path)?):
+            guard let destination = capturedDestination(context: context) else { return }
+            forward(head, path: path, authority: destination, scheme: "http", context: context)
+        case (.captureHTTP, .absolute(_, let authority, let path)?):
+            guard let destination = capturedDestination(context: context) else { return }
+            guard authority == destination else {
+                deny(
+                    context: context, host: authority.host, port: authority.port,
+                    reason: "the request names \(authority) but was sent to \(destination)", scheme: "http")
+                return
+            }
+            forward(head, path: path, authority: destination, scheme: "http", context: context)
+        default:
+            refuse(
+                context: context, status: "400 Bad Request",
+                message: "Bad request: \(head.method) \(head.target) is not a proxy request")
+        }
+    }
+
+    /// A plain HTTP request: the Host header must name the target; the head is rewritten to
+    /// origin form and sent to the upstream for this target (a new one if it changed).
+    private func forward(
+        _ head: HTTPRequestHead, path: String, authority: Authority, scheme: String, context: ChannelHandlerContext
+    ) {
+        let defaultPort: UInt16 = scheme == "https" || scheme == "wss" ? 443 : 80
+        if let host = head.first("Host"), !RequestTarget.hostMatches(host, authority, defaultPort: defaultPort) {
+            deny(
+                context: context, host: authority.host, port: authority.port,
+                reason: "Host header '\(host)' does not match the request target \(authority)", scheme: scheme)
+            return
+        }
+        let framer: RequestBodyFramer
+        do {
+            framer = try RequestBodyFramer(head: head)
+        } catch {
+            refuse(context: context, status: "400 Bad Request", message: "Bad request: \(error)")
+            return
+        }
+        var outgoing = head
+        outgoing.target = path
+        outgoing.remove("Proxy-Connection")
+        outgoing.remove("Proxy-Authorization")
+        if outgoing.first("Host") == nil { outgoing.set("Host", authority.description) }
+        upgrading = head.first("Upgrade") != nil
+        begin(method: head.method, scheme: scheme, authority: authority, path: path)
+        let send = { [self] (upstream: Channel) in
+            self.upstream = upstream
+            upstreamAuthority = authority
+            let bytes = outgoing.serialized()
+            bytesOut += bytes.count
+            upstream.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil)
+            if upgrading {
+                // Raw bytes only once the server agrees to switch (101); until then, HTTP.
+                state = .waiting
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                relay(of: upstream)?.onFirstResponse = { switched in
+                    let (handler, context) = loopBound.value
+                    guard case .waiting = handler.state else { return }
+                    if switched {
+                        handler.startRelay(context: context)
+                    } else {
+                        handler.state = .body(framer)
+                        handler.process(context: context)
+                    }
+                }
+                return
+            }
+            state = .body(framer)
+            process(context: context)
+        }
+        if let upstream, upstreamAuthority == authority, upstream.isActive {
+            // The same target on a kept-alive connection: checked again all the same.
+            state = .waiting
+            recheck(authority, context: context) { send(upstream) }
+            return
+        }
+        upstream?.close(promise: nil)
+        upstream = nil
+        connect(to: authority, context: context, then: send)
+    }
+
+    private func helloArrived(serverName: String?, authority: Authority?, context: ChannelHandlerContext) {
+        if let authority {
+            // CONNECT: the SNI must name the host the client asked for.
+            let isLiteral = IPAddress(parsing: authority.host) != nil
+            if let serverName, HostName.normalize(serverName) != authority.host {
+                deny(
+                    context: context, host: authority.host, port: authority.port,
+                    reason: "TLS server name \(serverName) does not match CONNECT \(authority)", scheme: "https",
+                    connected: true)
+                return
+            }
+            if serverName == nil && !isLiteral {
+                deny(
+                    context: context, host: authority.host, port: authority.port,
+                    reason: "TLS without a server name to CONNECT \(authority)", scheme: "https", connected: true)
+                return
+            }
+            startRelay(context: context)
+            return
+        }
+        // Captured TLS: the destination is a name the DNS stub gave out, or a literal address.
+        guard let destination = capturedDestination(context: context) else { return }
+        if IPAddress(parsing: destination.host) == nil {
+            guard let serverName, HostName.normalize(serverName) == destination.host else {
+                deny(
+                    context: context, host: destination.host, port: destination.port,
+                    reason: "TLS server name \(serverName ?? "(none)") does not match \(destination.host)",
+                    scheme: "https")
+                return
+            }
+        }
+        begin(method: "TLS", scheme: "https", authority: destination, path: nil)
+        connect(to: destination, context: context) { [self] upstream in
+            self.upstream = upstream
+            startRelay(context: context)
+        }
+    }
+
+    /// Where a captured connection was going: the name behind a synthetic address, or the
+    /// address itself.
+    private func capturedDestination(context: ChannelHandlerContext) -> Authority? {
+        guard let local = context.channel.localAddress, let ip = local.ipAddress,
+            let address = IPAddress(parsing: ip), let port = local.port
+        else {
+            context.close(promise: nil)
+            return nil
+        }
+        let host = engine.synthetic.name(for: address) ?? ip
+        if SyntheticAddresses.contains(address) && host == ip {
+            // A synthetic address nobody was given (from an earlier run, or made up).
+            deny(
+                context: context, host: ip, port: UInt16(port), reason: "\(ip) was not given out by the DNS stub",
+                scheme: entry == .captureTLS ? "https" : "http")
+            return nil
+        }
+        return Authority(host: host, port: UInt16(port))
+    }
+
+    // MARK: - Deciding and connecting
+
+    private func connect(
+        to authority: Authority, context: ChannelHandlerContext, then body: @escaping (Channel) -> Void
+    ) {
+        state = .waiting
+        let eventLoop = context.eventLoop
+        let loopBound = NIOLoopBound((self, context, body), eventLoop: eventLoop)
+        engine.authorize(host: authority.host, port: authority.port, on: eventLoop).flatMap {
+            (grant: EgressEngine.Grant) -> EventLoopFuture<Channel> in
+            let (handler, context, _) = loopBound.value
+            handler.current?.rule = grant.rule
+            handler.current?.address = grant.address.description
+            let address: SocketAddress
+            do {
+                address = try SocketAddress(ipAddress: grant.address.description, port: Int(authority.port))
+            } catch {
+                return eventLoop.makeFailedFuture(error)
+            }
+            let relay = NIOLoopBound(
+                ResponseRelay(client: context.channel, counter: handler.bytesIn), eventLoop: eventLoop)
+            return ClientBootstrap(group: eventLoop)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .connectTimeout(.seconds(10))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(relay.value, name: ResponseRelay.name)
+                    }
+                }
+                .connect(to: address)
+        }.whenComplete { result in
+            let (handler, context, body) = loopBound.value
+            guard case .waiting = handler.state, context.channel.isActive else {
+                if case .success(let channel) = result { channel.close(promise: nil) }
+                return
+            }
+            switch result {
+            case .success(let channel):
+                body(channel)
+            case .failure(let error as EgressEngine.Refusal):
+                if case .unresolved(let reason) = error {
+                    handler.refuse(context: context, status: "502 Bad Gateway", message: reason, logAs: "error")
+                } else {
+                    handler.deny(
+                        context: context, host: authority.host, port: authority.port, reason: error.reason,
+                        scheme: handler.current?.scheme ?? "http")
+                }
+            case .failure(let error):
+                handler.refuse(
+                    context: context, status: "502 Bad Gateway", message: "Cannot reach \(authority): \(error)",
+                    logAs: "error")
+            }
+        }
+    }
+
+    /// A further request to the same target: the policy may have changed since the last one.
+    private func recheck(_ authority: Authority, context: ChannelHandlerContext, then body: @escaping () -> Void) {
+        let loopBound = NIOLoopBound((self, context, body), eventLoop: context.eventLoop)
+        engine.authorize(host: authority.host, port: authority.port, on: context.eventLoop).whenComplete { result in
+            let (handler, context, body) = loopBound.value
+            switch result {
+            case .success(let grant):
+                handler.current?.rule = grant.rule
+                handler.current?.address = grant.address.description
+                body()
+            case .failure(let error):
+                handler.deny(
+                    context: context, host: authority.host, port: authority.port,
+                    reason: (error as? EgressEngine.Refusal)?.reason ?? "\(error)", scheme: "http")
+            }
+        }
+    }
+
+    private func startRelay(context: ChannelHandlerContext) {
+        guard let upstream else {
+            context.close(promise: nil)
+            return
+        }
+        state = .done
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let (clientSide, upstreamSide) = RelayHandler.pair { loopBound.value.finishCurrent() }
+        let pending = buffer
+        buffer = ByteBuffer()
+        do {
+            let operations = upstream.pipeline.syncOperations
+            operations.removeHandler(context: try operations.context(name: ResponseRelay.name), promise: nil)
+            try operations.addHandler(upstreamSide)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        do {
+            try context.pipeline.syncOperations.addHandler(clientSide, position: .after(self))
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        relays = (clientSide, upstreamSide)
+        if pending.readableBytes > 0 {
+            bytesOut += pending.readableBytes
+            upstream.writeAndFlush(pending, promise: nil)
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        _ = upstream.setOption(ChannelOptions.autoRead, value: true)
+    }
+
+    private var relays: (RelayHandler, RelayHandler)?
+
+    private func relay(of upstream: Channel) -> ResponseRelay? {
+        try? upstream.pipeline.syncOperations.handler(type: ResponseRelay.self)
+    }
+
+    // MARK: - Refusing and logging
+
+    private func begin(method: String, scheme: String, authority: Authority, path: String?) {
+        currentStarted = Monotonic.now()
+        bytesOut = 0
+        bytesIn.value = 0
+        current = NetworkLogEntry(
+            time: Date(), sandbox: engine.configuration.sandbox, method: method, scheme: scheme,
+            host: authority.host, port: authority.port, path: path, address: nil, decision: "allow", rule: nil,
+            reason: nil, bytesOut: 0, bytesIn: 0, durationMs: 0, via: entry == .proxy ? "proxy" : "capture")
+    }
+
+    private func finishCurrent() {
+        guard var entry = current else { return }
+        current = nil
+        entry.bytesOut = bytesOut + (relays?.0.received ?? 0)
+        entry.bytesIn = bytesIn.value + (relays?.1.received ?? 0)
+        entry.durationMs = ((Monotonic.now() - currentStarted) * 1000 * 10).rounded() / 10
+        engine.log.append(entry)
+    }
+
+    /// Refuses a destination the policy does not allow: 403 with the reason (when the program
+    /// still speaks HTTP to us), a log line, and the connection closes.
+    private func deny(
+        context: ChannelHandlerContext, host: String, port: UInt16, reason: String, scheme: String,
+        connected: Bool = false
+    ) {
+        if current == nil || current?.host != host {
+            current = NetworkLogEntry(
+                time: Date(), sandbox: engine.configuration.sandbox, method: scheme == "https" ? "TLS" : "?",
+                scheme: scheme, host: host, port: port, path: nil, address: nil, decision: "deny", rule: nil,
+                reason: nil, bytesOut: 0, bytesIn: 0, durationMs: 0, via: entry == .proxy ? "proxy" : "capture")
+        }
+        current?.decision = "deny"
+        current?.rule = nil
+        current?.reason = reason
+        let speaksHTTP = !connected && (entry != .captureTLS)
+        if speaksHTTP {
+            let body = "Blocked by airlock network policy: \(Authority(host: host, port: port))\nReason: \(reason)\n"
+            respond(context: context, status: "403 Forbidden", body: body)
+        } else {
+            finishCurrent()
+            upstream?.close(promise: nil)
+            state = .done
+            context.close(promise: nil)
+        }
+    }
+
+    private func refuse(context: ChannelHandlerContext, status: String, message: String, logAs: String? = nil) {
+        if logAs != nil {
+            current?.decision = "error"
+            current?.reason = message
+        }
+        respond(context: context, status: status, body: message + "\n")
+    }
+
+    private func respond(context: ChannelHandlerContext, status: String, body: String) {
+        finishCurrent()
+        state = .done
+        // The upstream closes after the answer is out: its relay closes the sandbox's side.
+        let upstream = self.upstream
+        let head =
+            "HTTP/1.1 \(status)\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n"
+            + "Connection: close\r\n\r\n"
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: head + body))).whenComplete { _ in
+            upstream?.close(promise: nil)
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// A byte count shared between a connection and the upstream's relay (one event loop).
+final class Counter {
+    var value = 0
+}
+
+/// Passes an upstream's responses to the sandbox while plain HTTP is being parsed, closing
+/// the sandbox's connection when the upstream ends it.
+final class ResponseRelay: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    static let name = "airlock.response-relay"
+    private let client: Channel
+    private let counter: Counter
+
+    init(client: Channel, counter: Counter) {
+        self.client = client
+        self.counter = counter
+    }
+
+    /// Told whether the first response switches protocols (101), for upgrade requests.
+    var onFirstResponse: ((Bool) -> Void)?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        counter.value += buffer.readableBytes
+        client.write(buffer, promise: nil)
+        if let onFirstResponse {
+            self.onFirstResponse = nil
+            let statusLine = buffer.getString(at: buffer.readerIndex, length: min(12, buffer.readableBytes)) ?? ""
+            client.flush()
+            onFirstResponse(statusLine.hasSuffix(" 101"))
+            return
+        }
+        if !client.isWritable {
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        client.flush()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        client.close(promise: nil)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,44 @@
+import AirlockPolicy
+import Synchronization
+
+/// The addresses the DNS stub gives out: one per allowed name, from 198.18.0.0/15 (a range
+/// reserved for benchmarking that no real service uses). A connection captured on its way to
+/// one of them is known to be meant for that name; nothing is resolved for real until the
+/// proxy has checked the name again at connection time.
+public final class SyntheticAddresses: Sendable {
+    static let base: UInt32 = 0xC612_0001  // 198.18.0.1
+    static let capacity = 0x1_FFFE
+
+    private struct Table {
+        var byName: [String: UInt32] = [:]
+        var byAddress: [UInt32: String] = [:]
+    }
+
+    private let table = Mutex(Table())
+
+    public init() {}
+
+    /// The address standing for `name` (normalized), allocating one on first use.
+    public func address(for name: String) -> IPAddress? {
+        table.withLock { table in
+            if let known = table.byName[name] { return .v4(known) }
+            guard table.byName.count < Self.capacity else { return nil }
+            let next = Self.base + UInt32(table.byName.count)
+            table.byName[name] = next
+            table.byAddress[next] = name
+            return .v4(next)
+        }
+    }
+
+    /// The name an address was given out for, if it is one of these.
+    public func name(for address: IPAddress) -> String? {
+        guard case .v4(let value) = address else { return nil }
+        return table.withLock { $0.byAddress[value] }
+    }
+
+    /// Whether an address is in the synthetic range (given out or not).
+    public static func contains(_ address: IPAddress) -> Bool {
+        guard case .v4(let value) = address else { return false }
+        return value >= base - 1 && value < base - 1 + 0x2_0000
+    }
+}

@@ -1,0 +1,121 @@
+/// One layer of network policy as a person writes it: the organisation's
+/// (`/etc/airlock/policy.yaml`), the user's, or one sandbox's (its `create` flags, changed
+/// later by `airlock network policy`).
+public struct PolicySettings: Codable, Sendable, Equatable {
+    public var preset: EgressPolicy.Preset?
+    public var allowHosts: [String]
+    public var blockHosts: [String]
+    public var allowCIDRs: [String]
+    public var blockCIDRs: [String]
+    /// Hosts tunnelled without TLS termination even when a secret or rule would intercept them.
+    public var bypassHosts: [String]
+    /// Static resolution, `NAME:IP`, as for internal hosts without public DNS.
+    public var addHosts: [String]
+
+    public init(
+        preset: EgressPolicy.Preset? = nil, allowHosts: [String] = [], blockHosts: [String] = [],
+        allowCIDRs: [String] = [], blockCIDRs: [String] = [], bypassHosts: [String] = [], addHosts: [String] = []
+    ) {
+        self.preset = preset
+        self.allowHosts = allowHosts
+        self.blockHosts = blockHosts
+        self.allowCIDRs = allowCIDRs
+        self.blockCIDRs = blockCIDRs
+        self.bypassHosts = bypassHosts
+        self.addHosts = addHosts
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case preset, allowHosts, blockHosts, allowCIDRs, blockCIDRs, bypassHosts, addHosts
+    }
+
+    /// Every field is optional in a file: a layer says only what it changes.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        preset = try container.decodeIfPresent(EgressPolicy.Preset.self, forKey: .preset)
+        allowHosts = try container.decodeIfPresent([String].self, forKey: .allowHosts) ?? []
+        blockHosts = try container.decodeIfPresent([String].self, forKey: .blockHosts) ?? []
+        allowCIDRs = try container.decodeIfPresent([String].self, forKey: .allowCIDRs) ?? []
+        blockCIDRs = try container.decodeIfPresent([String].self, forKey: .blockCIDRs) ?? []
+        bypassHosts = try container.decodeIfPresent([String].self, forKey: .bypassHosts) ?? []
+        addHosts = try container.decodeIfPresent([String].self, forKey: .addHosts) ?? []
+    }
+
+    /// Checks every entry; the error names the first bad one.
+    public func validate() throws(PolicyError) {
+        for host in allowHosts + blockHosts + bypassHosts where HostRule(host) == nil {
+            throw PolicyError("'\(host)' is not a host rule (HOST, *.DOMAIN, optionally :PORT)")
+        }
+        for range in allowCIDRs + blockCIDRs where AddressRange(range) == nil {
+            throw PolicyError("'\(range)' is not an address range (ADDRESS or ADDRESS/PREFIX)")
+        }
+        for entry in addHosts { _ = try Self.staticHost(entry) }
+    }
+
+    /// Parses `NAME:IP` (the IP may be IPv6, bracketed or not).
+    public static func staticHost(_ entry: String) throws(PolicyError) -> (name: String, address: IPAddress) {
+        guard let colon = entry.firstIndex(of: ":") else {
+            throw PolicyError("'\(entry)' is not NAME:IP")
+        }
+        let name = HostName.normalize(String(entry[..<colon]))
+        guard HostName.isValid(name), IPAddress(parsing: name) == nil,
+            let address = IPAddress(parsing: String(entry[entry.index(after: colon)...]))
+        else { throw PolicyError("'\(entry)' is not NAME:IP") }
+        return (name, address)
+    }
+}
+
+public struct PolicyError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
+}
+
+/// The policy a sandbox runs under, combined from its layers.
+public struct EffectivePolicy: Sendable, Equatable {
+    public var egress: EgressPolicy
+    public var bypassHosts: [HostRule]
+    public var staticHosts: [String: [IPAddress]]
+
+    /// Combines the layers, strongest first. The organisation's blocks can't be allowed away
+    /// (deny beats allow), and its preset is a ceiling: `locked` < `balanced` < `open`.
+    public static func combine(
+        organisation: PolicySettings?, user: PolicySettings?, sandbox: PolicySettings?
+    ) throws(PolicyError) -> EffectivePolicy {
+        let layers = [organisation, user, sandbox].compactMap { $0 }
+        for layer in layers { try layer.validate() }
+        var preset = sandbox?.preset ?? user?.preset ?? organisation?.preset ?? .balanced
+        if let ceiling = organisation?.preset, preset.openness > ceiling.openness { preset = ceiling }
+        var staticHosts: [String: [IPAddress]] = [:]
+        // Weaker layers first so the organisation's entries win.
+        for layer in layers.reversed() {
+            var seen: Set<String> = []
+            for entry in layer.addHosts {
+                let (name, address) = try PolicySettings.staticHost(entry)
+                if seen.insert(name).inserted { staticHosts[name] = [] }
+                staticHosts[name, default: []].append(address)
+            }
+        }
+        let egress = EgressPolicy(
+            preset: preset,
+            allowHosts: layers.flatMap(\.allowHosts).compactMap { HostRule($0) },
+            blockHosts: layers.flatMap(\.blockHosts).compactMap { HostRule($0) },
+            allowRanges: layers.flatMap(\.allowCIDRs).compactMap { AddressRange($0) },
+            blockRanges: layers.flatMap(\.blockCIDRs).compactMap { AddressRange($0) })
+        return EffectivePolicy(
+            egress: egress, bypassHosts: layers.flatMap(\.bypassHosts).compactMap { HostRule($0) },
+            staticHosts: staticHosts)
+    }
+}
+
+extension EgressPolicy.Preset {
+    var openness: Int {
+        switch self {
+        case .locked: 0
+        case .balanced: 1
+        case .open: 2
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import AirlockPolicy
+import Foundation
+import Testing
+
+@testable import AirlockEgress
+
+@Suite struct PolicyStoreTests {
+    func directory() throws -> String {
+        let path = NSTemporaryDirectory() + "airlock-policy-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    @Test func picksUpAChangedLayerAtOnce() throws {
+        let dir = try directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let files = PolicyStore.Files(
+            organisation: dir + "/org.yaml", user: dir + "/user.yaml", sandbox: dir + "/sandbox.json")
+        let store = PolicyStore(files: files)
+        #expect(try store.current().get().egress.preset == .balanced)
+        try #"{"preset": "open"}"#.write(toFile: files.sandbox, atomically: true, encoding: .utf8)
+        #expect(try store.current().get().egress.preset == .open)
+        try "preset: locked\nblockHosts: [evil.example]\n".write(
+            toFile: files.organisation, atomically: true, encoding: .utf8)
+        let combined = try store.current().get()
+        #expect(combined.egress.preset == .locked)  // the organisation's ceiling
+        #expect(!combined.egress.decide(host: "evil.example", port: 443).isAllowed)
+    }
+
+    @Test func aBrokenLayerDeniesEverything() throws {
+        let dir = try directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let files = PolicyStore.Files(organisation: dir + "/org.yaml", user: dir + "/u.yaml", sandbox: dir + "/s.json")
+        try "allowHosts: [\"not a host!\"]\n".write(toFile: files.user, atomically: true, encoding: .utf8)
+        guard case .failure(let error) = PolicyStore(files: files).current() else {
+            Issue.record("a bad rule was accepted")
+            return
+        }
+        #expect(error.description.contains("not a host!"))
+    }
+}
+
+@Suite struct SyntheticAddressTests {
+    @Test func oneStableAddressPerNameAndBack() throws {
+        let pool = SyntheticAddresses()
+        let first = try #require(pool.address(for: "pypi.org"))
+        #expect(pool.address(for: "pypi.org") == first)
+        let second = try #require(pool.address(for: "github.com"))
+        #expect(first != second)
+        #expect(pool.name(for: first) == "pypi.org")
+        #expect(SyntheticAddresses.contains(first))
+        #expect(!SyntheticAddresses.contains(.v4(0x0808_0808)))
+        #expect(pool.name(for: .v4(0xC612_FFFF)) == nil)
+    }
+}

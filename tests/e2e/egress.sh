@@ -1,0 +1,216 @@
+#!/bin/bash
+# End-to-end tests of a sandbox's way out: the explicit proxy, transparent capture, the DNS
+# stub, the policy and its live changes, and the network log. Runs as an ordinary user, in real
+# sandboxes, against test upstreams on host loopback (tests/e2e/upstream.py): a denied request
+# is checked to fail next to a companion that shows the same probe passing where it may.
+# Ports 80 and 443 on the host are needed for transparent capture; scripts/test.sh lets
+# ordinary users bind them for the run. Prints "N passed, N failed".
+set -uo pipefail
+AIRLOCK="${AIRLOCK:-airlock}"
+export AIRLOCK_HOME="$HOME/.airlock-e2e"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$here/lib.sh"
+
+work="$(mktemp -d /tmp/airlock-egress.XXXXXX)"
+ws="$HOME/egress-project"
+name="egress"
+upstream_pid=""
+cleanup() {
+    for sandbox in "$name" offline; do a rm -f "$sandbox" >/dev/null 2>&1; done
+    [ -n "$upstream_pid" ] && kill "$upstream_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+for sandbox in "$name" offline; do a rm -f "$sandbox" >/dev/null 2>&1; done
+rm -rf "$ws" && mkdir -p "$ws"
+
+echo "== test upstreams on host loopback"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=Test CA" \
+    -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=allowed.test" \
+    -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null
+printf 'subjectAltName=DNS:allowed.test,DNS:other.test,DNS:counted.test\n' > "$work/san.ext"
+openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
+    -extfile "$work/san.ext" -out "$work/server.pem" 2>/dev/null
+cp "$work/ca.pem" "$ws/test-ca.pem"
+low_ports=()
+if [ "$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)" -le 80 ]; then
+    low_ports=(--http 80 --https "443:$work/server.pem:$work/server.key")
+fi
+python3 "$here/upstream.py" --http 18080 --https "18443:$work/server.pem:$work/server.key" "${low_ports[@]}" \
+    --dns 15353 --dns-log "$work/dns.log" > "$work/upstream.out" 2>&1 &
+upstream_pid=$!
+for _ in $(seq 50); do grep -q ready "$work/upstream.out" 2>/dev/null && break; sleep 0.1; done
+expect "upstreams are up" "ready" "$(cat "$work/upstream.out")"
+touch "$work/dns.log"
+# Names resolve on the host through the counting DNS server (it answers 127.0.0.1).
+export AIRLOCK_DNS_SERVER=127.0.0.1:15353
+
+a create shell "$ws" --name "$name" --allow-host allowed.test --allow-host other.test --allow-host counted.test \
+    >/dev/null 2>"$work/create.err" || fail "create with network flags" "$(cat "$work/create.err")"
+sh_in() { a exec "$name" -- bash -c "$1"; }
+a run -d shell "$ws" --name "$name" >/dev/null 2>&1
+
+echo "== the sandbox's settings"
+expect "HTTPS_PROXY points at the sandbox's proxy" "http://127.0.0.1:3128" "$(sh_in 'echo $HTTPS_PROXY')"
+expect "https_proxy too" "http://127.0.0.1:3128" "$(sh_in 'echo $https_proxy')"
+expect "npm, pip and yarn settings" "3" \
+    "$(sh_in 'env | grep -cE "^(npm_config_https_proxy|PIP_PROXY|YARN_HTTPS_PROXY)=http://127.0.0.1:3128$"')"
+expect "git's proxy" "http://127.0.0.1:3128" "$(sh_in 'git config --get http.proxy')"
+expect_match "apt's proxy" 'Acquire::http::Proxy "http://127.0.0.1:3128"' "$(sh_in 'apt-config dump | grep -i "Acquire::http::Proxy "')"
+expect "resolv.conf names the stub" "nameserver 127.0.0.1" "$(sh_in 'grep ^nameserver /etc/resolv.conf')"
+expect "still only loopback" "lo" "$(sh_in 'ls /sys/class/net | xargs')"
+
+echo "== addresses are checked after resolution, in every spelling"
+body=$(sh_in 'curl -s http://allowed.test:18080/')
+expect_match "allowed name resolving to 127.0.0.1 is blocked" "^Blocked by airlock network policy: allowed.test:18080" "$body"
+expect_match "  with the reason" "loopback" "$body"
+# Sent raw, so the proxy sees each spelling as written (curl would normalise it first).
+for literal in 2130706433 0x7f000001 127.1 '[::ffff:7f00:1]' 169.254.169.254 0177.0.0.1 '[::ffff:127.0.0.1]'; do
+    body=$(sh_in "python3 -c '
+import socket; s = socket.create_connection((\"127.0.0.1\", 3128))
+s.sendall(b\"GET http://$literal:18080/ HTTP/1.1\\r\\nHost: $literal:18080\\r\\n\\r\\n\"); print(s.recv(4096).decode())' | sed -n '/^Blocked/p'")
+    expect_match "IP literal $literal is blocked" "^Blocked by airlock network policy" "$body"
+done
+expect "curl's own spelling of 2130706433 through the proxy is blocked too" "403" \
+    "$(sh_in 'curl -s --noproxy "" -o /dev/null -w "%{http_code}" http://2130706433:18080/')"
+expect_match "metadata name is blocked" "^Blocked by airlock network policy: metadata.google.internal:80" \
+    "$(sh_in 'curl -s http://metadata.google.internal/')"
+
+echo "== a live policy change applies to the next request"
+a network policy "$name" --allow-cidr 127.0.0.1/32 >/dev/null
+expect "allowed host through the proxy after --allow-cidr" "http:18080 allowed.test:18080" \
+    "$(sh_in 'curl -s http://allowed.test:18080/ | python3 -c "import json,sys; e=json.load(sys.stdin); print(e[\"server\"], e[\"host\"])"')"
+expect "companion: 127.1 reaches the same server once allowed" "200" \
+    "$(sh_in 'curl -s --noproxy "" -o /dev/null -w "%{http_code}" http://127.1:18080/')"
+expect_match "network policy --show lists the range" "allow CIDRs: +127.0.0.1/32" "$(a network policy "$name" --show)"
+
+echo "== denied hosts"
+body=$(sh_in 'curl -s http://denied.test:18080/some/path')
+expect_match "denied host gets the 403 body" "^Blocked by airlock network policy: denied.test:18080" "$body"
+expect_match "  naming the policy" "not allowed by the balanced policy" "$body"
+expect "denied host: status 403" "403" "$(sh_in 'curl -s -o /dev/null -w "%{http_code}" http://denied.test:18080/')"
+expect "CONNECT to a denied host is refused with 403" "403" \
+    "$(sh_in 'curl -s -o /dev/null -w "%{http_connect}" https://denied.test:18443/')"
+
+echo "== HTTPS through CONNECT"
+expect "allowed host over HTTPS through the proxy" "https:18443" \
+    "$(sh_in 'curl -s --cacert test-ca.pem https://allowed.test:18443/ | python3 -c "import json,sys; print(json.load(sys.stdin)[\"server\"])"')"
+
+echo "== DNS: a denied name is never resolved"
+: > "$work/dns.log"
+expect "getent hosts of a denied name fails" "failed" "$(sh_in 'getent hosts denied-exfil.test >/dev/null && echo resolved || echo failed')"
+expect "nslookup-style query of a denied name: no address" "" "$(sh_in 'getent ahostsv4 secret-data.denied-exfil.test')"
+expect "the test DNS server saw no query for it" "0" "$(grep -c denied-exfil "$work/dns.log")"
+expect_match "an allowed name resolves to a synthetic address" "^198\.1[89]\." "$(sh_in 'getent hosts allowed.test' | awk '{print $1}')"
+sh_in 'curl -s -o /dev/null http://counted.test:18080/' >/dev/null
+expect "companion: the proxy's resolution of an allowed name reaches the DNS server" "1" \
+    "$(grep -c '^counted.test$' "$work/dns.log")"
+expect "DNS over TCP works too" "ok" "$(sh_in 'python3 - <<EOF
+import socket, struct
+q = struct.pack(">HHHHHH", 7, 0x100, 1, 0, 0, 0) + b"\x07allowed\x04test\x00\x00\x01\x00\x01"
+s = socket.create_connection(("127.0.0.1", 53)); s.sendall(struct.pack(">H", len(q)) + q)
+r = s.recv(512); print("ok" if r[2:4] == q[:2] and (r[5] & 0xf) == 0 else "bad")
+EOF')"
+
+echo "== Host and SNI must match the target"
+body=$(sh_in 'curl -s -H "Host: other.test" http://allowed.test:18080/')
+expect_match "a Host header naming another host is refused" "^Blocked by airlock network policy: allowed.test:18080" "$body"
+expect_match "  saying why" "does not match" "$body"
+sni() {
+    sh_in "python3 - <<EOF
+import socket, ssl
+s = socket.create_connection(('127.0.0.1', 3128))
+s.sendall(b'CONNECT allowed.test:18443 HTTP/1.1\r\nHost: allowed.test:18443\r\n\r\n')
+assert b' 200 ' in s.recv(1024)
+c = ssl.create_default_context(cafile='test-ca.pem'); c.check_hostname = False
+try:
+    t = c.wrap_socket(s, server_hostname='$1'); t.sendall(b'GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n')
+    print('handshake' if t.recv(100) else 'closed')
+except (ssl.SSLError, OSError) as e:
+    print('refused')
+EOF"
+}
+expect "a tunnel whose SNI names another host is closed" "refused" "$(sni other.test)"
+expect "companion: the matching SNI completes the handshake" "handshake" "$(sni allowed.test)"
+
+echo "== kept-alive connections are checked again"
+# The script inside waits for a file in the workspace, written once the policy has changed.
+cat > "$ws/keepalive.py" <<'EOF'
+import http.client, os, time
+c = http.client.HTTPConnection("127.0.0.1", 3128)
+c.request("GET", "http://allowed.test:18080/one"); r = c.getresponse(); r.read(); print(r.status, flush=True)
+while not os.path.exists("go"): time.sleep(0.05)
+c.request("GET", "http://allowed.test:18080/two"); r = c.getresponse(); print(r.status, r.read().decode().split("\n")[0])
+EOF
+rm -f "$ws/go"
+sh_in 'python3 keepalive.py' > "$work/keepalive.out" 2>&1 &
+keepalive_pid=$!
+for _ in $(seq 100); do [ -s "$work/keepalive.out" ] && break; sleep 0.1; done
+a network policy "$name" --block-host allowed.test >/dev/null
+touch "$ws/go"; wait "$keepalive_pid"
+expect "first request allowed" "200" "$(head -1 "$work/keepalive.out")"
+expect_match "second request on the same connection is refused after a block" \
+    "^403 Blocked by airlock network policy: allowed.test:18080" "$(tail -n 1 "$work/keepalive.out")"
+a network policy "$name" --reset --allow-host allowed.test --allow-host other.test --allow-host counted.test \
+    --allow-cidr 127.0.0.1/32 >/dev/null
+expect "after --reset, the host is allowed again" "200" \
+    "$(sh_in 'curl -s -o /dev/null -w "%{http_code}" http://allowed.test:18080/')"
+
+echo "== WebSocket through the proxy"
+expect "WebSocket upgrade and echo" "101 hello" "$(sh_in 'python3 - <<EOF
+import socket, os
+s = socket.create_connection(("127.0.0.1", 3128))
+s.sendall(b"GET http://allowed.test:18080/ws HTTP/1.1\r\nHost: allowed.test:18080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+head = b""
+while b"\r\n\r\n" not in head: head += s.recv(1)
+mask = os.urandom(4); data = b"hello"
+s.sendall(bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+frame = s.recv(100)
+print(head.split()[1].decode(), frame[2:].decode())
+EOF')"
+
+echo "== transparent capture (programs that ignore HTTP_PROXY)"
+if [ ${#low_ports[@]} -gt 0 ]; then
+    expect "curl --noproxy to an allowed host over HTTP" "http:80" \
+        "$(sh_in 'curl -s --noproxy "*" http://allowed.test/ | python3 -c "import json,sys; print(json.load(sys.stdin)[\"server\"])"')"
+    expect "curl --noproxy to an allowed host over HTTPS" "https:443" \
+        "$(sh_in 'curl -s --noproxy "*" --cacert test-ca.pem https://allowed.test/ | python3 -c "import json,sys; print(json.load(sys.stdin)[\"server\"])"')"
+    expect_match "captured HTTP to a metadata address gets the 403 body" "^Blocked by airlock network policy: 169.254.169.254:80" \
+        "$(sh_in 'curl -s --noproxy "*" http://169.254.169.254/latest/meta-data/')"
+    expect "captured TLS to a public address under balanced is closed" "failed" \
+        "$(sh_in 'curl -s -m 5 --noproxy "*" -k https://93.184.216.34/ >/dev/null && echo reached || echo failed')"
+else
+    fail "transparent capture needs ports 80 and 443 on host loopback" \
+        "ip_unprivileged_port_start is $(cat /proc/sys/net/ipv4/ip_unprivileged_port_start); scripts/test.sh lowers it"
+fi
+expect "curl --noproxy to a denied name cannot resolve it" "6" \
+    "$(sh_in 'curl -s --noproxy "*" http://denied.test/ >/dev/null; echo $?')"
+expect "other ports lead nowhere" "failed" \
+    "$(sh_in 'curl -s -m 5 --noproxy "*" http://93.184.216.34:8080/ >/dev/null && echo reached || echo failed')"
+
+echo "== the network log"
+log_json=$(a network log "$name" --json)
+expect_match "log holds the denied request as JSON" '"decision":"deny".*"host":"denied.test"' "$(grep denied.test <<<"$log_json" | head -1)"
+expect_match "log holds allowed requests with bytes and rule" '"bytesIn":[1-9].*"decision":"allow".*"rule":"allow-host allowed.test' \
+    "$(grep '"host":"allowed.test"' <<<"$log_json" | grep '"decision":"allow"' | head -1)"
+expect_match "log holds refused DNS names" '"decision":"deny".*"host":"denied-exfil.test".*"via":"dns"' \
+    "$(grep denied-exfil <<<"$log_json" | head -1)"
+expect_match "the table has a header and rows" "^TIME +DECISION" "$(a network log "$name" | head -1)"
+expect "--limit 2 gives two rows" "2" "$(a network log "$name" --json --limit 2 | wc -l)"
+
+echo "== bad input"
+check_error "a bad host rule is one line" "is not a host rule" a network policy "$name" --allow-host 'bad host!'
+check_error "a bad CIDR at create leaves no sandbox" "is not an address range" \
+    a create shell "$ws" --name egress-bad --allow-cidr 999.1.1.1/8
+expect "  and nothing was made" "" "$(a ls -q | grep egress-bad)"
+check_error "network log of an unknown sandbox" "no sandbox" a network log no-such-sandbox
+
+echo "== --network none"
+a run -d shell "$ws" --name offline --network none >/dev/null 2>&1
+expect "no proxy variables without network" "" "$(a exec offline -- bash -c 'echo ${HTTPS_PROXY:-}')"
+expect "nothing leads out" "failed" \
+    "$(a exec offline -- bash -c 'curl -s -m 3 http://allowed.test:18080/ >/dev/null 2>&1 && echo reached || echo failed')"
+expect "no DNS either" "failed" "$(a exec offline -- bash -c 'getent hosts allowed.test >/dev/null && echo resolved || echo failed')"
+
+report
