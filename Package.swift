@@ -67,6 +67,7 @@ let package = Package(
             name: "AirlockRuntime",
             dependencies: [
                 "AirlockSystem", "AirlockOCI", "AirlockState", "AirlockImages", "AirlockPolicy", "AirlockEgress",
+                "AirlockTLS",
             ],
             swiftSettings: strict
         ),

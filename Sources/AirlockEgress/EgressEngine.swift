@@ -1,9 +1,12 @@
 import AirlockPolicy
 import AirlockState
 import AirlockSystem
+import AirlockTLS
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
+import Synchronization
 
 /// What the supervisor needs to serve a sandbox's way out.
 public struct EgressConfiguration: Sendable {
@@ -11,6 +14,11 @@ public struct EgressConfiguration: Sendable {
     public var policyFiles: PolicyStore.Files
     public var logPath: String
     public var resolver: Resolver
+    public var secrets: SecretStore
+    public var sandboxPaths: SandboxPaths
+    public var caDirectory: String
+    /// Extra roots for upstream TLS (a corporate TLS-inspecting proxy; tests).
+    public var upstreamCAFile: String?
 
     public init(store: StateStore, name: String, environment: [String: String] = ProcessInfo.processInfo.environment)
         throws
@@ -22,6 +30,10 @@ public struct EgressConfiguration: Sendable {
             user: UserConfig.directory(environment: environment) + "/policy.yaml", sandbox: paths.policy)
         logPath = paths.networkLog
         resolver = Resolver(environment: environment)
+        secrets = SecretStore(store: store)
+        sandboxPaths = paths
+        caDirectory = store.caDirectory
+        upstreamCAFile = environment["AIRLOCK_UPSTREAM_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 }
     }
 }
 
@@ -33,12 +45,43 @@ final class EgressEngine: Sendable {
     let log: NetworkLog
     let synthetic = SyntheticAddresses()
     let threadPool: NIOThreadPool
+    let authority: CertificateAuthority
+    let upstreamTLS: NIOSSLContext
+    private let credentialCache = Mutex<(stamp: [FileStamp?], credentials: [Credential])?>(nil)
 
     init(configuration: EgressConfiguration, threadPool: NIOThreadPool) throws {
         self.configuration = configuration
         self.policy = PolicyStore(files: configuration.policyFiles)
         self.log = try NetworkLog(path: configuration.logPath)
         self.threadPool = threadPool
+        self.authority = try CertificateAuthority.loadOrCreate(directory: configuration.caDirectory)
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.applicationProtocols = ["http/1.1"]
+        if let file = configuration.upstreamCAFile {
+            tls.additionalTrustRoots = [.file(file)]
+        }
+        self.upstreamTLS = try NIOSSLContext(configuration: tls)
+    }
+
+    /// The credentials to inject for `host` (re-read when a secret is set or removed), or
+    /// none when the host is tunnelled as it is (`--bypass-host`).
+    func credentials(for host: String) -> [Credential] {
+        if case .success(let effective) = policy.current(),
+            effective.bypassHosts.contains(where: { $0.matches(host: host, port: 443) })
+        {
+            return []
+        }
+        let stamp = [
+            FileStamp(path: configuration.secrets.directory), FileStamp(path: configuration.sandboxPaths.credentials),
+        ]
+        let all: [Credential]
+        if let cached = credentialCache.withLock({ $0 }), cached.stamp == stamp {
+            all = cached.credentials
+        } else {
+            all = configuration.secrets.credentials(for: configuration.sandboxPaths)
+            credentialCache.withLock { $0 = (stamp, all) }
+        }
+        return all.filter { $0.applies(to: host) }
     }
 
     /// An allowed destination: the one address to connect to and the rule that allowed it.

@@ -28,6 +28,8 @@ public struct NetworkLogEntry: Codable, Sendable, Equatable {
     public var durationMs: Double
     /// `proxy` (HTTP_PROXY), `capture` (a program that ignored it) or `dns`.
     public var via: String
+    /// Services whose key the proxy put into this request (names only, never values).
+    public var injected: [String]? = nil
 }
 
 /// Appends JSON lines to the network log. Each line is one `write` on an `O_APPEND`

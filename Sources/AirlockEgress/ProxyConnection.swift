@@ -4,6 +4,7 @@ import AirlockWire
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// One connection from the sandbox: to the explicit proxy, or captured on its way to port 80
 /// or 443 of some address. It reads what the program sends until it knows the destination,
@@ -49,6 +50,8 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
     private let bytesIn = Counter()
     /// A request asked to switch protocols (WebSocket): after its head, relay raw bytes.
     private var upgrading = false
+    /// A TLS connection the proxy terminates to inject credentials: where it goes, and what.
+    private var intercepted: (authority: Authority, credentials: [Credential])?
 
     init(entry: Entry, engine: EgressEngine) {
         self.entry = entry
@@ -151,6 +154,16 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
     private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         finishCurrent()
         let target = RequestTarget.parse(method: head.method, target: head.target)
+        if let intercepted {
+            guard case .origin(let path)? = target else {
+                refuse(
+                    context: context, status: "400 Bad Request",
+                    message: "Bad request: \(head.method) \(head.target) inside a TLS connection")
+                return
+            }
+            forward(head, path: path, authority: intercepted.authority, scheme: "https", context: context)
+            return
+        }
         switch (entry, target) {
         case (.proxy, .authority(let authority)?):
             begin(method: "CONNECT", scheme: "https", authority: authority, path: nil)
@@ -214,6 +227,10 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
         if outgoing.first("Host") == nil { outgoing.set("Host", authority.description) }
         upgrading = head.first("Upgrade") != nil
         begin(method: head.method, scheme: scheme, authority: authority, path: path)
+        if let intercepted {
+            let services = intercepted.credentials.filter { $0.inject(into: &outgoing.fields) }.map(\.service.name)
+            if !services.isEmpty { current?.injected = services }
+        }
         let send = { [self] (upstream: Channel) in
             self.upstream = upstream
             upstreamAuthority = authority
@@ -267,7 +284,7 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
                     reason: "TLS without a server name to CONNECT \(authority)", scheme: "https", connected: true)
                 return
             }
-            startRelay(context: context)
+            interceptOrRelay(authority, context: context)
             return
         }
         // Captured TLS: the destination is a name the DNS stub gave out, or a literal address.
@@ -284,7 +301,7 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
         begin(method: "TLS", scheme: "https", authority: destination, path: nil)
         connect(to: destination, context: context) { [self] upstream in
             self.upstream = upstream
-            startRelay(context: context)
+            interceptOrRelay(destination, context: context)
         }
     }
 
@@ -379,6 +396,37 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
                     reason: (error as? EgressEngine.Refusal)?.reason ?? "\(error)", scheme: "http")
             }
         }
+    }
+
+    /// Tunnels the TLS connection as it is, unless a credential applies to the host: then
+    /// the proxy terminates TLS with a leaf from the user's CA, speaks TLS to the upstream,
+    /// and handles the requests inside like plain HTTP, injecting the key.
+    private func interceptOrRelay(_ authority: Authority, context: ChannelHandlerContext) {
+        let credentials = engine.credentials(for: authority.host)
+        guard !credentials.isEmpty, let upstream else {
+            startRelay(context: context)
+            return
+        }
+        do {
+            let serverName = IPAddress(parsing: authority.host) == nil ? authority.host : nil
+            try upstream.pipeline.syncOperations.addHandler(
+                try NIOSSLClientHandler(context: engine.upstreamTLS, serverHostname: serverName), position: .first)
+            let server = NIOSSLServerHandler(context: try engine.authority.serverContext(for: authority.host))
+            try context.pipeline.syncOperations.addHandler(server, position: .before(self))
+        } catch {
+            deny(
+                context: context, host: authority.host, port: authority.port,
+                reason: "cannot intercept TLS: \(error)", scheme: "https", connected: true)
+            return
+        }
+        finishCurrent()
+        intercepted = (authority, credentials)
+        upstreamAuthority = authority
+        state = .head
+        // The ClientHello that was peeked goes through the TLS handler now.
+        let hello = buffer
+        buffer = ByteBuffer()
+        context.pipeline.syncOperations.fireChannelRead(NIOAny(hello))
     }
 
     private func startRelay(context: ChannelHandlerContext) {

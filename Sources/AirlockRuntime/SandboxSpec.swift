@@ -1,3 +1,4 @@
+import AirlockEgress
 import AirlockImages
 import AirlockOCI
 import AirlockState
@@ -11,6 +12,8 @@ public struct SandboxSpec: Sendable {
     /// Resources to put in the spec; nil when the host cannot enforce them.
     public var resources: RuntimeSpec.Resources?
     public var cgroupsPath: String?
+    /// Variables of the services whose keys the proxy injects; inside they hold the sentinel.
+    public var credentialVariables: [String] = []
 
     public init(
         record: SandboxRecord, paths: SandboxPaths, imageRootfs: String, user: Template.UserSetup,
@@ -33,7 +36,10 @@ public struct SandboxSpec: Sendable {
             "HOME=\(home)", "USER=\(name)", "LOGNAME=\(name)", "LANG=C.UTF-8", "TERM=xterm-256color",
             "AIRLOCK_SANDBOX=\(record.name)",
         ]
-        if record.networkMode == .policy { env += Self.proxyEnvironment }
+        if record.networkMode == .policy {
+            env += Self.proxyEnvironment + Self.trustEnvironment
+            env += credentialVariables.map { "\($0)=\(credentialSentinel)" }
+        }
         for entry in record.environment + extra {
             let key = entry.split(separator: "=", maxSplits: 1).first.map(String.init) ?? entry
             env.removeAll { $0.hasPrefix(key + "=") }
@@ -104,6 +110,10 @@ public struct SandboxSpec: Sendable {
             Mount.bind(paths.home, at: homeDirectory, readOnly: false),
             Mount.bind(record.workspace, at: record.workspace, readOnly: false),
         ]
+        if record.networkMode == .policy {
+            mounts.append(Mount.bind(paths.caBundle, at: Self.trustBundle, readOnly: true))
+            mounts.append(Mount.bind(paths.etc + "/airlock-ca.crt", at: Self.trustAnchor, readOnly: true))
+        }
         for extra in record.mounts {
             mounts.append(Mount.bind(extra.source, at: extra.destination, readOnly: extra.readOnly))
         }
@@ -140,6 +150,15 @@ public struct SandboxSpec: Sendable {
     }
 
     static let proxyURL = "http://127.0.0.1:3128"
+    /// Debian's bundle (replaced by the image's plus the user's Airlock CA) and the CA alone.
+    static let trustBundle = "/etc/ssl/certs/ca-certificates.crt"
+    static let trustAnchor = "/usr/local/share/ca-certificates/airlock.crt"
+
+    /// Where the TLS stacks that do not read the system bundle look for trust.
+    static let trustEnvironment = [
+        "SSL_CERT_FILE=\(trustBundle)", "REQUESTS_CA_BUNDLE=\(trustBundle)", "CURL_CA_BUNDLE=\(trustBundle)",
+        "GIT_SSL_CAINFO=\(trustBundle)", "PIP_CERT=\(trustBundle)", "NODE_EXTRA_CA_CERTS=\(trustAnchor)",
+    ]
 
     /// What points programs at the sandbox's proxy: the usual variables in both cases, and
     /// the settings of package managers that read their own (git and apt read files).

@@ -1,8 +1,10 @@
+import AirlockEgress
 import AirlockImages
 import AirlockOCI
 import AirlockPolicy
 import AirlockState
 import AirlockSystem
+import AirlockTLS
 import Foundation
 
 #if canImport(Glibc)
@@ -157,6 +159,7 @@ public struct Sandboxes: Sendable {
                 limits: limits, created: Date(), network: request.network)
             try paths.save(record)
             try Self.savePolicy(request.policy, to: paths)
+            if record.networkMode == .policy { try SecretStore.captureEnvironment(into: paths) }
             return (record, true)
         } catch {
             Files.remove(paths.directory)
@@ -314,11 +317,27 @@ public struct Sandboxes: Sendable {
             )
         }
         let enforce = !record.limits.isEmpty && CgroupSupport.detect().note == nil
-        return SandboxSpec(
+        var spec = SandboxSpec(
             record: record, paths: store.sandbox(record.name), imageRootfs: imageRootfs,
             user: Template.UserSetup(name: record.user, sudo: record.sudo),
             resources: enforce ? CgroupSupport.resources(for: record.limits) : nil,
             cgroupsPath: enforce ? CgroupSupport.path(for: record.name) : nil)
+        if record.networkMode == .policy {
+            spec.credentialVariables = SecretStore(store: store).credentials(for: store.sandbox(record.name))
+                .flatMap(\.service.variables)
+        }
+        return spec
+    }
+
+    /// The sandbox trusts what its image trusts plus the user's Airlock CA, which signs the
+    /// certificates the proxy presents where it injects credentials.
+    private func writeTrustStore(_ paths: SandboxPaths, imageRootfs: String) throws {
+        let authority = try CertificateAuthority.loadOrCreate(directory: store.caDirectory)
+        let lines = { (pem: String) in pem.isEmpty || pem.hasSuffix("\n") ? pem : pem + "\n" }
+        let imageBundle = Files.readRegularFile(imageRootfs + SandboxSpec.trustBundle, limit: 8 << 20) ?? ""
+        let anchor = lines(authority.certificatePEM)
+        try Files.writeAtomically(paths.etc + "/airlock-ca.crt", anchor)
+        try Files.writeAtomically(paths.caBundle, lines(imageBundle) + anchor)
     }
 
     /// Starts the sandbox's supervisor unless it is already running; returns its status.
@@ -341,6 +360,7 @@ public struct Sandboxes: Sendable {
         for (file, contents) in spec.etcFiles() {
             try Files.writeAtomically(paths.etc + "/" + file, contents)
         }
+        if record.networkMode == .policy { try writeTrustStore(paths, imageRootfs: spec.imageRootfs) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try Files.writeAtomically(

@@ -77,6 +77,10 @@ public struct SandboxPaths: Sendable {
     public var execDirectory: String { directory + "/exec" }
     /// The sandbox's own network policy layer (flags of `create`, changed by `network policy`).
     public var policy: String { directory + "/policy.json" }
+    /// API keys taken from the host environment at create, for the proxy to inject (0600).
+    public var credentials: String { directory + "/credentials.json" }
+    /// The certificate bundle the sandbox trusts: the image's plus the user's Airlock CA.
+    public var caBundle: String { etc + "/ca-certificates.crt" }
     /// One JSON line per egress decision.
     public var networkLog: String { directory + "/network.log" }
     /// Held for the length of one command that changes the sandbox.

@@ -45,14 +45,32 @@ public enum Files {
         return String(decoding: buffer[0..<count], as: UTF8.self)
     }
 
-    /// Writes through a temporary file and a rename, so readers never see half a file.
-    public static func writeAtomically(_ path: String, _ contents: String, mode: Int = 0o644) throws {
-        let tmp = path + ".tmp.\(getpid())"
-        guard
-            FileManager.default.createFile(
-                atPath: tmp, contents: Data(contents.utf8), attributes: [.posixPermissions: mode])
-        else { throw AirlockError(.failed, "cannot write \(path)") }
-        guard rename(tmp, path) == 0 else { throw SystemCallError("rename \(tmp)", errno: errno) }
+    /// Writes through a temporary file and a rename, so readers never see half a file. The
+    /// file has `mode` from its creation: a secret is never readable by others, not even for
+    /// the moment between creating a file and changing its mode.
+    /// `durable` waits for the disk, for what must survive a crash (keys).
+    public static func writeAtomically(_ path: String, _ contents: String, mode: Int = 0o644, durable: Bool = false)
+        throws
+    {
+        let temporary = path + ".tmp.\(getpid())"
+        unlink(temporary)  // left over by a crashed process that had our pid
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(mode))
+        guard fd >= 0 else { throw SystemCallError("open \(temporary)", errno: errno) }
+        var renamed = false
+        defer { if !renamed { unlink(temporary) } }
+        do {
+            defer { close(fd) }
+            var bytes = Array(contents.utf8)[...]
+            while !bytes.isEmpty {
+                let count = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else { throw SystemCallError("write \(temporary)", errno: errno) }
+                bytes = bytes.dropFirst(count)
+            }
+            guard !durable || fsync(fd) == 0 else { throw SystemCallError("fsync \(temporary)", errno: errno) }
+        }
+        guard rename(temporary, path) == 0 else { throw SystemCallError("rename \(temporary)", errno: errno) }
+        renamed = true
     }
 
     public static func remove(_ path: String) {

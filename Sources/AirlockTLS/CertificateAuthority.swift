@@ -122,7 +122,7 @@ public final class CertificateAuthority: Sendable {
         // call starts over instead of finding a key without its certificate.
         let (certificatePEM, keyPEM) = try makeAuthority(now: Date())
         try Files.writeAtomically(certificatePath, certificatePEM, mode: 0o644)
-        try writePrivateFile(keyPath, keyPEM)
+        try Files.writeAtomically(keyPath, keyPEM, mode: 0o600, durable: true)
         return try CertificateAuthority(
             certificatePEM: certificatePEM, keyPEM: keyPEM, certificatePath: certificatePath)
     }
@@ -316,29 +316,5 @@ public final class CertificateAuthority: Sendable {
             contents += buffer[0..<count]
         }
         return String(decoding: contents, as: UTF8.self)
-    }
-
-    /// Writes through a temporary file created with mode 0600, so the key is never readable
-    /// by others, not even for the moment between creating a file and changing its mode.
-    static func writePrivateFile(_ path: String, _ contents: String) throws {
-        let temporary = path + ".tmp.\(getpid())"
-        unlink(temporary)  // left over by a crashed process that had our pid
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SystemCallError("open \(temporary)", errno: errno) }
-        var renamed = false
-        defer { if !renamed { unlink(temporary) } }
-        do {
-            defer { close(fd) }
-            var bytes = Array(contents.utf8)[...]
-            while !bytes.isEmpty {
-                let count = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-                if count < 0, errno == EINTR { continue }
-                guard count > 0 else { throw SystemCallError("write \(temporary)", errno: errno) }
-                bytes = bytes.dropFirst(count)
-            }
-            guard fsync(fd) == 0 else { throw SystemCallError("fsync \(temporary)", errno: errno) }
-        }
-        guard rename(temporary, path) == 0 else { throw SystemCallError("rename \(temporary)", errno: errno) }
-        renamed = true
     }
 }

@@ -29,7 +29,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
     -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=allowed.test" \
     -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null
-printf 'subjectAltName=DNS:allowed.test,DNS:other.test,DNS:counted.test\n' > "$work/san.ext"
+printf 'subjectAltName=DNS:allowed.test,DNS:other.test,DNS:counted.test,DNS:api.anthropic.com\n' > "$work/san.ext"
 openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
     -extfile "$work/san.ext" -out "$work/server.pem" 2>/dev/null
 cp "$work/ca.pem" "$ws/test-ca.pem"
@@ -46,8 +46,13 @@ touch "$work/dns.log"
 # Names resolve on the host through the counting DNS server (it answers 127.0.0.1).
 export AIRLOCK_DNS_SERVER=127.0.0.1:15353
 
-a create shell "$ws" --name "$name" --allow-host allowed.test --allow-host other.test --allow-host counted.test \
+# A key in the host environment at create is taken by the sandbox for its proxy to inject.
+real_key="sk-ant-e2e-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+ANTHROPIC_API_KEY="$real_key" a create shell "$ws" --name "$name" --allow-host allowed.test \
+    --allow-host other.test --allow-host counted.test --add-host api.anthropic.com:127.0.0.1 \
     >/dev/null 2>"$work/create.err" || fail "create with network flags" "$(cat "$work/create.err")"
+# The proxy trusts the test CA for upstream TLS, as it would a corporate proxy's.
+export AIRLOCK_UPSTREAM_CA_FILE="$work/ca.pem"
 sh_in() { a exec "$name" -- bash -c "$1"; }
 a run -d shell "$ws" --name "$name" >/dev/null 2>&1
 
@@ -189,6 +194,62 @@ expect "curl --noproxy to a denied name cannot resolve it" "6" \
 expect "other ports lead nowhere" "failed" \
     "$(sh_in 'curl -s -m 5 --noproxy "*" http://93.184.216.34:8080/ >/dev/null && echo reached || echo failed')"
 
+echo "== credentials: the proxy injects the key; the sandbox holds only the sentinel"
+a network policy "$name" --allow-cidr 127.0.0.1/32 >/dev/null
+expect "the variable inside holds the sentinel" "airlock-proxy-managed" "$(sh_in 'echo $ANTHROPIC_API_KEY')"
+# The search gets the key reversed, so its own command line does not hold it.
+find_key() {
+    sh_in "python3 - $(rev <<<"$real_key") $* <<'EOF'
+import os, sys
+key = sys.argv[1][::-1].encode(); me = str(os.getpid()); found = 0
+for top in sys.argv[2:]:
+    for root, dirs, files in os.walk(top):
+        if root == '/proc':
+            dirs[:] = [d for d in dirs if d.isdigit() and d != me]
+            files = []
+        elif root.startswith('/proc/'):
+            dirs[:] = []
+            files = [f for f in files if f in ('environ', 'cmdline')]
+        for name in files:
+            try:
+                with open(os.path.join(root, name), 'rb') as f:
+                    found += key in f.read(4 << 20)
+            except OSError:
+                pass
+print(found)
+EOF"
+}
+expect "the real key is nowhere in the sandbox's environment, files or /proc" "0" \
+    "$(find_key /proc /home /etc /tmp /root /usr/local /var "$ws")"
+echo "$real_key" > "$ws/.marker"
+expect "companion: the same search finds it where it was put" "1" "$(find_key "$ws")"
+rm -f "$ws/.marker"
+sh_in 'cat /etc/ssl/certs/ca-certificates.crt test-ca.pem > both-cas.pem'
+echo_field() { python3 -c "import json,sys; e=json.load(sys.stdin); print($1)"; }
+expect "api.anthropic.com receives the real key in x-api-key" "$real_key" \
+    "$(sh_in 'curl -s https://api.anthropic.com:18443/v1/messages -H "x-api-key: $ANTHROPIC_API_KEY" -d "{}"' | echo_field 'e["headers"].get("x-api-key")')"
+expect "  over TLS from the user's Airlock CA (curl verified it)" "0" \
+    "$(sh_in 'curl -s -o /dev/null https://api.anthropic.com:18443/ -H "x-api-key: $ANTHROPIC_API_KEY"; echo $?')"
+expect "the sentinel in another header is not replaced" "airlock-proxy-managed" \
+    "$(sh_in 'curl -s https://api.anthropic.com:18443/ -H "x-other: $ANTHROPIC_API_KEY"' | echo_field 'e["headers"].get("x-other")')"
+expect "the sentinel sent to another allowed host arrives unreplaced" "airlock-proxy-managed" \
+    "$(sh_in 'curl -s --cacert test-ca.pem https://allowed.test:18443/ -H "x-api-key: $ANTHROPIC_API_KEY"' | echo_field 'e["headers"].get("x-api-key")')"
+redirect=$(sh_in 'curl -s -L --cacert both-cas.pem -H "x-api-key: $ANTHROPIC_API_KEY" "https://api.anthropic.com:18443/redirect?to=https://allowed.test:18443/landing"')
+expect "a redirect to another host is followed" "/landing" "$(echo_field 'e["path"]' <<<"$redirect")"
+expect "  and carries no key" "airlock-proxy-managed" "$(echo_field 'e["headers"].get("x-api-key")' <<<"$redirect")"
+echo "sk-ant-stored-e2e" | a secret set anthropic >/dev/null
+expect "a stored secret takes over at once" "sk-ant-stored-e2e" \
+    "$(sh_in 'curl -s https://api.anthropic.com:18443/ -H "x-api-key: $ANTHROPIC_API_KEY"' | echo_field 'e["headers"].get("x-api-key")')"
+expect_match "secret ls shows the name, never the value" "^anthropic +x-api-key +api.anthropic.com$" "$(a secret ls | tail -n +2)"
+expect "secret files are private" "600" "$(stat -c %a "$AIRLOCK_HOME/secrets/anthropic.json")"
+a secret rm anthropic >/dev/null
+a network policy "$name" --bypass-host api.anthropic.com >/dev/null
+expect "--bypass-host tunnels the host without injecting" "airlock-proxy-managed" \
+    "$(sh_in 'curl -s --cacert both-cas.pem https://api.anthropic.com:18443/ -H "x-api-key: $ANTHROPIC_API_KEY"' | echo_field 'e["headers"].get("x-api-key")')"
+check_error "a custom secret needs --host and --header" "give --host and --header" \
+    a secret set my-service </dev/null
+check_error "secret names cannot reach outside the store" "must be letters" a secret rm ../../sandboxes
+
 echo "== the network log"
 log_json=$(a network log "$name" --json)
 expect_match "log holds the denied request as JSON" '"decision":"deny".*"host":"denied.test"' "$(grep denied.test <<<"$log_json" | head -1)"
@@ -198,6 +259,9 @@ expect_match "log holds refused DNS names" '"decision":"deny".*"host":"denied-ex
     "$(grep denied-exfil <<<"$log_json" | head -1)"
 expect_match "the table has a header and rows" "^TIME +DECISION" "$(a network log "$name" | head -1)"
 expect "--limit 2 gives two rows" "2" "$(a network log "$name" --json --limit 2 | wc -l)"
+expect_match "log names the injected service, not the key" '"injected":\["anthropic"\]' \
+    "$(grep api.anthropic.com <<<"$log_json" | grep injected | head -1)"
+expect "the log never holds the key" "0" "$(grep -c "$real_key" "$AIRLOCK_HOME/sandboxes/$name/network.log")"
 
 echo "== bad input"
 check_error "a bad host rule is one line" "is not a host rule" a network policy "$name" --allow-host 'bad host!'
