@@ -100,7 +100,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
-        .testTarget(name: "AirlockEgressTests", dependencies: ["AirlockEgress"]),
+        .testTarget(name: "AirlockEgressTests", dependencies: ["AirlockEgress", "AirlockPolicy", "AirlockWire"]),
         .testTarget(name: "AirlockRuntimeTests", dependencies: ["AirlockRuntime", "AirlockOCI"]),
         .testTarget(name: "AirlockStateTests", dependencies: ["AirlockState", "AirlockSystem"]),
     ],

@@ -1,4 +1,5 @@
 import AirlockPolicy
+import AirlockWire
 import Foundation
 import Testing
 
@@ -51,5 +52,49 @@ import Testing
         #expect(SyntheticAddresses.contains(first))
         #expect(!SyntheticAddresses.contains(.v4(0x0808_0808)))
         #expect(pool.name(for: .v4(0xC612_FFFF)) == nil)
+    }
+}
+
+@Suite struct CredentialTests {
+    let anthropic = Credential(service: CredentialService.builtIn[0], value: "sk-real")
+    let github = Credential(service: CredentialService.builtIn[3], value: "ghp_real")
+
+    @Test func theTableNamesTheServicesItPromises() {
+        #expect(anthropic.service.name == "anthropic" && github.service.name == "github")
+        #expect(
+            Set(CredentialService.builtIn.map(\.name)) == [
+                "anthropic", "openai", "google", "github", "groq", "mistral", "xai",
+            ])
+    }
+
+    @Test func replacesTheSentinelInTheConfiguredHeaderOnly() {
+        var fields = [
+            HTTPField(name: "X-Api-Key", value: credentialSentinel),
+            HTTPField(name: "x-other", value: credentialSentinel),
+        ]
+        #expect(anthropic.inject(into: &fields))
+        #expect(fields[0].value == "sk-real")
+        #expect(fields[1].value == credentialSentinel)
+    }
+
+    @Test func leavesAHeaderWithoutTheSentinelAlone() {
+        var fields = [HTTPField(name: "x-api-key", value: "sk-user-chose-this")]
+        #expect(!anthropic.inject(into: &fields))
+        #expect(fields[0].value == "sk-user-chose-this")
+    }
+
+    @Test func replacesInsideBasicCredentialsAsGitSendsThem() throws {
+        let basic = "Basic " + Data("x-access-token:\(credentialSentinel)".utf8).base64EncodedString()
+        var fields = [HTTPField(name: "Authorization", value: basic)]
+        #expect(github.inject(into: &fields))
+        let decoded = try #require(Data(base64Encoded: String(fields[0].value.dropFirst(6))))
+        #expect(String(decoding: decoded, as: UTF8.self) == "x-access-token:ghp_real")
+    }
+
+    @Test func appliesOnlyToTheServicesHosts() {
+        #expect(anthropic.applies(to: "api.anthropic.com"))
+        #expect(!anthropic.applies(to: "anthropic.com"))
+        #expect(!anthropic.applies(to: "api.anthropic.com.evil.example"))
+        #expect(github.applies(to: "github.com"))
     }
 }

@@ -108,6 +108,7 @@ import Testing
                     "/home/u/demo", "/s/sandboxes/shell-demo/home", "/data", "/s/sandboxes/shell-demo/etc/hosts",
                     "/s/sandboxes/shell-demo/etc/hostname", "/s/sandboxes/shell-demo/etc/resolv.conf",
                     "/s/sandboxes/shell-demo/etc/gitconfig", "/s/sandboxes/shell-demo/etc/apt-proxy.conf",
+                    "/s/sandboxes/shell-demo/etc/ca-certificates.crt", "/s/sandboxes/shell-demo/etc/airlock-ca.crt",
                 ])
         #expect(binds.first { $0.source == "/home/u/demo" }?.destination == "/home/u/demo")
         #expect(binds.first { $0.source == "/data" }?.options.contains("ro") == true)
