@@ -5,7 +5,7 @@
 
 Every HTTP(S) server answers with a JSON echo of what it received (method, path, Host,
 headers), so a test can see what the proxy passed on; `/redirect?to=URL` answers 302,
-`/bytes?n=N` sends N bytes, and a WebSocket upgrade gets 101 and one echoed frame. The DNS
+`/bytes?n=N` streams N bytes, and a WebSocket upgrade gets 101 and one echoed frame. The DNS
 server answers every A query with 127.0.0.1 and appends each queried name to --dns-log, so a
 test can count what reached it.
 """
@@ -46,7 +46,7 @@ class Echo(BaseHTTPRequestHandler):
         if url.path == "/redirect":
             return self._reply(302, "", [("Location", query["to"][0])])
         if url.path == "/bytes":
-            return self._reply(200, b"x" * int(query["n"][0]))
+            return self._stream(int(query["n"][0]))
         echo = {
             "method": self.command,
             "path": self.path,
@@ -58,6 +58,16 @@ class Echo(BaseHTTPRequestHandler):
         self._reply(200, json.dumps(echo), [("Content-Type", "application/json")])
 
     do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+    def _stream(self, size):
+        self.send_response(200)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        chunk = memoryview(b"x" * (1 << 20))
+        while size > 0:
+            n = min(size, len(chunk))
+            self.wfile.write(chunk[:n])
+            size -= n
 
     def _websocket(self):
         key = self.headers["Sec-WebSocket-Key"]
