@@ -2,6 +2,7 @@ import AirlockPolicy
 import AirlockState
 import AirlockSystem
 import AirlockTLS
+import AirlockWire
 import Foundation
 import NIOCore
 import NIOPosix
@@ -19,6 +20,7 @@ public struct EgressConfiguration: Sendable {
     public var caDirectory: String
     /// Extra roots for upstream TLS (a corporate TLS-inspecting proxy; tests).
     public var upstreamCAFile: String?
+    public var upstreamProxy: UpstreamProxy?
 
     public init(store: StateStore, name: String, environment: [String: String] = ProcessInfo.processInfo.environment)
         throws
@@ -34,6 +36,7 @@ public struct EgressConfiguration: Sendable {
         sandboxPaths = paths
         caDirectory = store.caDirectory
         upstreamCAFile = environment["AIRLOCK_UPSTREAM_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        upstreamProxy = UpstreamProxy(environment: environment)
     }
 }
 
@@ -136,6 +139,49 @@ final class EgressEngine: Sendable {
             }
             throw Refusal.denied(firstReason ?? "\(name) has no address")
         }
+    }
+
+    /// Connects to exactly the granted address: directly, or through the host's upstream
+    /// proxy with a CONNECT to that address. `setUp` adds the handlers that use the channel.
+    func dial(
+        _ grant: Grant, host: String, port: UInt16, on eventLoop: EventLoop,
+        setUp: @escaping @Sendable (Channel) throws -> Void
+    ) -> EventLoopFuture<Channel> {
+        let target: SocketAddress
+        let viaProxy = configuration.upstreamProxy.flatMap {
+            $0.isBypassed(host: host, address: grant.address) ? nil : $0
+        }
+        let destination = Authority(host: grant.address.description, port: port)
+        do {
+            if let viaProxy {
+                target = try SocketAddress.makeAddressResolvingHost(
+                    viaProxy.authority.host, port: Int(viaProxy.authority.port))
+            } else {
+                target = try SocketAddress(ipAddress: grant.address.description, port: Int(port))
+            }
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+        let established = eventLoop.makePromise(of: Void.self)
+        let connected = ClientBootstrap(group: eventLoop)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(10))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if viaProxy != nil {
+                        try channel.pipeline.syncOperations.addHandler(
+                            UpstreamConnectHandler(target: destination.description, established: established))
+                    }
+                    try setUp(channel)
+                }
+            }
+            .connect(to: target)
+        guard viaProxy != nil else {
+            established.succeed()
+            return connected
+        }
+        connected.whenFailure { established.fail($0) }
+        return connected.flatMap { channel in established.futureResult.map { channel } }
     }
 
     /// Checks an address the sandbox connected to directly (no name known).

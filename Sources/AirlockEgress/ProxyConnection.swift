@@ -338,23 +338,11 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
             let (handler, context, _) = loopBound.value
             handler.current?.rule = grant.rule
             handler.current?.address = grant.address.description
-            let address: SocketAddress
-            do {
-                address = try SocketAddress(ipAddress: grant.address.description, port: Int(authority.port))
-            } catch {
-                return eventLoop.makeFailedFuture(error)
-            }
             let relay = NIOLoopBound(
                 ResponseRelay(client: context.channel, counter: handler.bytesIn), eventLoop: eventLoop)
-            return ClientBootstrap(group: eventLoop)
-                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .connectTimeout(.seconds(10))
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(relay.value, name: ResponseRelay.name)
-                    }
-                }
-                .connect(to: address)
+            return handler.engine.dial(grant, host: authority.host, port: authority.port, on: eventLoop) { channel in
+                try channel.pipeline.syncOperations.addHandler(relay.value, name: ResponseRelay.name)
+            }
         }.whenComplete { result in
             let (handler, context, body) = loopBound.value
             guard case .waiting = handler.state, context.channel.isActive else {

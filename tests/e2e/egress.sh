@@ -38,7 +38,8 @@ if [ "$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)" -le 80 ]; then
     low_ports=(--http 80 --https "443:$work/server.pem:$work/server.key")
 fi
 python3 "$here/upstream.py" --http 18080 --https "18443:$work/server.pem:$work/server.key" "${low_ports[@]}" \
-    --dns 15353 --dns-log "$work/dns.log" > "$work/upstream.out" 2>&1 &
+    --dns 15353 --dns-log "$work/dns.log" --connect-proxy 13128 --connect-log "$work/connect.log" \
+    > "$work/upstream.out" 2>&1 &
 upstream_pid=$!
 for _ in $(seq 50); do grep -q ready "$work/upstream.out" 2>/dev/null && break; sleep 0.1; done
 expect "upstreams are up" "ready" "$(cat "$work/upstream.out")"
@@ -262,6 +263,19 @@ expect "--limit 2 gives two rows" "2" "$(a network log "$name" --json --limit 2 
 expect_match "log names the injected service, not the key" '"injected":\["anthropic"\]' \
     "$(grep api.anthropic.com <<<"$log_json" | grep injected | head -1)"
 expect "the log never holds the key" "0" "$(grep -c "$real_key" "$AIRLOCK_HOME/sandboxes/$name/network.log")"
+
+echo "== an upstream proxy from the host's HTTPS_PROXY"
+a stop "$name" >/dev/null
+HTTPS_PROXY=http://127.0.0.1:13128 a run -d shell "$ws" --name "$name" >/dev/null 2>&1
+a network policy "$name" --allow-cidr 127.0.0.1/32 >/dev/null
+touch "$work/connect.log"
+expect "a request goes out through the upstream proxy" "http:18080" \
+    "$(sh_in 'curl -s http://allowed.test:18080/' | python3 -c 'import json,sys; print(json.load(sys.stdin)["server"])')"
+expect "  which is asked for the address Airlock checked, not the name" "127.0.0.1:18080" "$(tail -n 1 "$work/connect.log")"
+expect "a denied host never reaches the upstream proxy" "403 0" \
+    "$(sh_in 'curl -s -o /dev/null -w "%{http_code}" http://denied.test:18080/'; echo " $(grep -c denied "$work/connect.log")")"
+a stop "$name" >/dev/null
+a run -d shell "$ws" --name "$name" >/dev/null 2>&1
 
 echo "== bad input"
 check_error "a bad host rule is one line" "is not a host rule" a network policy "$name" --allow-host 'bad host!'

@@ -115,12 +115,42 @@ class DNS(socketserver.BaseRequestHandler):
         sock.sendto(reply, self.client_address)
 
 
+class ConnectProxy(socketserver.StreamRequestHandler):
+    """A plain CONNECT proxy, standing in for a corporate one; logs each target."""
+
+    def handle(self):
+        line = self.rfile.readline().decode()
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass
+        method, target, _ = line.split(" ", 2)
+        with open(self.server.log, "a") as log:
+            log.write(target + "\n")
+        host, port = target.rsplit(":", 1)
+        upstream = socket.create_connection((host.strip("[]"), int(port)))
+        self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        self.wfile.flush()
+
+        def pump(source, sink):
+            try:
+                while data := source.recv(65536):
+                    sink.sendall(data)
+            except OSError:
+                pass
+            finally:
+                sink.close()
+
+        threading.Thread(target=pump, args=(upstream, self.connection), daemon=True).start()
+        pump(self.connection, upstream)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--http", type=int, action="append", default=[])
     parser.add_argument("--https", action="append", default=[], help="PORT:CERT:KEY")
     parser.add_argument("--dns", type=int)
     parser.add_argument("--dns-log")
+    parser.add_argument("--connect-proxy", type=int)
+    parser.add_argument("--connect-log")
     args = parser.parse_args()
     for port in args.http:
         serve_http(port, f"http:{port}")
@@ -132,6 +162,11 @@ def main():
     if args.dns:
         server = socketserver.ThreadingUDPServer(("127.0.0.1", args.dns), DNS)
         server.log = args.dns_log
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    if args.connect_proxy:
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", args.connect_proxy), ConnectProxy)
+        server.daemon_threads = True
+        server.log = args.connect_log
         threading.Thread(target=server.serve_forever, daemon=True).start()
     print("ready", flush=True)
     threading.Event().wait()
