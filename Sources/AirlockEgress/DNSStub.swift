@@ -31,8 +31,9 @@ enum DNSStub {
             // The name exists; it has no records of this type (IPv6 is not routed out).
             reply = DNSMessage.answer(query, addresses: [], ttl: ttl)
         }
-        // Answers to allowed names are routine; what the stub refused is worth a line.
-        if !allowed {
+        // Answers to allowed names are routine; what the stub refused is worth a line, once
+        // per name (a flood of made-up names must not fill the disk).
+        if !allowed, engine.firstRefusal(of: name) {
             engine.log.append(
                 NetworkLogEntry(
                     time: started, sandbox: engine.configuration.sandbox, method: "DNS", scheme: "dns",
@@ -77,6 +78,11 @@ enum DNSStub {
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             var buffer = unwrapInboundIn(data)
             pending.writeBuffer(&buffer)
+            // A client that sends without reading gets cut off, not buffered for.
+            guard pending.readableBytes <= 65_536 + 2, context.channel.isWritable else {
+                context.close(promise: nil)
+                return
+            }
             while let length = pending.getInteger(at: pending.readerIndex, as: UInt16.self),
                 pending.readableBytes >= 2 + Int(length)
             {

@@ -51,6 +51,7 @@ final class EgressEngine: Sendable {
     let authority: CertificateAuthority
     let upstreamTLS: NIOSSLContext
     private let credentialCache = Mutex<(stamp: [FileStamp?], credentials: [Credential])?>(nil)
+    private let refusedNames = Mutex<Set<String>>([])
 
     init(configuration: EgressConfiguration, threadPool: NIOThreadPool) throws {
         self.configuration = configuration
@@ -198,6 +199,23 @@ final class EgressEngine: Sendable {
         case .failure(let error):
             return eventLoop.makeFailedFuture(Refusal.denied(error.description))
         }
+    }
+
+    /// Whether a refused DNS name is new enough to log (the set is bounded).
+    func firstRefusal(of name: String) -> Bool {
+        refusedNames.withLock { names in
+            if names.count > 4096 { names.removeAll() }
+            return names.insert(name).inserted
+        }
+    }
+
+    /// Whether a tunnel may carry something other than TLS or HTTP (ssh, a database): only
+    /// where a rule names the port explicitly, or under `open`.
+    func allowsOtherProtocols(host: String, port: UInt16) -> Bool {
+        guard case .success(let effective) = policy.current() else { return false }
+        if effective.egress.preset == .open { return true }
+        let name = HostName.normalize(host)
+        return effective.egress.allowHosts.contains { $0.port == port && $0.matches(host: name, port: port) }
     }
 
     /// Whether the DNS stub may answer `name` (it never resolves it for real).

@@ -50,8 +50,11 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
     private let bytesIn = Counter()
     /// A request asked to switch protocols (WebSocket): after its head, relay raw bytes.
     private var upgrading = false
-    /// A TLS connection the proxy terminates to inject credentials: where it goes, and what.
-    private var intercepted: (authority: Authority, credentials: [Credential])?
+    /// A connection tied to one upstream, whose requests are parsed and checked one by one:
+    /// TLS the proxy terminates to inject credentials, or plain HTTP sent through CONNECT.
+    private var pinned: (authority: Authority, scheme: String, credentials: [Credential])?
+    /// Input waiting for a decision is capped; a sandbox cannot fill the supervisor's memory.
+    static let bufferLimit = 1 << 20
 
     init(entry: Entry, engine: EgressEngine) {
         self.entry = entry
@@ -66,6 +69,10 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
         buffer.writeBuffer(&incoming)
+        guard buffer.readableBytes <= Self.bufferLimit else {
+            refuse(context: context, status: "413 Content Too Large", message: "Too much input before a decision")
+            return
+        }
         process(context: context)
     }
 
@@ -119,6 +126,10 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
                 if taken > 0, let slice = buffer.readSlice(length: taken) {
                     bytesOut += taken
                     upstream?.writeAndFlush(slice, promise: nil)
+                    // A body goes only as fast as the upstream takes it.
+                    if let upstream, !upstream.isWritable {
+                        context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+                    }
                 }
                 state = framer.isComplete ? .head : .body(framer)
                 if !framer.isComplete { return }
@@ -132,11 +143,30 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
                         reason: "malformed TLS ClientHello: \(reason)", scheme: "https", connected: authority != nil)
                     return
                 case .notTLS:
-                    // Another protocol through CONNECT (not to 443): nothing to check but the target.
-                    if entry == .captureTLS || authority?.port == 443 {
+                    guard let authority, entry == .proxy else {
                         deny(
-                            context: context, host: authority?.host ?? "?", port: authority?.port ?? 443,
-                            reason: "not a TLS ClientHello", scheme: "https", connected: authority != nil)
+                            context: context, host: "?", port: 443, reason: "not a TLS ClientHello", scheme: "https")
+                        return
+                    }
+                    // Plain HTTP through CONNECT is checked request by request like any other
+                    // (its Host could name another site behind the same address).
+                    switch HTTPRequestHead.parse(buffer.readableBytesView) {
+                    case .incomplete, .complete:
+                        finishCurrent()
+                        pinned = (authority, "http", [])
+                        upstreamAuthority = authority
+                        state = .head
+                        continue
+                    case .invalid:
+                        break
+                    }
+                    // Another protocol: only where a rule names this port (or under `open`).
+                    guard engine.allowsOtherProtocols(host: authority.host, port: authority.port) else {
+                        deny(
+                            context: context, host: authority.host, port: authority.port,
+                            reason:
+                                "neither TLS nor HTTP; allow other protocols with --allow-host HOST:\(authority.port)",
+                            scheme: "tcp", connected: true)
                         return
                     }
                     startRelay(context: context)
@@ -154,14 +184,14 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
     private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         finishCurrent()
         let target = RequestTarget.parse(method: head.method, target: head.target)
-        if let intercepted {
+        if let pinned {
             guard case .origin(let path)? = target else {
                 refuse(
                     context: context, status: "400 Bad Request",
-                    message: "Bad request: \(head.method) \(head.target) inside a TLS connection")
+                    message: "Bad request: \(head.method) \(head.target) inside a tunnel to \(pinned.authority)")
                 return
             }
-            forward(head, path: path, authority: intercepted.authority, scheme: "https", context: context)
+            forward(head, path: path, authority: pinned.authority, scheme: pinned.scheme, context: context)
             return
         }
         switch (entry, target) {
@@ -170,7 +200,7 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
             connect(to: authority, context: context) { [self] upstream in
                 context.writeAndFlush(
                     wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 200 Connection established\r\n\r\n")), promise: nil)
-                self.upstream = upstream
+                adopt(upstream, context: context)
                 state = .hello(authority)
                 process(context: context)
             }
@@ -227,12 +257,12 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
         if outgoing.first("Host") == nil { outgoing.set("Host", authority.description) }
         upgrading = head.first("Upgrade") != nil
         begin(method: head.method, scheme: scheme, authority: authority, path: path)
-        if let intercepted {
-            let services = intercepted.credentials.filter { $0.inject(into: &outgoing.fields) }.map(\.service.name)
+        if let pinned {
+            let services = pinned.credentials.filter { $0.inject(into: &outgoing.fields) }.map(\.service.name)
             if !services.isEmpty { current?.injected = services }
         }
         let send = { [self] (upstream: Channel) in
-            self.upstream = upstream
+            adopt(upstream, context: context)
             upstreamAuthority = authority
             let bytes = outgoing.serialized()
             bytesOut += bytes.count
@@ -262,8 +292,15 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
             recheck(authority, context: context) { send(upstream) }
             return
         }
-        upstream?.close(promise: nil)
-        upstream = nil
+        guard pinned == nil else {
+            // A pinned connection never gets a new upstream: its TLS (and any key) belongs to
+            // the one it was made for.
+            finishCurrent()
+            state = .done
+            context.close(promise: nil)
+            return
+        }
+        detachUpstream()
         connect(to: authority, context: context, then: send)
     }
 
@@ -300,7 +337,7 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
         }
         begin(method: "TLS", scheme: "https", authority: destination, path: nil)
         connect(to: destination, context: context) { [self] upstream in
-            self.upstream = upstream
+            adopt(upstream, context: context)
             interceptOrRelay(destination, context: context)
         }
     }
@@ -408,7 +445,7 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         finishCurrent()
-        intercepted = (authority, credentials)
+        pinned = (authority, "https", credentials)
         upstreamAuthority = authority
         state = .head
         // The ClientHello that was peeked goes through the TLS handler now.
@@ -451,6 +488,28 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private var relays: (RelayHandler, RelayHandler)?
+
+    /// Takes a new upstream; when it ends, so does the processing of this connection.
+    private func adopt(_ upstream: Channel, context: ChannelHandlerContext) {
+        self.upstream = upstream
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        relay(of: upstream)?.onUpstreamClosed = {
+            let handler = loopBound.value
+            guard handler.upstream === upstream else { return }
+            handler.finishCurrent()
+            handler.state = .done
+        }
+    }
+
+    /// Lets go of the current upstream without its end closing the sandbox's connection.
+    private func detachUpstream() {
+        if let upstream {
+            relay(of: upstream)?.detach()
+            upstream.close(promise: nil)
+        }
+        upstream = nil
+        upstreamAuthority = nil
+    }
 
     private func relay(of upstream: Channel) -> ResponseRelay? {
         try? upstream.pipeline.syncOperations.handler(type: ResponseRelay.self)
@@ -538,7 +597,7 @@ final class Counter {
 final class ResponseRelay: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     static let name = "airlock.response-relay"
-    private let client: Channel
+    private var client: Channel?
     private let counter: Counter
 
     init(client: Channel, counter: Counter) {
@@ -549,7 +608,14 @@ final class ResponseRelay: ChannelInboundHandler, RemovableChannelHandler {
     /// Told whether the first response switches protocols (101), for upgrade requests.
     var onFirstResponse: ((Bool) -> Void)?
 
+    /// Stops passing anything on: the sandbox's connection moved to another upstream.
+    func detach() {
+        client = nil
+        onFirstResponse = nil
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let client else { return }
         let buffer = unwrapInboundIn(data)
         counter.value += buffer.readableBytes
         client.write(buffer, promise: nil)
@@ -566,13 +632,24 @@ final class ResponseRelay: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        client.flush()
+        client?.flush()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // The upstream takes more again: read the sandbox's request body again.
+        if context.channel.isWritable { client?.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in } }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        client.close(promise: nil)
+        // Closing the sandbox's side also ends a pinned connection: nothing read after this
+        // point is processed (a terminated TLS connection drains while it says goodbye).
+        client?.close(promise: nil)
+        onUpstreamClosed?()
         context.fireChannelInactive()
     }
+
+    var onUpstreamClosed: (() -> Void)?
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)

@@ -26,6 +26,10 @@ public enum BlockedRanges {
         ("ff00::/8", "multicast address"),
         ("2001:db8::/32", "documentation address"),
         ("100::/64", "discard-only address"),
+        ("64:ff9b:1::/48", "local-use NAT64 address"),
+        ("fec0::/10", "site-local address"),
+        ("2001::/32", "Teredo address"),
+        ("::ffff:0:0:0/96", "IPv4-translated address"),
     ].compactMap { text, reason in AddressRange(text).map { ($0, reason) } }
 
     /// Why `address` is blocked, or nil when it is an ordinary public address.

@@ -73,11 +73,21 @@ public struct Supervisor {
             close(listenersThere)
             // The init sends the listeners before it starts the container, so they are served
             // before anything in the sandbox can use them.
-            if record.networkMode == .policy, let listeners = try? DescriptorPassing.receive(from: listenersHere) {
-                egress = try EgressServer.start(
-                    listeners: listeners, configuration: try EgressConfiguration(store: store, name: name))
+            if record.networkMode == .policy {
+                // Nothing received means the init failed before it could send; its readiness
+                // line says why.
+                if let listeners = try? DescriptorPassing.receive(from: listenersHere) {
+                    egress = try EgressServer.start(
+                        listeners: listeners, configuration: try EgressConfiguration(store: store, name: name))
+                }
             }
             let answer = readReadinessLine(ready.read).trimmingCharacters(in: .whitespacesAndNewlines)
+            if answer == "ready" && record.networkMode == .policy && egress == nil {
+                chain.signal(SIGKILL)
+                chain.wait()
+                namespace.close()
+                return report(error: "the sandbox init passed no egress listeners")
+            }
             guard answer == "ready" else {
                 chain.signal(SIGKILL)
                 chain.wait()

@@ -73,10 +73,14 @@ public enum DescriptorPassing {
             throw SystemCallError("recvmsg: no descriptors", errno: EPROTO)
         }
         let count = (Int(header.cmsg_len) - MemoryLayout<cmsghdr>.size) / 4
-        guard count == Int(marker) else { throw SystemCallError("recvmsg: descriptors lost", errno: EPROTO) }
-        return control.withUnsafeBytes { bytes in
+        let descriptors = control.withUnsafeBytes { bytes in
             (0..<count).map { bytes.load(fromByteOffset: MemoryLayout<cmsghdr>.size + $0 * 4, as: Int32.self) }
         }
+        guard count == Int(marker) else {
+            for fd in descriptors { close(fd) }
+            throw SystemCallError("recvmsg: descriptors lost", errno: EPROTO)
+        }
+        return descriptors
     }
 
     static let maxDescriptors = 16

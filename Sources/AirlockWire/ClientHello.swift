@@ -82,6 +82,7 @@ public enum ClientHello {
     private static let handshakeTypeClientHello: UInt8 = 1
     private static let maximumRecordLength = 1 << 14
     private static let extensionServerName: UInt16 = 0
+    private static let extensionEncryptedClientHello: UInt16 = 0xfe0d
     private static let nameTypeHostName: UInt8 = 0
 
     /// The ClientHello body after its 4-byte handshake header (RFC 8446 section 4.1.2).
@@ -115,6 +116,11 @@ public enum ClientHello {
             // RFC 8446 section 4.2: one of each; with two server_name extensions, which one
             // the server acts on is anyone's guess.
             guard seen.insert(type).inserted else { return .invalid("extension \(type) appears twice") }
+            // Encrypted Client Hello hides the real name behind the one we can read: a way to
+            // reach any site behind an allowed front.
+            guard type != extensionEncryptedClientHello else {
+                return .invalid("encrypted ClientHello (ECH) hides the server name")
+            }
             if type == extensionServerName {
                 switch parseServerName(data) {
                 case .success(let name): serverName = name

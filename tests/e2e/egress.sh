@@ -140,6 +140,25 @@ EOF"
 expect "a tunnel whose SNI names another host is closed" "refused" "$(sni other.test)"
 expect "companion: the matching SNI completes the handshake" "handshake" "$(sni allowed.test)"
 
+tunnel() {
+    sh_in "python3 - <<EOF
+import socket
+s = socket.create_connection(('127.0.0.1', 3128))
+s.sendall(b'CONNECT allowed.test:18080 HTTP/1.1\\r\\nHost: allowed.test:18080\\r\\n\\r\\n')
+assert b' 200 ' in s.recv(1024)
+s.sendall(b'$1')
+print((s.recv(200).split(b'\\r\\n')[0] or b'closed').decode())
+EOF"
+}
+expect "plain HTTP through CONNECT with another Host is refused" "HTTP/1.1 403 Forbidden" \
+    "$(tunnel 'GET / HTTP/1.1\\r\\nHost: attacker.example\\r\\n\\r\\n')"
+expect "companion: with its own Host it goes through" "HTTP/1.1 200 OK" \
+    "$(tunnel 'GET / HTTP/1.1\\r\\nHost: allowed.test:18080\\r\\n\\r\\n')"
+expect "another protocol through CONNECT is closed" "closed" "$(tunnel 'SSH-2.0-probe\\r\\n')"
+a network policy "$name" --allow-host allowed.test:18080 >/dev/null
+expect_match "companion: it reaches the server once a rule names the port" "Error code: 400" \
+    "$(tunnel 'SSH-2.0-probe\\r\\n')"
+
 echo "== kept-alive connections are checked again"
 # The script inside waits for a file in the workspace, written once the policy has changed.
 cat > "$ws/keepalive.py" <<'EOF'
