@@ -166,6 +166,8 @@ final class EgressEngine: Sendable {
         let established = eventLoop.makePromise(of: Void.self)
         let connected = ClientBootstrap(group: eventLoop)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.recvAllocator, value: Self.receiveBuffers)
+            .channelOption(.writeBufferWaterMark, value: Self.writeBuffers)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -200,6 +202,12 @@ final class EgressEngine: Sendable {
             return eventLoop.makeFailedFuture(Refusal.denied(error.description))
         }
     }
+
+    /// Large reads when there is much to read: a bulk download costs fewer trips through the
+    /// event loop.
+    static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 2048, initial: 65_536, maximum: 1 << 20)
+    /// How much may wait to be written before reading from the other side pauses.
+    static let writeBuffers = ChannelOptions.Types.WriteBufferWaterMark(low: 1 << 19, high: 1 << 21)
 
     /// Whether a refused DNS name is new enough to log (the set is bounded).
     func firstRefusal(of name: String) -> Bool {
@@ -249,7 +257,7 @@ public final class EgressServer: Sendable {
         guard listeners.count == EgressListener.all.count else {
             throw AirlockError(.failed, "the sandbox init passed \(listeners.count) egress listeners")
         }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let threadPool = NIOThreadPool(numberOfThreads: 4)
         threadPool.start()
         var channels: [Channel] = []
@@ -264,6 +272,8 @@ public final class EgressServer: Sendable {
                         .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                         .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                         .childChannelOption(.autoRead, value: true)
+                        .childChannelOption(.recvAllocator, value: EgressEngine.receiveBuffers)
+                        .childChannelOption(.writeBufferWaterMark, value: EgressEngine.writeBuffers)
                         .childChannelInitializer { channel in
                             channel.eventLoop.makeCompletedFuture {
                                 try channel.pipeline.syncOperations.addHandler(
