@@ -150,6 +150,9 @@ enum HelloBuilder {
             HelloBuilder.records(
                 HelloBuilder.message(serverName: nil, extensions: [(0, [0x00, 0x05, 0x00])]), sizes: [512]),
             HelloBuilder.records(trailingFixed, sizes: [512]),
+            // Encrypted Client Hello: the readable name is only the front's.
+            HelloBuilder.records(
+                HelloBuilder.message(serverName: "front.example", extensions: [(0xfe0d, [0x00, 0x01])]), sizes: [512]),
         ]
     }()
 

@@ -1,3 +1,5 @@
+import AirlockEgress
+import AirlockPolicy
 import AirlockRuntime
 import AirlockState
 import Foundation
@@ -20,6 +22,9 @@ struct SandboxReport: Codable {
     var initPID: Int32?
     var started: Date?
     var limits: Limits?
+    /// `policy` (through the proxy) or `none`, and the sandbox's own policy layer.
+    var network: String?
+    var networkPolicy: PolicySettings?
 
     struct Limits: Codable {
         var requested: SandboxRecord.Limits
@@ -46,6 +51,8 @@ struct SandboxReport: Codable {
         supervisorPID = status?.supervisorPID
         initPID = status?.initPID
         started = status?.started
+        network = record.networkMode.rawValue
+        networkPolicy = record.networkMode == .policy ? (try? PolicyStore.load(paths.policy)) ?? nil : nil
         let note = record.limits.isEmpty ? nil : CgroupSupport.detect().note
         limits = Limits(requested: record.limits, enforced: !record.limits.isEmpty && note == nil, note: note)
     }
