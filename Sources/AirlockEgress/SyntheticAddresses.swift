@@ -12,21 +12,25 @@ public final class SyntheticAddresses: Sendable {
     private struct Table {
         var byName: [String: UInt32] = [:]
         var byAddress: [UInt32: String] = [:]
+        var next = 0
     }
 
     private let table = Mutex(Table())
 
     public init() {}
 
-    /// The address standing for `name` (normalized), allocating one on first use.
+    /// The address standing for `name` (normalized), allocating one on first use. When the
+    /// range is used up, the oldest address is given to the new name: safe, because every
+    /// connection to it is checked again, against the name it stands for now.
     public func address(for name: String) -> IPAddress? {
         table.withLock { table in
             if let known = table.byName[name] { return .v4(known) }
-            guard table.byName.count < Self.capacity else { return nil }
-            let next = Self.base + UInt32(table.byName.count)
-            table.byName[name] = next
-            table.byAddress[next] = name
-            return .v4(next)
+            let address = Self.base + UInt32(table.next % Self.capacity)
+            table.next += 1
+            if let previous = table.byAddress[address] { table.byName[previous] = nil }
+            table.byName[name] = address
+            table.byAddress[address] = name
+            return .v4(address)
         }
     }
 

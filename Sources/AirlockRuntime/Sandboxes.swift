@@ -167,6 +167,18 @@ public struct Sandboxes: Sendable {
         }
     }
 
+    /// What the long-lived supervisor keeps of the caller's environment: where things are,
+    /// the host's proxy settings and Airlock's own; not the API keys and tokens a shell holds.
+    static func supervisorEnvironment(
+        _ environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> [String: String] {
+        let kept: Set<String> = [
+            "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "XDG_CONFIG_HOME", "XDG_DATA_HOME",
+            "XDG_RUNTIME_DIR", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy",
+        ]
+        return environment.filter { kept.contains($0.key) || $0.key.hasPrefix("AIRLOCK_") }
+    }
+
     /// Writes a sandbox's own policy layer, which the running supervisor picks up at once.
     public static func savePolicy(_ policy: PolicySettings, to paths: SandboxPaths) throws {
         let encoder = JSONEncoder()
@@ -372,6 +384,7 @@ public struct Sandboxes: Sendable {
         let ready = try Pipe2()
         let launcher = try ChildProcess.spawn(
             ["setsid", "--fork", Executables.current, "_supervise", "--state", store.root, name],
+            environment: Self.supervisorEnvironment(),
             stdin: .null, stdout: .file(paths.log), stderr: .file(paths.log), extraDescriptors: [3: ready.write])
         ready.closeWrite()
         let answer = readReadinessLine(ready.read).trimmingCharacters(in: .whitespacesAndNewlines)

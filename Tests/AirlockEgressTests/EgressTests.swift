@@ -53,6 +53,16 @@ import Testing
         #expect(!SyntheticAddresses.contains(.v4(0x0808_0808)))
         #expect(pool.name(for: .v4(0xC612_FFFF)) == nil)
     }
+
+    @Test func aFullRangeReusesTheOldestAddress() throws {
+        let pool = SyntheticAddresses()
+        let first = try #require(pool.address(for: "name-0.example"))
+        for index in 1..<SyntheticAddresses.capacity { _ = pool.address(for: "name-\(index).example") }
+        let reused = try #require(pool.address(for: "one-more.example"))
+        #expect(reused == first)
+        #expect(pool.name(for: first) == "one-more.example")
+        #expect(pool.address(for: "name-1.example") != first)
+    }
 }
 
 @Suite struct CredentialTests {

@@ -174,3 +174,13 @@ import Testing
         #expect(CgroupSupport.path(for: "shell-demo") == "/airlock/shell-demo")
     }
 }
+
+@Suite struct SupervisorEnvironmentTests {
+    @Test func keepsLocationsAndProxiesButNotKeys() {
+        let kept = Sandboxes.supervisorEnvironment([
+            "PATH": "/usr/bin", "HOME": "/home/u", "HTTPS_PROXY": "http://proxy:3128", "AIRLOCK_HOME": "/s",
+            "ANTHROPIC_API_KEY": "sk-real", "GH_TOKEN": "ghp", "AWS_SECRET_ACCESS_KEY": "x",
+        ])
+        #expect(Set(kept.keys) == ["PATH", "HOME", "HTTPS_PROXY", "AIRLOCK_HOME"])
+    }
+}
