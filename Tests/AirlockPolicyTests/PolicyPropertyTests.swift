@@ -20,10 +20,16 @@ enum PolicyGen {
         (0..<Int.random(in: 2...4, using: &rng)).map { _ in randomLabel(&rng) }.joined(separator: ".")
     })
 
+    /// A label that starts with a letter, so a name of such labels is never an IP literal
+    /// (`3.0` is 3.0.0.0 to a resolver).
     static func randomLabel(_ rng: inout some RandomNumberGenerator) -> String {
-        let letters = Array("abcdefghijklmnopqrstuvwxyz0123456789")
-        return String(
-            (0..<Int.random(in: 1...12, using: &rng)).map { _ in letters[Int.random(in: 0..<36, using: &rng)] })
+        let letters = Array("abcdefghijklmnopqrstuvwxyz")
+        let rest = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+        let first = letters[Int.random(in: 0..<letters.count, using: &rng)]
+        let tail = (0..<Int.random(in: 0...11, using: &rng)).map { _ in
+            rest[Int.random(in: 0..<rest.count, using: &rng)]
+        }
+        return String([first] + tail)
     }
 
     /// Every way a resolver or URL parser accepts to write `value`.
