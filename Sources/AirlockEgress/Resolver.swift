@@ -16,9 +16,9 @@ public struct Resolver: Sendable {
     public var server: (address: String, port: UInt16)?
 
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
-        if let value = environment["AIRLOCK_DNS_SERVER"], !value.isEmpty {
-            let parts = value.split(separator: ":")
-            server = (String(parts[0]), parts.count > 1 ? UInt16(parts[1]) ?? 53 : 53)
+        if let value = environment["AIRLOCK_DNS_SERVER"], let host = value.split(separator: ":").first {
+            let port = value.split(separator: ":").dropFirst().first.flatMap { UInt16($0) }
+            server = (String(host), port ?? 53)
         }
     }
 
