@@ -113,7 +113,7 @@ public struct SecretStore: Sendable {
     public func save(_ credential: Credential) throws {
         try Self.validate(name: credential.service.name)
         try Files.makeDirectory(directory, mode: 0o700)
-        try Files.writeAtomically(path(credential.service.name), try Self.encode(credential), mode: 0o600)
+        try Files.writeAtomically(path(credential.service.name), try JSONText.pretty(credential) + "\n", mode: 0o600)
     }
 
     public func remove(_ name: String) throws {
@@ -146,7 +146,7 @@ public struct SecretStore: Sendable {
             return Credential(service: service, value: value)
         }
         guard !captured.isEmpty else { return }
-        try Files.writeAtomically(paths.credentials, try encode(captured), mode: 0o600)
+        try Files.writeAtomically(paths.credentials, try JSONText.pretty(captured) + "\n", mode: 0o600)
     }
 
     static func loadSandboxCredentials(_ paths: SandboxPaths) -> [Credential] {
@@ -162,10 +162,4 @@ public struct SecretStore: Sendable {
     }
 
     private func path(_ name: String) -> String { directory + "/" + name + ".json" }
-
-    private static func encode<T: Encodable>(_ value: T) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(value), as: UTF8.self) + "\n"
-    }
 }

@@ -48,8 +48,6 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
     private var currentStarted = Monotonic.now()
     private var bytesOut = 0
     private let bytesIn = Counter()
-    /// A request asked to switch protocols (WebSocket): after its head, relay raw bytes.
-    private var upgrading = false
     /// A connection tied to one upstream, whose requests are parsed and checked one by one:
     /// TLS the proxy terminates to inject credentials, or plain HTTP sent through CONNECT.
     private var pinned: (authority: Authority, scheme: String, credentials: [Credential])?
@@ -255,7 +253,8 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
         outgoing.remove("Proxy-Connection")
         outgoing.remove("Proxy-Authorization")
         if outgoing.first("Host") == nil { outgoing.set("Host", authority.description) }
-        upgrading = head.first("Upgrade") != nil
+        // A request to switch protocols (WebSocket): after the server's 101, raw bytes.
+        let upgrading = head.first("Upgrade") != nil
         begin(method: head.method, scheme: scheme, authority: authority, path: path)
         if let pinned {
             let services = pinned.credentials.filter { $0.inject(into: &outgoing.fields) }.map(\.service.name)
@@ -373,8 +372,7 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
         engine.authorize(host: authority.host, port: authority.port, on: eventLoop).flatMap {
             (grant: EgressEngine.Grant) -> EventLoopFuture<Channel> in
             let (handler, context, _) = loopBound.value
-            handler.current?.rule = grant.rule
-            handler.current?.address = grant.address.description
+            handler.record(grant)
             let relay = NIOLoopBound(
                 ResponseRelay(client: context.channel, counter: handler.bytesIn), eventLoop: eventLoop)
             return handler.engine.dial(grant, host: authority.host, port: authority.port, on: eventLoop) { channel in
@@ -391,7 +389,7 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
                 body(channel)
             case .failure(let error as EgressEngine.Refusal):
                 if case .unresolved(let reason) = error {
-                    handler.refuse(context: context, status: "502 Bad Gateway", message: reason, logAs: "error")
+                    handler.refuse(context: context, status: "502 Bad Gateway", message: reason, failed: true)
                 } else {
                     handler.deny(
                         context: context, host: authority.host, port: authority.port, reason: error.reason,
@@ -400,7 +398,7 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
             case .failure(let error):
                 handler.refuse(
                     context: context, status: "502 Bad Gateway", message: "Cannot reach \(authority): \(error)",
-                    logAs: "error")
+                    failed: true)
             }
         }
     }
@@ -412,8 +410,7 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
             let (handler, context, body) = loopBound.value
             switch result {
             case .success(let grant):
-                handler.current?.rule = grant.rule
-                handler.current?.address = grant.address.description
+                handler.record(grant)
                 body()
             case .failure(let error):
                 handler.deny(
@@ -521,10 +518,23 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
         currentStarted = Monotonic.now()
         bytesOut = 0
         bytesIn.value = 0
-        current = NetworkLogEntry(
-            time: Date(), sandbox: engine.configuration.sandbox, method: method, scheme: scheme,
-            host: authority.host, port: authority.port, path: path, address: nil, decision: "allow", rule: nil,
-            reason: nil, bytesOut: 0, bytesIn: 0, durationMs: 0, via: entry == .proxy ? "proxy" : "capture")
+        current = logEntry(method: method, scheme: scheme, host: authority.host, port: authority.port, path: path)
+    }
+
+    /// A log line for this connection, allowed until something says otherwise.
+    private func logEntry(method: String, scheme: String, host: String, port: UInt16, path: String?)
+        -> NetworkLogEntry
+    {
+        NetworkLogEntry(
+            time: Date(), sandbox: engine.configuration.sandbox, method: method, scheme: scheme, host: host, port: port,
+            path: path, address: nil, decision: "allow", rule: nil, reason: nil, bytesOut: 0, bytesIn: 0,
+            durationMs: 0, via: entry == .proxy ? "proxy" : "capture")
+    }
+
+    /// What let the current request through, and where it goes.
+    private func record(_ grant: EgressEngine.Grant) {
+        current?.rule = grant.rule
+        current?.address = grant.address.description
     }
 
     private func finishCurrent() {
@@ -543,10 +553,8 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
         connected: Bool = false
     ) {
         if current == nil || current?.host != host {
-            current = NetworkLogEntry(
-                time: Date(), sandbox: engine.configuration.sandbox, method: scheme == "https" ? "TLS" : "?",
-                scheme: scheme, host: host, port: port, path: nil, address: nil, decision: "deny", rule: nil,
-                reason: nil, bytesOut: 0, bytesIn: 0, durationMs: 0, via: entry == .proxy ? "proxy" : "capture")
+            current = logEntry(
+                method: scheme == "https" ? "TLS" : "?", scheme: scheme, host: host, port: port, path: nil)
         }
         current?.decision = "deny"
         current?.rule = nil
@@ -563,8 +571,10 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func refuse(context: ChannelHandlerContext, status: String, message: String, logAs: String? = nil) {
-        if logAs != nil {
+    /// Answers with an HTTP error and closes; `failed` marks an allowed request that could
+    /// not be served (an error in the log, not a refusal).
+    private func refuse(context: ChannelHandlerContext, status: String, message: String, failed: Bool = false) {
+        if failed {
             current?.decision = "error"
             current?.reason = message
         }

@@ -41,6 +41,19 @@ public struct PolicySettings: Codable, Sendable, Equatable {
         addHosts = try container.decodeIfPresent([String].self, forKey: .addHosts) ?? []
     }
 
+    /// This layer with `changes` added: their preset if they name one, their rules after these
+    /// (without repeats).
+    public func adding(_ changes: PolicySettings) -> PolicySettings {
+        func merge(_ existing: [String], _ added: [String]) -> [String] {
+            existing + added.filter { !existing.contains($0) }
+        }
+        return PolicySettings(
+            preset: changes.preset ?? preset, allowHosts: merge(allowHosts, changes.allowHosts),
+            blockHosts: merge(blockHosts, changes.blockHosts), allowCIDRs: merge(allowCIDRs, changes.allowCIDRs),
+            blockCIDRs: merge(blockCIDRs, changes.blockCIDRs), bypassHosts: merge(bypassHosts, changes.bypassHosts),
+            addHosts: merge(addHosts, changes.addHosts))
+    }
+
     /// Checks every entry; the error names the first bad one.
     public func validate() throws(PolicyError) {
         for host in allowHosts + blockHosts + bypassHosts where HostRule(host) == nil {

@@ -181,10 +181,7 @@ public struct Sandboxes: Sendable {
 
     /// Writes a sandbox's own policy layer, which the running supervisor picks up at once.
     public static func savePolicy(_ policy: PolicySettings, to paths: SandboxPaths) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try Files.writeAtomically(
-            paths.policy, String(decoding: try encoder.encode(policy), as: UTF8.self) + "\n", mode: 0o600)
+        try Files.writeAtomically(paths.policy, try JSONText.pretty(policy) + "\n", mode: 0o600)
     }
 
     /// Copies the image's skeleton files into a new private home.
@@ -373,10 +370,7 @@ public struct Sandboxes: Sendable {
             try Files.writeAtomically(paths.etc + "/" + file, contents)
         }
         if record.networkMode == .policy { try writeTrustStore(paths, imageRootfs: spec.imageRootfs) }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try Files.writeAtomically(
-            paths.bundle + "/config.json", String(decoding: try encoder.encode(spec.runtimeSpec()), as: UTF8.self))
+        try Files.writeAtomically(paths.bundle + "/config.json", try JSONText.pretty(spec.runtimeSpec()))
 
         if spec.cgroupsPath != nil {
             try CgroupSupport.delegate(name: name, to: try SandboxIdentity.current().hostRootUID)

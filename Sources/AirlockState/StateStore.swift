@@ -116,9 +116,7 @@ public struct SandboxPaths: Sendable {
     public var isRunning: Bool { FileLock.isHeld(path: runningLock) }
 
     static func encode<T: Encodable>(_ value: T) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(value), as: UTF8.self) + "\n"
+        try JSONText.pretty(value) + "\n"
     }
 }
 

@@ -51,25 +51,20 @@ extension NetworkCommand {
             let context = Context()
             _ = try context.sandboxes.record(name)
             let paths = context.store.sandbox(name)
-            var layer = reset ? PolicySettings() : ((try? PolicyStore.load(paths.policy)) ?? nil) ?? PolicySettings()
             let changes = rules.settings(preset: preset)
             let changed = reset || changes != PolicySettings()
             if changed {
-                if let preset { layer.preset = preset }
-                layer.allowHosts = Self.merge(layer.allowHosts, changes.allowHosts)
-                layer.blockHosts = Self.merge(layer.blockHosts, changes.blockHosts)
-                layer.allowCIDRs = Self.merge(layer.allowCIDRs, changes.allowCIDRs)
-                layer.blockCIDRs = Self.merge(layer.blockCIDRs, changes.blockCIDRs)
-                layer.bypassHosts = Self.merge(layer.bypassHosts, changes.bypassHosts)
-                layer.addHosts = Self.merge(layer.addHosts, changes.addHosts)
+                // Read under the lock, so two changes at once both land.
+                let lock = try FileLock(path: paths.lock)
+                try lock.acquire(timeout: 30, what: "sandbox \(name)")
+                defer { lock.release() }
+                let current = reset ? nil : (try? PolicyStore.load(paths.policy)) ?? nil
+                let layer = (current ?? PolicySettings()).adding(changes)
                 do {
                     try layer.validate()
                 } catch {
                     throw AirlockError(.invalidArgument, error.description)
                 }
-                let lock = try FileLock(path: paths.lock)
-                try lock.acquire(timeout: 30, what: "sandbox \(name)")
-                defer { lock.release() }
                 try Sandboxes.savePolicy(layer, to: paths)
             }
             if show || !changed || json {
@@ -77,10 +72,6 @@ extension NetworkCommand {
             } else {
                 print(name)
             }
-        }
-
-        private static func merge(_ existing: [String], _ added: [String]) -> [String] {
-            existing + added.filter { !existing.contains($0) }
         }
 
         private func printEffective(store: StateStore) throws {
@@ -103,9 +94,7 @@ extension NetworkCommand {
                 },
                 layers: [files.organisation, files.user, files.sandbox].filter { Files.exists($0) })
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                print(String(decoding: try encoder.encode(view), as: UTF8.self))
+                print(try JSONText.pretty(view))
                 return
             }
             print("sandbox:      \(view.sandbox)")

@@ -102,20 +102,12 @@ extension SecretCommand {
                 return Row(name: name, hosts: service.hosts, header: service.header, variables: service.variables)
             }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+                print(try JSONText.pretty(rows))
                 return
             }
-            print(
-                "NAME".padding(toLength: 16, withPad: " ", startingAt: 0)
-                    + "HEADER".padding(toLength: 16, withPad: " ", startingAt: 0) + "HOSTS")
-            for row in rows {
-                print(
-                    row.name.padding(toLength: 16, withPad: " ", startingAt: 0)
-                        + row.header.padding(toLength: 16, withPad: " ", startingAt: 0)
-                        + row.hosts.joined(separator: ","))
-            }
+            let table =
+                [["NAME", "HEADER", "HOSTS"]] + rows.map { [$0.name, $0.header, $0.hosts.joined(separator: ",")] }
+            print(Table.render(table), terminator: "")
         }
     }
 

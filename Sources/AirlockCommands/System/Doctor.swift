@@ -1,4 +1,5 @@
 import AirlockRuntime
+import AirlockSystem
 import ArgumentParser
 import Foundation
 
@@ -12,9 +13,7 @@ struct Doctor: ParsableCommand {
     func run() throws {
         let checks = HostDoctor().run()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(checks), as: UTF8.self))
+            print(try JSONText.pretty(checks))
         } else {
             for check in checks {
                 let mark = check.level == .ok ? "ok  " : (check.level == .warning ? "warn" : "FAIL")

@@ -35,9 +35,7 @@ struct TemplateList: ParsableCommand {
                 built: builder?.existing(entry.template) != nil, description: entry.template.description)
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+            print(try JSONText.pretty(rows))
             return
         }
         print(
