@@ -48,8 +48,9 @@ final class EgressEngine: Sendable {
     let log: NetworkLog
     let synthetic = SyntheticAddresses()
     let threadPool: NIOThreadPool
-    let authority: CertificateAuthority
-    let upstreamTLS: NIOSSLContext
+    /// The CA and the upstream TLS context, made on the first interception rather than at
+    /// start: most sandboxes' starts never need them.
+    private let interception = Mutex<(authority: CertificateAuthority, upstreamTLS: NIOSSLContext)?>(nil)
     private let credentialCache = Mutex<(stamp: [FileStamp?], credentials: [Credential])?>(nil)
     private let refusedNames = Mutex<Set<String>>([])
 
@@ -58,13 +59,25 @@ final class EgressEngine: Sendable {
         self.policy = PolicyStore(files: configuration.policyFiles)
         self.log = try NetworkLog(path: configuration.logPath)
         self.threadPool = threadPool
-        self.authority = try CertificateAuthority.loadOrCreate(directory: configuration.caDirectory)
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.applicationProtocols = ["http/1.1"]
-        if let file = configuration.upstreamCAFile {
-            tls.additionalTrustRoots = [.file(file)]
+    }
+
+    /// What TLS interception needs: the user's CA, and a client context that trusts the
+    /// system's roots plus `AIRLOCK_UPSTREAM_CA_FILE`.
+    func interceptionContexts() throws -> (authority: CertificateAuthority, upstreamTLS: NIOSSLContext) {
+        try interception.withLock { made in
+            if let made { return made }
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.applicationProtocols = ["http/1.1"]
+            if let file = configuration.upstreamCAFile {
+                tls.additionalTrustRoots = [.file(file)]
+            }
+            let contexts = (
+                authority: try CertificateAuthority.loadOrCreate(directory: configuration.caDirectory),
+                upstreamTLS: try NIOSSLContext(configuration: tls)
+            )
+            made = contexts
+            return contexts
         }
-        self.upstreamTLS = try NIOSSLContext(configuration: tls)
     }
 
     /// The credentials to inject for `host` (re-read when a secret is set or removed), or

@@ -430,10 +430,11 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         do {
+            let contexts = try engine.interceptionContexts()
             let serverName = IPAddress(parsing: authority.host) == nil ? authority.host : nil
             try upstream.pipeline.syncOperations.addHandler(
-                try NIOSSLClientHandler(context: engine.upstreamTLS, serverHostname: serverName), position: .first)
-            let server = NIOSSLServerHandler(context: try engine.authority.serverContext(for: authority.host))
+                try NIOSSLClientHandler(context: contexts.upstreamTLS, serverHostname: serverName), position: .first)
+            let server = NIOSSLServerHandler(context: try contexts.authority.serverContext(for: authority.host))
             try context.pipeline.syncOperations.addHandler(server, position: .before(self))
         } catch {
             deny(
