@@ -13,12 +13,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 runs="${1:-5}"
 requests="${2:-1000}"
-[ "$(id -u)" = 0 ] || { echo "run as root (tinyproxy and the benchmark user need it)" >&2; exit 2; }
-user="${BENCH_USER:-airlock-e2e}"
-airlock="${AIRLOCK:-/usr/local/bin/airlock}"
-id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$user"
-grep -q "^$user:" /etc/subuid || usermod --add-subuids 200000-265535 --add-subgids 200000-265535 "$user"
-home="$(getent passwd "$user" | cut -d: -f6)"
+why="tinyproxy and the benchmark user need it"
+. "$here/bench/lib.sh"
 command -v tinyproxy >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q tinyproxy >/dev/null
 command -v curl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl >/dev/null
 
@@ -26,7 +22,6 @@ work="$(mktemp -d /tmp/airlock-bench-egress.XXXXXX)"
 chmod 755 "$work"
 ws="$home/bench-egress"
 pids=()
-as_user() { runuser -u "$user" -- env HOME="$home" AIRLOCK_HOME="$home/.airlock-bench" "$@"; }
 cleanup() {
     as_user "$airlock" rm -f bench-egress >/dev/null 2>&1 || true
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -34,13 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=Bench CA" \
-    -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=bench" \
-    -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:api.anthropic.com\n' > "$work/san.ext"
-openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
-    -extfile "$work/san.ext" -out "$work/server.pem" 2>/dev/null
+"$here/tests/e2e/certs.sh" "$work" "IP:127.0.0.1,DNS:api.anthropic.com"
 chmod 644 "$work"/*
 
 python3 "$here/tests/e2e/upstream.py" --https "19443:$work/server.pem:$work/server.key" >"$work/upstream.log" 2>&1 &

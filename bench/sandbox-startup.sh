@@ -10,13 +10,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 runs="${1:-15}"
-[ "$(id -u)" = 0 ] || { echo "run as root (docker and the benchmark user need it)" >&2; exit 2; }
-user="${BENCH_USER:-airlock-e2e}"
-airlock="${AIRLOCK:-/usr/local/bin/airlock}"
-id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$user"
-grep -q "^$user:" /etc/subuid || usermod --add-subuids 200000-265535 --add-subgids 200000-265535 "$user"
-home="$(getent passwd "$user" | cut -d: -f6)"
-as_user() { runuser -u "$user" -- env HOME="$home" AIRLOCK_HOME="$home/.airlock-bench" "$@"; }
+why="docker and the benchmark user need it"
+. "$here/bench/lib.sh"
 
 command -v dockerd >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null
 if ! docker info >/dev/null 2>&1; then

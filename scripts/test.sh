@@ -63,7 +63,7 @@ if ! id "$user" >/dev/null 2>&1; then
 fi
 grep -q "^$user:" /etc/subuid || usermod --add-subuids 200000-265535 "$user"
 grep -q "^$user:" /etc/subgid || usermod --add-subgids 200000-265535 "$user"
-install -m 755 tests/e2e/sandbox.sh tests/e2e/egress.sh tests/e2e/upstream.py "$bin_dir/"
+install -m 755 tests/e2e/sandbox.sh tests/e2e/egress.sh tests/e2e/upstream.py tests/e2e/certs.sh "$bin_dir/"
 install -m 644 tests/e2e/lib.sh "$bin_dir/lib.sh"
 # Transparent capture is tested against upstreams on host ports 80 and 443, which the
 # ordinary user may bind for the length of the run.

@@ -25,13 +25,7 @@ for sandbox in "$name" offline; do a rm -f "$sandbox" >/dev/null 2>&1; done
 rm -rf "$ws" && mkdir -p "$ws"
 
 echo "== test upstreams on host loopback"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=Test CA" \
-    -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=allowed.test" \
-    -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null
-printf 'subjectAltName=DNS:allowed.test,DNS:other.test,DNS:counted.test,DNS:api.anthropic.com\n' > "$work/san.ext"
-openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
-    -extfile "$work/san.ext" -out "$work/server.pem" 2>/dev/null
+"$here/certs.sh" "$work" "DNS:allowed.test,DNS:other.test,DNS:counted.test,DNS:api.anthropic.com"
 cp "$work/ca.pem" "$ws/test-ca.pem"
 low_ports=()
 if [ "$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)" -le 80 ]; then
