@@ -71,11 +71,17 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(name: "AirlockMCP", swiftSettings: strict),
+        .target(
+            name: "AirlockCodeSandbox",
+            dependencies: ["AirlockMCP", "AirlockRuntime", "AirlockState", "AirlockSystem", "AirlockImages"],
+            swiftSettings: strict
+        ),
         .target(
             name: "AirlockCommands",
             dependencies: [
                 "AirlockSystem", "AirlockOCI", "AirlockState", "AirlockImages", "AirlockRuntime",
-                "AirlockPolicy", "AirlockEgress",
+                "AirlockPolicy", "AirlockEgress", "AirlockMCP", "AirlockCodeSandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -103,6 +109,7 @@ let package = Package(
         .testTarget(name: "AirlockEgressTests", dependencies: ["AirlockEgress", "AirlockPolicy", "AirlockWire"]),
         .testTarget(name: "AirlockRuntimeTests", dependencies: ["AirlockRuntime", "AirlockOCI"]),
         .testTarget(name: "AirlockStateTests", dependencies: ["AirlockState", "AirlockSystem"]),
+        .testTarget(name: "AirlockMCPTests", dependencies: ["AirlockMCP"]),
     ],
     swiftLanguageModes: [.v6]
 )

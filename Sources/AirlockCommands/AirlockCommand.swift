@@ -24,7 +24,7 @@ public struct AirlockCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Run.self, Create.self, Exec.self, List.self, Inspect.self, Stop.self, Remove.self, Reset.self,
-            NetworkCommand.self, SecretCommand.self, TemplateCommand.self, Doctor.self,
+            NetworkCommand.self, SecretCommand.self, TemplateCommand.self, MCPCommand.self, Doctor.self,
         ])
 
     public init() {}

@@ -57,5 +57,12 @@ public enum BuiltinTemplates {
             "build-essential", "procps", "less", "nano", "openssh-client", "jq", "unzip", "xz-utils",
         ])
 
-    public static let all = [shell]
+    /// What the code-sandbox MCP server runs code in: Python, Node.js and bash, no sudo.
+    public static let code = Template(
+        name: "code",
+        description: "Python 3, Node.js and bash for running code (no sudo, no package manager access)",
+        packages: ["bash", "python3", "nodejs", "procps", "findutils", "coreutils", "ca-certificates", "curl"],
+        user: Template.UserSetup(sudo: false))
+
+    public static let all = [shell, code]
 }

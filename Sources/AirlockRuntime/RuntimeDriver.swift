@@ -61,8 +61,9 @@ public struct RuntimeDriver: Sendable, Equatable {
     public var logsToFile: Bool { kind != .runsc }
 
     /// Starts one more process in the container, described by an OCI process JSON file.
-    public func execArguments(id: String, processFile: String, tty: Bool) -> [String] {
-        globalArguments + ["exec"] + (tty ? ["--tty"] : []) + ["--process", processFile, id]
+    public func execArguments(id: String, processFile: String, tty: Bool, pidFile: String? = nil) -> [String] {
+        globalArguments + ["exec"] + (tty ? ["--tty"] : []) + (pidFile.map { ["--pid-file", $0] } ?? [])
+            + ["--process", processFile, id]
     }
 
     public func killArguments(id: String, signal: String, all: Bool) -> [String] {

@@ -55,11 +55,12 @@ public struct SandboxSpec: Sendable {
             terminal: false, user: RuntimeSpec.User(uid: agent, gid: agent),
             args: ["/usr/bin/tini", "-s", "-g", "--", "sleep", "infinity"],
             env: environment(user: user.name, home: homeDirectory), cwd: "/",
-            capabilities: .agent, rlimits: nil,
+            capabilities: .agent, rlimits: rlimits,
             noNewPrivileges: true)
         return RuntimeSpec(
             process: process,
-            root: RuntimeSpec.Root(path: paths.rootfs, readonly: false),
+            // A disposable sandbox writes only to its sized tmpfs mounts.
+            root: RuntimeSpec.Root(path: paths.rootfs, readonly: record.disposable != nil),
             hostname: record.name,
             mounts: mounts(),
             linux: RuntimeSpec.Linux(
@@ -80,13 +81,29 @@ public struct SandboxSpec: Sendable {
             env: environment(user: userName, home: home, extra: extraEnvironment),
             cwd: cwd ?? record.workspace,
             capabilities: isRoot ? .root : .agent,
-            rlimits: nil,
+            rlimits: rlimits,
             // setuid sudo needs privileges to rise; without sudo nothing in the sandbox may.
             noNewPrivileges: !user.sudo)
     }
 
+    /// Per-process limits of a disposable sandbox, which hold where no cgroup can be written
+    /// (an ordinary user on a cgroup v1 host): the data segment of each process, and the
+    /// number of processes of one user in the sandbox's own user namespace.
+    public var rlimits: [RuntimeSpec.Rlimit]? {
+        guard record.disposable != nil else { return nil }
+        var limits: [RuntimeSpec.Rlimit] = []
+        if let memory = record.limits.memoryBytes, memory > 0 {
+            limits.append(RuntimeSpec.Rlimit(type: "RLIMIT_DATA", hard: UInt64(memory), soft: UInt64(memory)))
+        }
+        if let pids = record.limits.pids, pids > 0 {
+            limits.append(RuntimeSpec.Rlimit(type: "RLIMIT_NPROC", hard: UInt64(pids), soft: UInt64(pids)))
+        }
+        return limits.isEmpty ? nil : limits
+    }
+
     func mounts() -> [RuntimeSpec.Mount] {
         typealias Mount = RuntimeSpec.Mount
+        let tmpSize = record.disposable.map { ",size=\($0.diskBytes)" } ?? ""
         var mounts = [
             Mount(destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"]),
             Mount(
@@ -101,15 +118,27 @@ public struct SandboxSpec: Sendable {
             Mount(
                 destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"]),
             Mount(destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"]),
-            Mount(destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777"]),
+            Mount(
+                destination: "/tmp", type: "tmpfs", source: "tmpfs",
+                options: ["nosuid", "nodev", "mode=1777" + tmpSize]),
             Mount.bind(paths.etc + "/hosts", at: "/etc/hosts", readOnly: true),
             Mount.bind(paths.etc + "/hostname", at: "/etc/hostname", readOnly: true),
             Mount.bind(paths.etc + "/resolv.conf", at: "/etc/resolv.conf", readOnly: true),
             Mount.bind(paths.etc + "/gitconfig", at: "/etc/gitconfig", readOnly: true),
             Mount.bind(paths.etc + "/apt-proxy.conf", at: "/etc/apt/apt.conf.d/90airlock-proxy", readOnly: true),
-            Mount.bind(paths.home, at: homeDirectory, readOnly: false),
-            Mount.bind(record.workspace, at: record.workspace, readOnly: false),
         ]
+        if let disposable = record.disposable {
+            // Nothing of the host: the home and the workspace are the sandbox's own, in memory.
+            let options = [
+                "nosuid", "nodev", "mode=755", "uid=\(SandboxIdentityIDs.agent)", "gid=\(SandboxIdentityIDs.agent)",
+                "size=\(disposable.diskBytes)",
+            ]
+            mounts.append(Mount(destination: homeDirectory, type: "tmpfs", source: "tmpfs", options: options))
+            mounts.append(Mount(destination: record.workspace, type: "tmpfs", source: "tmpfs", options: options))
+        } else {
+            mounts.append(Mount.bind(paths.home, at: homeDirectory, readOnly: false))
+            mounts.append(Mount.bind(record.workspace, at: record.workspace, readOnly: false))
+        }
         if record.networkMode == .policy {
             mounts.append(Mount.bind(paths.caBundle, at: Self.trustBundle, readOnly: true))
             mounts.append(Mount.bind(paths.etc + "/airlock-ca.crt", at: Self.trustAnchor, readOnly: true))

@@ -223,7 +223,8 @@ public struct Sandboxes: Sendable {
     /// Checks, at every start, that each host path still resolves to itself: a directory the
     /// sandbox replaced with a symlink since `create` would otherwise bind the link's target.
     static func checkMountSources(_ record: SandboxRecord) throws {
-        for source in [record.workspace] + record.mounts.map(\.source) {
+        let workspace = record.disposable == nil ? [record.workspace] : []
+        for source in workspace + record.mounts.map(\.source) {
             let resolved = Files.absolute(source)
             guard resolved == source else {
                 throw AirlockError(
@@ -249,8 +250,13 @@ public struct Sandboxes: Sendable {
         return kind
     }
 
-    /// Parses `512m`, `2g`, `1.5G`, `1048576`.
+    /// Parses a memory size: `512m`, `2g`, `1.5G`, `1048576`; at least 6 MiB.
     public static func parseBytes(_ text: String) throws -> Int64 {
+        try parseSize(text, what: "memory size", minimum: 6 * 1024 * 1024)
+    }
+
+    /// Parses a size with an optional unit (k, m, g, t; powers of 1024).
+    public static func parseSize(_ text: String, what: String, minimum: Int64) throws -> Int64 {
         let lower = text.lowercased().replacingOccurrences(of: "b", with: "")
         let units: [Character: Double] = [
             "k": 1024, "m": 1024 * 1024, "g": 1024 * 1024 * 1024, "t": 1024 * 1024 * 1024 * 1024,
@@ -261,10 +267,12 @@ public struct Sandboxes: Sendable {
             factor = unit
             number = number.dropLast()
         }
-        guard let value = Double(number), value.isFinite, value > 0, value * factor >= 6 * 1024 * 1024,
+        guard let value = Double(number), value.isFinite, value > 0, value * factor >= Double(minimum),
             value * factor < Double(Int64.max / 2)
         else {
-            throw AirlockError(.invalidArgument, "invalid memory size '\(text)' (use e.g. 512m or 2g; at least 6m)")
+            throw AirlockError(
+                .invalidArgument,
+                "invalid \(what) '\(text)' (use e.g. 512m or 2g; at least \(minimum / 1024)k)")
         }
         return Int64(value * factor)
     }
@@ -417,12 +425,50 @@ public struct Sandboxes: Sendable {
     /// foreground process); signals sent to airlock are passed on to it, and it passes them
     /// to the command.
     public func exec(_ name: String, _ request: ExecRequest) throws -> Int32 {
+        let prepared = try prepareExec(name, request)
+        defer { prepared.removeFiles() }
+        let forwarded = SignalSet.forwarded
+        forwarded.block()
+        let child = try ChildProcess.spawn(
+            prepared.argv, stdin: request.interactive || request.tty ? .inherit : .null)
+        while true {
+            if let exited = child.poll() { return exited }
+            guard let signal = forwarded.wait(timeout: 0.05), signal != SIGCHLD else { continue }
+            // nsenter forks the runtime into the sandbox's pid namespace and does not pass
+            // signals on; the runtime is its only child, and signalling it is allowed because
+            // the sandbox's user namespace belongs to this user.
+            if let runtime = try? Supervisor.onlyChild(of: child.pid) { kill(runtime, signal) }
+        }
+    }
+
+    /// An exec ready to spawn: the command line that enters the sandbox and runs the runtime's
+    /// `exec`, and the process file it reads (the caller removes it once the command ends).
+    struct PreparedExec {
+        var argv: [String]
+        var processFile: String
+        /// Where the runtime writes the command's pid, as the sandbox init's pid namespace numbers it.
+        var pidFile: String
+        /// The sandbox init, on the host: every process of the sandbox descends from it.
+        var initPID: Int32
+
+        /// The command's pid in the sandbox init's namespace, once the runtime has written it.
+        func commandPID() -> Int32? {
+            (try? Files.read(pidFile)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+
+        func removeFiles() {
+            Files.remove(processFile)
+            Files.remove(pidFile)
+        }
+    }
+
+    func prepareExec(_ name: String, _ request: ExecRequest) throws -> PreparedExec {
         let record = try record(name)
         let paths = store.sandbox(name)
         guard paths.isRunning, let status = paths.loadStatus() else {
-            throw AirlockError(
-                .conflict,
-                "sandbox \(name) is not running (start it with: airlock run \(record.agent) \(record.workspace))")
+            let hint =
+                record.disposable == nil ? " (start it with: airlock run \(record.agent) \(record.workspace))" : ""
+            throw AirlockError(.conflict, "sandbox \(name) is not running" + hint)
         }
         let spec = try spec(for: record)
         let account = try resolveUser(request.user ?? spec.user.name, spec: spec)
@@ -434,27 +480,17 @@ public struct Sandboxes: Sendable {
             args: request.command, uid: account.uid, gid: account.gid, userName: account.name, home: account.home,
             cwd: request.workdir, tty: request.tty, extraEnvironment: environment)
         let json = String(decoding: try JSONEncoder().encode(process), as: UTF8.self)
-        // The runtime reads the process from a file; it lives only as long as this command
+        // The runtime reads the process from a file; it lives only as long as the command
         // (a start clears any that a killed airlock left).
         try Files.makeDirectory(paths.execDirectory, mode: 0o700)
-        let processFile = paths.execDirectory + "/\(getpid()).json"
+        let base = paths.execDirectory + "/\(getpid())-\(UUID().uuidString)"
+        let processFile = base + ".json"
         try Files.writeAtomically(processFile, json, mode: 0o600)
-        defer { Files.remove(processFile) }
         let driver = RuntimeDriver(record: record, paths: paths)
-        let forwarded = SignalSet.forwarded
-        forwarded.block()
-        let child = try ChildProcess.spawn(
+        let argv =
             [try Executables.require("nsenter"), "-t", String(status.initPID), "-U", "-m", "-p", "-n", "--"]
-                + driver.execArguments(id: name, processFile: processFile, tty: request.tty),
-            stdin: request.interactive || request.tty ? .inherit : .null)
-        while true {
-            if let exited = child.poll() { return exited }
-            guard let signal = forwarded.wait(timeout: 0.05), signal != SIGCHLD else { continue }
-            // nsenter forks the runtime into the sandbox's pid namespace and does not pass
-            // signals on; the runtime is its only child, and signalling it is allowed because
-            // the sandbox's user namespace belongs to this user.
-            if let runtime = try? Supervisor.onlyChild(of: child.pid) { kill(runtime, signal) }
-        }
+            + driver.execArguments(id: name, processFile: processFile, tty: request.tty, pidFile: base + ".pid")
+        return PreparedExec(argv: argv, processFile: processFile, pidFile: base + ".pid", initPID: status.initPID)
     }
 
     struct Account {

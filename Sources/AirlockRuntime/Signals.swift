@@ -8,10 +8,10 @@ import AirlockSystem
 ///
 /// The supervisor and the sandbox init are single-threaded loops; `sigtimedwait` lets them
 /// sleep until a child exits or a stop is asked for, with no handler racing the main code.
-struct SignalSet {
+public struct SignalSet: Sendable {
     var set = sigset_t()
 
-    init(_ signals: [Int32]) {
+    public init(_ signals: [Int32]) {
         sigemptyset(&set)
         for signal in signals { sigaddset(&set, signal) }
     }
@@ -19,13 +19,13 @@ struct SignalSet {
     /// What `exec` passes on to the command, plus SIGCHLD to wake up when it ends.
     static let forwarded = SignalSet([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD])
 
-    func block() {
+    public func block() {
         var copy = set
         sigprocmask(SIG_BLOCK, &copy, nil)
     }
 
     /// The next pending signal, or nil after `timeout` seconds.
-    func wait(timeout: Double) -> Int32? {
+    public func wait(timeout: Double) -> Int32? {
         var copy = set
         var ts = timespec(tv_sec: Int(timeout), tv_nsec: Int((timeout - Double(Int(timeout))) * 1e9))
         let signal = sigtimedwait(&copy, nil, &ts)

@@ -55,8 +55,10 @@ public struct Supervisor {
         let namespace: UserNamespace
         let chain: ChildProcess
         var egress: EgressServer?
+        let owner: ProcessIdentity?
         do {
             let record = try paths.loadRecord()
+            owner = record.disposable?.owner
             namespace = try UserNamespace(identity: try SandboxIdentity.current())
             namespaceReady = Monotonic.now()
             let ready = try Pipe2()
@@ -112,13 +114,22 @@ public struct Supervisor {
 
         var killDeadline: Double?
         var status: Int32 = 0
+        var ownerGone = false
         loop: while true {
-            let signal = signals.wait(timeout: 1)
+            // A disposable sandbox checks on its owner often: when the owner dies, by any
+            // signal, nothing else would end the sandbox.
+            let signal = signals.wait(timeout: owner == nil ? 1 : 0.25)
             if signal == SIGTERM || signal == SIGINT || signal == SIGHUP, killDeadline == nil {
                 log("stop requested")
                 // The chain's child is the sandbox init; it stops the container gracefully.
                 if let initPID = paths.loadStatus()?.initPID { kill(initPID, SIGTERM) }
                 killDeadline = Monotonic.now() + SandboxInit.stopGrace + 5
+            }
+            if let owner, !ownerGone, !owner.isAlive {
+                ownerGone = true
+                log("owner process \(owner.pid) is gone: removing the sandbox")
+                // Pid 1 of the sandbox's pid namespace: every process of the sandbox dies with it.
+                chain.signal(SIGKILL)
             }
             if let exited = chain.poll() {
                 status = exited
@@ -130,11 +141,26 @@ public struct Supervisor {
         }
         Files.remove(paths.status)
         egress?.stop()
-        namespace.close()
         if getuid() == 0 { CgroupSupport.release(name: name) }
         log("sandbox \(name) stopped (status \(status))")
+        if ownerGone { removeSandbox(namespace: namespace) }
+        namespace.close()
         runningLock.release()
         return 0
+    }
+
+    /// Removes the files of a disposable sandbox whose owner died (from inside the user
+    /// namespace, which owns its upper layer). Moved aside first, as `rm` does, so a removal
+    /// cut short is found and finished by the next sweep.
+    private func removeSandbox(namespace: UserNamespace) {
+        let paths = store.sandbox(name)
+        let doomed = store.sandboxesDirectory + "/.removing-" + name + "-\(getpid())"
+        guard rename(paths.directory, doomed) == 0 else { return }
+        do {
+            try namespace.removeTree([doomed])
+        } catch {
+            log("error: cannot remove \(doomed): \(error)")
+        }
     }
 
     private func report(error: String) -> Int32 {

@@ -1,3 +1,4 @@
+import AirlockSystem
 import Foundation
 
 /// What `create` decided about a sandbox; stored as `sandbox.json` and shown by `inspect`.
@@ -18,6 +19,21 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
     public var created: Date
     /// How the sandbox reaches the network (nil in records made before it existed: `.policy`).
     public var network: NetworkMode?
+    /// Set for a sandbox a program made for itself (the code-sandbox MCP server): no host
+    /// workspace, every writable place a sized tmpfs, removed when its owner process ends.
+    public var disposable: Disposable?
+
+    /// What makes a sandbox disposable: who owns it and how much it may write.
+    public struct Disposable: Codable, Sendable, Equatable {
+        public var owner: ProcessIdentity
+        /// The size of each writable tmpfs: the workspace, the home and `/tmp`.
+        public var diskBytes: Int64
+
+        public init(owner: ProcessIdentity, diskBytes: Int64) {
+            self.owner = owner
+            self.diskBytes = diskBytes
+        }
+    }
 
     /// The sandbox's way out.
     public enum NetworkMode: String, Codable, Sendable, CaseIterable {
@@ -33,7 +49,7 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
         name: String, agent: String, workspace: String, template: String, image: String, user: String, sudo: Bool,
         runtime: String,
         command: [String], environment: [String], mounts: [MountRequest], limits: Limits, created: Date,
-        network: NetworkMode? = nil
+        network: NetworkMode? = nil, disposable: Disposable? = nil
     ) {
         self.name = name
         self.agent = agent
@@ -49,6 +65,7 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
         self.limits = limits
         self.created = created
         self.network = network
+        self.disposable = disposable
     }
 
     /// An extra mount from `-v HOST[:PATH][:ro]`.

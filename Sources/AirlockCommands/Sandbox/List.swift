@@ -13,6 +13,8 @@ struct List: ParsableCommand {
 
     func run() throws {
         let context = Context()
+        // Disposable sandboxes whose owner died and whose supervisor did not clean up.
+        context.sandboxes.sweepAbandoned()
         let reports = context.store.records().map {
             SandboxReport(record: $0, paths: context.store.sandbox($0.name), detailed: false)
         }

@@ -1,0 +1,274 @@
+import AirlockImages
+import AirlockRuntime
+import AirlockState
+import AirlockSystem
+import Foundation
+
+/// What the server's sandboxes get unless a call asks otherwise, and the server's own limits.
+public struct CodeSandboxSettings: Sendable {
+    public var shape = SandboxShape()
+    /// Sandboxes of the default shape kept started, ready to hand out.
+    public var poolSize = 2
+    /// A sandbox no call touched for this long is removed.
+    public var idleTimeout: Double = 600
+    /// Sandboxes one client may hold at once.
+    public var maxSandboxes = 16
+    /// Bytes kept of each output stream of one call (and of a background process's log).
+    public var maxOutput = 1 << 20
+    public var defaultTimeout: Double = 30
+    public var maxTimeout: Double = 3600
+
+    public init() {}
+}
+
+/// The settings a sandbox is made with; the pool holds sandboxes of the default shape only.
+public struct SandboxShape: Sendable, Hashable {
+    public var template = "code"
+    public var network: SandboxRecord.NetworkMode = .none
+    public var memoryBytes: Int64 = 512 << 20
+    public var cpus: Double? = 1
+    public var pids: Int64 = 256
+    public var diskBytes: Int64 = 256 << 20
+
+    public init() {}
+
+    var limits: SandboxRecord.Limits {
+        SandboxRecord.Limits(memoryBytes: memoryBytes, cpus: cpus, pids: pids)
+    }
+}
+
+/// The sandboxes of one client: made on request or taken from the warm pool, each removed
+/// when the client lets go of it, goes idle, or disconnects.
+public actor CodeSandboxService {
+    public let sandboxes: Sandboxes
+    public let settings: CodeSandboxSettings
+    let owner: ProcessIdentity
+    let log: @Sendable (String) -> Void
+
+    struct Active {
+        var shape: SandboxShape
+        var lastUsed = Monotonic.now()
+        var calls = 0
+        var processes: [String: BackgroundProcess] = [:]
+        var nextProcess = 1
+    }
+
+    private var active: [String: Active] = [:]
+    private var pool: [String] = []
+    private var filling = 0
+    private var closed = false
+    private var reaper: Task<Void, Never>?
+
+    public init(sandboxes: Sandboxes, settings: CodeSandboxSettings, log: @escaping @Sendable (String) -> Void)
+        throws
+    {
+        self.sandboxes = sandboxes
+        self.settings = settings
+        self.owner = try ProcessIdentity.current()
+        self.log = log
+    }
+
+    /// Sweeps what earlier servers left, builds the image if needed, fills the pool and starts
+    /// the idle reaper.
+    public func start() {
+        let sandboxes = self.sandboxes
+        Task.detached {
+            let swept = sandboxes.sweepAbandoned()
+            if !swept.isEmpty { self.log("removed \(swept.count) sandboxes left by a server that died") }
+        }
+        refill()
+        let interval = max(0.5, min(settings.idleTimeout / 4, 30))
+        reaper = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(interval))
+                await self?.removeIdle()
+            }
+        }
+    }
+
+    // MARK: sandboxes
+
+    /// A started sandbox of `shape`, from the pool when it has one; the flag says which.
+    public func initialize(_ shape: SandboxShape) async throws -> (name: String, pooled: Bool) {
+        guard !closed else { throw AirlockError(.conflict, "the server is shutting down") }
+        guard active.count < settings.maxSandboxes else {
+            throw AirlockError(
+                .busy,
+                "this client already holds \(active.count) sandboxes, the most it may (stop one with sandbox_stop)")
+        }
+        if shape == settings.shape, !pool.isEmpty {
+            let name = pool.removeFirst()
+            active[name] = Active(shape: shape)
+            refill()
+            return (name, true)
+        }
+        let name = try await make(shape)
+        if closed {
+            await remove([name])
+            throw AirlockError(.conflict, "the server is shutting down")
+        }
+        active[name] = Active(shape: shape)
+        if shape == settings.shape { refill() }
+        return (name, false)
+    }
+
+    /// Runs `body` on a sandbox of this client's, counted as a call so the reaper leaves it be.
+    public func using<T: Sendable>(
+        _ name: String, _ body: @Sendable (Sandboxes) async throws -> T
+    ) async throws -> T {
+        try begin(name)
+        defer { end(name) }
+        return try await body(sandboxes)
+    }
+
+    private func begin(_ name: String) throws {
+        guard var entry = active[name] else {
+            throw AirlockError(
+                .notFound, "no sandbox '\(name)' (it was stopped, timed out after idling, or never existed)")
+        }
+        entry.calls += 1
+        entry.lastUsed = Monotonic.now()
+        active[name] = entry
+    }
+
+    private func end(_ name: String) {
+        active[name]?.calls -= 1
+        active[name]?.lastUsed = Monotonic.now()
+    }
+
+    public func shape(of name: String) -> SandboxShape? { active[name]?.shape }
+
+    /// Removes one of this client's sandboxes.
+    public func stop(_ name: String) async throws {
+        guard let entry = active.removeValue(forKey: name) else {
+            throw AirlockError(.notFound, "no sandbox '\(name)'")
+        }
+        await remove([name], processes: Array(entry.processes.values))
+    }
+
+    public struct Listing: Sendable {
+        public var name: String
+        public var shape: SandboxShape
+        public var idle: Double
+        public var processes: Int
+    }
+
+    public func list() -> [Listing] {
+        let now = Monotonic.now()
+        return active.keys.sorted().compactMap { name in
+            guard let entry = active[name] else { return nil }
+            return Listing(
+                name: name, shape: entry.shape, idle: entry.calls > 0 ? 0 : now - entry.lastUsed,
+                processes: entry.processes.values.filter { $0.status == nil }.count)
+        }
+    }
+
+    // MARK: background processes
+
+    public func addProcess(_ process: BackgroundProcess, to name: String) throws -> String {
+        guard var entry = active[name] else { throw AirlockError(.notFound, "no sandbox '\(name)'") }
+        let id = "p\(entry.nextProcess)"
+        entry.nextProcess += 1
+        entry.processes[id] = process
+        active[name] = entry
+        return id
+    }
+
+    public func process(_ id: String, in name: String) throws -> BackgroundProcess {
+        try begin(name)
+        end(name)
+        guard let process = active[name]?.processes[id] else {
+            throw AirlockError(.notFound, "no process '\(id)' in sandbox \(name)")
+        }
+        return process
+    }
+
+    // MARK: lifecycle
+
+    /// Removes every sandbox of this client and the pool; the server calls it on its way out.
+    public func shutdown() async {
+        closed = true
+        reaper?.cancel()
+        let names = Array(active.keys) + pool
+        let processes = active.values.flatMap { $0.processes.values }
+        active.removeAll()
+        pool.removeAll()
+        await remove(names, processes: processes)
+    }
+
+    private func removeIdle() async {
+        let now = Monotonic.now()
+        let idle = active.filter { $0.value.calls == 0 && now - $0.value.lastUsed > settings.idleTimeout }
+        guard !idle.isEmpty else { return }
+        for name in idle.keys { active.removeValue(forKey: name) }
+        log("removing \(idle.count) sandboxes idle for more than \(Int(settings.idleTimeout)) s")
+        await remove(Array(idle.keys), processes: idle.values.flatMap { $0.processes.values })
+    }
+
+    private func refill() {
+        guard !closed else { return }
+        let missing = settings.poolSize - pool.count - filling
+        guard missing > 0 else { return }
+        filling += missing
+        for _ in 0..<missing {
+            Task {
+                let made = try? await self.make(self.settings.shape)
+                await self.filled(made)
+            }
+        }
+    }
+
+    private func filled(_ name: String?) async {
+        filling -= 1
+        guard let name else { return }
+        if closed {
+            await remove([name])
+        } else {
+            pool.append(name)
+        }
+    }
+
+    private func make(_ shape: SandboxShape) async throws -> String {
+        let request = DisposableRequest(
+            label: "code", template: shape.template, network: shape.network, limits: shape.limits,
+            diskBytes: shape.diskBytes, owner: owner)
+        let sandboxes = self.sandboxes
+        return try await blocking {
+            let record = try sandboxes.createDisposable(request)
+            do {
+                try sandboxes.start(record.name)
+            } catch {
+                try? sandboxes.remove(record.name, force: true)
+                throw error
+            }
+            return record.name
+        }
+    }
+
+    private func remove(_ names: [String], processes: [BackgroundProcess] = []) async {
+        let sandboxes = self.sandboxes
+        await withTaskGroup(of: Void.self) { group in
+            for process in processes where process.status == nil {
+                group.addTask { _ = try? await blocking { process.kill() } }
+            }
+            for name in names {
+                group.addTask {
+                    do {
+                        try await blocking { try sandboxes.remove(name, force: true) }
+                    } catch {
+                        self.log("cannot remove sandbox \(name): \(error)")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs blocking work (spawning, waiting on processes, file I/O) off Swift's cooperative threads.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            continuation.resume(with: Result { try body() })
+        }
+    }
+}

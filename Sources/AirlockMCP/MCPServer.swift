@@ -1,0 +1,269 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A tool an MCP server offers: its schema and what runs when it is called.
+public struct MCPTool: Sendable {
+    public var name: String
+    public var description: String
+    /// A JSON Schema object for the arguments.
+    public var inputSchema: JSONValue
+    public var handler: @Sendable (ToolArguments) async -> ToolResult
+
+    public init(
+        name: String, description: String, inputSchema: JSONValue,
+        handler: @escaping @Sendable (ToolArguments) async -> ToolResult
+    ) {
+        self.name = name
+        self.description = description
+        self.inputSchema = inputSchema
+        self.handler = handler
+    }
+
+    /// The entry of `tools/list`.
+    public var listing: JSONValue {
+        ["name": .string(name), "description": .string(description), "inputSchema": inputSchema]
+    }
+}
+
+/// The result of a tool call: text for the model, the same data structured for programs.
+public struct ToolResult: Sendable, Equatable {
+    public var content: [JSONValue]
+    public var structuredContent: JSONValue?
+    public var isError: Bool
+
+    public init(content: [JSONValue], structuredContent: JSONValue? = nil, isError: Bool = false) {
+        self.content = content
+        self.structuredContent = structuredContent
+        self.isError = isError
+    }
+
+    /// A result whose text is the JSON of `value`, also given as structured content.
+    public static func json(_ value: JSONValue) -> ToolResult {
+        ToolResult(content: [["type": "text", "text": .string(value.text())]], structuredContent: value)
+    }
+
+    /// A failed call: the model sees the message and can correct itself.
+    public static func error(_ message: String) -> ToolResult {
+        ToolResult(content: [["type": "text", "text": .string(message)]], isError: true)
+    }
+
+    public var json: JSONValue {
+        var object: [String: JSONValue] = ["content": .array(content), "isError": .bool(isError)]
+        if let structuredContent { object["structuredContent"] = structuredContent }
+        return .object(object)
+    }
+}
+
+/// A tool call's arguments, read with errors that say which argument is wrong.
+public struct ToolArguments: Sendable {
+    public var values: [String: JSONValue]
+
+    public init(_ values: [String: JSONValue]) {
+        self.values = values
+    }
+
+    public func string(_ key: String) throws(ToolArgumentError) -> String? {
+        guard let value = values[key], value != .null else { return nil }
+        guard let text = value.stringValue else { throw ToolArgumentError("'\(key)' must be a string") }
+        return text
+    }
+
+    public func requiredString(_ key: String) throws(ToolArgumentError) -> String {
+        guard let text = try string(key) else { throw ToolArgumentError("missing argument '\(key)'") }
+        return text
+    }
+
+    public func number(_ key: String) throws(ToolArgumentError) -> Double? {
+        guard let value = values[key], value != .null else { return nil }
+        guard let number = value.doubleValue else { throw ToolArgumentError("'\(key)' must be a number") }
+        return number
+    }
+
+    public func integer(_ key: String) throws(ToolArgumentError) -> Int64? {
+        guard let value = values[key], value != .null else { return nil }
+        guard let number = value.intValue else { throw ToolArgumentError("'\(key)' must be an integer") }
+        return number
+    }
+
+    public func bool(_ key: String) throws(ToolArgumentError) -> Bool? {
+        guard let value = values[key], value != .null else { return nil }
+        guard let flag = value.boolValue else { throw ToolArgumentError("'\(key)' must be true or false") }
+        return flag
+    }
+
+    /// An object whose values are all strings (environment variables).
+    public func stringMap(_ key: String) throws(ToolArgumentError) -> [String: String] {
+        guard let value = values[key], value != .null else { return [:] }
+        guard let object = value.objectValue else { throw ToolArgumentError("'\(key)' must be an object") }
+        var result: [String: String] = [:]
+        for (name, entry) in object {
+            guard let text = entry.stringValue else { throw ToolArgumentError("'\(key).\(name)' must be a string") }
+            result[name] = text
+        }
+        return result
+    }
+}
+
+/// A tool argument of the wrong type or missing.
+public struct ToolArgumentError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// An MCP server over newline-delimited JSON-RPC: it answers `initialize`, `ping`,
+/// `tools/list` and `tools/call`, each call in a task of its own so a slow tool never holds
+/// up the others.
+///
+/// ```swift
+/// let server = MCPServer(name: "clock", version: "1.0", tools: [clockTool])
+/// await server.serveStdio()   // returns when the client closes standard input
+/// ```
+public final class MCPServer: Sendable {
+    public let name: String
+    public let version: String
+    public let instructions: String?
+    public let tools: [MCPTool]
+    private let log: @Sendable (String) -> Void
+
+    /// Protocol revisions this server speaks; it answers a client's own if listed, else the latest.
+    public static let protocolVersions = ["2024-11-05", "2025-03-26", "2025-06-18"]
+
+    public init(
+        name: String, version: String, instructions: String? = nil, tools: [MCPTool],
+        log: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
+        self.name = name
+        self.version = version
+        self.instructions = instructions
+        self.tools = tools
+        self.log = log
+    }
+
+    /// The answer to one message; nil for notifications and responses.
+    public func handle(_ message: JSONRPCMessage) async -> JSONRPCMessage? {
+        guard let method = message.method else { return nil }
+        guard let id = message.id else { return nil }  // notifications need no answer
+        do {
+            return .response(id: id, result: try await answer(method: method, params: message.params))
+        } catch let error as JSONRPCError {
+            return .failure(id: id, error)
+        } catch {
+            return .failure(id: id, .internalError("\(error)"))
+        }
+    }
+
+    private func answer(method: String, params: JSONValue?) async throws -> JSONValue {
+        switch method {
+        case "initialize":
+            let asked = params?["protocolVersion"]?.stringValue ?? ""
+            let version = Self.protocolVersions.contains(asked) ? asked : Self.protocolVersions.last ?? asked
+            var result: JSONValue = [
+                "protocolVersion": .string(version),
+                "capabilities": ["tools": ["listChanged": false]],
+                "serverInfo": ["name": .string(name), "version": .string(self.version)],
+            ]
+            if let instructions, case .object(var object) = result {
+                object["instructions"] = .string(instructions)
+                result = .object(object)
+            }
+            return result
+        case "ping":
+            return [:]
+        case "tools/list":
+            return ["tools": .array(tools.map(\.listing))]
+        case "tools/call":
+            guard let name = params?["name"]?.stringValue else {
+                throw JSONRPCError.invalidParams("tools/call needs a tool name")
+            }
+            guard let tool = tools.first(where: { $0.name == name }) else {
+                throw JSONRPCError.invalidParams("unknown tool: \(name)")
+            }
+            let arguments = params?["arguments"]?.objectValue ?? [:]
+            let started = Date()
+            let result = await tool.handler(ToolArguments(arguments))
+            log(
+                String(
+                    format: "%@ %@ in %.0f ms", name, result.isError ? "failed" : "done",
+                    Date().timeIntervalSince(started) * 1000))
+            return result.json
+        default:
+            throw JSONRPCError.methodNotFound(method)
+        }
+    }
+
+    /// Serves one client on standard input and output until it closes its end; calls still
+    /// running then are left to the caller, who ends what they wait for.
+    public func serveStdio(input: Int32 = 0, output: Int32 = 1) async {
+        let writer = LineWriter(fd: output)
+        for await line in LineReader.lines(fd: input) {
+            guard !line.allSatisfy(\.isWhitespace) else { continue }
+            let message: JSONRPCMessage
+            do {
+                message = try JSONDecoder().decode(JSONRPCMessage.self, from: Data(line.utf8))
+            } catch {
+                writer.send(.failure(id: nil, .parseError("not a JSON-RPC message")))
+                continue
+            }
+            guard message.method != nil else { continue }  // a response: this server asks nothing
+            Task {
+                if let reply = await self.handle(message) { writer.send(reply) }
+            }
+        }
+    }
+}
+
+/// Writes whole messages, one line each, from any task.
+final class LineWriter: Sendable {
+    let fd: Int32
+    private let lock = NSLock()
+
+    init(fd: Int32) {
+        self.fd = fd
+    }
+
+    func send(_ message: JSONRPCMessage) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        guard var data = try? encoder.encode(message) else { return }
+        data.append(UInt8(ascii: "\n"))
+        lock.withLock {
+            data.withUnsafeBytes { buffer in
+                guard let base = buffer.baseAddress else { return }
+                var offset = 0
+                while offset < buffer.count {
+                    let written = write(fd, base + offset, buffer.count - offset)
+                    if written < 0 && errno == EINTR { continue }
+                    if written <= 0 { return }
+                    offset += written
+                }
+            }
+        }
+    }
+}
+
+/// Lines from a descriptor, read on a thread of their own (reads block).
+enum LineReader {
+    static func lines(fd: Int32) -> AsyncStream<String> {
+        AsyncStream { continuation in
+            Thread.detachNewThread {
+                var pending: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let count = read(fd, &buffer, buffer.count)
+                    if count < 0 && errno == EINTR { continue }
+                    if count <= 0 { break }
+                    pending += buffer[0..<count]
+                    while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                        continuation.yield(String(decoding: pending[..<newline], as: UTF8.self))
+                        pending.removeSubrange(...newline)
+                    }
+                }
+                if !pending.isEmpty { continuation.yield(String(decoding: pending, as: UTF8.self)) }
+                continuation.finish()
+            }
+        }
+    }
+}

@@ -1,0 +1,268 @@
+import AirlockSystem
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What a command run with ``Sandboxes/capture(_:_:input:timeout:outputLimit:)`` left behind.
+public struct CapturedOutput: Sendable {
+    public var status: Int32
+    public var stdout: OutputBuffer
+    public var stderr: OutputBuffer
+    public var timedOut: Bool
+    public var duration: Double
+}
+
+/// Bytes a command wrote, kept up to a limit and counted past it.
+public struct OutputBuffer: Sendable {
+    public enum Keep: Sendable {
+        /// The first bytes (a command's result reads from its start).
+        case head
+        /// The latest bytes (a long-running process's log).
+        case tail
+    }
+
+    public let limit: Int
+    public let keep: Keep
+    public private(set) var bytes: [UInt8] = []
+    /// Every byte written, kept or not.
+    public private(set) var total = 0
+
+    public init(limit: Int, keep: Keep = .head) {
+        self.limit = max(0, limit)
+        self.keep = keep
+    }
+
+    public var truncated: Bool { total > bytes.count }
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    public mutating func append(_ chunk: ArraySlice<UInt8>) {
+        total += chunk.count
+        switch keep {
+        case .head:
+            let room = limit - bytes.count
+            if room > 0 { bytes += chunk.prefix(room) }
+        case .tail:
+            bytes += chunk.suffix(limit)
+            // Trimmed in steps, so a stream of small writes does not move the buffer each time.
+            if bytes.count > limit * 2 || (bytes.count > limit && chunk.count >= limit) {
+                bytes.removeFirst(bytes.count - limit)
+            }
+        }
+    }
+
+    /// The kept bytes, trimmed to the limit (a tail buffer may hold up to twice it).
+    public var kept: [UInt8] { keep == .tail && bytes.count > limit ? Array(bytes.suffix(limit)) : bytes }
+}
+
+extension Sandboxes {
+    /// Runs a command in a running sandbox and captures its output, never for longer than
+    /// `timeout` seconds (plus a short grace).
+    ///
+    /// It returns once the command and everything it started have ended: the runtime reaps
+    /// them all. Inside, coreutils' `timeout` leads the command's process group and kills all
+    /// of it at the deadline; what escaped that group is killed from outside a second later,
+    /// with the runtime, and the result says `timedOut`.
+    public func capture(
+        _ name: String, _ request: ExecRequest, input: [UInt8]? = nil, timeout: Double, outputLimit: Int
+    ) throws -> CapturedOutput {
+        var wrapped = request
+        wrapped.command = ["timeout", "-s", "KILL", "--", String(format: "%.3f", timeout)] + request.command
+        let prepared = try prepareExec(name, wrapped)
+        defer { prepared.removeFiles() }
+        ignoreBrokenPipes()
+        let out = try Pipe2()
+        let err = try Pipe2()
+        let inPipe = input == nil ? nil : try Pipe2()
+        let started = Monotonic.now()
+        let child = try ChildProcess.spawn(
+            prepared.argv, stdin: inPipe.map { .fd($0.read) } ?? .null, stdout: .fd(out.write),
+            stderr: .fd(err.write))
+        out.closeWrite()
+        err.closeWrite()
+        if let inPipe, let input {
+            inPipe.closeRead()
+            // Written from another thread: a command that does not read its input must not
+            // stop this one from reading its output.
+            let writer = inPipe
+            DispatchQueue.global().async {
+                input.withUnsafeBytes { buffer in
+                    var offset = 0
+                    while offset < buffer.count {
+                        guard let base = buffer.baseAddress else { break }
+                        let written = Glibc.write(writer.write, base + offset, buffer.count - offset)
+                        if written < 0 && errno == EINTR { continue }
+                        if written <= 0 { break }
+                        offset += written
+                    }
+                }
+                writer.closeWrite()
+            }
+        }
+        var stdout = OutputBuffer(limit: outputLimit)
+        var stderr = OutputBuffer(limit: outputLimit)
+        let deadline = started + timeout + 1
+        var session: Int32?
+        var status: Int32?
+        var exitedAt: Double?
+        var timedOut = false
+        var open = [out.read, err.read]
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while !open.isEmpty {
+            if status == nil, let exited = child.poll() {
+                status = exited
+                exitedAt = Monotonic.now()
+            }
+            let now = Monotonic.now()
+            // Once the command is done, a process it left behind may hold the pipes open:
+            // read what is there and stop.
+            if let exitedAt, now - exitedAt > 0.2 { break }
+            // The runtime starts the command as a session leader; its session is what to kill
+            // at the deadline, even after the leader itself is gone.
+            if session == nil { session = prepared.commandPID() }
+            if now > deadline {
+                timedOut = true
+                ProcessTree.killCommand(runtime: child.pid, session: session, sandboxInit: prepared.initPID)
+                break
+            }
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if Glibc.poll(&fds, nfds_t(fds.count), 50) < 0 && errno != EINTR { break }
+            for entry in fds where entry.revents != 0 {
+                let count = Glibc.read(entry.fd, &buffer, buffer.count)
+                if count > 0 {
+                    if entry.fd == out.read {
+                        stdout.append(buffer[0..<count])
+                    } else {
+                        stderr.append(buffer[0..<count])
+                    }
+                } else if count == 0 || errno != EINTR {
+                    open.removeAll { $0 == entry.fd }
+                }
+            }
+        }
+        close(out.read)
+        close(err.read)
+        let final = status ?? child.wait()
+        let duration = Monotonic.now() - started
+        // `timeout -s KILL` ends the command with SIGKILL: status 137 at (or past) the deadline.
+        // What escaped its process group is still in its session.
+        if final == 137 && duration >= timeout { timedOut = true }
+        if timedOut {
+            ProcessTree.killCommand(
+                runtime: child.pid, session: session ?? prepared.commandPID(), sandboxInit: prepared.initPID)
+        }
+        return CapturedOutput(status: final, stdout: stdout, stderr: stderr, timedOut: timedOut, duration: duration)
+    }
+}
+
+/// A command left running in a sandbox, its output kept in memory (the latest bytes).
+public final class BackgroundProcess: @unchecked Sendable {
+    public let sandbox: String
+    public let command: [String]
+    public let started: Date
+    private let child: ChildProcess
+    private let prepared: Sandboxes.PreparedExec
+    private let lock = NSLock()
+    private var stdout: OutputBuffer
+    private var stderr: OutputBuffer
+    private var exitStatus: Int32?
+
+    init(sandbox: String, command: [String], child: ChildProcess, prepared: Sandboxes.PreparedExec, outputLimit: Int) {
+        self.sandbox = sandbox
+        self.command = command
+        self.started = Date()
+        self.child = child
+        self.prepared = prepared
+        self.stdout = OutputBuffer(limit: outputLimit, keep: .tail)
+        self.stderr = OutputBuffer(limit: outputLimit, keep: .tail)
+    }
+
+    /// The exit status once it has ended.
+    public var status: Int32? {
+        lock.withLock {
+            if exitStatus == nil, let exited = child.poll() {
+                exitStatus = exited
+                prepared.removeFiles()
+            }
+            return exitStatus
+        }
+    }
+
+    /// The latest output of each stream.
+    public func logs() -> (stdout: OutputBuffer, stderr: OutputBuffer) {
+        lock.withLock { (stdout, stderr) }
+    }
+
+    /// Kills the command and everything it started, and waits for it to end.
+    @discardableResult
+    public func kill() -> Int32 {
+        if let status { return status }
+        ProcessTree.killCommand(runtime: child.pid, session: prepared.commandPID(), sandboxInit: prepared.initPID)
+        let deadline = Monotonic.now() + 5
+        while Monotonic.now() < deadline {
+            if let status { return status }
+            usleep(10_000)
+        }
+        return status ?? 137
+    }
+
+    fileprivate func read(out: Int32, err: Int32) {
+        var open = [out, err]
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while !open.isEmpty {
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if Glibc.poll(&fds, nfds_t(fds.count), 100) < 0 && errno != EINTR { break }
+            for entry in fds where entry.revents != 0 {
+                let count = Glibc.read(entry.fd, &buffer, buffer.count)
+                if count > 0 {
+                    lock.withLock {
+                        if entry.fd == out {
+                            stdout.append(buffer[0..<count])
+                        } else {
+                            stderr.append(buffer[0..<count])
+                        }
+                    }
+                } else if count == 0 || errno != EINTR {
+                    open.removeAll { $0 == entry.fd }
+                }
+            }
+            // A process the command left behind may hold the pipes: stop with the command.
+            if status != nil && fds.allSatisfy({ $0.revents == 0 }) { break }
+        }
+        close(out)
+        close(err)
+    }
+}
+
+extension Sandboxes {
+    /// Starts a command that goes on after this call returns. The runtime makes it a session
+    /// leader, so ``BackgroundProcess/kill()`` ends everything it started.
+    public func startBackground(_ name: String, _ request: ExecRequest, outputLimit: Int) throws
+        -> BackgroundProcess
+    {
+        let prepared = try prepareExec(name, request)
+        ignoreBrokenPipes()
+        let out = try Pipe2()
+        let err = try Pipe2()
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.spawn(prepared.argv, stdin: .null, stdout: .fd(out.write), stderr: .fd(err.write))
+        } catch {
+            prepared.removeFiles()
+            throw error
+        }
+        // The reader thread owns the read ends from here on.
+        let readOut = dup(out.read)
+        let readErr = dup(err.read)
+        let process = BackgroundProcess(
+            sandbox: name, command: request.command, child: child, prepared: prepared, outputLimit: outputLimit)
+        Thread.detachNewThread { process.read(out: readOut, err: readErr) }
+        return process
+    }
+}
+
+/// A write to a pipe whose reader is gone must fail with EPIPE, not kill the process.
+private func ignoreBrokenPipes() {
+    signal(SIGPIPE, SIG_IGN)
+}

@@ -1,0 +1,89 @@
+import AirlockImages
+import AirlockPolicy
+import AirlockState
+import AirlockSystem
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What a program asks for when it makes a sandbox for itself.
+public struct DisposableRequest: Sendable {
+    /// Shown as the sandbox's agent by `ls`; the name is this plus a random suffix.
+    public var label: String
+    public var template: String
+    public var network: SandboxRecord.NetworkMode
+    public var limits: SandboxRecord.Limits
+    public var diskBytes: Int64
+    public var owner: ProcessIdentity
+
+    public init(
+        label: String, template: String, network: SandboxRecord.NetworkMode, limits: SandboxRecord.Limits,
+        diskBytes: Int64, owner: ProcessIdentity
+    ) {
+        self.label = label
+        self.template = template
+        self.network = network
+        self.limits = limits
+        self.diskBytes = diskBytes
+        self.owner = owner
+    }
+}
+
+extension Sandboxes {
+    /// Where a disposable sandbox's commands start, and where its files go.
+    public static let disposableWorkspace = "/workspace"
+
+    /// Creates a sandbox with no host workspace that lives until its owner process ends.
+    public func createDisposable(_ request: DisposableRequest) throws -> SandboxRecord {
+        let template = try templates.find(request.template).template
+        let image = try ImageBuilder(store: store, identity: try SandboxIdentity.current()).ensure(template, log: log)
+        try store.prepare()
+        try Files.makeDirectory(store.sandboxesDirectory)
+        var paths: SandboxPaths
+        var name: String
+        repeat {
+            name = request.label + "-" + String(format: "%08x", UInt32.random(in: 0...UInt32.max))
+            paths = store.sandbox(name)
+        } while mkdir(paths.directory, 0o700) != 0 && errno == EEXIST
+        guard Files.isDirectory(paths.directory) else {
+            throw AirlockError(
+                .failed, "cannot create \(paths.directory)", cause: SystemCallError("mkdir", errno: errno))
+        }
+        do {
+            for dir in [paths.upper, paths.work, paths.bundle, paths.etc] { try Files.makeDirectory(dir) }
+            try Files.makeDirectory(paths.runtimeRoot, mode: 0o700)
+            let record = SandboxRecord(
+                name: name, agent: request.label, workspace: Self.disposableWorkspace, template: template.name,
+                image: image.digest, user: template.user.name, sudo: template.user.sudo, runtime: "runc",
+                command: ["bash"], environment: [], mounts: [], limits: request.limits, created: Date(),
+                network: request.network,
+                disposable: SandboxRecord.Disposable(owner: request.owner, diskBytes: request.diskBytes))
+            try Self.savePolicy(PolicySettings(), to: paths)
+            try paths.save(record)
+            return record
+        } catch {
+            Files.remove(paths.directory)
+            throw error
+        }
+    }
+
+    /// Removes disposable sandboxes whose owner is gone, and the remains of interrupted
+    /// removals; returns the names removed. Their supervisors remove them on their own when the
+    /// owner dies, so this finds only what a killed supervisor or a crash left.
+    @discardableResult
+    public func sweepAbandoned() -> [String] {
+        var removed: [String] = []
+        for record in store.records() {
+            guard let disposable = record.disposable, !disposable.owner.isAlive else { continue }
+            if (try? remove(record.name, force: true)) != nil { removed.append(record.name) }
+        }
+        let leftovers = abandonedRemovals()
+        if !leftovers.isEmpty, let namespace = try? UserNamespace(identity: try SandboxIdentity.current()) {
+            try? namespace.removeTree(leftovers)
+            namespace.close()
+        }
+        return removed
+    }
+}

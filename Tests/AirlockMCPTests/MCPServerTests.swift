@@ -1,0 +1,113 @@
+import Foundation
+import Testing
+
+@testable import AirlockMCP
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite struct MCPServerTests {
+    let server = MCPServer(
+        name: "test", version: "1.0",
+        tools: [
+            MCPTool(name: "echo", description: "echoes", inputSchema: ["type": "object"]) { arguments in
+                do {
+                    return .json(["said": .string(try arguments.requiredString("text"))])
+                } catch {
+                    return .error("\(error)")
+                }
+            },
+            MCPTool(name: "slow", description: "sleeps", inputSchema: ["type": "object"]) { _ in
+                try? await Task.sleep(for: .milliseconds(300))
+                return .json(["slept": true])
+            },
+        ])
+
+    func request(_ method: String, _ params: JSONValue? = nil, id: Int64 = 1) -> JSONRPCMessage {
+        JSONRPCMessage(id: .int(id), method: method, params: params)
+    }
+
+    @Test func initializeAnswersTheClientsVersionWhenItKnowsIt() async throws {
+        let known = await server.handle(request("initialize", ["protocolVersion": "2025-03-26"]))
+        #expect(known?.result?["protocolVersion"] == "2025-03-26")
+        #expect(known?.result?["serverInfo"]?["name"] == "test")
+        #expect(known?.result?["capabilities"]?["tools"] != nil)
+        let unknown = await server.handle(request("initialize", ["protocolVersion": "1999-01-01"]))
+        let latest = JSONValue.string(MCPServer.protocolVersions.last ?? "")
+        #expect(unknown?.result?["protocolVersion"] == latest)
+    }
+
+    @Test func listsAndCallsTools() async throws {
+        let list = await server.handle(request("tools/list"))
+        let names: JSONValue = ["echo", "slow"]
+        let listed: JSONValue? = list?.result?["tools"].map { tools -> JSONValue in
+            guard case .array(let entries) = tools else { return .null }
+            return .array(entries.map { $0["name"] ?? .null })
+        }
+        #expect(listed == names)
+        let call = await server.handle(request("tools/call", ["name": "echo", "arguments": ["text": "hi"]]))
+        #expect(call?.result?["structuredContent"] == ["said": "hi"])
+        #expect(call?.result?["isError"] == false)
+        #expect(call?.result?["content"] == [["type": "text", "text": "{\"said\":\"hi\"}"]])
+    }
+
+    @Test func aBadArgumentIsAToolErrorTheModelCanRead() async {
+        let call = await server.handle(request("tools/call", ["name": "echo", "arguments": ["text": 3]]))
+        #expect(call?.result?["isError"] == true)
+        #expect(call?.result?["content"] == [["type": "text", "text": "'text' must be a string"]])
+    }
+
+    @Test func protocolErrorsUseJSONRPCCodes() async {
+        let unknownTool = await server.handle(request("tools/call", ["name": "nope"]))
+        #expect(unknownTool?.error?.code == -32602)
+        let unknownMethod = await server.handle(request("resources/list"))
+        #expect(unknownMethod?.error?.code == -32601)
+        let notification = await server.handle(JSONRPCMessage(method: "notifications/initialized"))
+        #expect(notification == nil)
+    }
+
+    @Test func stdioAnswersCallsAsTheyFinishAndEndsWithItsInput() async throws {
+        var toServer: [Int32] = [0, 0]
+        var fromServer: [Int32] = [0, 0]
+        #expect(pipe(&toServer) == 0)
+        #expect(pipe(&fromServer) == 0)
+        let lines = [
+            #"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow"}}"#,
+            "not json",
+            #"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}"#,
+        ]
+        let input = lines.joined(separator: "\n") + "\n"
+        _ = input.withCString { write(toServer[1], $0, strlen($0)) }
+        close(toServer[1])
+        await server.serveStdio(input: toServer[0], output: fromServer[1])
+        try await Task.sleep(for: .milliseconds(600))
+        close(fromServer[1])
+        var output = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(fromServer[0], &buffer, buffer.count)
+            if count <= 0 { break }
+            output += buffer[0..<count]
+        }
+        close(fromServer[0])
+        close(toServer[0])
+        let replies = try String(decoding: output, as: UTF8.self).split(separator: "\n").map {
+            try JSONDecoder().decode(JSONRPCMessage.self, from: Data($0.utf8))
+        }
+        // The parse error first, then the fast call, then the slow one that was asked first.
+        // (an id of null reads back as absent)
+        #expect(replies.map(\.id) == [nil, .int(2), .int(1)])
+        #expect(replies.first?.error?.code == -32700)
+    }
+
+    @Test func jsonValuesKeepIntegersApartFromDoubles() throws {
+        let text = #"{"a":1,"b":1.5,"c":[true,null,"s"],"d":{"e":-7}}"#
+        let value = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        #expect(value["a"] == .int(1))
+        #expect(value["b"] == .double(1.5))
+        #expect(value["c"] == [true, .null, "s"])
+        #expect(value["d"]?["e"]?.intValue == -7)
+        #expect(value.text() == text)
+    }
+}

@@ -1,0 +1,126 @@
+import AirlockOCI
+import AirlockState
+import AirlockSystem
+import Foundation
+import Testing
+
+@testable import AirlockRuntime
+
+@Suite struct DisposableSpecTests {
+    func spec(disposable: Bool) -> SandboxSpec {
+        let owner = ProcessIdentity(pid: 1, startTime: 1)
+        let record = SandboxRecord(
+            name: "code-1", agent: "code", workspace: "/workspace", template: "code", image: "abc",
+            user: "agent", sudo: false, runtime: "runc", command: ["bash"], environment: [], mounts: [],
+            limits: .init(memoryBytes: 256 << 20, cpus: 1, pids: 64), created: Date(),
+            network: SandboxRecord.NetworkMode.none,
+            disposable: disposable ? .init(owner: owner, diskBytes: 64 << 20) : nil)
+        return SandboxSpec(
+            record: record, paths: StateStore(root: "/s").sandbox("code-1"), imageRootfs: "/s/images/abc/rootfs",
+            user: .init(name: "agent", sudo: false), resources: nil, cgroupsPath: nil)
+    }
+
+    @Test func aDisposableSandboxWritesOnlyToSizedMemory() throws {
+        let runtime = spec(disposable: true).runtimeSpec()
+        #expect(runtime.root.readonly == true)
+        #expect(!runtime.mounts.contains { $0.type == "bind" && $0.destination == "/workspace" })
+        #expect(!runtime.mounts.contains { $0.type == "bind" && $0.destination == "/home/agent" })
+        for path in ["/workspace", "/home/agent", "/tmp"] {
+            let mount = try #require(runtime.mounts.first { $0.destination == path })
+            #expect(mount.type == "tmpfs")
+            #expect(mount.options.contains { $0.hasSuffix("size=\(64 << 20)") }, "\(path): \(mount.options)")
+        }
+    }
+
+    @Test func aDisposableSandboxHasPerProcessLimitsEverywhere() {
+        let spec = spec(disposable: true)
+        let expected = [
+            RuntimeSpec.Rlimit(type: "RLIMIT_DATA", hard: 256 << 20, soft: 256 << 20),
+            RuntimeSpec.Rlimit(type: "RLIMIT_NPROC", hard: 64, soft: 64),
+        ]
+        #expect(spec.runtimeSpec().process.rlimits == expected)
+        let exec = spec.execProcess(
+            args: ["true"], uid: 1000, gid: 1000, userName: "agent", home: "/home/agent", cwd: nil, tty: false,
+            extraEnvironment: [])
+        #expect(exec.rlimits == expected)
+        #expect(exec.cwd == "/workspace")
+    }
+
+    @Test func anOrdinarySandboxKeepsItsHostWorkspaceAndNoRlimits() {
+        let runtime = spec(disposable: false).runtimeSpec()
+        #expect(runtime.root.readonly == false)
+        #expect(runtime.process.rlimits == nil)
+        #expect(runtime.mounts.contains { $0.type == "bind" && $0.destination == "/workspace" })
+    }
+
+    @Test func execPassesThePidFileToTheRuntime() {
+        let runc = RuntimeDriver(kind: .runc, stateRoot: "/s/runc", binary: "runc")
+        #expect(
+            runc.execArguments(id: "c", processFile: "/p.json", tty: false, pidFile: "/p.pid")
+                == ["runc", "--root", "/s/runc", "exec", "--pid-file", "/p.pid", "--process", "/p.json", "c"])
+    }
+}
+
+@Suite struct OutputBufferTests {
+    @Test func headKeepsTheStartAndCountsTheRest() {
+        var buffer = OutputBuffer(limit: 4)
+        buffer.append(Array("abc".utf8)[...])
+        buffer.append(Array("defg".utf8)[...])
+        #expect(buffer.text == "abcd")
+        #expect(buffer.total == 7)
+        #expect(buffer.truncated)
+    }
+
+    @Test func tailKeepsTheLatestBytes() {
+        var buffer = OutputBuffer(limit: 4, keep: .tail)
+        for chunk in ["ab", "cd", "ef", "g"] { buffer.append(Array(chunk.utf8)[...]) }
+        #expect(String(decoding: buffer.kept, as: UTF8.self) == "defg")
+        #expect(buffer.total == 7)
+        buffer.append(Array("0123456789".utf8)[...])
+        #expect(String(decoding: buffer.kept, as: UTF8.self) == "6789")
+    }
+
+    @Test func nothingIsCutBelowTheLimit() {
+        var buffer = OutputBuffer(limit: 10)
+        buffer.append(Array("hello".utf8)[...])
+        #expect(!buffer.truncated)
+        #expect(buffer.text == "hello")
+    }
+}
+
+@Suite struct ProcessIdentityTests {
+    @Test func theCurrentProcessIsAliveAndAReusedPidIsNot() throws {
+        let me = try ProcessIdentity.current()
+        #expect(me.isAlive)
+        #expect(!ProcessIdentity(pid: me.pid, startTime: me.startTime + 1).isAlive)
+    }
+
+    @Test func anEndedChildIsGone() throws {
+        let child = try ChildProcess.spawn(["sleep", "5"], stdin: .null)
+        let startTime = try #require(ProcessIdentity.startTime(of: child.pid))
+        let identity = ProcessIdentity(pid: child.pid, startTime: startTime)
+        #expect(identity.isAlive)
+        child.signal(SIGKILL)
+        // A zombie, before it is reaped, counts as gone too.
+        usleep(50_000)
+        #expect(!identity.isAlive)
+        child.wait()
+        #expect(!identity.isAlive)
+    }
+
+    @Test func killCommandEndsEveryDescendant() throws {
+        // One sleeper in a session of its own: it goes too, being a descendant.
+        let child = try ChildProcess.spawn(["sh", "-c", "sleep 30 & setsid sleep 30 & wait"], stdin: .null)
+        var sleepers: [Int32] = []
+        for _ in 0..<100 where sleepers.count < 2 {
+            usleep(20_000)
+            sleepers = ProcessTree.snapshot().descendants(of: child.pid)
+        }
+        #expect(sleepers.count == 2)
+        let started = Monotonic.now()
+        ProcessTree.killCommand(runtime: child.pid, session: nil, sandboxInit: 1)
+        child.wait()
+        #expect(Monotonic.now() - started < 5)
+        #expect(ProcessTree.snapshot().descendants(of: child.pid).isEmpty)
+    }
+}
