@@ -10,6 +10,7 @@ packages=(
     bubblewrap             # benchmark peer
     ca-certificates tar
     openssl python3        # test upstreams (certificates, servers) in the egress tests
+    python3-venv           # the real MCP client (the mcp package from PyPI) in the code-sandbox tests
 )
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()

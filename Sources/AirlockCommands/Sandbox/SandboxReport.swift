@@ -25,6 +25,8 @@ struct SandboxReport: Codable {
     /// `policy` (through the proxy) or `none`, and the sandbox's own policy layer.
     var network: String?
     var networkPolicy: PolicySettings?
+    /// For a sandbox a program made for itself: its owner process and tmpfs size.
+    var disposable: SandboxRecord.Disposable?
 
     struct Limits: Codable {
         var requested: SandboxRecord.Limits
@@ -53,8 +55,14 @@ struct SandboxReport: Codable {
         started = status?.started
         network = record.networkMode.rawValue
         networkPolicy = record.networkMode == .policy ? (try? PolicyStore.load(paths.policy)) ?? nil : nil
-        let note = record.limits.isEmpty ? nil : CgroupSupport.detect().note
-        limits = Limits(requested: record.limits, enforced: !record.limits.isEmpty && note == nil, note: note)
+        disposable = record.disposable
+        var note = record.limits.isEmpty ? nil : CgroupSupport.detect().note
+        if let cgroups = note, record.disposable != nil {
+            note = cgroups + "; memory and pids hold as per-process limits (RLIMIT_DATA, RLIMIT_NPROC)"
+        }
+        limits = Limits(
+            requested: record.limits, enforced: !record.limits.isEmpty && CgroupSupport.detect().note == nil,
+            note: note)
     }
 
     static func json<T: Encodable>(_ value: T) throws -> String {
