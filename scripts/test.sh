@@ -63,7 +63,8 @@ if ! id "$user" >/dev/null 2>&1; then
 fi
 grep -q "^$user:" /etc/subuid || usermod --add-subuids 200000-265535 "$user"
 grep -q "^$user:" /etc/subgid || usermod --add-subgids 200000-265535 "$user"
-install -m 755 tests/e2e/sandbox.sh tests/e2e/egress.sh tests/e2e/upstream.py tests/e2e/certs.sh "$bin_dir/"
+install -m 755 tests/e2e/sandbox.sh tests/e2e/egress.sh tests/e2e/upstream.py tests/e2e/certs.sh \
+    tests/e2e/code-sandbox.sh tests/e2e/code_sandbox_client.py "$bin_dir/"
 install -m 644 tests/e2e/lib.sh "$bin_dir/lib.sh"
 # Transparent capture is tested against upstreams on host ports 80 and 443, which the
 # ordinary user may bind for the length of the run.
@@ -79,6 +80,9 @@ as_user "$bin_dir/sandbox.sh" || status=$?
 
 step "end-to-end egress (as an ordinary user)"
 as_user "$bin_dir/egress.sh" || status=1
+
+step "end-to-end code-sandbox MCP server with the real mcp client (as an ordinary user)"
+as_user "$bin_dir/code-sandbox.sh" || status=1
 
 step "end-to-end as root: cgroup limits"
 AIRLOCK="$bin_dir/airlock" bash tests/e2e/root-limits.sh || status=1

@@ -76,6 +76,21 @@ public actor CodeSandboxService {
             let swept = sandboxes.sweepAbandoned()
             if !swept.isEmpty { self.log("removed \(swept.count) sandboxes left by a server that died") }
         }
+        if settings.poolSize == 0 {
+            // With no pool to fill, build the image now all the same: the first
+            // sandbox_initialize should not wait for mmdebstrap.
+            let template = settings.shape.template
+            let log = self.log
+            Task.detached {
+                do {
+                    let recipe = try sandboxes.templates.find(template).template
+                    let builder = ImageBuilder(store: sandboxes.store, identity: try SandboxIdentity.current())
+                    _ = try builder.ensure(recipe, log: log)
+                } catch {
+                    log("cannot prepare the image of template \(template): \(error)")
+                }
+            }
+        }
         refill()
         let interval = max(0.5, min(settings.idleTimeout / 4, 30))
         reaper = Task { [weak self] in

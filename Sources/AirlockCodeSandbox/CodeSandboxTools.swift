@@ -139,14 +139,10 @@ public struct CodeSandboxTools: Sendable {
             return result
         }
         let (name, _) = try await service.initialize(service.settings.shape)
-        do {
-            let result = try await capture(name, request, input: code, timeout: timeout)
-            try? await service.stop(name)
-            return merge(result, ["sandbox_id": .null, "sandbox_removed": true])
-        } catch {
-            try? await service.stop(name)
-            throw error
-        }
+        // Removed after the answer goes out: the caller does not wait for the teardown.
+        defer { Task { [service] in try? await service.stop(name) } }
+        let result = try await capture(name, request, input: code, timeout: timeout)
+        return merge(result, ["sandbox_id": .null, "sandbox_removed": true])
     }
 
     func writeFile(_ arguments: ToolArguments) async throws -> JSONValue {
