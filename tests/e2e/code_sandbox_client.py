@@ -799,9 +799,9 @@ async def mcp_session():
 class RawServer:
     """`airlock mcp serve code-sandbox` as a plain child: newline-delimited JSON-RPC 2.0 on stdio."""
 
-    def __init__(self, log_name):
+    def __init__(self, log_name, args=SERVER_ARGS):
         self.log = open(os.path.join(WORK, log_name), "w")
-        self.process = subprocess.Popen([AIRLOCK, *SERVER_ARGS], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self.process = subprocess.Popen([AIRLOCK, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=self.log, env=SERVER_ENV, start_new_session=True)
         self.lines = queue.Queue()
         self.next_id = 0
@@ -920,6 +920,39 @@ def raw_server_checks():
         server.stop()
 
 
+def idle_and_sigterm_checks():
+    print("== --idle-timeout removes an idle sandbox; SIGTERM removes the rest", flush=True)
+    before = listed()
+    server = RawServer("server-idle-stderr.log", ["mcp", "serve", "code-sandbox", "--pool", "0", "--idle-timeout", "2"])
+    try:
+        server.start()
+        idle = server.call("sandbox_initialize", {}, timeout=FIRST_START_S).get("sandbox_id")
+        busy = server.call("sandbox_initialize", {}).get("sandbox_id")
+        created.update(x for x in (idle, busy) if x)
+        # One is used every half second for 5 s; the other is left alone for as long.
+        for _ in range(10):
+            server.call("sandbox_exec", {"sandbox_id": busy, "command": "true"})
+            time.sleep(0.5)
+        r = server.call("sandbox_exec", {"sandbox_id": idle, "command": "true"})
+        check("idle: a sandbox unused past --idle-timeout is gone for the client",
+              r.is_error and "no sandbox" in r.text, repr(r.raw))
+        check("idle:   and its state directory is gone",
+              wait_until(lambda: not os.path.exists(state_dir(idle)), 10), state_dir(idle))
+        r = server.call("sandbox_exec", {"sandbox_id": busy, "command": "echo here"})
+        expect("idle: companion: the sandbox in use stays", "here", (r.get("stdout") or "").strip())
+        server.process.send_signal(signal.SIGTERM)
+        check("SIGTERM: the server exits within 20 s", wait_until(lambda: server.process.poll() is not None, 20),
+              "still running")
+        check("SIGTERM: its sandboxes are removed",
+              not os.path.exists(state_dir(busy)) and busy not in listed(), state_dir(busy))
+        leftovers = wait_until(lambda: not (listed() - before), 10, 1) or sorted(listed() - before)
+        check("SIGTERM: nothing else the server made is left", leftovers is True, repr(leftovers))
+    except Exception as error:
+        check("idle and SIGTERM: ran to the end", False, f"{type(error).__name__}: {short(str(error))}")
+    finally:
+        server.stop()
+
+
 def show_log(name):
     path = os.path.join(WORK, name)
     try:
@@ -939,10 +972,11 @@ def main():
     answered = anyio.run(mcp_session)
     if answered:
         raw_server_checks()
+        idle_and_sigterm_checks()
     else:
         check("raw JSON-RPC and kill -9 checks", False, "skipped: the server never answered")
     if failed:
-        for name in ("server-stderr.log", "server-eof-stderr.log", "server-kill-stderr.log"):
+        for name in ("server-stderr.log", "server-eof-stderr.log", "server-kill-stderr.log", "server-idle-stderr.log"):
             show_log(name)
     print(f"client: {passed} passed, {failed} failed", flush=True)
     return 1 if failed else 0
