@@ -56,6 +56,8 @@ public actor CodeSandboxService {
     private var active: [String: Active] = [:]
     private var pool: [String] = []
     private var filling = 0
+    /// Sandboxes being made for `initialize` calls: they count against the client's maximum.
+    private var creating = 0
     private var closed = false
     private var reaper: Task<Void, Never>?
 
@@ -106,10 +108,11 @@ public actor CodeSandboxService {
     /// A started sandbox of `shape`, from the pool when it has one; the flag says which.
     public func initialize(_ shape: SandboxShape) async throws -> (name: String, pooled: Bool) {
         guard !closed else { throw AirlockError(.conflict, "the server is shutting down") }
-        guard active.count < settings.maxSandboxes else {
+        guard active.count + creating < settings.maxSandboxes else {
             throw AirlockError(
                 .busy,
-                "this client already holds \(active.count) sandboxes, the most it may (stop one with sandbox_stop)")
+                "this client already holds \(active.count + creating) sandboxes, the most it may (stop one with sandbox_stop)"
+            )
         }
         if shape == settings.shape, !pool.isEmpty {
             let name = pool.removeFirst()
@@ -117,6 +120,9 @@ public actor CodeSandboxService {
             refill()
             return (name, true)
         }
+        // Counted before the wait, so concurrent calls cannot all pass the check above.
+        creating += 1
+        defer { creating -= 1 }
         let name = try await make(shape)
         if closed {
             await remove([name])
@@ -180,8 +186,23 @@ public actor CodeSandboxService {
 
     // MARK: background processes
 
+    /// Background processes one sandbox may have running at once.
+    public static let maxProcesses = 32
+
+    /// Fails when the sandbox already runs as many background processes as it may.
+    public func checkProcessRoom(in name: String) throws {
+        let running = active[name]?.processes.values.filter { $0.status == nil }.count ?? 0
+        guard running < Self.maxProcesses else {
+            throw AirlockError(
+                .busy, "sandbox \(name) already runs \(running) background processes (kill one with process_kill)")
+        }
+    }
+
     public func addProcess(_ process: BackgroundProcess, to name: String) throws -> String {
         guard var entry = active[name] else { throw AirlockError(.notFound, "no sandbox '\(name)'") }
+        // Ended processes keep only their last output; the oldest ended ones go first.
+        let ended = entry.processes.filter { $0.value.status != nil }.sorted { $0.value.started < $1.value.started }
+        for (id, _) in ended.dropLast(Self.maxProcesses) { entry.processes.removeValue(forKey: id) }
         let id = "p\(entry.nextProcess)"
         entry.nextProcess += 1
         entry.processes[id] = process
@@ -209,6 +230,11 @@ public actor CodeSandboxService {
         active.removeAll()
         pool.removeAll()
         await remove(names, processes: processes)
+        // Sandboxes still being made remove themselves once made (`closed`): wait for them.
+        let deadline = Monotonic.now() + 60
+        while filling + creating > 0 && Monotonic.now() < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
     }
 
     private func removeIdle() async {
@@ -279,10 +305,12 @@ public actor CodeSandboxService {
     }
 }
 
-/// Runs blocking work (spawning, waiting on processes, file I/O) off Swift's cooperative threads.
+/// Runs blocking work (spawning, waiting on processes, file I/O) on a thread of its own, off
+/// Swift's cooperative threads: a command may hold one for as long as its timeout, and a shared
+/// pool would make every other call wait behind it.
 func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
+        Thread.detachNewThread {
             continuation.resume(with: Result { try body() })
         }
     }

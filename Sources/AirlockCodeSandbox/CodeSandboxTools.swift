@@ -201,6 +201,7 @@ public struct CodeSandboxTools: Sendable {
         let name = try arguments.requiredString("sandbox_id")
         let request = try shellRequest(arguments)
         let limit = service.settings.maxOutput
+        try await service.checkProcessRoom(in: name)
         let process = try await service.using(name) { sandboxes in
             try await blocking { try sandboxes.startBackground(name, request, outputLimit: limit) }
         }
@@ -313,7 +314,7 @@ public struct CodeSandboxTools: Sendable {
     {
         let stderr = output.stderr.text
         if output.timedOut {
-            return "timeout: killed after \(Self.seconds(timeout)) s with every process it started"
+            return "timeout: killed after \(Self.seconds(timeout)) s with every process of its session"
         }
         if stderr.contains("Resource temporarily unavailable") || stderr.contains("fork: retry") {
             return "pids: the sandbox may run at most \(shape?.pids ?? 0) processes"
@@ -365,7 +366,10 @@ public struct CodeSandboxTools: Sendable {
     /// Each limit, and how it holds on this host.
     private func limitsReport(_ shape: SandboxShape) -> JSONValue {
         let cgroups = CgroupSupport.detect().note
-        let memory = cgroups == nil ? "cgroup" : "rlimit: data size of each process"
+        let memory =
+            cgroups == nil
+            ? "cgroup"
+            : "rlimit: data size of each process (shared memory and tmpfs are not counted; a total needs a cgroup)"
         let pids = cgroups == nil ? "cgroup" : "rlimit: processes of the sandbox's user"
         let cpus = cgroups == nil ? "cgroup" : "not enforced: \(cgroups ?? "")"
         return [

@@ -246,22 +246,39 @@ final class LineWriter: Sendable {
 
 /// Lines from a descriptor, read on a thread of their own (reads block).
 enum LineReader {
+    /// The longest line kept; a longer one is cut to this and fails to parse.
+    static let maxLine = 64 << 20
+
     static func lines(fd: Int32) -> AsyncStream<String> {
         AsyncStream { continuation in
             Thread.detachNewThread {
                 var pending: [UInt8] = []
+                var scanned = 0
+                var discarding = false
                 var buffer = [UInt8](repeating: 0, count: 65536)
                 while true {
                     let count = read(fd, &buffer, buffer.count)
                     if count < 0 && errno == EINTR { continue }
                     if count <= 0 { break }
                     pending += buffer[0..<count]
-                    while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                        continuation.yield(String(decoding: pending[..<newline], as: UTF8.self))
+                    // Only the new bytes are searched: a long line costs one pass, not one per read.
+                    while let newline = pending[scanned...].firstIndex(of: UInt8(ascii: "\n")) {
+                        if !discarding { continuation.yield(String(decoding: pending[..<newline], as: UTF8.self)) }
+                        discarding = false
                         pending.removeSubrange(...newline)
+                        scanned = 0
+                    }
+                    scanned = pending.count
+                    if pending.count > maxLine {
+                        continuation.yield(String(decoding: pending.prefix(64), as: UTF8.self))
+                        pending.removeAll()
+                        scanned = 0
+                        discarding = true
                     }
                 }
-                if !pending.isEmpty { continuation.yield(String(decoding: pending, as: UTF8.self)) }
+                if !pending.isEmpty && !discarding {
+                    continuation.yield(String(decoding: pending, as: UTF8.self))
+                }
                 continuation.finish()
             }
         }

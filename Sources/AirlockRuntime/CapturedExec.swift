@@ -123,7 +123,6 @@ extension Sandboxes {
             if session == nil { session = prepared.commandPID() }
             if now > deadline {
                 timedOut = true
-                ProcessTree.killCommand(runtime: child.pid, session: session, sandboxInit: prepared.initPID)
                 break
             }
             var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
@@ -141,16 +140,22 @@ extension Sandboxes {
                 }
             }
         }
-        close(out.read)
-        close(err.read)
+        out.closeRead()
+        err.closeRead()
+        // Reaped only below: until then the runtime's pid cannot name another process.
+        if timedOut, status == nil {
+            ProcessTree.killCommand(
+                runtime: child.pid, session: session ?? prepared.commandPID(), sandboxInit: prepared.initPID)
+        }
         let final = status ?? child.wait()
         let duration = Monotonic.now() - started
         // `timeout -s KILL` ends the command with SIGKILL: status 137 at (or past) the deadline.
         // What escaped its process group is still in its session.
         if final == 137 && duration >= timeout { timedOut = true }
-        if timedOut {
+        if timedOut, status != nil {
+            // The runtime is reaped: only the command's session is left to find.
             ProcessTree.killCommand(
-                runtime: child.pid, session: session ?? prepared.commandPID(), sandboxInit: prepared.initPID)
+                runtime: nil, session: session ?? prepared.commandPID(), sandboxInit: prepared.initPID)
         }
         return CapturedOutput(status: final, stdout: stdout, stderr: stderr, timedOut: timedOut, duration: duration)
     }
@@ -197,8 +202,19 @@ public final class BackgroundProcess: @unchecked Sendable {
     /// Kills the command and everything it started, and waits for it to end.
     @discardableResult
     public func kill() -> Int32 {
-        if let status { return status }
-        ProcessTree.killCommand(runtime: child.pid, session: prepared.commandPID(), sandboxInit: prepared.initPID)
+        // Under the lock, so the reader cannot reap the runtime between the check and the kill
+        // (a reaped pid may name another process).
+        let running = lock.withLock {
+            if exitStatus == nil, let exited = child.poll() {
+                exitStatus = exited
+                prepared.removeFiles()
+            }
+            guard exitStatus == nil else { return false }
+            ProcessTree.killCommand(
+                runtime: child.pid, session: prepared.commandPID(), sandboxInit: prepared.initPID)
+            return true
+        }
+        if !running, let status { return status }
         let deadline = Monotonic.now() + 5
         while Monotonic.now() < deadline {
             if let status { return status }
@@ -207,7 +223,9 @@ public final class BackgroundProcess: @unchecked Sendable {
         return status ?? 137
     }
 
-    fileprivate func read(out: Int32, err: Int32) {
+    fileprivate func read(out outPipe: Pipe2, err errPipe: Pipe2) {
+        let out = outPipe.read
+        let err = errPipe.read
         var open = [out, err]
         var buffer = [UInt8](repeating: 0, count: 65536)
         while !open.isEmpty {
@@ -230,8 +248,8 @@ public final class BackgroundProcess: @unchecked Sendable {
             // A process the command left behind may hold the pipes: stop with the command.
             if status != nil && fds.allSatisfy({ $0.revents == 0 }) { break }
         }
-        close(out)
-        close(err)
+        outPipe.closeRead()
+        errPipe.closeRead()
     }
 }
 
@@ -252,12 +270,12 @@ extension Sandboxes {
             prepared.removeFiles()
             throw error
         }
-        // The reader thread owns the read ends from here on.
-        let readOut = dup(out.read)
-        let readErr = dup(err.read)
+        out.closeWrite()
+        err.closeWrite()
         let process = BackgroundProcess(
             sandbox: name, command: request.command, child: child, prepared: prepared, outputLimit: outputLimit)
-        Thread.detachNewThread { process.read(out: readOut, err: readErr) }
+        // The reader thread owns the read ends from here on.
+        Thread.detachNewThread { process.read(out: out, err: err) }
         return process
     }
 }

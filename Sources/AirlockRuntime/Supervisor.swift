@@ -128,7 +128,8 @@ public struct Supervisor {
             if let owner, !ownerGone, !owner.isAlive {
                 ownerGone = true
                 log("owner process \(owner.pid) is gone: removing the sandbox")
-                // Pid 1 of the sandbox's pid namespace: every process of the sandbox dies with it.
+                // The chain's unshare: the sandbox init, pid 1 of the sandbox's pid namespace,
+                // dies with it (--kill-child), and every process of the sandbox with that.
                 chain.signal(SIGKILL)
             }
             if let exited = chain.poll() {

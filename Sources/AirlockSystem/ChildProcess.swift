@@ -66,9 +66,11 @@ public struct ChildProcess: Sendable {
 
         let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
         var pid: pid_t = 0
-        let status = withCStrings(argv) { cArgv in
-            withCStrings(env) { cEnv in
-                posix_spawn(&pid, path, &actions, &attr, cArgv, cEnv)
+        let status = descriptorLock.withLock {
+            withCStrings(argv) { cArgv in
+                withCStrings(env) { cEnv in
+                    posix_spawn(&pid, path, &actions, &attr, cArgv, cEnv)
+                }
             }
         }
         guard status == 0 else { throw SystemCallError("spawn \(first)", errno: status) }
@@ -182,6 +184,9 @@ public struct ChildProcess: Sendable {
     }
 }
 
+/// Held while a pipe is made and marked close-on-exec, and while a child is spawned.
+private let descriptorLock = NSLock()
+
 /// A pipe whose ends close on exec (spawn's dup2 clears that flag on the child's copy).
 public final class Pipe2: @unchecked Sendable {
     public let read: Int32
@@ -191,9 +196,13 @@ public final class Pipe2: @unchecked Sendable {
 
     public init() throws {
         var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw SystemCallError("pipe", errno: errno) }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        // Marked close-on-exec before any other thread can spawn a child (pipe2 is not in
+        // Swift's Glibc): a write end a long-lived child inherits would keep its reader waiting.
+        try descriptorLock.withLock {
+            guard pipe(&fds) == 0 else { throw SystemCallError("pipe", errno: errno) }
+            _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        }
         read = fds[0]
         write = fds[1]
     }

@@ -44,18 +44,20 @@ public struct ProcessTree: Sendable {
         return result
     }
 
-    /// Kills a command the runtime runs in a sandbox and everything it started.
+    /// Kills a command the runtime runs in a sandbox and everything it started that can be
+    /// found.
     ///
-    /// `runtime` is the host process that runs the runtime's `exec`: the runtime stays the
-    /// reaper of every orphan the command leaves, so its descendants are all of them, even those
-    /// in sessions of their own. Processes that outlived a killed runtime went to the sandbox's
-    /// init; of those, the ones in the command's `session` (numbered in the pid namespace one
-    /// level below the host's, as the runtime's pid file gives it) go too. Passes repeat until
-    /// nothing is left, as a fork bomb makes more during each.
-    public static func killCommand(runtime: Int32, session: Int32?, sandboxInit: Int32) {
+    /// `runtime` is the host process that runs the runtime's `exec` (nil once it was reaped:
+    /// its pid may name another process by then); the command and its children descend from
+    /// it. Orphans go to the sandbox's init; of those, the ones still in the command's
+    /// `session` (numbered in the pid namespace one level below the host's, as the runtime's
+    /// pid file gives it) go too. A process that started a session of its own and was
+    /// orphaned is not found: it lives on inside the sandbox until the sandbox stops. Passes
+    /// repeat until nothing is left, as a fork bomb makes more during each.
+    public static func killCommand(runtime: Int32?, session: Int32?, sandboxInit: Int32) {
         for _ in 0..<20 {
             let tree = snapshot()
-            var victims = tree.descendants(of: runtime)
+            var victims = runtime.map { tree.descendants(of: $0) } ?? []
             if let session {
                 victims += tree.descendants(of: sandboxInit).filter { Self.nestedSession(of: $0) == session }
             }

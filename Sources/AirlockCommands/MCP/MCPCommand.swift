@@ -101,6 +101,8 @@ extension MCPCommand {
             _ = try context.templates.find(template)
             _ = try SandboxIdentity.current()
 
+            // A client that goes away mid-reply must not kill the server before it cleans up.
+            signal(SIGPIPE, SIG_IGN)
             // Taken one at a time on this thread: every thread started from here on has them
             // blocked, so a stop request always ends up here.
             let signals = SignalSet([SIGTERM, SIGINT, SIGHUP])
