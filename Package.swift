@@ -83,6 +83,7 @@ let package = Package(
                 "AirlockSystem", "AirlockOCI", "AirlockState", "AirlockImages", "AirlockRuntime",
                 "AirlockPolicy", "AirlockEgress", "AirlockMCP", "AirlockCodeSandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict
         ),
@@ -107,7 +108,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "AirlockEgressTests", dependencies: ["AirlockEgress", "AirlockPolicy", "AirlockWire"]),
-        .testTarget(name: "AirlockRuntimeTests", dependencies: ["AirlockRuntime", "AirlockOCI"]),
+        .testTarget(
+            name: "AirlockRuntimeTests",
+            dependencies: ["AirlockRuntime", "AirlockOCI", "AirlockEgress", "AirlockPolicy", "AirlockImages"]
+        ),
         .testTarget(name: "AirlockStateTests", dependencies: ["AirlockState", "AirlockSystem"]),
         .testTarget(name: "AirlockMCPTests", dependencies: ["AirlockMCP"]),
     ],

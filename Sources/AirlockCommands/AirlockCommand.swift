@@ -24,7 +24,8 @@ public struct AirlockCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Run.self, Create.self, Exec.self, List.self, Inspect.self, Stop.self, Remove.self, Reset.self,
-            NetworkCommand.self, SecretCommand.self, TemplateCommand.self, MCPCommand.self, Doctor.self,
+            NetworkCommand.self, SecretCommand.self, AgentCommand.self, TemplateCommand.self, MCPCommand.self,
+            Doctor.self,
         ])
 
     public init() {}
@@ -64,9 +65,10 @@ public struct AirlockCommand: ParsableCommand {
 struct Context {
     let store = StateStore.default()
     let templates = TemplateCatalog.default()
+    let agents = AgentCatalog.default()
 
     var sandboxes: Sandboxes {
-        Sandboxes(store: store, templates: templates, log: Context.progress)
+        Sandboxes(store: store, templates: templates, agents: agents, log: Context.progress)
     }
 
     /// Builds and removes images as the current user (fails without subordinate ids).

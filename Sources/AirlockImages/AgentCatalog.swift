@@ -1,34 +1,143 @@
+import AirlockState
 import AirlockSystem
+import Foundation
+import Yams
 
-/// An agent Airlock knows how to run: which image it needs and what command starts it.
-public struct AgentDefinition: Sendable, Equatable {
+/// An agent Airlock knows how to run: the image it needs, the command that starts it
+/// unattended, and what it needs from outside.
+///
+/// ```yaml
+/// name: my-agent
+/// description: our in-house agent
+/// template: my-agent            # an image template (built-in or ~/.config/airlock/templates)
+/// command: [my-agent]
+/// unattended: [--no-confirm]    # appended, so it runs without asking
+/// credentials: [openai]         # services whose keys the proxy injects
+/// hosts: [api.example.com]      # added to the sandbox's allowed hosts
+/// state: [.my-agent]            # in the home, kept with the sandbox
+/// sources: ["PyPI: my-agent"]   # where its install comes from, named when the build fails
+/// ```
+public struct AgentDefinition: Codable, Sendable, Equatable {
     public var name: String
     public var description: String
     public var template: String
-    /// The command; `run`'s AGENT_ARGS are appended.
     public var command: [String]
+    /// Flags that let it act without asking (`--dangerously-skip-permissions`, `--yolo`, ...).
+    public var unattended: [String]
+    /// Credential services (`airlock secret ls`) whose keys it uses.
+    public var credentials: [String]
+    /// Hosts it must reach, added to the sandbox's own policy.
+    public var hosts: [String]
+    /// Paths under the home where it keeps its login and settings.
+    public var state: [String]
+    /// Where its installer fetches it from.
+    public var sources: [String]
 
-    public init(name: String, description: String, template: String, command: [String]) {
+    public init(
+        name: String, description: String, template: String, command: [String], unattended: [String] = [],
+        credentials: [String] = [], hosts: [String] = [], state: [String] = [], sources: [String] = []
+    ) {
         self.name = name
         self.description = description
         self.template = template
         self.command = command
+        self.unattended = unattended
+        self.credentials = credentials
+        self.hosts = hosts
+        self.state = state
+        self.sources = sources
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, description, template, command, unattended, credentials, hosts, state, sources
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        description = try container.decodeIfPresent(String.self, forKey: .description) ?? ""
+        template = try container.decode(String.self, forKey: .template)
+        command = try container.decode([String].self, forKey: .command)
+        unattended = try container.decodeIfPresent([String].self, forKey: .unattended) ?? []
+        credentials = try container.decodeIfPresent([String].self, forKey: .credentials) ?? []
+        hosts = try container.decodeIfPresent([String].self, forKey: .hosts) ?? []
+        state = try container.decodeIfPresent([String].self, forKey: .state) ?? []
+        sources = try container.decodeIfPresent([String].self, forKey: .sources) ?? []
+    }
+
+    /// What the sandbox runs: the command and its unattended flags (AGENT_ARGS follow).
+    public var fullCommand: [String] { command + unattended }
+
+    /// Parses and checks a definition; errors name the file.
+    public static func parse(yaml: String, source: String) throws -> AgentDefinition {
+        let agent: AgentDefinition
+        do {
+            agent = try YAMLDecoder().decode(AgentDefinition.self, from: yaml)
+        } catch let error as DecodingError {
+            throw AirlockError(.invalidArgument, "agent \(source) is malformed: \(Template.describe(error))")
+        } catch {
+            throw AirlockError(.invalidArgument, "agent \(source) is malformed: \(error)")
+        }
+        try agent.validate(source: source)
+        return agent
+    }
+
+    func validate(source: String) throws {
+        guard name.wholeMatch(of: /[a-z0-9][a-z0-9._-]*/) != nil else {
+            throw AirlockError(
+                .invalidArgument, "agent \(source): name '\(name)' must be lower-case letters, digits, '.', '_' or '-'")
+        }
+        guard let program = command.first, !program.isEmpty else {
+            throw AirlockError(.invalidArgument, "agent \(source): command must name a program")
+        }
+        for path in state where path.isEmpty || path.hasPrefix("/") || path.split(separator: "/").contains("..") {
+            throw AirlockError(
+                .invalidArgument, "agent \(source): state path '\(path)' must be relative to the home, without '..'")
+        }
+        for host in hosts where host.isEmpty || host.contains("/") || host.contains(" ") {
+            throw AirlockError(.invalidArgument, "agent \(source): '\(host)' is not a host name")
+        }
     }
 }
 
-/// The agents that ship with Airlock.
-public enum AgentCatalog {
-    public static let shell = AgentDefinition(
-        name: "shell", description: "an interactive bash shell (AGENT_ARGS go to bash)", template: "shell",
-        command: ["bash"])
+/// Built-in agents plus the user's, from `$XDG_CONFIG_HOME/airlock/agents/*.yaml`.
+public struct AgentCatalog: Sendable {
+    public var directory: String
 
-    public static let all = [shell]
+    public init(directory: String) {
+        self.directory = directory
+    }
 
-    public static func find(_ name: String) throws -> AgentDefinition {
-        guard let agent = all.first(where: { $0.name == name }) else {
-            throw AirlockError(
-                .notFound, "unknown agent '\(name)' (known: \(all.map(\.name).joined(separator: ", ")))")
+    /// The user's agent directory, from the environment.
+    public static func `default`(environment: [String: String] = ProcessInfo.processInfo.environment) -> AgentCatalog {
+        AgentCatalog(directory: UserConfig.directory(environment: environment) + "/agents")
+    }
+
+    /// One entry of `agent ls`.
+    public struct Entry: Sendable {
+        public var agent: AgentDefinition
+        public var source: String
+    }
+
+    /// Every agent; a user file with a built-in's name replaces it.
+    public func all() throws -> [Entry] {
+        var entries: [String: Entry] = [:]
+        for agent in BuiltinAgents.all { entries[agent.name] = Entry(agent: agent, source: "built-in") }
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for file in files.sorted() where file.hasSuffix(".yaml") || file.hasSuffix(".yml") {
+            let path = directory + "/" + file
+            let agent = try AgentDefinition.parse(yaml: try Files.read(path), source: path)
+            entries[agent.name] = Entry(agent: agent, source: path)
         }
-        return agent
+        return entries.values.sorted { $0.agent.name < $1.agent.name }
+    }
+
+    public func find(_ name: String) throws -> Entry {
+        let entries = try all()
+        guard let entry = entries.first(where: { $0.agent.name == name }) else {
+            throw AirlockError(
+                .notFound, "unknown agent '\(name)' (known: \(entries.map(\.agent.name).joined(separator: ", ")))")
+        }
+        return entry
     }
 }

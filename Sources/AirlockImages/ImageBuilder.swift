@@ -79,7 +79,8 @@ public struct ImageBuilder: Sendable {
             // If airlock is killed mid-build, mmdebstrap goes too: no second writer can appear
             // once the build lock is free again.
             try runStreaming(
-                ["setpriv", "--pdeathsig", "SIGKILL", "--"] + mmdebstrap.arguments, started: started, log: log)
+                ["setpriv", "--pdeathsig", "SIGKILL", "--"] + mmdebstrap.arguments, template: template.name,
+                started: started, log: log)
             log(String(format: "[%5.1fs] unpacking root filesystem", Monotonic.now() - started))
             try Files.makeDirectory(partial + "/rootfs")
             try namespace.run(
@@ -103,14 +104,18 @@ public struct ImageBuilder: Sendable {
         }
     }
 
-    /// Runs mmdebstrap, relaying its progress lines with the elapsed time.
-    func runStreaming(_ argv: [String], started: Double, log: @escaping @Sendable (String) -> Void) throws {
+    /// Runs mmdebstrap, relaying its progress lines with the elapsed time, and the output of the
+    /// template's steps indented under them.
+    func runStreaming(
+        _ argv: [String], template: String, started: Double, log: @escaping @Sendable (String) -> Void
+    ) throws {
         let output = try Pipe2()
         let child = try ChildProcess.spawn(argv, stdin: .null, stdout: .fd(output.write), stderr: .fd(output.write))
         output.closeWrite()
         let reader = FileHandle(fileDescriptor: output.read, closeOnDealloc: false)
         var pending = ""
         var lastLines: [String] = []
+        var lastStepLine: String?
         while true {
             let data = reader.availableData
             if data.isEmpty { break }
@@ -121,13 +126,18 @@ public struct ImageBuilder: Sendable {
                 lastLines = Array((lastLines + [line]).suffix(12))
                 if line.hasPrefix("I: ") || line.hasPrefix("E: ") || line.hasPrefix("W: ") {
                     log(String(format: "[%5.1fs] ", Monotonic.now() - started) + line)
+                } else if !line.trimmingCharacters(in: .whitespaces).isEmpty {
+                    log("         | " + line)
+                    lastStepLine = line.trimmingCharacters(in: .whitespaces)
                 }
             }
         }
         let status = child.wait()
         guard status == 0 else {
-            let detail = lastLines.last(where: { $0.hasPrefix("E: ") }) ?? lastLines.last ?? "exit status \(status)"
-            throw AirlockError(.failed, "image build for template failed: \(detail)")
+            // A failed step's own last words say more than mmdebstrap's "command failed".
+            let failure = lastLines.last(where: { $0.hasPrefix("E: ") }) ?? lastLines.last ?? "exit status \(status)"
+            let detail = lastStepLine.map { "\(failure) (last output: \($0))" } ?? failure
+            throw AirlockError(.failed, "image build for template '\(template)' failed: \(detail)")
         }
     }
 

@@ -42,11 +42,26 @@ public struct Mmdebstrap: Sendable, Equatable {
                 "echo \(shellQuote("\(user.name) ALL=(ALL:ALL) NOPASSWD:ALL")) > \"$1/etc/sudoers.d/airlock\" && chmod 0440 \"$1/etc/sudoers.d/airlock\""
             )
         }
+        guard !template.steps.isEmpty else { return hooks }
+        // Steps download (pip, npm, installers) and trust what this machine trusts: behind a
+        // TLS-inspecting proxy the image's own bundle lacks the proxy's CA. The host's bundle is
+        // there for the steps only, and gone from the image.
+        let bundle = Self.buildTrustBundle
+        hooks.append("cp /etc/ssl/certs/ca-certificates.crt \"$1\(bundle)\" 2>/dev/null || true")
+        let trust =
+            ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT", "NODE_EXTRA_CA_CERTS"]
+            .map { "\($0)=\(bundle)" }.joined(separator: " ") + " npm_config_cafile=\(bundle)"
         for step in template.steps {
-            hooks.append("chroot \"$1\" env DEBIAN_FRONTEND=noninteractive HOME=/root sh -ec \(shellQuote(step))")
+            // Its output goes to stderr, which the build shows as progress and quotes on failure.
+            hooks.append(
+                "chroot \"$1\" env DEBIAN_FRONTEND=noninteractive HOME=/root \(trust) sh -ec \(shellQuote(step)) >&2")
         }
+        hooks.append("rm -f \"$1\(bundle)\"")
         return hooks
     }
+
+    /// Where the host's certificate bundle is while the steps run.
+    static let buildTrustBundle = "/tmp/airlock-build-ca.crt"
 }
 
 /// Quotes a string for POSIX sh.

@@ -64,5 +64,5 @@ public enum BuiltinTemplates {
         packages: ["bash", "python3", "nodejs", "procps", "findutils", "coreutils", "ca-certificates", "curl"],
         user: Template.UserSetup(sudo: false))
 
-    public static let all = [shell, code]
+    public static let all = [shell, code] + agentTemplates
 }

@@ -43,11 +43,16 @@ public struct CreateRequest: Sendable {
 public struct Sandboxes: Sendable {
     public let store: StateStore
     public let templates: TemplateCatalog
+    public let agents: AgentCatalog
     public let log: @Sendable (String) -> Void
 
-    public init(store: StateStore, templates: TemplateCatalog, log: @escaping @Sendable (String) -> Void) {
+    public init(
+        store: StateStore, templates: TemplateCatalog, agents: AgentCatalog = .default(),
+        log: @escaping @Sendable (String) -> Void
+    ) {
         self.store = store
         self.templates = templates
+        self.agents = agents
         self.log = log
     }
 
@@ -73,7 +78,7 @@ public struct Sandboxes: Sendable {
 
     /// Creates the sandbox, or returns the existing one for the same agent and workspace.
     public func create(_ request: CreateRequest) throws -> (record: SandboxRecord, created: Bool) {
-        let agent = try AgentCatalog.find(request.agent)
+        let agent = try agents.find(request.agent).agent
         let workspace = Files.absolute(request.workspace)
         guard Files.isDirectory(workspace) else {
             throw AirlockError(.notFound, "workspace \(request.workspace) does not exist or is not a directory")
@@ -121,8 +126,19 @@ public struct Sandboxes: Sendable {
         } catch {
             throw AirlockError(.invalidArgument, error.description)
         }
+        var policy = request.policy
+        // The hosts the agent needs join the sandbox's own layer, where `network policy` shows them.
+        for host in agent.hosts where !policy.allowHosts.contains(host) { policy.allowHosts.append(host) }
         let identity = try SandboxIdentity.current()
-        let image = try ImageBuilder(store: store, identity: identity).ensure(template, log: log)
+        let image: Image
+        do {
+            image = try ImageBuilder(store: store, identity: identity).ensure(template, log: log)
+        } catch let error as AirlockError where !agent.sources.isEmpty && request.template == nil {
+            throw AirlockError(
+                error.code,
+                "\(error.message) (agent \(agent.name) installs from \(agent.sources.joined(separator: "; ")): this machine must reach it to build the image)",
+                cause: error.cause)
+        }
 
         try Files.makeDirectory(store.sandboxesDirectory)
         guard mkdir(paths.directory, 0o700) == 0 else {
@@ -154,17 +170,31 @@ public struct Sandboxes: Sendable {
             try seedHome(paths.home, imageRootfs: image.rootfs(in: store))
             let record = SandboxRecord(
                 name: name, agent: agent.name, workspace: workspace, template: template.name, image: image.digest,
-                user: template.user.name, sudo: template.user.sudo, runtime: runtime.rawValue, command: agent.command,
+                user: template.user.name, sudo: template.user.sudo, runtime: runtime.rawValue,
+                command: agent.fullCommand,
                 environment: environment, mounts: mounts,
                 limits: limits, created: Date(), network: request.network)
             try paths.save(record)
-            try Self.savePolicy(request.policy, to: paths)
-            if record.networkMode == .policy { try SecretStore.captureEnvironment(into: paths) }
+            try Self.savePolicy(policy, to: paths)
+            if record.networkMode == .policy {
+                try SecretStore.captureEnvironment(into: paths)
+                noteMissingCredentials(agent, paths: paths)
+            }
             return (record, true)
         } catch {
             Files.remove(paths.directory)
             throw error
         }
+    }
+
+    /// Says how to give the agent a key when none of the services it uses has one.
+    private func noteMissingCredentials(_ agent: AgentDefinition, paths: SandboxPaths) {
+        guard let first = agent.credentials.first else { return }
+        let present = Set(SecretStore(store: store).credentials(for: paths).map(\.service.name))
+        guard present.isDisjoint(with: agent.credentials) else { return }
+        log(
+            "note: \(agent.name) has no API key for \(agent.credentials.joined(separator: " or ")): give one with `airlock secret set \(first)` (the proxy injects it; it never enters the sandbox), or log in inside"
+        )
     }
 
     /// What the long-lived supervisor keeps of the caller's environment: where things are,

@@ -78,10 +78,14 @@ import Testing
         let hooks = args.filter { $0.hasPrefix("--customize-hook=") }
         #expect(hooks.contains { $0.contains("useradd --create-home --uid 1000") && $0.hasSuffix(" agent") })
         #expect(hooks.contains { $0.contains("sudoers.d/airlock") })
+        let trust =
+            "SSL_CERT_FILE=/tmp/airlock-build-ca.crt REQUESTS_CA_BUNDLE=/tmp/airlock-build-ca.crt CURL_CA_BUNDLE=/tmp/airlock-build-ca.crt PIP_CERT=/tmp/airlock-build-ca.crt NODE_EXTRA_CA_CERTS=/tmp/airlock-build-ca.crt npm_config_cafile=/tmp/airlock-build-ca.crt"
         #expect(
-            hooks.last
-                == "--customize-hook=chroot \"$1\" env DEBIAN_FRONTEND=noninteractive HOME=/root sh -ec 'echo '\\''hi'\\'''"
-        )
+            Array(hooks.suffix(3)) == [
+                "--customize-hook=cp /etc/ssl/certs/ca-certificates.crt \"$1/tmp/airlock-build-ca.crt\" 2>/dev/null || true",
+                "--customize-hook=chroot \"$1\" env DEBIAN_FRONTEND=noninteractive HOME=/root \(trust) sh -ec 'echo '\\''hi'\\''' >&2",
+                "--customize-hook=rm -f \"$1/tmp/airlock-build-ca.crt\"",
+            ])
     }
 
     @Test func templateMirrorAndOverride() {

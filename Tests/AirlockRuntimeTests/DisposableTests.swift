@@ -1,4 +1,7 @@
+import AirlockEgress
+import AirlockImages
 import AirlockOCI
+import AirlockPolicy
 import AirlockState
 import AirlockSystem
 import Foundation
@@ -122,5 +125,17 @@ import Testing
         child.wait()
         #expect(Monotonic.now() - started < 5)
         #expect(ProcessTree.snapshot().descendants(of: child.pid).isEmpty)
+    }
+}
+
+@Suite struct BuiltinAgentNeedsTests {
+    @Test func everyCredentialIsAKnownServiceAndEveryHostAValidRule() throws {
+        let services = Set(CredentialService.builtIn.map(\.name))
+        for agent in BuiltinAgents.all {
+            for credential in agent.credentials {
+                #expect(services.contains(credential), "\(agent.name): unknown service \(credential)")
+            }
+            try PolicySettings(allowHosts: agent.hosts).validate()
+        }
     }
 }

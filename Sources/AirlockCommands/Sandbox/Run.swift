@@ -20,7 +20,10 @@ struct Run: ParsableCommand {
     @Flag(name: [.customShort("d"), .long], help: "Start the sandbox and return without attaching.")
     var detach = false
 
-    @Argument(help: "The agent: shell.")
+    @Argument(
+        help:
+            "The agent: claude, gemini, codex, kiro, opencode, copilot, aider, mini-swe-agent, mistral-vibe, shell, or your own (airlock agent ls)."
+    )
     var agent: String
 
     @Argument(help: "The workspace directory (default: the current directory).")
