@@ -81,15 +81,19 @@ import Testing
         _ = input.withCString { write(toServer[1], $0, strlen($0)) }
         close(toServer[1])
         await server.serveStdio(input: toServer[0], output: fromServer[1])
-        try await Task.sleep(for: .milliseconds(600))
-        close(fromServer[1])
+        // The calls may still run after the input ended: read until all three answers came,
+        // however slow the machine.
         var output = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
+        let deadline = Date().addingTimeInterval(20)
+        while output.filter({ $0 == UInt8(ascii: "\n") }).count < 3 && Date() < deadline {
+            var entry = pollfd(fd: fromServer[0], events: Int16(POLLIN), revents: 0)
+            guard poll(&entry, 1, 100) > 0 else { continue }
             let count = read(fromServer[0], &buffer, buffer.count)
             if count <= 0 { break }
             output += buffer[0..<count]
         }
+        close(fromServer[1])
         close(fromServer[0])
         close(toServer[0])
         let replies = try String(decoding: output, as: UTF8.self).split(separator: "\n").map {
