@@ -172,10 +172,23 @@ public struct SandboxSpec: Sendable {
                 ? "# airlock: names the network policy allows resolve through the sandbox's proxy\n"
                     + "nameserver 127.0.0.1\noptions ndots:0\n"
                 : "# airlock: this sandbox has no network access\nnameserver 127.0.0.1\n",
-            "gitconfig": policy ? "[http]\n\tproxy = \(Self.proxyURL)\n" : "",
+            "gitconfig": (policy ? "[http]\n\tproxy = \(Self.proxyURL)\n" : "") + gitUserSection,
             "apt-proxy.conf": policy
                 ? "Acquire::http::Proxy \"\(Self.proxyURL)\";\nAcquire::https::Proxy \"\(Self.proxyURL)\";\n" : "",
         ]
+    }
+
+    /// The host user's git identity as a gitconfig section (empty when there is none).
+    var gitUserSection: String {
+        guard let identity = record.gitIdentity else { return "" }
+        var lines: [String] = []
+        for (key, value) in [("name", identity.name), ("email", identity.email)] {
+            // A value with a line break could add sections of its own: left out.
+            guard let value, !value.isEmpty, !value.contains(where: \.isNewline) else { continue }
+            let quoted = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            lines.append("\t\(key) = \"\(quoted)\"")
+        }
+        return lines.isEmpty ? "" : "[user]\n" + lines.joined(separator: "\n") + "\n"
     }
 
     static let proxyURL = "http://127.0.0.1:3128"

@@ -168,12 +168,13 @@ public struct Sandboxes: Sendable {
             }
             try Files.makeDirectory(paths.runtimeRoot, mode: 0o700)
             try seedHome(paths.home, imageRootfs: image.rootfs(in: store))
-            let record = SandboxRecord(
+            var record = SandboxRecord(
                 name: name, agent: agent.name, workspace: workspace, template: template.name, image: image.digest,
                 user: template.user.name, sudo: template.user.sudo, runtime: runtime.rawValue,
                 command: agent.fullCommand,
                 environment: environment, mounts: mounts,
                 limits: limits, created: Date(), network: request.network)
+            record.gitIdentity = Self.hostGitIdentity()
             try paths.save(record)
             try Self.savePolicy(policy, to: paths)
             if record.networkMode == .policy {
@@ -185,6 +186,19 @@ public struct Sandboxes: Sendable {
             Files.remove(paths.directory)
             throw error
         }
+    }
+
+    /// The caller's `git config --global` name and email, if git and they are there.
+    static func hostGitIdentity() -> SandboxRecord.GitIdentity? {
+        guard Executables.find("git") != nil else { return nil }
+        let value = { (key: String) -> String? in
+            guard let output = try? ChildProcess.run(["git", "config", "--global", "--get", key]), output.status == 0
+            else { return nil }
+            let text = output.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            return text.isEmpty ? nil : text
+        }
+        let identity = SandboxRecord.GitIdentity(name: value("user.name"), email: value("user.email"))
+        return identity.name == nil && identity.email == nil ? nil : identity
     }
 
     /// Says how to give the agent a key when none of the services it uses has one.

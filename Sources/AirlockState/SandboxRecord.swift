@@ -22,6 +22,20 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
     /// Set for a sandbox a program made for itself (the code-sandbox MCP server): no host
     /// workspace, every writable place a sized tmpfs, removed when its owner process ends.
     public var disposable: Disposable?
+    /// The user's git name and email, copied from the host at create, so commits made inside
+    /// carry them.
+    public var gitIdentity: GitIdentity?
+
+    /// `user.name` and `user.email` for commits.
+    public struct GitIdentity: Codable, Sendable, Equatable {
+        public var name: String?
+        public var email: String?
+
+        public init(name: String?, email: String?) {
+            self.name = name
+            self.email = email
+        }
+    }
 
     /// What makes a sandbox disposable: who owns it and how much it may write.
     public struct Disposable: Codable, Sendable, Equatable {

@@ -139,3 +139,27 @@ import Testing
         }
     }
 }
+
+@Suite struct GitIdentityTests {
+    func spec(_ identity: SandboxRecord.GitIdentity?) -> SandboxSpec {
+        var record = SandboxRecord(
+            name: "s", agent: "shell", workspace: "/w", template: "shell", image: "abc", user: "agent", sudo: true,
+            runtime: "runc", command: ["bash"], environment: [], mounts: [], limits: .init(), created: Date(),
+            network: SandboxRecord.NetworkMode.none)
+        record.gitIdentity = identity
+        return SandboxSpec(
+            record: record, paths: StateStore(root: "/s").sandbox("s"), imageRootfs: "/r",
+            user: .init(name: "agent", sudo: true), resources: nil, cgroupsPath: nil)
+    }
+
+    @Test func theHostsNameAndEmailReachTheSandboxQuoted() {
+        let gitconfig = spec(.init(name: #"Ann "the \ coder" Lee"#, email: "ann@example.com")).etcFiles()["gitconfig"]
+        #expect(gitconfig == "[user]\n\tname = \"Ann \\\"the \\\\ coder\\\" Lee\"\n\temail = \"ann@example.com\"\n")
+    }
+
+    @Test func aValueWithALineBreakIsLeftOut() {
+        let gitconfig = spec(.init(name: "x\n[core]\n\tfsmonitor = evil", email: nil)).etcFiles()["gitconfig"]
+        #expect(gitconfig == "")
+        #expect(spec(nil).etcFiles()["gitconfig"] == "")
+    }
+}
