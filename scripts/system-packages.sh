@@ -9,6 +9,7 @@ packages=(
     util-linux procps      # nsenter, unshare, setpriv, setsid; ps/pgrep for tests
     bubblewrap             # benchmark peer
     ca-certificates tar
+    git                    # clone mode (the host fetches the agent's clone)
     openssl python3        # test upstreams (certificates, servers) in the egress tests
     python3-venv           # the real MCP client (the mcp package from PyPI) in the code-sandbox tests
 )

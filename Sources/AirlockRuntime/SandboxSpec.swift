@@ -135,6 +135,16 @@ public struct SandboxSpec: Sendable {
             ]
             mounts.append(Mount(destination: homeDirectory, type: "tmpfs", source: "tmpfs", options: options))
             mounts.append(Mount(destination: record.workspace, type: "tmpfs", source: "tmpfs", options: options))
+        } else if record.clone == true {
+            // The agent's work happens in the clone; the workspace is there to read, and the
+            // clone's config and hooks, which run on the host's `git fetch`, cannot change.
+            mounts.append(Mount.bind(paths.home, at: homeDirectory, readOnly: false))
+            mounts.append(Mount.bind(paths.clone, at: record.workspace, readOnly: false))
+            for protected in GitClone.protectedPaths {
+                mounts.append(
+                    Mount.bind(paths.clone + "/" + protected, at: record.workspace + "/" + protected, readOnly: true))
+            }
+            mounts.append(Mount.bind(record.workspace, at: GitClone.originPath, readOnly: true))
         } else {
             mounts.append(Mount.bind(paths.home, at: homeDirectory, readOnly: false))
             mounts.append(Mount.bind(record.workspace, at: record.workspace, readOnly: false))

@@ -26,6 +26,8 @@ public struct CreateRequest: Sendable {
     public var network: SandboxRecord.NetworkMode?
     /// The sandbox's own policy layer (`--network-policy`, `--allow-host`, ...).
     public var policy = PolicySettings()
+    /// Clone mode (`--clone`).
+    public var clone = false
 
     public init(agent: String, workspace: String) {
         self.agent = agent
@@ -35,7 +37,7 @@ public struct CreateRequest: Sendable {
     /// True when an option that only `create` can apply was given.
     public var hasCreateOptions: Bool {
         template != nil || !environment.isEmpty || !volumes.isEmpty || memory != nil || cpus != nil || pids != nil
-            || runtime != nil || network != nil || policy != PolicySettings()
+            || runtime != nil || network != nil || policy != PolicySettings() || clone
     }
 }
 
@@ -121,6 +123,7 @@ public struct Sandboxes: Sendable {
             try checkOutsideStateStore(mount.source, what: "mount source")
         }
         let environment = try request.environment.map(Self.checkEnvironment)
+        if request.clone { try GitClone.checkRepository(workspace) }
         do {
             try request.policy.validate()
         } catch {
@@ -175,6 +178,10 @@ public struct Sandboxes: Sendable {
                 environment: environment, mounts: mounts,
                 limits: limits, created: Date(), network: request.network)
             record.gitIdentity = Self.hostGitIdentity()
+            if request.clone {
+                try GitClone(workspace: workspace, paths: paths, name: name).create()
+                record.clone = true
+            }
             try paths.save(record)
             try Self.savePolicy(policy, to: paths)
             if record.networkMode == .policy {
@@ -602,6 +609,9 @@ public struct Sandboxes: Sendable {
         // The upper layer holds files owned by the sandbox's ids: delete from inside its namespace.
         let namespace = try UserNamespace(identity: try SandboxIdentity.current())
         defer { namespace.close() }
+        if let record = try? paths.loadRecord(), record.clone == true {
+            GitClone(workspace: record.workspace, paths: paths, name: name).removeRemote()
+        }
         let doomed = store.sandboxesDirectory + "/.removing-" + name + "-\(getpid())"
         guard rename(paths.directory, doomed) == 0 else {
             throw SystemCallError("rename \(paths.directory)", errno: errno)

@@ -25,6 +25,10 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
     /// The user's git name and email, copied from the host at create, so commits made inside
     /// carry them.
     public var gitIdentity: GitIdentity?
+    /// Clone mode: the agent works in a private clone of the workspace (mounted at the
+    /// workspace's path), the workspace itself is read-only, and the host fetches the clone's
+    /// work as the git remote `airlock-<name>`.
+    public var clone: Bool?
 
     /// `user.name` and `user.email` for commits.
     public struct GitIdentity: Codable, Sendable, Equatable {

@@ -73,6 +73,8 @@ public struct SandboxPaths: Sendable {
     public var rootfs: String { directory + "/rootfs" }
     public var log: String { directory + "/supervisor.log" }
     public var etc: String { directory + "/etc" }
+    /// The private clone of the workspace in clone mode.
+    public var clone: String { directory + "/clone" }
     /// Process descriptions of running `exec`s, one file each.
     public var execDirectory: String { directory + "/exec" }
     /// The sandbox's own network policy layer (flags of `create`, changed by `network policy`).

@@ -163,3 +163,29 @@ import Testing
         #expect(spec(nil).etcFiles()["gitconfig"] == "")
     }
 }
+
+@Suite struct CloneModeSpecTests {
+    @Test func theCloneIsWhereTheWorkspaceWasAndItsHooksAndConfigAreReadOnly() throws {
+        var record = SandboxRecord(
+            name: "c", agent: "shell", workspace: "/home/u/p", template: "shell", image: "abc", user: "agent",
+            sudo: true, runtime: "runc", command: ["bash"], environment: [], mounts: [], limits: .init(),
+            created: Date())
+        record.clone = true
+        let paths = StateStore(root: "/s").sandbox("c")
+        let mounts = SandboxSpec(
+            record: record, paths: paths, imageRootfs: "/r", user: .init(name: "agent", sudo: true), resources: nil,
+            cgroupsPath: nil
+        ).runtimeSpec().mounts
+        let binds = mounts.filter { $0.type == "bind" }.map { ($0.source, $0.destination, $0.options.contains("ro")) }
+        #expect(binds.contains { $0 == (paths.clone, "/home/u/p", false) })
+        #expect(binds.contains { $0 == (paths.clone + "/.git/config", "/home/u/p/.git/config", true) })
+        #expect(binds.contains { $0 == (paths.clone + "/.git/hooks", "/home/u/p/.git/hooks", true) })
+        #expect(binds.contains { $0 == ("/home/u/p", "/airlock/origin", true) })
+        #expect(!binds.contains { $0.0 == "/home/u/p" && $0.1 == "/home/u/p" })
+        // The clone's protected paths are mounted after the clone itself.
+        let order = mounts.map(\.destination)
+        let cloneIndex = try #require(order.firstIndex(of: "/home/u/p"))
+        let hooksIndex = try #require(order.firstIndex(of: "/home/u/p/.git/hooks"))
+        #expect(cloneIndex < hooksIndex)
+    }
+}

@@ -249,6 +249,29 @@ expect "ls does not show a sandbox being removed" "0" "$(a ls -q | grep -c '^hal
 a create --name other shell "$ws" >/dev/null && a rm other >/dev/null
 expect "the next rm finishes what the killed one left" "gone" "$(test -e "$AIRLOCK_HOME/sandboxes/.removing-half-999999" && echo present || echo gone)"
 
+echo "== clone mode"
+cws="$HOME/e2e-clone"
+rm -rf "$cws" && mkdir -p "$cws" && echo one > "$cws/a.txt"
+git -C "$cws" init -q && git -C "$cws" add a.txt && git -C "$cws" -c user.name=e2e -c user.email=e2e@example.com commit -qm first
+branch=$(git -C "$cws" symbolic-ref --short HEAD)
+out=$(a run --name cl --clone shell "$cws" -- -c '
+    echo two > b.txt && git add b.txt && git -c user.name=agent -c user.email=agent@example.com commit -qm "from the sandbox" && echo committed
+    { echo x > .git/hooks/pre-commit; } 2>/dev/null && echo hook-written || echo hook-refused
+    { echo x > .git/description; } 2>/dev/null && echo git-dir-written || echo git-dir-refused
+    { echo y > /airlock/origin/c.txt; } 2>/dev/null && echo origin-written || echo origin-refused
+    cat /airlock/origin/a.txt' 2>&1 | xargs)
+expect "clone mode: the agent commits in its clone, cannot touch its hooks or the workspace" \
+    "committed hook-refused git-dir-written origin-refused one" "$out"
+expect "clone mode: the host tree is untouched" "a.txt" "$(ls "$cws" | xargs)"
+expect "clone mode: the host has the remote airlock-cl" "airlock-cl" "$(git -C "$cws" remote)"
+git -C "$cws" fetch -q airlock-cl 2>/dev/null
+expect "clone mode: git fetch airlock-cl brings the agent's commit" "from the sandbox" \
+    "$(git -C "$cws" log -1 --format=%s "airlock-cl/$branch" 2>&1)"
+expect "clone mode: and the host's branch is where it was" "first" "$(git -C "$cws" log -1 --format=%s "$branch")"
+a rm -f cl >/dev/null
+expect "clone mode: rm takes the remote away" "" "$(git -C "$cws" remote)"
+check_error "clone mode needs a git repository" "--clone needs a git repository" a create --clone shell "$ws"
+
 echo "== inspect, limits, reset"
 a create --name limited --memory 256m --pids 64 shell "$ws" >/dev/null
 lim=$(a inspect limited | python3 -c 'import json,sys; d=json.load(sys.stdin)["limits"]; print(d["requested"]["memoryBytes"], d["enforced"] or bool(d["note"]))')

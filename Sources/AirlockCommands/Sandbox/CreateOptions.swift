@@ -29,6 +29,12 @@ struct CreateOptions: ParsableArguments {
     @Option(name: .long, help: "OCI runtime: runc (default), crun or runsc.")
     var runtime: String?
 
+    @Flag(
+        help:
+            "Clone mode: the agent works in a private clone of the workspace (a git repository), which stays read-only; fetch its work with `git fetch airlock-<sandbox>`."
+    )
+    var clone = false
+
     @OptionGroup(title: "Network")
     var network: NetworkOptions
 
@@ -44,6 +50,7 @@ struct CreateOptions: ParsableArguments {
         request.runtime = runtime
         request.network = network.network
         request.policy = network.settings
+        request.clone = clone
         return request
     }
 }
