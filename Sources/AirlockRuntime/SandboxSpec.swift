@@ -14,6 +14,8 @@ public struct SandboxSpec: Sendable {
     public var cgroupsPath: String?
     /// Variables of the services whose keys the proxy injects; inside they hold the sentinel.
     public var credentialVariables: [String] = []
+    /// Workspace paths that run on the host later, bound read-only over themselves.
+    public var protectedPaths: [String] = []
 
     public init(
         record: SandboxRecord, paths: SandboxPaths, imageRootfs: String, user: Template.UserSetup,
@@ -148,6 +150,7 @@ public struct SandboxSpec: Sendable {
         } else {
             mounts.append(Mount.bind(paths.home, at: homeDirectory, readOnly: false))
             mounts.append(Mount.bind(record.workspace, at: record.workspace, readOnly: false))
+            for path in protectedPaths { mounts.append(Mount.bind(path, at: path, readOnly: true)) }
         }
         if record.networkMode == .policy {
             mounts.append(Mount.bind(paths.caBundle, at: Self.trustBundle, readOnly: true))

@@ -28,6 +28,8 @@ public struct CreateRequest: Sendable {
     public var policy = PolicySettings()
     /// Clone mode (`--clone`).
     public var clone = false
+    /// Paths the host-persistence guard leaves writable (`--unprotect`).
+    public var unprotected: [String] = []
 
     public init(agent: String, workspace: String) {
         self.agent = agent
@@ -37,7 +39,7 @@ public struct CreateRequest: Sendable {
     /// True when an option that only `create` can apply was given.
     public var hasCreateOptions: Bool {
         template != nil || !environment.isEmpty || !volumes.isEmpty || memory != nil || cpus != nil || pids != nil
-            || runtime != nil || network != nil || policy != PolicySettings() || clone
+            || runtime != nil || network != nil || policy != PolicySettings() || clone || !unprotected.isEmpty
     }
 }
 
@@ -178,6 +180,7 @@ public struct Sandboxes: Sendable {
                 environment: environment, mounts: mounts,
                 limits: limits, created: Date(), network: request.network)
             record.gitIdentity = Self.hostGitIdentity()
+            record.unprotected = request.unprotected.isEmpty ? nil : request.unprotected
             if request.clone {
                 try GitClone(workspace: workspace, paths: paths, name: name).create()
                 record.clone = true
@@ -422,7 +425,11 @@ public struct Sandboxes: Sendable {
         try Self.checkMountSources(record)
         // Process files of execs whose airlock was killed: none can be in use while stopped.
         Files.remove(paths.execDirectory)
-        let spec = try spec(for: record)
+        var spec = try spec(for: record)
+        if record.disposable == nil && record.clone != true {
+            spec.protectedPaths = HostPersistenceGuard.protectedPaths(
+                workspace: record.workspace, unprotected: record.unprotected ?? [])
+        }
         let driver = RuntimeDriver(record: record, paths: paths)
         _ = try driver.requireInstalled()
         for (file, contents) in spec.etcFiles() {

@@ -29,6 +29,9 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
     /// workspace's path), the workspace itself is read-only, and the host fetches the clone's
     /// work as the git remote `airlock-<name>`.
     public var clone: Bool?
+    /// Workspace paths the user opened to writes (`--unprotect`), which the host-persistence
+    /// guard leaves writable.
+    public var unprotected: [String]?
 
     /// `user.name` and `user.email` for commits.
     public struct GitIdentity: Codable, Sendable, Equatable {

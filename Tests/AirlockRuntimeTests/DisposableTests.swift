@@ -189,3 +189,27 @@ import Testing
         #expect(cloneIndex < hooksIndex)
     }
 }
+
+@Suite struct HostPersistenceGuardTests {
+    @Test func findsWhatRunsOnTheHostAtAnyDepthButNotThroughLinksOrDependencies() throws {
+        let fm = FileManager.default
+        let root = Files.absolute(fm.temporaryDirectory.path) + "/guard-\(UUID().uuidString)"
+        defer { try? fm.removeItem(atPath: root) }
+        for dir in [".git/hooks", "a/b/.git/hooks", "node_modules/x/.git/hooks", "elsewhere/.vscode"] {
+            try fm.createDirectory(atPath: root + "/" + dir, withIntermediateDirectories: true)
+        }
+        for file in [".git/config", "a/b/.git/config"] {
+            #expect(fm.createFile(atPath: root + "/" + file, contents: Data()))
+        }
+        try fm.createSymbolicLink(atPath: root + "/a/.vscode", withDestinationPath: root + "/elsewhere/.vscode")
+        let found = Set(HostPersistenceGuard.protectedPaths(workspace: root, unprotected: [".idea"]))
+        #expect(
+            found == [
+                root + "/.git/hooks", root + "/.git/config", root + "/a/b/.git/hooks", root + "/a/b/.git/config",
+                root + "/.vscode", root + "/elsewhere/.vscode",
+            ])
+        // Made when missing, unless opened.
+        #expect(Files.isDirectory(root + "/.vscode"))
+        #expect(!Files.exists(root + "/.idea"))
+    }
+}

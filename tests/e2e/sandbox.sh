@@ -249,6 +249,25 @@ expect "ls does not show a sandbox being removed" "0" "$(a ls -q | grep -c '^hal
 a create --name other shell "$ws" >/dev/null && a rm other >/dev/null
 expect "the next rm finishes what the killed one left" "gone" "$(test -e "$AIRLOCK_HOME/sandboxes/.removing-half-999999" && echo present || echo gone)"
 
+echo "== host-persistence guard"
+gws="$HOME/e2e-guard"
+rm -rf "$gws" && mkdir -p "$gws/sub/deep" "$gws/.claude" && echo '{}' > "$gws/.claude/settings.json"
+git -C "$gws" init -q && git -C "$gws/sub/deep" init -q
+probe='for p in .git/hooks/pre-commit .git/config sub/deep/.git/hooks/post-checkout sub/deep/.git/config .vscode/tasks.json .idea/workspace.xml .claude/settings.json notes.txt; do
+    { echo x >> "$p"; } 2>/dev/null && echo "$p:written" || echo "$p:refused"; done'
+out=$(a run --name guard shell "$gws" -- -c "$probe" 2>&1 | xargs)
+expect "guard: git hooks and config (at any depth), editor and agent settings are read-only; companion: other files are not" \
+    ".git/hooks/pre-commit:refused .git/config:refused sub/deep/.git/hooks/post-checkout:refused sub/deep/.git/config:refused .vscode/tasks.json:refused .idea/workspace.xml:refused .claude/settings.json:refused notes.txt:written" \
+    "$out"
+expect "guard: .vscode and .idea, missing before, exist on the host, empty" ".idea: .vscode:" \
+    "$(for d in .idea .vscode; do printf '%s:%s ' "$d" "$(ls -A "$gws/$d" 2>&1)"; done | xargs)"
+expect "guard: the host's hooks and settings are as they were" "0 {}" \
+    "$(ls "$gws/.git/hooks" | grep -c '^pre-commit$') $(cat "$gws/.claude/settings.json")"
+out=$(a run --name guard2 --unprotect .vscode shell "$gws" -- -c \
+    '{ echo "{}" > .vscode/tasks.json; } 2>/dev/null && echo vscode:written || echo vscode:refused; { echo x >> .git/config; } 2>/dev/null && echo config:written || echo config:refused' | xargs)
+expect "guard: --unprotect .vscode opens that path alone" "vscode:written config:refused" "$out"
+a rm -f guard guard2 >/dev/null
+
 echo "== clone mode"
 cws="$HOME/e2e-clone"
 rm -rf "$cws" && mkdir -p "$cws" && echo one > "$cws/a.txt"

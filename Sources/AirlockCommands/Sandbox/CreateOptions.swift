@@ -35,6 +35,12 @@ struct CreateOptions: ParsableArguments {
     )
     var clone = false
 
+    @Option(
+        help:
+            "Leave a workspace path writable that the host-persistence guard makes read-only (.git/hooks, .git/config, .vscode, .idea, agent settings); repeatable."
+    )
+    var unprotect: [String] = []
+
     @OptionGroup(title: "Network")
     var network: NetworkOptions
 
@@ -51,6 +57,7 @@ struct CreateOptions: ParsableArguments {
         request.network = network.network
         request.policy = network.settings
         request.clone = clone
+        request.unprotected = unprotect
         return request
     }
 }

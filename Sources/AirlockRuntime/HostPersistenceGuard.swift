@@ -1,0 +1,60 @@
+import AirlockSystem
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Files in the workspace that run on the host later (git hooks and config, editor tasks and
+/// settings, agents' project settings with hooks) are read-only inside the sandbox: a sandboxed
+/// agent must not leave behind something the user's own tools will run unsandboxed.
+///
+/// At each start the workspace is searched (to `maxDepth`, skipping dependency trees) and each
+/// such path is bound read-only over itself. `.vscode` and `.idea` at the top are made (empty)
+/// when missing, so the sandbox cannot create them either.
+public enum HostPersistenceGuard {
+    /// Directories read-only as a whole, relative to any directory of the workspace.
+    static let directories = [".git/hooks", ".vscode", ".idea"]
+    /// Single files read-only, relative to any directory of the workspace.
+    static let files = [
+        ".git/config", ".claude/settings.json", ".claude/settings.local.json", ".gemini/settings.json",
+        ".cursor/mcp.json", ".mcp.json",
+    ]
+    /// Made at the workspace's top when missing.
+    static let madeWhenMissing = [".vscode", ".idea"]
+    /// Not searched: dependency trees, which nobody opens in an editor.
+    static let skipped: Set<String> = ["node_modules", ".venv", "venv", "__pycache__", ".tox", "target", ".gradle"]
+    static let maxDepth = 6
+
+    /// The host paths to bind read-only over themselves, for a workspace.
+    public static func protectedPaths(workspace: String, unprotected: [String] = []) -> [String] {
+        let opened = Set(unprotected.map { Files.absolute($0.hasPrefix("/") ? $0 : workspace + "/" + $0) })
+        for name in madeWhenMissing where !opened.contains(workspace + "/" + name) {
+            let path = workspace + "/" + name
+            if !Files.exists(path) && !isSymlink(path) { mkdir(path, 0o755) }
+        }
+        var found: [String] = []
+        var queue = [(workspace, 0)]
+        while !queue.isEmpty {
+            let (directory, depth) = queue.removeFirst()
+            for relative in directories + files {
+                let path = directory + "/" + relative
+                // A symlink is left alone: binding it would bind whatever it points at.
+                guard Files.exists(path), Files.absolute(path) == path, !opened.contains(path) else { continue }
+                found.append(path)
+            }
+            guard depth < maxDepth else { continue }
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            for entry in entries.sorted() where entry != ".git" && !skipped.contains(entry) {
+                let path = directory + "/" + entry
+                if !isSymlink(path) && Files.isDirectory(path) { queue.append((path, depth + 1)) }
+            }
+        }
+        return found
+    }
+
+    static func isSymlink(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK
+    }
+}
