@@ -1,7 +1,6 @@
 import AirlockState
 import AirlockSystem
 import Foundation
-import Yams
 
 /// An agent Airlock knows how to run: the image it needs, the command that starts it
 /// unattended, and what it needs from outside.
@@ -17,7 +16,9 @@ import Yams
 /// state: [.my-agent]            # in the home, kept with the sandbox
 /// sources: ["PyPI: my-agent"]   # where its install comes from, named when the build fails
 /// ```
-public struct AgentDefinition: Codable, Sendable, Equatable {
+public struct AgentDefinition: Codable, Sendable, Equatable, CatalogItem {
+    public static let kind = "agent"
+
     public var name: String
     public var description: String
     public var template: String
@@ -68,21 +69,7 @@ public struct AgentDefinition: Codable, Sendable, Equatable {
     /// What the sandbox runs: the command and its unattended flags (AGENT_ARGS follow).
     public var fullCommand: [String] { command + unattended }
 
-    /// Parses and checks a definition; errors name the file.
-    public static func parse(yaml: String, source: String) throws -> AgentDefinition {
-        let agent: AgentDefinition
-        do {
-            agent = try YAMLDecoder().decode(AgentDefinition.self, from: yaml)
-        } catch let error as DecodingError {
-            throw AirlockError(.invalidArgument, "agent \(source) is malformed: \(Template.describe(error))")
-        } catch {
-            throw AirlockError(.invalidArgument, "agent \(source) is malformed: \(error)")
-        }
-        try agent.validate(source: source)
-        return agent
-    }
-
-    func validate(source: String) throws {
+    public func validate(source: String) throws {
         guard name.wholeMatch(of: /[a-z0-9][a-z0-9._-]*/) != nil else {
             throw AirlockError(
                 .invalidArgument, "agent \(source): name '\(name)' must be lower-case letters, digits, '.', '_' or '-'")
@@ -121,15 +108,9 @@ public struct AgentCatalog: Sendable {
 
     /// Every agent; a user file with a built-in's name replaces it.
     public func all() throws -> [Entry] {
-        var entries: [String: Entry] = [:]
-        for agent in BuiltinAgents.all { entries[agent.name] = Entry(agent: agent, source: "built-in") }
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        for file in files.sorted() where file.hasSuffix(".yaml") || file.hasSuffix(".yml") {
-            let path = directory + "/" + file
-            let agent = try AgentDefinition.parse(yaml: try Files.read(path), source: path)
-            entries[agent.name] = Entry(agent: agent, source: path)
+        try YAMLCatalog.load(builtIns: BuiltinAgents.all, directory: directory).map {
+            Entry(agent: $0.item, source: $0.source)
         }
-        return entries.values.sorted { $0.agent.name < $1.agent.name }
     }
 
     public func find(_ name: String) throws -> Entry {

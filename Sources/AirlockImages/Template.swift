@@ -14,7 +14,9 @@ import Yams
 ///   - pip install --break-system-packages ruff pytest
 /// user: {name: agent, sudo: true}
 /// ```
-public struct Template: Codable, Sendable, Equatable {
+public struct Template: Codable, Sendable, Equatable, CatalogItem {
+    public static let kind = "template"
+
     public var name: String
     public var description: String?
     public var suite: String
@@ -72,21 +74,7 @@ public struct Template: Codable, Sendable, Equatable {
         user = try container.decodeIfPresent(UserSetup.self, forKey: .user) ?? UserSetup()
     }
 
-    /// Parses and checks a template; errors name the file.
-    public static func parse(yaml: String, source: String) throws -> Template {
-        let template: Template
-        do {
-            template = try YAMLDecoder().decode(Template.self, from: yaml)
-        } catch let error as DecodingError {
-            throw AirlockError(.invalidArgument, "template \(source) is malformed: \(Self.describe(error))")
-        } catch {
-            throw AirlockError(.invalidArgument, "template \(source) is malformed: \(error)")
-        }
-        try template.validate(source: source)
-        return template
-    }
-
-    func validate(source: String) throws {
+    public func validate(source: String) throws {
         let namePattern = /[a-z0-9][a-z0-9._-]*/
         guard name.wholeMatch(of: namePattern) != nil else {
             throw AirlockError(

@@ -24,17 +24,9 @@ public struct TemplateCatalog: Sendable {
 
     /// Every template; a user file with a built-in's name replaces it.
     public func all() throws -> [Entry] {
-        var entries: [String: Entry] = [:]
-        for template in BuiltinTemplates.all {
-            entries[template.name] = Entry(template: template, source: "built-in")
+        try YAMLCatalog.load(builtIns: BuiltinTemplates.all, directory: directory).map {
+            Entry(template: $0.item, source: $0.source)
         }
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        for file in files.sorted() where file.hasSuffix(".yaml") || file.hasSuffix(".yml") {
-            let path = directory + "/" + file
-            let template = try Template.parse(yaml: try Files.read(path), source: path)
-            entries[template.name] = Entry(template: template, source: path)
-        }
-        return entries.values.sorted { $0.template.name < $1.template.name }
     }
 
     public func find(_ name: String) throws -> Entry {
