@@ -289,7 +289,7 @@ expect "clone mode: git fetch airlock-cl brings the agent's commit" "from the sa
 expect "clone mode: and the host's branch is where it was" "first" "$(git -C "$cws" log -1 --format=%s "$branch")"
 a rm -f cl >/dev/null
 expect "clone mode: rm takes the remote away" "" "$(git -C "$cws" remote)"
-check_error "clone mode needs a git repository" "--clone needs a git repository" a create --clone shell "$ws"
+check_error "clone mode needs a git repository" "--clone needs a git repository" a create --name norepo --clone shell "$ws"
 
 echo "== inspect, limits, reset"
 a create --name limited --memory 256m --pids 64 shell "$ws" >/dev/null
