@@ -78,8 +78,11 @@ extension BuiltinTemplates {
             + commands.map { "ln -sf /opt/\(name)/bin/\($0) /usr/local/bin/\($0)" } + extra
     }
 
-    static func npm(_ package: String) -> [String] {
-        ["npm install --global \(package)"]
+    /// A Node.js tool installed globally with npm.
+    static func npm(_ name: String, _ description: String, package: String) -> Template {
+        Template(
+            name: name, description: description, packages: agentBase + ["nodejs", "npm"],
+            steps: ["npm install --global \(package)"])
     }
 
     static let agentTemplates: [Template] = [
@@ -102,18 +105,10 @@ extension BuiltinTemplates {
                 + [
                     "UV_TOOL_DIR=/opt/uv-tools UV_TOOL_BIN_DIR=/usr/local/bin UV_PYTHON_INSTALL_DIR=/opt/uv-python uv tool install --python 3.12 mistral-vibe"
                 ]),
-        Template(
-            name: "gemini", description: "Gemini CLI (npm)", packages: agentBase + ["nodejs", "npm"],
-            steps: npm("@google/gemini-cli")),
-        Template(
-            name: "codex", description: "Codex CLI (npm)", packages: agentBase + ["nodejs", "npm"],
-            steps: npm("@openai/codex")),
-        Template(
-            name: "opencode", description: "OpenCode (npm)", packages: agentBase + ["nodejs", "npm"],
-            steps: npm("opencode-ai")),
-        Template(
-            name: "copilot", description: "GitHub Copilot CLI (npm)", packages: agentBase + ["nodejs", "npm"],
-            steps: npm("@github/copilot")),
+        npm("gemini", "Gemini CLI (npm)", package: "@google/gemini-cli"),
+        npm("codex", "Codex CLI (npm)", package: "@openai/codex"),
+        npm("opencode", "OpenCode (npm)", package: "opencode-ai"),
+        npm("copilot", "GitHub Copilot CLI (npm)", package: "@github/copilot"),
         Template(
             name: "kiro", description: "Kiro CLI (vendor installer)", packages: agentBase,
             steps: [

@@ -619,14 +619,11 @@ public struct Sandboxes: Sendable {
         if let record = try? paths.loadRecord(), record.clone == true {
             GitClone(workspace: record.workspace, paths: paths, name: name).removeRemote()
         }
-        let doomed = store.sandboxesDirectory + "/.removing-" + name + "-\(getpid())"
-        guard rename(paths.directory, doomed) == 0 else {
-            throw SystemCallError("rename \(paths.directory)", errno: errno)
-        }
-        try namespace.removeTree([doomed] + abandonedRemovals())
+        try store.removeSandboxFiles(name, namespace: namespace, along: abandonedRemovals())
     }
 
-    /// What an `rm` that was killed half-way left: `.removing-NAME-PID` of a process now gone.
+    /// What an `rm` that was killed half-way left: `.removing-NAME-PID` of a process now gone
+    /// (see ``StateStore/removeSandboxFiles(_:namespace:along:)``).
     func abandonedRemovals() -> [String] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: store.sandboxesDirectory)) ?? []
         return entries.filter { entry in
@@ -634,5 +631,17 @@ public struct Sandboxes: Sendable {
             else { return false }
             return pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH
         }.map { store.sandboxesDirectory + "/" + $0 }
+    }
+}
+
+extension StateStore {
+    /// Deletes a sandbox's directory from inside its user namespace (which owns the upper
+    /// layer's files), with `along`. Moved aside to `.removing-NAME-PID` first, so a removal cut
+    /// short never looks like a sandbox and the next `rm` or sweep finishes it.
+    func removeSandboxFiles(_ name: String, namespace: UserNamespace, along: [String] = []) throws {
+        let directory = sandbox(name).directory
+        let doomed = sandboxesDirectory + "/.removing-" + name + "-\(getpid())"
+        guard rename(directory, doomed) == 0 else { throw SystemCallError("rename \(directory)", errno: errno) }
+        try namespace.removeTree([doomed] + along)
     }
 }

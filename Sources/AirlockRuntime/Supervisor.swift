@@ -150,17 +150,12 @@ public struct Supervisor {
         return 0
     }
 
-    /// Removes the files of a disposable sandbox whose owner died (from inside the user
-    /// namespace, which owns its upper layer). Moved aside first, as `rm` does, so a removal
-    /// cut short is found and finished by the next sweep.
+    /// Removes the files of a disposable sandbox whose owner died.
     private func removeSandbox(namespace: UserNamespace) {
-        let paths = store.sandbox(name)
-        let doomed = store.sandboxesDirectory + "/.removing-" + name + "-\(getpid())"
-        guard rename(paths.directory, doomed) == 0 else { return }
         do {
-            try namespace.removeTree([doomed])
+            try store.removeSandboxFiles(name, namespace: namespace)
         } catch {
-            log("error: cannot remove \(doomed): \(error)")
+            log("error: cannot remove sandbox \(name): \(error)")
         }
     }
 

@@ -26,25 +26,13 @@ public struct ProcessIdentity: Codable, Sendable, Equatable {
 
     /// Whether this very process still exists (a zombie counts as gone).
     public var isAlive: Bool {
-        guard let text = Self.stat(of: pid), let fields = Self.fieldsAfterName(text), fields.count > 19 else {
-            return false
-        }
+        guard let fields = ProcessStat.fields(of: pid), fields.count > 19 else { return false }
         return fields[0] != "Z" && fields[0] != "X" && UInt64(fields[19]) == startTime
     }
 
     /// When `pid` started, in clock ticks after boot; nil if there is no such process.
     public static func startTime(of pid: Int32) -> UInt64? {
-        guard let text = stat(of: pid), let fields = fieldsAfterName(text), fields.count > 19 else { return nil }
+        guard let fields = ProcessStat.fields(of: pid), fields.count > 19 else { return nil }
         return UInt64(fields[19])
-    }
-
-    private static func stat(of pid: Int32) -> String? {
-        try? Files.read("/proc/\(pid)/stat")
-    }
-
-    /// The fields after `(comm)`, which may itself hold spaces and parentheses: field 3 first.
-    private static func fieldsAfterName(_ text: String) -> [Substring]? {
-        guard let close = text.lastIndex(of: ")") else { return nil }
-        return text[text.index(after: close)...].split(separator: " ")
     }
 }

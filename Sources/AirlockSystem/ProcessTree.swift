@@ -19,12 +19,9 @@ public struct ProcessTree: Sendable {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         var entries: [Entry] = []
         for name in names {
-            guard let pid = Int32(name), let text = try? Files.read("/proc/\(pid)/stat"),
-                let close = text.lastIndex(of: ")")
+            guard let pid = Int32(name), let fields = ProcessStat.fields(of: pid), fields.count > 3,
+                let parent = Int32(fields[1]), let session = Int32(fields[3])
             else { continue }
-            // After "(comm)": state, ppid, pgrp, session, ...
-            let fields = text[text.index(after: close)...].split(separator: " ")
-            guard fields.count > 3, let parent = Int32(fields[1]), let session = Int32(fields[3]) else { continue }
             entries.append(Entry(pid: pid, parent: parent, session: session))
         }
         return ProcessTree(entries: entries)

@@ -56,13 +56,12 @@ struct SandboxReport: Codable {
         network = record.networkMode.rawValue
         networkPolicy = record.networkMode == .policy ? (try? PolicyStore.load(paths.policy)) ?? nil : nil
         disposable = record.disposable
-        var note = record.limits.isEmpty ? nil : CgroupSupport.detect().note
-        if let cgroups = note, record.disposable != nil {
-            note = cgroups + "; memory and pids hold as per-process limits (RLIMIT_DATA, RLIMIT_NPROC)"
-        }
+        let cgroups = record.limits.isEmpty ? nil : CgroupSupport.detect().note
+        let rlimits =
+            record.disposable == nil ? "" : "; memory and pids hold as per-process limits (RLIMIT_DATA, RLIMIT_NPROC)"
         limits = Limits(
-            requested: record.limits, enforced: !record.limits.isEmpty && CgroupSupport.detect().note == nil,
-            note: note)
+            requested: record.limits, enforced: !record.limits.isEmpty && cgroups == nil,
+            note: cgroups.map { $0 + rlimits })
     }
 
     static func json<T: Encodable>(_ value: T) throws -> String {
