@@ -13,7 +13,8 @@ import Foundation
 /// unattended: [--no-confirm]    # appended, so it runs without asking
 /// credentials: [openai]         # services whose keys the proxy injects
 /// hosts: [api.example.com]      # added to the sandbox's allowed hosts
-/// state: [.my-agent]            # in the home, kept with the sandbox
+/// env: [MY_AGENT_HOME=$HOME/.my-agent]   # set inside ($HOME: the sandbox user's home)
+/// state: [.my-agent]            # directories in the home, kept with the sandbox (or shared)
 /// sources: ["PyPI: my-agent"]   # where its install comes from, named when the build fails
 /// ```
 public struct AgentDefinition: Codable, Sendable, Equatable, CatalogItem {
@@ -29,14 +30,18 @@ public struct AgentDefinition: Codable, Sendable, Equatable, CatalogItem {
     public var credentials: [String]
     /// Hosts it must reach, added to the sandbox's own policy.
     public var hosts: [String]
-    /// Paths under the home where it keeps its login and settings.
+    /// Environment it runs with (`KEY=VALUE`; `$HOME` stands for the sandbox user's home).
+    public var environment: [String]
+    /// Directories under the home where it keeps its login, settings and history: kept with
+    /// the sandbox, or shared by all sandboxes of the agent (`--share-agent-state`).
     public var state: [String]
     /// Where its installer fetches it from.
     public var sources: [String]
 
     public init(
         name: String, description: String, template: String, command: [String], unattended: [String] = [],
-        credentials: [String] = [], hosts: [String] = [], state: [String] = [], sources: [String] = []
+        credentials: [String] = [], hosts: [String] = [], environment: [String] = [], state: [String] = [],
+        sources: [String] = []
     ) {
         self.name = name
         self.description = description
@@ -45,12 +50,14 @@ public struct AgentDefinition: Codable, Sendable, Equatable, CatalogItem {
         self.unattended = unattended
         self.credentials = credentials
         self.hosts = hosts
+        self.environment = environment
         self.state = state
         self.sources = sources
     }
 
     enum CodingKeys: String, CodingKey {
         case name, description, template, command, unattended, credentials, hosts, state, sources
+        case environment = "env"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -62,12 +69,18 @@ public struct AgentDefinition: Codable, Sendable, Equatable, CatalogItem {
         unattended = try container.decodeIfPresent([String].self, forKey: .unattended) ?? []
         credentials = try container.decodeIfPresent([String].self, forKey: .credentials) ?? []
         hosts = try container.decodeIfPresent([String].self, forKey: .hosts) ?? []
+        environment = try container.decodeIfPresent([String].self, forKey: .environment) ?? []
         state = try container.decodeIfPresent([String].self, forKey: .state) ?? []
         sources = try container.decodeIfPresent([String].self, forKey: .sources) ?? []
     }
 
     /// What the sandbox runs: the command and its unattended flags (AGENT_ARGS follow).
     public var fullCommand: [String] { command + unattended }
+
+    /// Its environment for a sandbox whose user's home is `home`.
+    public func environment(home: String) -> [String] {
+        environment.map { $0.replacingOccurrences(of: "$HOME", with: home) }
+    }
 
     public func validate(source: String) throws {
         guard name.wholeMatch(of: /[a-z0-9][a-z0-9._-]*/) != nil else {
@@ -80,6 +93,9 @@ public struct AgentDefinition: Codable, Sendable, Equatable, CatalogItem {
         for path in state where path.isEmpty || path.hasPrefix("/") || path.split(separator: "/").contains("..") {
             throw AirlockError(
                 .invalidArgument, "agent \(source): state path '\(path)' must be relative to the home, without '..'")
+        }
+        for entry in environment where entry.firstIndex(of: "=").map({ $0 == entry.startIndex }) ?? true {
+            throw AirlockError(.invalidArgument, "agent \(source): env entry '\(entry)' must be KEY=VALUE")
         }
         for host in hosts where host.isEmpty || host.contains("/") || host.contains(" ") {
             throw AirlockError(.invalidArgument, "agent \(source): '\(host)' is not a host name")

@@ -12,7 +12,9 @@ public enum BuiltinAgents {
         name: "claude", description: "Claude Code (Anthropic), the binary the claude-agent-sdk wheel carries",
         template: "claude", command: ["claude"], unattended: ["--dangerously-skip-permissions"],
         credentials: ["anthropic"], hosts: ["api.anthropic.com", "statsig.anthropic.com"],
-        state: [".claude", ".claude.json"], sources: ["PyPI: claude-agent-sdk"])
+        // Its config dir holds .claude.json too when set, so all its state is one directory
+        // (a single shared file could not be replaced by rename, as Claude Code saves it).
+        environment: ["CLAUDE_CONFIG_DIR=$HOME/.claude"], state: [".claude"], sources: ["PyPI: claude-agent-sdk"])
 
     public static let gemini = AgentDefinition(
         name: "gemini", description: "Gemini CLI (Google)", template: "gemini", command: ["gemini"],

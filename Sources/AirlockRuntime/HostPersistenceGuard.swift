@@ -34,15 +34,24 @@ public enum HostPersistenceGuard {
             if !Files.exists(path) && !isSymlink(path) { mkdir(path, 0o755) }
         }
         var found: [String] = []
-        var queue = [(workspace, 0)]
-        while !queue.isEmpty {
-            let (directory, depth) = queue.removeFirst()
+        forEachDirectory(in: workspace) { directory in
             for relative in directories + files {
                 let path = directory + "/" + relative
                 // A symlink is left alone: binding it would bind whatever it points at.
                 guard Files.exists(path), Files.absolute(path) == path, !opened.contains(path) else { continue }
                 found.append(path)
             }
+        }
+        return found
+    }
+
+    /// Visits the workspace and its directories, breadth first to `maxDepth`, in name order;
+    /// not `.git`, dependency trees or symlinks.
+    static func forEachDirectory(in workspace: String, _ visit: (String) -> Void) {
+        var queue = [(workspace, 0)]
+        while !queue.isEmpty {
+            let (directory, depth) = queue.removeFirst()
+            visit(directory)
             guard depth < maxDepth else { continue }
             let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
             for entry in entries.sorted() where entry != ".git" && !skipped.contains(entry) {
@@ -50,7 +59,6 @@ public enum HostPersistenceGuard {
                 if !isSymlink(path) && Files.isDirectory(path) { queue.append((path, depth + 1)) }
             }
         }
-        return found
     }
 
     static func isSymlink(_ path: String) -> Bool {

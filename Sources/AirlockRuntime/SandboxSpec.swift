@@ -152,6 +152,12 @@ public struct SandboxSpec: Sendable {
             mounts.append(Mount.bind(record.workspace, at: record.workspace, readOnly: false))
             for path in protectedPaths { mounts.append(Mount.bind(path, at: path, readOnly: true)) }
         }
+        if let shared = record.sharedState, record.disposable == nil {
+            for path in shared.paths {
+                mounts.append(
+                    Mount.bind(shared.directory + "/" + path, at: homeDirectory + "/" + path, readOnly: false))
+            }
+        }
         if record.networkMode == .policy {
             mounts.append(Mount.bind(paths.caBundle, at: Self.trustBundle, readOnly: true))
             mounts.append(Mount.bind(paths.etc + "/airlock-ca.crt", at: Self.trustAnchor, readOnly: true))

@@ -30,6 +30,8 @@ public struct CreateRequest: Sendable {
     public var clone = false
     /// Paths the host-persistence guard leaves writable (`--unprotect`).
     public var unprotected: [String] = []
+    /// `--share-agent-state`: the agent's state is shared by all its sandboxes made this way.
+    public var shareAgentState = false
 
     public init(agent: String, workspace: String) {
         self.agent = agent
@@ -40,6 +42,7 @@ public struct CreateRequest: Sendable {
     public var hasCreateOptions: Bool {
         template != nil || !environment.isEmpty || !volumes.isEmpty || memory != nil || cpus != nil || pids != nil
             || runtime != nil || network != nil || policy != PolicySettings() || clone || !unprotected.isEmpty
+            || shareAgentState
     }
 }
 
@@ -124,7 +127,14 @@ public struct Sandboxes: Sendable {
             try Self.checkWorkspace(mount.source)
             try checkOutsideStateStore(mount.source, what: "mount source")
         }
-        let environment = try request.environment.map(Self.checkEnvironment)
+        // The agent's own settings first, so the user's `-e` can override them.
+        let environment =
+            try agent.environment(home: "/home/" + template.user.name)
+            + request.environment.map(Self.checkEnvironment)
+        if request.shareAgentState && agent.state.isEmpty {
+            throw AirlockError(
+                .invalidArgument, "agent \(agent.name) keeps no state to share (its definition has no `state`)")
+        }
         if request.clone { try GitClone.checkRepository(workspace) }
         do {
             try request.policy.validate()
@@ -181,6 +191,9 @@ public struct Sandboxes: Sendable {
                 limits: limits, created: Date(), network: request.network)
             record.gitIdentity = Self.hostGitIdentity()
             record.unprotected = request.unprotected.isEmpty ? nil : request.unprotected
+            if request.shareAgentState {
+                record.sharedState = .init(directory: store.sharedAgentState(agent.name), paths: agent.state)
+            }
             if request.clone {
                 try GitClone(workspace: workspace, paths: paths, name: name).create()
                 record.clone = true
@@ -423,6 +436,14 @@ public struct Sandboxes: Sendable {
         if paths.isRunning, let status = paths.loadStatus() { return status }
 
         try Self.checkMountSources(record)
+        if let shared = record.sharedState, record.disposable == nil {
+            // Both ends of each shared state directory: its host copy and its mount point.
+            try Files.makeDirectory(shared.directory, mode: 0o700)
+            for path in shared.paths {
+                try Files.makeDirectories(path, under: shared.directory)
+                try Files.makeDirectories(path, under: paths.home)
+            }
+        }
         // Process files of execs whose airlock was killed: none can be in use while stopped.
         Files.remove(paths.execDirectory)
         var spec = try spec(for: record)

@@ -32,6 +32,20 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
     /// Workspace paths the user opened to writes (`--unprotect`), which the host-persistence
     /// guard leaves writable.
     public var unprotected: [String]?
+    /// `--share-agent-state`: the agent's state directories come from one host directory that
+    /// every sandbox of the agent made this way shares (otherwise they live in its own home).
+    public var sharedState: SharedState?
+
+    /// Where shared agent state lives on the host, and which home directories it provides.
+    public struct SharedState: Codable, Sendable, Equatable {
+        public var directory: String
+        public var paths: [String]
+
+        public init(directory: String, paths: [String]) {
+            self.directory = directory
+            self.paths = paths
+        }
+    }
 
     /// `user.name` and `user.email` for commits.
     public struct GitIdentity: Codable, Sendable, Equatable {

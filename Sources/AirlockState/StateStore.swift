@@ -9,6 +9,7 @@ import Foundation
 /// images/.<digest>.lock         build lock per recipe
 /// sandboxes/<name>/sandbox.json the sandbox record
 /// sandboxes/<name>/{upper,work,home,bundle,runc,exec,supervisor.log,lock,running.lock}
+/// agent-state/<agent>/          state directories shared with --share-agent-state
 /// ```
 public struct StateStore: Sendable {
     public let root: String
@@ -30,6 +31,11 @@ public struct StateStore: Sendable {
     /// The user's certificate authority for TLS interception, and stored secrets (mode 0700).
     public var caDirectory: String { root + "/ca" }
     public var secretsDirectory: String { root + "/secrets" }
+
+    /// The state every sandbox of `agent` created with `--share-agent-state` shares.
+    public func sharedAgentState(_ agent: String) -> String {
+        root + "/agent-state/" + agent
+    }
 
     /// The read-only root filesystem of the image with `digest`.
     public func imageRootfs(_ digest: String) -> String {

@@ -24,6 +24,24 @@ public enum Files {
         }
     }
 
+    /// Makes `relative` (and its parents) under `base`, refusing to pass through a symlink: for
+    /// directories a sandbox could have changed, so that a link it left cannot steer the
+    /// host into making directories elsewhere.
+    public static func makeDirectories(_ relative: String, under base: String, mode: mode_t = 0o700) throws {
+        var path = base
+        for component in relative.split(separator: "/") where component != "." {
+            guard component != ".." else { throw AirlockError(.invalidArgument, "'\(relative)' leaves \(base)") }
+            path += "/" + component
+            if mkdir(path, mode) != 0 && errno != EEXIST {
+                throw AirlockError(.failed, "cannot create \(path)", cause: SystemCallError("mkdir", errno: errno))
+            }
+            var info = stat()
+            guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+                throw AirlockError(.failed, "cannot use \(path): it is not a directory (a symlink or file is there)")
+            }
+        }
+    }
+
     public static func read(_ path: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw AirlockError(.notFound, "cannot read \(path)")

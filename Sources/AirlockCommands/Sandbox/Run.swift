@@ -13,6 +13,11 @@ struct Run: ParsableCommand {
             after the session ends until `airlock stop`. Arguments after `--` go to the agent:
 
               airlock run shell . -- -c 'make test'
+              airlock run claude -- -p "fix the failing tests"
+
+            After the session, files in the workspace that run on this machine later (package.json \
+            scripts, Makefile, .envrc, .github/workflows, .pre-commit-config.yaml, ...) and changed \
+            are listed on stderr, for review before you run them.
             """)
 
     @OptionGroup var options: CreateOptions
@@ -43,6 +48,15 @@ struct Run: ParsableCommand {
         var request = Sandboxes.ExecRequest(command: record.command + agentArguments)
         request.tty = isatty(0) == 1 && isatty(1) == 1
         request.interactive = true
-        throw ExitCode(try sandboxes.exec(record.name, request))
+        // In clone mode the workspace is read-only inside: nothing of it can change.
+        let before = record.clone == true ? nil : HostRunFiles.snapshot(workspace: record.workspace)
+        let status = try sandboxes.exec(record.name, request)
+        if let before,
+            let report = HostRunFiles.report(
+                HostRunFiles.changes(from: before, to: HostRunFiles.snapshot(workspace: record.workspace)))
+        {
+            sandboxes.log(report)
+        }
+        throw ExitCode(status)
     }
 }
