@@ -78,10 +78,19 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "AirlockGateway",
+            dependencies: [
+                "AirlockMCP", "AirlockRuntime", "AirlockState", "AirlockSystem", "AirlockImages", "AirlockPolicy",
+                "AirlockEgress",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "AirlockCommands",
             dependencies: [
                 "AirlockSystem", "AirlockOCI", "AirlockState", "AirlockImages", "AirlockRuntime",
-                "AirlockPolicy", "AirlockEgress", "AirlockMCP", "AirlockCodeSandbox",
+                "AirlockPolicy", "AirlockEgress", "AirlockMCP", "AirlockCodeSandbox", "AirlockGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ],

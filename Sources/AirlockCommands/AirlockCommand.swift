@@ -21,7 +21,7 @@ public struct AirlockCommand: ParsableCommand {
 
             Quick start:  cd myproject && airlock run shell
             """,
-        version: "0.1.0",
+        version: AirlockVersion.string,
         subcommands: [
             Run.self, Create.self, Exec.self, List.self, Inspect.self, Stop.self, Remove.self, Reset.self,
             NetworkCommand.self, SecretCommand.self, AgentCommand.self, TemplateCommand.self, MCPCommand.self,

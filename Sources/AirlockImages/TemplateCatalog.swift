@@ -56,5 +56,15 @@ public enum BuiltinTemplates {
         packages: ["bash", "python3", "nodejs", "procps", "findutils", "coreutils", "ca-certificates", "curl"],
         user: Template.UserSetup(sudo: false))
 
-    public static let all = [shell, code] + agentTemplates
+    /// The reference MCP servers from PyPI that the gateway's built-in catalog runs.
+    public static let mcpServers = Template(
+        name: "mcp-servers",
+        description: "MCP servers from PyPI: mcp-server-time, mcp-server-fetch, mcp-server-git (no sudo)",
+        packages: ["python3", "python3-venv", "git", "ca-certificates", "tzdata"],
+        steps: venv(
+            "mcp-servers", package: "mcp-server-time mcp-server-fetch mcp-server-git",
+            commands: ["mcp-server-time", "mcp-server-fetch", "mcp-server-git"]),
+        user: Template.UserSetup(sudo: false))
+
+    public static let all = [shell, code, mcpServers] + agentTemplates
 }

@@ -197,7 +197,32 @@ public final class MCPServer: Sendable {
     /// Serves one client on standard input and output until it closes its end; calls still
     /// running then are left to the caller, who ends what they wait for.
     public func serveStdio(input: Int32 = 0, output: Int32 = 1) async {
-        let writer = LineWriter(fd: output)
+        await MCPStdio(input: input, output: output).serve { await self.handle($0) }
+    }
+}
+
+/// Newline-delimited JSON-RPC on two descriptors, for any server: each request is answered in
+/// a task of its own, and the server may send notifications to the client at any time.
+public final class MCPStdio: Sendable {
+    /// Sends one message to the client; false once it is gone.
+    public typealias Send = @Sendable (JSONRPCMessage) -> Bool
+
+    private let input: Int32
+    private let writer: LineWriter
+
+    public init(input: Int32 = 0, output: Int32 = 1) {
+        self.input = input
+        self.writer = LineWriter(fd: output)
+    }
+
+    /// Writes one message whole, between replies.
+    @discardableResult
+    public func send(_ message: JSONRPCMessage) -> Bool {
+        writer.send(message)
+    }
+
+    /// Reads requests until the client closes its end.
+    public func serve(handle: @escaping @Sendable (JSONRPCMessage) async -> JSONRPCMessage?) async {
         for await line in LineReader.lines(fd: input) {
             guard !line.allSatisfy(\.isWhitespace) else { continue }
             let message: JSONRPCMessage
@@ -207,38 +232,50 @@ public final class MCPServer: Sendable {
                 writer.send(.failure(id: nil, .parseError("not a JSON-RPC message")))
                 continue
             }
-            guard message.method != nil else { continue }  // a response: this server asks nothing
+            guard message.method != nil else { continue }  // a response: these servers ask nothing
             Task {
-                if let reply = await self.handle(message) { writer.send(reply) }
+                if let reply = await handle(message) { self.writer.send(reply) }
             }
         }
     }
 }
 
 /// Writes whole messages, one line each, from any task.
-final class LineWriter: Sendable {
-    let fd: Int32
+final class LineWriter: @unchecked Sendable {
+    private var fd: Int32
     private let lock = NSLock()
 
     init(fd: Int32) {
         self.fd = fd
     }
 
-    func send(_ message: JSONRPCMessage) {
+    /// Closes the descriptor once no message is being written; later sends fail.
+    func close() {
+        lock.withLock {
+            if fd >= 0 { _ = Glibc.close(fd) }
+            fd = -1
+        }
+    }
+
+    /// False when the message could not be written whole (the reader is gone).
+    @discardableResult
+    func send(_ message: JSONRPCMessage) -> Bool {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
-        guard var data = try? encoder.encode(message) else { return }
+        guard var data = try? encoder.encode(message) else { return false }
         data.append(UInt8(ascii: "\n"))
-        lock.withLock {
-            data.withUnsafeBytes { buffer in
-                guard let base = buffer.baseAddress else { return }
+        return lock.withLock {
+            guard fd >= 0 else { return false }
+            return data.withUnsafeBytes { buffer in
+                guard let base = buffer.baseAddress else { return false }
                 var offset = 0
                 while offset < buffer.count {
                     let written = write(fd, base + offset, buffer.count - offset)
                     if written < 0 && errno == EINTR { continue }
-                    if written <= 0 { return }
+                    if written <= 0 { return false }
                     offset += written
                 }
+                return true
             }
         }
     }
@@ -249,7 +286,8 @@ enum LineReader {
     /// The longest line kept; a longer one is cut to this and fails to parse.
     static let maxLine = 64 << 20
 
-    static func lines(fd: Int32) -> AsyncStream<String> {
+    /// With `closing`, the descriptor is closed once its end is read.
+    static func lines(fd: Int32, closing: Bool = false) -> AsyncStream<String> {
         AsyncStream { continuation in
             Thread.detachNewThread {
                 var pending: [UInt8] = []
@@ -279,6 +317,7 @@ enum LineReader {
                 if !pending.isEmpty && !discarding {
                     continuation.yield(String(decoding: pending, as: UTF8.self))
                 }
+                if closing { _ = Glibc.close(fd) }
                 continuation.finish()
             }
         }

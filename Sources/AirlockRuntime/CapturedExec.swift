@@ -173,7 +173,15 @@ public final class BackgroundProcess: @unchecked Sendable {
     private var stderr: OutputBuffer
     private var exitStatus: Int32?
 
-    init(sandbox: String, command: [String], child: ChildProcess, prepared: Sandboxes.PreparedExec, outputLimit: Int) {
+    /// For a process started with `stdio`: its standard input (to write) and output (to read),
+    /// which the caller owns; only standard error is kept here.
+    public let stdio: (input: Int32, output: Int32)?
+
+    init(
+        sandbox: String, command: [String], child: ChildProcess, prepared: Sandboxes.PreparedExec, outputLimit: Int,
+        stdio: (input: Int32, output: Int32)? = nil
+    ) {
+        self.stdio = stdio
         self.sandbox = sandbox
         self.command = command
         self.started = Date()
@@ -223,10 +231,10 @@ public final class BackgroundProcess: @unchecked Sendable {
         return status ?? 137
     }
 
-    fileprivate func read(out outPipe: Pipe2, err errPipe: Pipe2) {
-        let out = outPipe.read
+    fileprivate func read(out outPipe: Pipe2?, err errPipe: Pipe2) {
+        let out = outPipe?.read ?? -1
         let err = errPipe.read
-        var open = [out, err]
+        var open = outPipe == nil ? [err] : [out, err]
         var buffer = [UInt8](repeating: 0, count: 65536)
         while !open.isEmpty {
             var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
@@ -248,7 +256,7 @@ public final class BackgroundProcess: @unchecked Sendable {
             // A process the command left behind may hold the pipes: stop with the command.
             if status != nil && fds.allSatisfy({ $0.revents == 0 }) { break }
         }
-        outPipe.closeRead()
+        outPipe?.closeRead()
         errPipe.closeRead()
     }
 }
@@ -256,26 +264,35 @@ public final class BackgroundProcess: @unchecked Sendable {
 extension Sandboxes {
     /// Starts a command that goes on after this call returns. The runtime makes it a session
     /// leader, so ``BackgroundProcess/kill()`` ends everything it started.
-    public func startBackground(_ name: String, _ request: ExecRequest, outputLimit: Int) throws
+    ///
+    /// With `stdio`, its standard input and output are pipes the caller talks over
+    /// (``BackgroundProcess/stdio``, an MCP server's transport, say); otherwise its input is
+    /// empty and its output is kept.
+    public func startBackground(_ name: String, _ request: ExecRequest, outputLimit: Int, stdio: Bool = false) throws
         -> BackgroundProcess
     {
         let prepared = try prepareExec(name, request)
         ignoreBrokenPipes()
         let out = try Pipe2()
         let err = try Pipe2()
+        let input = stdio ? try Pipe2() : nil
         let child: ChildProcess
         do {
-            child = try ChildProcess.spawn(prepared.argv, stdin: .null, stdout: .fd(out.write), stderr: .fd(err.write))
+            child = try ChildProcess.spawn(
+                prepared.argv, stdin: input.map { .fd($0.read) } ?? .null, stdout: .fd(out.write),
+                stderr: .fd(err.write))
         } catch {
             prepared.removeFiles()
             throw error
         }
         out.closeWrite()
         err.closeWrite()
+        input?.closeRead()
         let process = BackgroundProcess(
-            sandbox: name, command: request.command, child: child, prepared: prepared, outputLimit: outputLimit)
-        // The reader thread owns the read ends from here on.
-        Thread.detachNewThread { process.read(out: out, err: err) }
+            sandbox: name, command: request.command, child: child, prepared: prepared, outputLimit: outputLimit,
+            stdio: input.map { (input: $0.takeWrite(), output: out.takeRead()) })
+        // The reader thread owns the read ends it reads from here on.
+        Thread.detachNewThread { process.read(out: stdio ? nil : out, err: err) }
         return process
     }
 }

@@ -17,6 +17,10 @@ public struct DisposableRequest: Sendable {
     public var limits: SandboxRecord.Limits
     public var diskBytes: Int64
     public var owner: ProcessIdentity
+    /// The sandbox's own policy layer (with `.policy` networking).
+    public var policy = PolicySettings()
+    /// Host paths mounted in (none by default: nothing of the host is inside).
+    public var mounts: [SandboxRecord.MountRequest] = []
 
     public init(
         label: String, template: String, network: SandboxRecord.NetworkMode, limits: SandboxRecord.Limits,
@@ -57,10 +61,10 @@ extension Sandboxes {
             let record = SandboxRecord(
                 name: name, agent: request.label, workspace: Self.disposableWorkspace, template: template.name,
                 image: image.digest, user: template.user.name, sudo: template.user.sudo, runtime: "runc",
-                command: ["bash"], environment: [], mounts: [], limits: request.limits, created: Date(),
+                command: ["bash"], environment: [], mounts: request.mounts, limits: request.limits, created: Date(),
                 network: request.network,
                 disposable: SandboxRecord.Disposable(owner: request.owner, diskBytes: request.diskBytes))
-            try Self.savePolicy(PolicySettings(), to: paths)
+            try Self.savePolicy(request.policy, to: paths)
             try paths.save(record)
             return record
         } catch {

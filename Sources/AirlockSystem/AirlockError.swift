@@ -54,3 +54,8 @@ public struct SystemCallError: Error, CustomStringConvertible, Sendable {
 #elseif canImport(Darwin)
     import Darwin
 #endif
+
+/// Airlock's version, as `--version` prints it and MCP handshakes give it.
+public enum AirlockVersion {
+    public static let string = "0.1.0"
+}

@@ -212,6 +212,18 @@ public final class Pipe2: @unchecked Sendable {
         closeWrite()
     }
 
+    /// Hands the read end to the caller, who closes it; this pipe no longer will.
+    public func takeRead() -> Int32 {
+        readOpen = false
+        return read
+    }
+
+    /// Hands the write end to the caller, who closes it; this pipe no longer will.
+    public func takeWrite() -> Int32 {
+        writeOpen = false
+        return write
+    }
+
     public func closeRead() {
         if readOpen { Glibc.close(read) }
         readOpen = false

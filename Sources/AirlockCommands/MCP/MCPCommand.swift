@@ -14,8 +14,8 @@ import Synchronization
 struct MCPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mcp",
-        abstract: "MCP servers that Airlock provides.",
-        subcommands: [Serve.self])
+        abstract: "MCP: the gateway to sandboxed MCP servers, its catalog and secrets, and Airlock's own servers.",
+        subcommands: [Serve.self, GatewayCommand.self, CatalogCommand.self, MCPSecretCommand.self, ToolsCommand.self])
 }
 
 extension MCPCommand {
@@ -101,12 +101,6 @@ extension MCPCommand {
             _ = try context.templates.find(template)
             _ = try SandboxIdentity.current()
 
-            // A client that goes away mid-reply must not kill the server before it cleans up.
-            signal(SIGPIPE, SIG_IGN)
-            // Taken one at a time on this thread: every thread started from here on has them
-            // blocked, so a stop request always ends up here.
-            let signals = SignalSet([SIGTERM, SIGINT, SIGHUP])
-            signals.block()
             let log: @Sendable (String) -> Void = { line in
                 FileHandle.standardError.write(Data("airlock code-sandbox: \(line)\n".utf8))
             }
@@ -114,34 +108,55 @@ extension MCPCommand {
                 sandboxes: Sandboxes(store: context.store, templates: context.templates, log: log),
                 settings: settings, log: log)
             let server = MCPServer(
-                name: "airlock-code-sandbox", version: AirlockCommand.configuration.version,
+                name: "airlock-code-sandbox", version: AirlockVersion.string,
                 instructions: """
                     Sandboxes to run code in, isolated from the user's machine and (by default) \
                     from the network. Call sandbox_initialize, then write_file / sandbox_exec / \
                     run_code with its sandbox_id; sandbox_stop when done.
                     """,
                 tools: CodeSandboxTools(service: service).all, log: log)
-            let finished = DoneSignal()
-            Task {
-                await service.start()
-                await server.serveStdio()
-                finished.set()
-            }
-            var reason = "the client disconnected"
-            while !finished.isSet {
-                if let signal = signals.wait(timeout: 0.2) {
-                    reason = "signal \(signal)"
-                    break
-                }
-            }
-            log("\(reason): removing this client's sandboxes")
-            let done = DoneSignal()
-            Task {
-                await service.shutdown()
-                done.set()
-            }
-            while !done.isSet { _ = signals.wait(timeout: 0.05) }
+            StdioService.run(
+                log: log, what: "this client's sandboxes",
+                serve: {
+                    await service.start()
+                    await server.serveStdio()
+                }, shutdown: { await service.shutdown() })
         }
+    }
+}
+
+/// How a long-running MCP command lives: it serves until its client disconnects or a stop
+/// signal (TERM, INT, HUP) arrives, then cleans up, whichever way it ends.
+enum StdioService {
+    static func run(
+        log: @escaping @Sendable (String) -> Void, what: String, serve: @escaping @Sendable () async -> Void,
+        shutdown: @escaping @Sendable () async -> Void
+    ) {
+        // A client that goes away mid-reply must not kill the server before it cleans up.
+        signal(SIGPIPE, SIG_IGN)
+        // Taken one at a time on this thread: every thread started from here on has them
+        // blocked, so a stop request always ends up here.
+        let signals = SignalSet([SIGTERM, SIGINT, SIGHUP])
+        signals.block()
+        let finished = DoneSignal()
+        Task {
+            await serve()
+            finished.set()
+        }
+        var reason = "the client disconnected"
+        while !finished.isSet {
+            if let signal = signals.wait(timeout: 0.2) {
+                reason = "signal \(signal)"
+                break
+            }
+        }
+        log("\(reason): removing \(what)")
+        let done = DoneSignal()
+        Task {
+            await shutdown()
+            done.set()
+        }
+        while !done.isSet { _ = signals.wait(timeout: 0.05) }
     }
 }
 

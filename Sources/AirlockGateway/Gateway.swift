@@ -1,0 +1,423 @@
+import AirlockMCP
+import AirlockRuntime
+import AirlockState
+import AirlockSystem
+import Foundation
+
+/// How the gateway was started (`airlock mcp gateway run` flags).
+public struct GatewayOptions: Sendable {
+    /// `--servers`: exactly these, and no dynamic tools. Nil: the dynamic tools manage the set.
+    public var servers: [String]?
+    /// Servers enabled at start when `servers` is nil (`--profile`).
+    public var initialServers: [String] = []
+    /// `--tools SERVER:TOOL|SERVER:*`: only these tools are offered (empty: all).
+    public var toolFilter: [String] = []
+    /// `--long-lived`: every server stays up for the gateway's whole life.
+    public var longLived = false
+    /// Mounted into servers whose catalog entry asks for the workspace.
+    public var workspace: String?
+
+    public init() {}
+
+    public var dynamic: Bool { servers == nil }
+}
+
+/// The MCP gateway: one MCP endpoint for many servers, each in a sandbox of its own.
+///
+/// It offers the union of the enabled servers' tools, prompts and resources, renaming where
+/// two would clash (and saying so), and routes each call to its server, starting the server
+/// when it is not running: after a crash the next call gets a fresh one. Unless `--servers`
+/// pins the set, its own dynamic tools (`mcp-find`, `mcp-add`, ...) let the client change it,
+/// and every client hears `notifications/tools/list_changed`.
+public actor Gateway {
+    let sandboxes: Sandboxes
+    var catalog: ServerCatalog
+    let options: GatewayOptions
+    let secrets: MCPSecrets
+    let profiles: MCPProfiles
+    let log: @Sendable (String) -> Void
+    let owner: ProcessIdentity
+
+    /// Enabled servers, in the order they were enabled.
+    var enabled: [String] = []
+    /// Settings given with `mcp-config-set`, per server.
+    var configs: [String: [String: JSONValue]] = [:]
+    var running: [String: ServerConnection] = [:]
+    var starting: [String: Task<ServerConnection, any Error>] = [:]
+    /// What each server offered when it last ran (kept while it is stopped).
+    var offered: [String: Offer] = [:]
+    /// Exposed tool name to its server and the server's own name for it.
+    var toolRoutes: [String: (server: String, tool: String)] = [:]
+    var promptRoutes: [String: (server: String, prompt: String)] = [:]
+    var resourceRoutes: [String: String] = [:]
+    var toolListing: [JSONValue] = []
+    /// Name clashes found the last time the listing was built, as sentences.
+    public private(set) var collisions: [String] = []
+    /// Clients to notify, by session.
+    var clients: [UUID: MCPStdio.Send] = [:]
+    var stopped = false
+
+    struct Offer {
+        var tools: [JSONValue]
+        var prompts: [JSONValue]
+        var resources: [JSONValue]
+    }
+
+    public init(
+        sandboxes: Sandboxes, catalog: ServerCatalog, options: GatewayOptions, secrets: MCPSecrets,
+        profiles: MCPProfiles, log: @escaping @Sendable (String) -> Void
+    ) throws {
+        self.sandboxes = sandboxes
+        self.catalog = catalog
+        self.options = options
+        self.secrets = secrets
+        self.profiles = profiles
+        self.log = log
+        self.owner = try ProcessIdentity.current()
+    }
+
+    // MARK: lifecycle
+
+    /// Enables the starting set and starts each server (together) to learn what it offers; they
+    /// keep running for the first client, and those not long-lived stop when the last leaves.
+    public func start() async throws {
+        let names = options.servers ?? options.initialServers
+        for name in names { _ = try catalog.find(name) }
+        enabled = names
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for name in names {
+                group.addTask { _ = try await self.connection(name) }
+            }
+            try await group.waitForAll()
+        }
+        rebuildListing()
+    }
+
+    /// Stops every server and removes its sandbox.
+    public func shutdown() async {
+        stopped = true
+        for task in starting.values { _ = try? await task.value }
+        for name in Array(running.keys) { await stopServer(name) }
+    }
+
+    func keepsRunning(_ name: String) -> Bool {
+        options.longLived || catalog.servers[name]?.longLived == true || !clients.isEmpty
+    }
+
+    /// The running server, starting it if needed; concurrent callers share one start.
+    func connection(_ name: String) async throws -> ServerConnection {
+        if let connection = running[name], !connection.client.isClosed { return connection }
+        if let task = starting[name] { return try await task.value }
+        if let dead = running.removeValue(forKey: name) { await blocking { dead.stop() } }
+        guard !stopped else { throw AirlockError(.conflict, "the gateway is stopping") }
+        let server = try catalog.find(name)
+        let launch = ServerConnection.Launch(
+            environment: try environment(for: server), workspace: options.workspace, owner: owner,
+            onNotification: { [weak self] message in
+                guard let self else { return }
+                Task { await self.serverNotified(name, message) }
+            })
+        let sandboxes = self.sandboxes
+        let log = self.log
+        let task = Task {
+            log("starting \(name)")
+            let started = Monotonic.now()
+            let connection = try await ServerConnection.start(server, launch: launch, sandboxes: sandboxes)
+            log(
+                String(
+                    format: "%@ ready: %d tools (%.0f ms)", name, connection.tools.count,
+                    (Monotonic.now() - started) * 1000))
+            return connection
+        }
+        starting[name] = task
+        defer { starting[name] = nil }
+        let connection = try await task.value
+        guard !stopped, enabled.contains(name) else {
+            await blocking { connection.stop() }
+            throw AirlockError(.conflict, "server \(name) was removed while it started")
+        }
+        running[name] = connection
+        let offer = Offer(tools: connection.tools, prompts: connection.prompts, resources: connection.resources)
+        let previous = offered.updateValue(offer, forKey: name)
+        // A restarted server that offers something else now: clients must list again.
+        if let previous, previous.tools != offer.tools || previous.prompts != offer.prompts { listChanged() }
+        return connection
+    }
+
+    func stopServer(_ name: String) async {
+        guard let connection = running.removeValue(forKey: name) else { return }
+        await blocking { connection.stop() }
+        log("stopped \(name)")
+    }
+
+    /// The server's environment: its catalog `env` (with `{{server.key}}` filled from its
+    /// config) and its own secrets, no other server's.
+    func environment(for server: CatalogServer) throws -> [String] {
+        var environment: [String] = []
+        let config = configs[server.name] ?? [:]
+        for entry in server.env {
+            environment.append(entry.name + "=" + Self.fill(entry.value, server: server.name, config: config))
+        }
+        for secret in server.secrets {
+            guard let value = try secrets.value(secret.name) else {
+                throw AirlockError(
+                    .notFound,
+                    "server \(server.name) needs the secret \(secret.name): set it with `airlock mcp secret set \(secret.name)`"
+                )
+            }
+            environment.append(secret.env + "=" + value)
+        }
+        return environment
+    }
+
+    /// `{{server.key}}` placeholders replaced by config values (empty when unset).
+    static func fill(_ text: String, server: String, config: [String: JSONValue]) -> String {
+        var result = text
+        while let open = result.range(of: "{{"),
+            let close = result.range(of: "}}", range: open.upperBound..<result.endIndex)
+        {
+            let key = String(result[open.upperBound..<close.lowerBound]).trimmingCharacters(in: .whitespaces)
+            let field = key.hasPrefix(server + ".") ? String(key.dropFirst(server.count + 1)) : key
+            let value = config[field].map { $0.stringValue ?? $0.text() } ?? ""
+            result.replaceSubrange(open.lowerBound..<close.upperBound, with: value)
+        }
+        return result
+    }
+
+    // MARK: clients
+
+    /// A client session begins: it hears list changes until it ends.
+    public func attach(_ send: @escaping MCPStdio.Send) -> UUID {
+        let id = UUID()
+        clients[id] = send
+        return id
+    }
+
+    public func detach(_ id: UUID) async {
+        clients[id] = nil
+        guard clients.isEmpty else { return }
+        // Servers that live for a client session end with the last one.
+        for name in Array(running.keys) where !keepsRunning(name) { await stopServer(name) }
+    }
+
+    func listChanged() {
+        rebuildListing()
+        let note = JSONRPCMessage(method: "notifications/tools/list_changed")
+        for send in clients.values { _ = send(note) }
+    }
+
+    func serverNotified(_ name: String, _ message: JSONRPCMessage) async {
+        guard message.method == "notifications/tools/list_changed", let connection = running[name] else { return }
+        // Ask again: the list the server now has replaces the one it gave at start.
+        guard let tools = try? await connection.client.listTools() else { return }
+        offered[name]?.tools = tools
+        listChanged()
+    }
+
+    // MARK: the listing
+
+    /// Recomputes the exposed names: a server's `prefix` names its tools `prefix__tool`; any
+    /// name still offered twice becomes `server__tool` on both sides, and the clash is reported.
+    func rebuildListing() {
+        struct Candidate {
+            var server: String
+            var tool: JSONValue
+            var name: String
+            var original: String
+        }
+        var candidates: [Candidate] = []
+        for server in enabled {
+            for tool in offered[server]?.tools ?? [] {
+                guard let original = tool["name"]?.stringValue, allowed(server: server, tool: original) else {
+                    continue
+                }
+                let prefix = catalog.servers[server]?.prefix
+                candidates.append(
+                    Candidate(
+                        server: server, tool: tool, name: prefix.map { "\($0)__\(original)" } ?? original,
+                        original: original))
+            }
+        }
+        var counts: [String: Int] = [:]
+        for candidate in candidates { counts[candidate.name, default: 0] += 1 }
+        let reserved = Set(options.dynamic ? DynamicTools.names : [])
+        var clashes: [String: [String]] = [:]
+        for index in candidates.indices
+        where counts[candidates[index].name, default: 0] > 1 || reserved.contains(candidates[index].name) {
+            clashes[candidates[index].name, default: []].append(candidates[index].server)
+            candidates[index].name = candidates[index].server + "__" + candidates[index].original
+        }
+        collisions = clashes.keys.sorted().map { name in
+            let servers = clashes[name, default: []]
+            return reserved.contains(name)
+                ? "tool '\(name)' of \(servers.joined(separator: ", ")) is the name of a gateway tool: offered as \(servers.map { "\($0)__\(name)" }.joined(separator: ", "))"
+                : "tool '\(name)' is offered by \(servers.joined(separator: " and ")): offered as \(servers.map { "\($0)__\(name)" }.joined(separator: ", "))"
+        }
+        for collision in collisions { log("name clash: " + collision) }
+        toolRoutes = [:]
+        toolListing = options.dynamic ? DynamicTools.listing : []
+        for candidate in candidates {
+            toolRoutes[candidate.name] = (candidate.server, candidate.original)
+            guard case .object(var object) = candidate.tool else { continue }
+            object["name"] = .string(candidate.name)
+            toolListing.append(.object(object))
+        }
+        promptRoutes = [:]
+        resourceRoutes = [:]
+        for server in enabled {
+            for prompt in offered[server]?.prompts ?? [] {
+                guard let name = prompt["name"]?.stringValue else { continue }
+                let exposed = promptRoutes[name] == nil ? name : server + "__" + name
+                promptRoutes[exposed] = (server, name)
+            }
+            for resource in offered[server]?.resources ?? [] {
+                if let uri = resource["uri"]?.stringValue, resourceRoutes[uri] == nil { resourceRoutes[uri] = server }
+            }
+        }
+    }
+
+    func allowed(server: String, tool: String) -> Bool {
+        options.toolFilter.isEmpty
+            || options.toolFilter.contains { $0 == "\(server):\(tool)" || $0 == "\(server):*" }
+    }
+
+    public func tools() -> [JSONValue] { toolListing }
+
+    public func prompts() -> [JSONValue] {
+        promptRoutes.keys.sorted().compactMap { exposed in
+            guard let route = promptRoutes[exposed],
+                case .object(var object)? = offered[route.server]?.prompts.first(where: {
+                    $0["name"]?.stringValue == route.prompt
+                })
+            else { return nil }
+            object["name"] = .string(exposed)
+            return .object(object)
+        }
+    }
+
+    public func resources() -> [JSONValue] {
+        enabled.flatMap { offered[$0]?.resources ?? [] }
+    }
+
+    // MARK: calls
+
+    /// A `tools/call` from a client: a gateway tool, or a server's tool by its exposed name.
+    public func call(_ name: String, arguments: [String: JSONValue]) async -> ToolResult {
+        if options.dynamic, DynamicTools.names.contains(name) {
+            return await DynamicTools.call(name, arguments: ToolArguments(arguments), gateway: self)
+        }
+        guard let route = toolRoutes[name] else {
+            return .error("unknown tool '\(name)'; tools/list has the current set")
+        }
+        return await callServer(route.server, tool: route.tool, arguments: arguments)
+    }
+
+    func callServer(_ server: String, tool: String, arguments: [String: JSONValue]) async -> ToolResult {
+        let connection: ServerConnection
+        do {
+            connection = try await self.connection(server)
+        } catch {
+            return .error("server \(server) could not start: \(error)")
+        }
+        do {
+            let result = try await connection.client.callTool(tool, arguments: arguments)
+            return ToolResult(
+                content: result["content"]?.arrayValue ?? [], structuredContent: result["structuredContent"],
+                isError: result["isError"]?.boolValue ?? false)
+        } catch let error as JSONRPCError {
+            return .error("\(server) refused the call: \(error.message)")
+        } catch {
+            // The server died under the call: drop it, so the next call starts a fresh one.
+            let tail = connection.stderrTail
+            if running[server] === connection { running[server] = nil }
+            await blocking { connection.stop() }
+            log("\(server) ended during a call to \(tool)")
+            return .error(
+                "server \(server) ended during the call (\(error)); it is started again on the next call"
+                    + (tail.isEmpty ? "" : ". Its last output: \(tail)"))
+        }
+    }
+
+    /// `prompts/get` and `resources/read`, passed to the server that offered them.
+    public func forward(_ method: String, params: JSONValue?) async throws -> JSONValue {
+        var params = params?.objectValue ?? [:]
+        let server: String
+        switch method {
+        case "prompts/get":
+            guard let name = params["name"]?.stringValue, let route = promptRoutes[name] else {
+                throw JSONRPCError.invalidParams("unknown prompt")
+            }
+            server = route.server
+            params["name"] = .string(route.prompt)
+        default:
+            guard let uri = params["uri"]?.stringValue, let owner = resourceRoutes[uri] else {
+                throw JSONRPCError.invalidParams("unknown resource")
+            }
+            server = owner
+        }
+        return try await connection(server).client.request(method, params: .object(params))
+    }
+
+    // MARK: changing the set (the dynamic tools)
+
+    func enable(_ name: String) async throws -> ServerConnection {
+        let server = try catalog.find(name)
+        if !enabled.contains(name) { enabled.append(name) }
+        do {
+            let connection = try await self.connection(server.name)
+            listChanged()
+            if !keepsRunning(name) { await stopServer(name) }
+            return connection
+        } catch {
+            enabled.removeAll { $0 == name }
+            throw error
+        }
+    }
+
+    func disable(_ name: String) async -> Bool {
+        guard enabled.contains(name) else { return false }
+        enabled.removeAll { $0 == name }
+        offered[name] = nil
+        await stopServer(name)
+        listChanged()
+        return true
+    }
+
+    func setConfig(_ name: String, _ config: [String: JSONValue]) async throws {
+        let server = try catalog.find(name)
+        if let schema = server.configSchema {
+            let problems = JSONSchemaCheck.problems(.object(config), against: schema)
+            guard problems.isEmpty else {
+                throw AirlockError(
+                    .invalidArgument,
+                    "config for \(name) does not match its schema: \(problems.joined(separator: "; "))")
+            }
+        }
+        configs[name] = config
+        // A running server restarts with the new settings at its next call.
+        await stopServer(name)
+    }
+
+    func enabledServers() -> [String] { enabled }
+    func config(of name: String) -> [String: JSONValue] { configs[name] ?? [:] }
+    func catalogServers() -> [CatalogServer] { catalog.servers.values.sorted { $0.name < $1.name } }
+    func offeredTools(_ name: String) -> [String] {
+        toolRoutes.filter { $0.value.server == name }.map(\.key).sorted()
+    }
+}
+
+/// Runs blocking work (process and sandbox handling) on a thread of its own.
+func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+    }
+}
+
+func blocking(_ work: @escaping @Sendable () -> Void) async {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread {
+            work()
+            continuation.resume()
+        }
+    }
+}

@@ -1,0 +1,254 @@
+import AirlockMCP
+import AirlockState
+import AirlockSystem
+import Foundation
+import Yams
+
+/// One MCP server a catalog offers: what it is, how it runs and what it may reach.
+///
+/// The field names are those of docker/mcp-gateway's catalogs where they mean the same
+/// (`title`, `description`, `type`, `command`, `env`, `secrets`, `config`, `allowHosts`,
+/// `disableNetwork`, `longLived`, `prefix`, `tools`, `remote`), so existing entries port by
+/// replacing `image` with an Airlock image `template`.
+///
+/// ```yaml
+/// registry:
+///   github:
+///     title: GitHub
+///     description: Issues, pull requests and code search
+///     template: mcp-github             # an image template that installs the server
+///     command: [github-mcp-server, stdio]
+///     secrets: [{name: github.token, env: GITHUB_PERSONAL_ACCESS_TOKEN}]
+///     allowHosts: [api.github.com]     # and nothing else; or disableNetwork: true
+///     workspace: ro                    # mount the workspace (ro or rw); none by default
+///     config:
+///       - name: github
+///         type: object
+///         properties: {owner: {type: string}}
+///     env: [{name: GITHUB_OWNER, value: "{{github.owner}}"}]
+/// ```
+public struct CatalogServer: Codable, Sendable, Equatable {
+    public var name: String
+    public var title: String?
+    public var description: String?
+    /// `server` (runs in a sandbox), `remote` (an HTTP endpoint) or `airlock` (one of
+    /// Airlock's own servers, which sandbox what they run themselves).
+    public var type: String
+    public var template: String?
+    /// docker/mcp-gateway's container image: kept to name it in the error that asks for a template.
+    public var image: String?
+    public var command: [String]
+    public var env: [EnvEntry]
+    public var secrets: [SecretEntry]
+    /// JSON Schemas of the settings `mcp-config-set` takes (docker's catalogs: a list of objects).
+    public var config: [JSONValue]
+    public var allowHosts: [String]
+    public var disableNetwork: Bool
+    public var longLived: Bool
+    public var prefix: String?
+    /// Tools the catalog lists without starting the server (`mcp-find` searches them too).
+    public var tools: [ToolEntry]
+    /// `ro` or `rw`: the workspace mounted at /workspace; absent: no host files at all.
+    public var workspace: String?
+    public var remote: Remote?
+    public var memory: String?
+    public var pids: Int64?
+
+    public struct EnvEntry: Codable, Sendable, Equatable {
+        public var name: String
+        public var value: String
+    }
+
+    public struct SecretEntry: Codable, Sendable, Equatable {
+        /// `SERVER.KEY`, as `airlock mcp secret set` stores it.
+        public var name: String
+        public var env: String
+    }
+
+    public struct ToolEntry: Codable, Sendable, Equatable {
+        public var name: String
+        public var description: String?
+    }
+
+    public struct Remote: Codable, Sendable, Equatable {
+        public var url: String
+        public var transportType: String?
+
+        enum CodingKeys: String, CodingKey {
+            case url
+            case transportType = "transport_type"
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, title, description, type, template, image, command, env, secrets, config, allowHosts
+        case disableNetwork, longLived, prefix, tools, workspace, remote, memory, pids
+    }
+
+    public init(
+        name: String, title: String? = nil, description: String? = nil, type: String = "server",
+        template: String? = nil, command: [String] = [], env: [EnvEntry] = [], secrets: [SecretEntry] = [],
+        config: [JSONValue] = [], allowHosts: [String] = [], disableNetwork: Bool = false, longLived: Bool = false,
+        prefix: String? = nil, tools: [ToolEntry] = [], workspace: String? = nil
+    ) {
+        self.name = name
+        self.title = title
+        self.description = description
+        self.type = type
+        self.template = template
+        self.command = command
+        self.env = env
+        self.secrets = secrets
+        self.config = config
+        self.allowHosts = allowHosts
+        self.disableNetwork = disableNetwork
+        self.longLived = longLived
+        self.prefix = prefix
+        self.tools = tools
+        self.workspace = workspace
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decodeIfPresent(String.self, forKey: .name) ?? ""
+        title = try container.decodeIfPresent(String.self, forKey: .title)
+        description = try container.decodeIfPresent(String.self, forKey: .description)
+        type = try container.decodeIfPresent(String.self, forKey: .type) ?? "server"
+        template = try container.decodeIfPresent(String.self, forKey: .template)
+        image = try container.decodeIfPresent(String.self, forKey: .image)
+        command = try container.decodeIfPresent([String].self, forKey: .command) ?? []
+        env = try container.decodeIfPresent([EnvEntry].self, forKey: .env) ?? []
+        secrets = try container.decodeIfPresent([SecretEntry].self, forKey: .secrets) ?? []
+        config = try container.decodeIfPresent([JSONValue].self, forKey: .config) ?? []
+        allowHosts = try container.decodeIfPresent([String].self, forKey: .allowHosts) ?? []
+        disableNetwork = try container.decodeIfPresent(Bool.self, forKey: .disableNetwork) ?? false
+        longLived = try container.decodeIfPresent(Bool.self, forKey: .longLived) ?? false
+        prefix = try container.decodeIfPresent(String.self, forKey: .prefix)
+        tools = try container.decodeIfPresent([ToolEntry].self, forKey: .tools) ?? []
+        workspace = try container.decodeIfPresent(String.self, forKey: .workspace)
+        remote = try container.decodeIfPresent(Remote.self, forKey: .remote)
+        memory = try container.decodeIfPresent(String.self, forKey: .memory)
+        pids = try container.decodeIfPresent(Int64.self, forKey: .pids)
+    }
+
+    /// Checks what the gateway relies on; errors name the catalog and the server.
+    func validate(source: String) throws {
+        let what = "catalog \(source): server '\(name)'"
+        guard name.wholeMatch(of: /[a-z0-9][a-z0-9._-]*/) != nil else {
+            throw AirlockError(
+                .invalidArgument, "\(what): the name must be lower-case letters, digits, '.', '_' or '-'")
+        }
+        switch type {
+        case "server":
+            guard template != nil else {
+                let hint = image.map { " (it names the container image \($0); Airlock runs image templates)" } ?? ""
+                throw AirlockError(.invalidArgument, "\(what) needs a `template` to run from\(hint)")
+            }
+            guard !command.isEmpty else { throw AirlockError(.invalidArgument, "\(what) needs a `command`") }
+        case "airlock":
+            guard !command.isEmpty else { throw AirlockError(.invalidArgument, "\(what) needs a `command`") }
+        case "remote":
+            guard let url = remote?.url, url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                throw AirlockError(.invalidArgument, "\(what) needs `remote.url` (http:// or https://)")
+            }
+        default:
+            throw AirlockError(.invalidArgument, "\(what): type '\(type)' is not server, remote or airlock")
+        }
+        if disableNetwork && !allowHosts.isEmpty {
+            throw AirlockError(.invalidArgument, "\(what): disableNetwork and allowHosts contradict each other")
+        }
+        if let workspace, workspace != "ro" && workspace != "rw" {
+            throw AirlockError(.invalidArgument, "\(what): workspace is 'ro' or 'rw', not '\(workspace)'")
+        }
+        if let prefix, prefix.wholeMatch(of: /[A-Za-z0-9_-]+/) == nil {
+            throw AirlockError(.invalidArgument, "\(what): prefix '\(prefix)' must be letters, digits, '_' or '-'")
+        }
+        for secret in secrets where !secret.name.hasPrefix(name + ".") {
+            throw AirlockError(
+                .invalidArgument, "\(what): secret '\(secret.name)' must be named \(name).KEY (a server's own)")
+        }
+    }
+
+    /// The schema `mcp-config-set` validates against: the catalog's `config` entry named
+    /// after the server, or the first.
+    public var configSchema: JSONValue? {
+        config.first { $0["name"]?.stringValue == name } ?? config.first
+    }
+
+    /// The text `mcp-find` searches and `catalog ls` shows.
+    public var summary: String {
+        [title, description].compactMap { $0 }.joined(separator: ": ")
+    }
+}
+
+/// Catalogs: the built-in one, the user's (`$XDG_CONFIG_HOME/airlock/catalogs/*.yaml`) and
+/// any given with `--catalog`, later ones replacing servers of the same name.
+public struct ServerCatalog: Sendable {
+    public var servers: [String: CatalogServer]
+    /// Where each server's entry came from.
+    public var sources: [String: String]
+
+    public init(servers: [CatalogServer], source: String) {
+        self.servers = Dictionary(servers.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
+        self.sources = Dictionary(servers.map { ($0.name, source) }, uniquingKeysWith: { $1 })
+    }
+
+    /// The user's catalog directory.
+    public static func userDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        UserConfig.directory(environment: environment) + "/catalogs"
+    }
+
+    /// Built-in, then the user's directory, then `extra` files in order.
+    public static func load(
+        extra: [String] = [], environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> ServerCatalog {
+        var catalog = ServerCatalog(servers: BuiltinServers.all, source: "built-in")
+        let directory = userDirectory(environment: environment)
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
+            .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.map { directory + "/" + $0 }
+        for path in files + extra.map(Files.absolute) {
+            guard Files.exists(path) else { throw AirlockError(.notFound, "catalog \(path) does not exist") }
+            catalog.merge(try parse(yaml: try Files.read(path), source: path), source: path)
+        }
+        return catalog
+    }
+
+    mutating func merge(_ servers: [CatalogServer], source: String) {
+        for server in servers {
+            self.servers[server.name] = server
+            sources[server.name] = source
+        }
+    }
+
+    /// The servers of one catalog file: `registry: {NAME: {...}}`.
+    public static func parse(yaml: String, source: String) throws -> [CatalogServer] {
+        struct File: Decodable {
+            var registry: [String: CatalogServer]?
+        }
+        let file: File
+        do {
+            file = try YAMLDecoder().decode(File.self, from: yaml)
+        } catch {
+            throw AirlockError(.invalidArgument, "catalog \(source) is malformed: \(error)")
+        }
+        guard let registry = file.registry else {
+            throw AirlockError(.invalidArgument, "catalog \(source) has no `registry:` of servers")
+        }
+        var servers: [CatalogServer] = []
+        for (key, var server) in registry.sorted(by: { $0.key < $1.key }) {
+            if server.name.isEmpty { server.name = key }
+            try server.validate(source: source)
+            servers.append(server)
+        }
+        return servers
+    }
+
+    public func find(_ name: String) throws -> CatalogServer {
+        guard let server = servers[name] else {
+            throw AirlockError(
+                .notFound,
+                "no server '\(name)' in the catalogs (known: \(servers.keys.sorted().joined(separator: ", ")))")
+        }
+        return server
+    }
+}

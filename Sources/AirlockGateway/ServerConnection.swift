@@ -1,0 +1,161 @@
+import AirlockMCP
+import AirlockPolicy
+import AirlockRuntime
+import AirlockState
+import AirlockSystem
+import Foundation
+
+/// One catalog server, running: its sandbox, the command in it and the MCP session with it.
+///
+/// A `server` runs in a disposable sandbox of its own, owned by the gateway's process: when the
+/// gateway ends in any way, the sandbox's supervisor removes it. An `airlock` server is one of
+/// Airlock's own, run on the host, which sandboxes what it runs itself.
+final class ServerConnection: Sendable {
+    let server: CatalogServer
+    let client: MCPClient
+    let info: MCPClient.ServerInfo
+    let tools: [JSONValue]
+    let prompts: [JSONValue]
+    let resources: [JSONValue]
+    private let sandbox: String?
+    private let process: BackgroundProcess?
+    private let hostProcess: ChildProcess?
+    private let sandboxes: Sandboxes
+
+    /// What a server is started with, beyond its catalog entry.
+    struct Launch: Sendable {
+        var environment: [String]
+        var workspace: String?
+        var owner: ProcessIdentity
+        var onNotification: MCPClient.NotificationHandler
+    }
+
+    /// Starts the server and completes the MCP handshake; blocks (call it off the actor).
+    static func start(_ server: CatalogServer, launch: Launch, sandboxes: Sandboxes) async throws -> ServerConnection {
+        switch server.type {
+        case "airlock":
+            let input = try Pipe2()
+            let output = try Pipe2()
+            let child = try ChildProcess.spawn(
+                [Executables.current] + server.command, stdin: .fd(input.read), stdout: .fd(output.write),
+                stderr: .null)
+            input.closeRead()
+            output.closeWrite()
+            let client = MCPClient(
+                reading: output.takeRead(), writing: input.takeWrite(), onNotification: launch.onNotification)
+            return try await handshake(
+                server, client: client, sandbox: nil, process: nil, hostProcess: child, sandboxes: sandboxes)
+        case "server":
+            // Making and starting the sandbox block: on a thread of their own.
+            let (name, process) = try await blocking { () throws -> (String, BackgroundProcess) in
+                let name = try createSandbox(server, launch: launch, sandboxes: sandboxes)
+                do {
+                    try sandboxes.start(name)
+                    var request = Sandboxes.ExecRequest(command: server.command)
+                    request.environment = launch.environment
+                    request.workdir = Sandboxes.disposableWorkspace
+                    return (name, try sandboxes.startBackground(name, request, outputLimit: 64 << 10, stdio: true))
+                } catch {
+                    try? sandboxes.remove(name, force: true)
+                    throw error
+                }
+            }
+            guard let stdio = process.stdio else { throw AirlockError(.failed, "no stdio for \(server.name)") }
+            let client = MCPClient(reading: stdio.output, writing: stdio.input, onNotification: launch.onNotification)
+            return try await handshake(
+                server, client: client, sandbox: name, process: process, hostProcess: nil, sandboxes: sandboxes)
+        default:
+            throw AirlockError(.unsupported, "server \(server.name): type '\(server.type)' is not supported yet")
+        }
+    }
+
+    private static func createSandbox(_ server: CatalogServer, launch: Launch, sandboxes: Sandboxes) throws -> String {
+        var limits = SandboxRecord.Limits(pids: server.pids ?? 256)
+        limits.memoryBytes = try server.memory.map(Sandboxes.parseBytes) ?? (1 << 30)
+        var request = DisposableRequest(
+            label: "mcp-" + server.name, template: server.template ?? "",
+            network: server.disableNetwork ? .none : .policy,
+            limits: limits, diskBytes: 256 << 20, owner: launch.owner)
+        if !server.allowHosts.isEmpty {
+            // Exactly these hosts: the locked preset allows nothing else.
+            request.policy = PolicySettings(preset: .locked, allowHosts: server.allowHosts)
+        }
+        if let mode = server.workspace {
+            guard let workspace = launch.workspace else {
+                throw AirlockError(.invalidArgument, "server \(server.name) mounts the workspace, and there is none")
+            }
+            request.mounts = [
+                .init(source: workspace, destination: Sandboxes.disposableWorkspace, readOnly: mode != "rw")
+            ]
+        }
+        return try sandboxes.createDisposable(request).name
+    }
+
+    private static func handshake(
+        _ server: CatalogServer, client: MCPClient, sandbox: String?, process: BackgroundProcess?,
+        hostProcess: ChildProcess?, sandboxes: Sandboxes
+    ) async throws -> ServerConnection {
+        do {
+            let info = try await client.initialize(clientName: "airlock-gateway", version: AirlockVersion.string)
+            let tools = info.capabilities["tools"] == nil ? [] : try await client.listTools()
+            let prompts =
+                info.capabilities["prompts"] == nil ? [] : try await client.list("prompts/list", key: "prompts")
+            let resources =
+                info.capabilities["resources"] == nil ? [] : try await client.list("resources/list", key: "resources")
+            return ServerConnection(
+                server: server, client: client, info: info, tools: tools, prompts: prompts, resources: resources,
+                sandbox: sandbox, process: process, hostProcess: hostProcess, sandboxes: sandboxes)
+        } catch {
+            client.close(reason: "the handshake failed")
+            let detail = process.map { String(decoding: $0.logs().stderr.bytes.suffix(400), as: UTF8.self) } ?? ""
+            await blocking {
+                process?.kill()
+                if let hostProcess {
+                    kill(hostProcess.pid, SIGKILL)
+                    hostProcess.wait()
+                }
+                if let sandbox { try? sandboxes.remove(sandbox, force: true) }
+            }
+            let tail = detail.trimmingCharacters(in: .whitespacesAndNewlines)
+            throw AirlockError(
+                .failed,
+                "server \(server.name) did not start: \(error)" + (tail.isEmpty ? "" : " (its stderr: \(tail))"))
+        }
+    }
+
+    private init(
+        server: CatalogServer, client: MCPClient, info: MCPClient.ServerInfo, tools: [JSONValue], prompts: [JSONValue],
+        resources: [JSONValue], sandbox: String?, process: BackgroundProcess?, hostProcess: ChildProcess?,
+        sandboxes: Sandboxes
+    ) {
+        self.server = server
+        self.client = client
+        self.info = info
+        self.tools = tools
+        self.prompts = prompts
+        self.resources = resources
+        self.sandbox = sandbox
+        self.process = process
+        self.hostProcess = hostProcess
+        self.sandboxes = sandboxes
+    }
+
+    /// The last of what the server wrote to stderr, for an error message.
+    var stderrTail: String {
+        guard let process else { return "" }
+        return String(decoding: process.logs().stderr.bytes.suffix(400), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Ends the server and removes its sandbox; blocks.
+    func stop() {
+        client.close(reason: "the gateway stopped the server")
+        // The client closes the pipes: its input here, the server's output at its end.
+        process?.kill()
+        if let hostProcess {
+            kill(hostProcess.pid, SIGTERM)
+            hostProcess.wait()
+        }
+        if let sandbox { try? sandboxes.remove(sandbox, force: true) }
+    }
+}
