@@ -83,6 +83,9 @@ let package = Package(
                 "AirlockMCP", "AirlockRuntime", "AirlockState", "AirlockSystem", "AirlockImages", "AirlockPolicy",
                 "AirlockEgress",
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

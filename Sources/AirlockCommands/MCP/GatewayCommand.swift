@@ -66,7 +66,7 @@ struct GatewayCommand: ParsableCommand {
 
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Serve the gateway to one MCP client on standard input and output.",
+            abstract: "Serve the gateway: to one client on standard input and output, or to many over HTTP.",
             discussion: """
                 Each server runs in a sandbox of its own from its catalog entry's image template: \
                 no host files unless the entry mounts the workspace, no network with \
@@ -77,10 +77,39 @@ struct GatewayCommand: ParsableCommand {
                 mcp-config-set, mcp-exec, mcp-create-profile, mcp-activate-profile). When the \
                 gateway ends, in any way, no server sandbox remains. Logs go to stderr.
 
-                Example:  claude mcp add airlock -- airlock mcp gateway run --servers time,git
+                Over HTTP (--transport streaming or sse) every request but /health needs \
+                Authorization: Bearer TOKEN, the token from AIRLOCK_MCP_TOKEN or one printed at \
+                start; the Host must be the loopback and an Origin, if any, a loopback one.
+
+                Examples:
+                  claude mcp add airlock -- airlock mcp gateway run --servers time,git
+                  AIRLOCK_MCP_TOKEN=... airlock mcp gateway run --transport streaming --port 8811
                 """)
 
         @OptionGroup var selection: GatewaySelection
+
+        @Option(
+            help: ArgumentHelp(
+                "stdio (default; one client on standard input and output), streaming (MCP's streamable HTTP at /mcp) or sse (the older transport at /sse).",
+                valueName: "transport"))
+        var transport: Transport = .stdio
+
+        @Option(help: "Port of the HTTP transports (default 8811).")
+        var port: Int?
+
+        @Option(help: "Address of the HTTP transports.")
+        var host = "127.0.0.1"
+
+        enum Transport: String, ExpressibleByArgument, CaseIterable {
+            case stdio, sse, streaming
+        }
+
+        func validate() throws {
+            if transport == .stdio && port != nil {
+                throw ValidationError("--port is for --transport sse or streaming; stdio has no port")
+            }
+            if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0 to 65535") }
+        }
 
         func run() throws {
             let log: @Sendable (String) -> Void = { line in
@@ -88,11 +117,21 @@ struct GatewayCommand: ParsableCommand {
             }
             let gateway = try selection.makeGateway(log: log)
             let failure = Mutex<String?>(nil)
-            StdioService.run(
+            let http = try httpServer(gateway: gateway, log: log)
+            let host = self.host
+            let port = self.port ?? 8811
+            ServiceLoop.run(
                 log: log, what: "the server sandboxes",
                 serve: {
                     do {
                         try await gateway.start()
+                        if let http {
+                            try await http.server.run(host: host, port: port) { bound in
+                                let endpoint = http.server.transport == .streaming ? "/mcp" : "/sse"
+                                log("listening on http://\(host):\(bound)\(endpoint)" + http.tokenNote)
+                            }
+                            return
+                        }
                     } catch {
                         failure.withLock { $0 = "\(error)" }
                         return
@@ -101,8 +140,34 @@ struct GatewayCommand: ParsableCommand {
                     let session = await GatewaySession(gateway: gateway, send: { stdio.send($0) })
                     await stdio.serve { await session.handle($0) }
                     await session.end()
-                }, shutdown: { await gateway.shutdown() })
+                },
+                shutdown: {
+                    await http?.server.endSessions()
+                    await gateway.shutdown()
+                })
             if let message = failure.withLock({ $0 }) { throw AirlockError(.failed, message) }
+        }
+
+        /// The HTTP server for the HTTP transports, with its token: `AIRLOCK_MCP_TOKEN`, or one
+        /// made now and printed once.
+        func httpServer(gateway: Gateway, log: @escaping @Sendable (String) -> Void) throws -> (
+            server: GatewayHTTPServer, tokenNote: String
+        )? {
+            let kind: GatewayHTTPServer.Transport
+            switch transport {
+            case .stdio: return nil
+            case .sse: kind = .sse
+            case .streaming: kind = .streaming
+            }
+            var note = " (token from AIRLOCK_MCP_TOKEN)"
+            var token = ProcessInfo.processInfo.environment["AIRLOCK_MCP_TOKEN"] ?? ""
+            if token.isEmpty {
+                var bytes = [UInt8](repeating: 0, count: 24)
+                for index in bytes.indices { bytes[index] = UInt8.random(in: 0...255) }
+                token = bytes.map { String(format: "%02x", $0) }.joined()
+                note = "; clients send Authorization: Bearer \(token)"
+            }
+            return (GatewayHTTPServer(gateway: gateway, transport: kind, token: token, log: log), note)
         }
     }
 }

@@ -115,7 +115,7 @@ extension MCPCommand {
                     run_code with its sandbox_id; sandbox_stop when done.
                     """,
                 tools: CodeSandboxTools(service: service).all, log: log)
-            StdioService.run(
+            ServiceLoop.run(
                 log: log, what: "this client's sandboxes",
                 serve: {
                     await service.start()
@@ -127,7 +127,7 @@ extension MCPCommand {
 
 /// How a long-running MCP command lives: it serves until its client disconnects or a stop
 /// signal (TERM, INT, HUP) arrives, then cleans up, whichever way it ends.
-enum StdioService {
+enum ServiceLoop {
     static func run(
         log: @escaping @Sendable (String) -> Void, what: String, serve: @escaping @Sendable () async -> Void,
         shutdown: @escaping @Sendable () async -> Void
