@@ -5,7 +5,7 @@ import Foundation
 enum DynamicTools {
     static let names: Set<String> = [
         "mcp-find", "mcp-add", "mcp-remove", "mcp-config-set", "mcp-exec", "mcp-create-profile",
-        "mcp-activate-profile",
+        "mcp-activate-profile", "code-mode",
     ]
 
     static let listing: [JSONValue] = [
@@ -37,6 +37,13 @@ enum DynamicTools {
         tool(
             "mcp-activate-profile", "Enable the servers of a saved profile, with its settings.",
             properties: ["name": ["type": "string"]], required: ["name"]),
+        tool(
+            "code-mode",
+            "Make a tool code-mode-NAME that runs a Python script (in a sandbox with no network) in which every tool of the given servers is a function: compose many calls in one.",
+            properties: [
+                "servers": ["type": "array", "items": ["type": "string"], "description": "enabled servers"],
+                "name": ["type": "string", "description": "the new tool is code-mode-NAME"],
+            ], required: ["servers", "name"]),
     ]
 
     static func tool(_ name: String, _ description: String, properties: JSONValue, required: [String]) -> JSONValue {
@@ -94,6 +101,10 @@ enum DynamicTools {
                 }
                 for server in profile.servers { _ = try await gateway.enable(server) }
                 return .json(["profile": .string(profileName), "servers": .array(profile.servers.map { .string($0) })])
+            case "code-mode":
+                let servers = (arguments.values["servers"]?.arrayValue ?? []).compactMap(\.stringValue)
+                let tool = try await gateway.addCodeMode(name: try arguments.requiredString("name"), servers: servers)
+                return .json(["tool": .string(tool)])
             default:
                 return .error("unknown gateway tool \(name)")
             }

@@ -53,6 +53,8 @@ public actor Gateway {
     var toolListing: [JSONValue] = []
     /// Name clashes found the last time the listing was built, as sentences.
     public private(set) var collisions: [String] = []
+    /// Tools made by `code-mode`, by their exposed name.
+    var codeModes: [String: CodeMode] = [:]
     /// Clients to notify, by session.
     var clients: [UUID: MCPStdio.Send] = [:]
     var stopped = false
@@ -262,6 +264,12 @@ public actor Gateway {
             object["name"] = .string(candidate.name)
             toolListing.append(.object(object))
         }
+        for mode in codeModes.values.sorted(by: { $0.name < $1.name }) {
+            let tools = toolListing.filter { tool in
+                tool["name"]?.stringValue.flatMap { toolRoutes[$0] }.map { mode.servers.contains($0.server) } ?? false
+            }
+            toolListing.append(mode.listing(tools: tools))
+        }
         promptRoutes = [:]
         resourceRoutes = [:]
         for server in enabled {
@@ -305,6 +313,13 @@ public actor Gateway {
     public func call(_ name: String, arguments: [String: JSONValue]) async -> ToolResult {
         if options.dynamic, DynamicTools.names.contains(name) {
             return await DynamicTools.call(name, arguments: ToolArguments(arguments), gateway: self)
+        }
+        if let mode = codeModes[name] {
+            guard let script = arguments["script"]?.stringValue else { return .error("missing argument 'script'") }
+            let allowed = toolRoutes.filter { mode.servers.contains($0.value.server) }.map(\.key).sorted()
+            return await mode.run(
+                script: script, allowed: allowed, sandboxes: sandboxes, owner: owner,
+                call: { tool, arguments in await self.call(tool, arguments: arguments) })
         }
         guard let route = toolRoutes[name] else {
             return .error("unknown tool '\(name)'; tools/list has the current set")
@@ -396,6 +411,21 @@ public actor Gateway {
         configs[name] = config
         // A running server restarts with the new settings at its next call.
         await stopServer(name)
+    }
+
+    /// Makes (or remakes) the tool `code-mode-NAME` over the tools of `servers`.
+    func addCodeMode(name: String, servers: [String]) throws -> String {
+        guard name.wholeMatch(of: /[A-Za-z0-9_-]{1,48}/) != nil else {
+            throw AirlockError(.invalidArgument, "the name must be 1 to 48 letters, digits, '_' or '-'")
+        }
+        guard !servers.isEmpty else { throw AirlockError(.invalidArgument, "name at least one server") }
+        for server in servers where !enabled.contains(server) {
+            throw AirlockError(.invalidArgument, "server \(server) is not enabled (mcp-add it first)")
+        }
+        let mode = CodeMode(name: name, servers: servers)
+        codeModes[mode.toolName] = mode
+        listChanged()
+        return mode.toolName
     }
 
     func enabledServers() -> [String] { enabled }
