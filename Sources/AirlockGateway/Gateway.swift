@@ -1,3 +1,4 @@
+import AirlockEgress
 import AirlockMCP
 import AirlockRuntime
 import AirlockState
@@ -16,6 +17,11 @@ public struct GatewayOptions: Sendable {
     public var longLived = false
     /// Mounted into servers whose catalog entry asks for the workspace.
     public var workspace: String?
+    /// `--log-calls`: one JSON line per tool call goes here.
+    public var callLog: (@Sendable (String) -> Void)?
+    /// `--block-secrets`: calls whose arguments hold a stored secret are refused, and results
+    /// that hold one have it replaced.
+    public var blockSecrets = false
 
     public init() {}
 
@@ -309,8 +315,45 @@ public actor Gateway {
 
     // MARK: calls
 
-    /// A `tools/call` from a client: a gateway tool, or a server's tool by its exposed name.
-    public func call(_ name: String, arguments: [String: JSONValue]) async -> ToolResult {
+    /// A `tools/call` from a client: a gateway tool, or a server's tool by its exposed name;
+    /// checked for secrets and logged as the options say.
+    public func call(_ name: String, arguments: [String: JSONValue], client: String = "") async -> ToolResult {
+        let started = Monotonic.now()
+        var result: ToolResult
+        var outcome = "ok"
+        let secrets = options.blockSecrets ? SecretScreen(values: storedSecrets()) : nil
+        if let secrets, let found = secrets.firstMatch(in: .object(arguments)) {
+            result = .error("blocked: the arguments hold the value of the stored secret \(found)")
+            outcome = "blocked"
+        } else {
+            result = await dispatch(name, arguments: arguments)
+            if result.isError { outcome = "error" }
+            if let secrets, secrets.redact(&result) { outcome += ",redacted" }
+        }
+        if let callLog = options.callLog {
+            let entry: JSONValue = [
+                "time": .string(ISO8601DateFormatter().string(from: Date())), "client": .string(client),
+                "server": .string(
+                    toolRoutes[name]?.server ?? (name.hasPrefix(CodeMode.prefix) ? "code-mode" : "gateway")),
+                "tool": .string(toolRoutes[name]?.tool ?? name),
+                "arguments": .array(arguments.keys.sorted().map { .string($0) }),
+                "duration_ms": .double(((Monotonic.now() - started) * 10_000).rounded() / 10),
+                "outcome": .string(outcome),
+            ]
+            callLog(entry.text())
+        }
+        return result
+    }
+
+    /// Values of the MCP servers' secrets and of Airlock's stored API keys.
+    func storedSecrets() -> [(name: String, value: String)] {
+        let mcp = secrets.names().compactMap { name in (try? secrets.value(name)).flatMap { $0 }.map { (name, $0) } }
+        let store = SecretStore(store: sandboxes.store)
+        let keys = store.names().compactMap { name in (try? store.load(name)).map { (name, $0.value) } }
+        return mcp + keys
+    }
+
+    func dispatch(_ name: String, arguments: [String: JSONValue]) async -> ToolResult {
         if options.dynamic, DynamicTools.names.contains(name) {
             return await DynamicTools.call(name, arguments: ToolArguments(arguments), gateway: self)
         }
@@ -319,7 +362,7 @@ public actor Gateway {
             let allowed = toolRoutes.filter { mode.servers.contains($0.value.server) }.map(\.key).sorted()
             return await mode.run(
                 script: script, allowed: allowed, sandboxes: sandboxes, owner: owner,
-                call: { tool, arguments in await self.call(tool, arguments: arguments) })
+                call: { tool, arguments in await self.call(tool, arguments: arguments, client: name) })
         }
         guard let route = toolRoutes[name] else {
             return .error("unknown tool '\(name)'; tools/list has the current set")

@@ -1,12 +1,15 @@
 import AirlockMCP
 import AirlockSystem
 import Foundation
+import Synchronization
 
 /// One client of the gateway, over any transport: it answers the client's requests from the
 /// gateway and hears its list changes.
 public final class GatewaySession: Sendable {
     let gateway: Gateway
     let id: UUID
+    /// The client's name from `initialize`, and the session, for the call log.
+    let client = Mutex("")
 
     /// Starts a session; `send` carries notifications to the client.
     public init(gateway: Gateway, send: @escaping MCPStdio.Send) async {
@@ -34,6 +37,8 @@ public final class GatewaySession: Sendable {
     func answer(_ method: String, params: JSONValue?) async throws -> JSONValue {
         switch method {
         case "initialize":
+            let name = params?["clientInfo"]?["name"]?.stringValue ?? "client"
+            client.withLock { $0 = "\(name)/\(id.uuidString.prefix(8).lowercased())" }
             let asked = params?["protocolVersion"]?.stringValue ?? ""
             let version = MCPServer.protocolVersions.contains(asked) ? asked : MCPServer.protocolVersions.last ?? asked
             return [
@@ -53,7 +58,8 @@ public final class GatewaySession: Sendable {
             guard let name = params?["name"]?.stringValue else {
                 throw JSONRPCError.invalidParams("tools/call needs a tool name")
             }
-            return await gateway.call(name, arguments: params?["arguments"]?.objectValue ?? [:]).json
+            let arguments = params?["arguments"]?.objectValue ?? [:]
+            return await gateway.call(name, arguments: arguments, client: client.withLock { $0 }).json
         case "prompts/list":
             return ["prompts": .array(await gateway.prompts())]
         case "resources/list":

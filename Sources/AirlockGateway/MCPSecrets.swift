@@ -135,3 +135,45 @@ enum JSONSchemaCheck {
         }
     }
 }
+
+/// Finds and hides stored secrets in tool arguments and results (`--block-secrets`).
+struct SecretScreen {
+    /// Values shorter than this are not looked for: they would match by chance.
+    static let minimumLength = 6
+    let values: [(name: String, value: String)]
+
+    init(values: [(name: String, value: String)]) {
+        self.values = values.filter { $0.value.count >= Self.minimumLength }
+    }
+
+    /// The name of the first secret whose value appears in any string of `value`.
+    func firstMatch(in value: JSONValue) -> String? {
+        switch value {
+        case .string(let text): return values.first { text.contains($0.value) }?.name
+        case .array(let items): return items.lazy.compactMap(firstMatch(in:)).first
+        case .object(let object): return object.values.lazy.compactMap(firstMatch(in:)).first
+        default: return nil
+        }
+    }
+
+    /// Replaces every secret's value in the result's strings; true when one was there.
+    func redact(_ result: inout ToolResult) -> Bool {
+        var found = false
+        func clean(_ value: JSONValue) -> JSONValue {
+            switch value {
+            case .string(var text):
+                for secret in values where text.contains(secret.value) {
+                    text = text.replacingOccurrences(of: secret.value, with: "[redacted: \(secret.name)]")
+                    found = true
+                }
+                return .string(text)
+            case .array(let items): return .array(items.map(clean))
+            case .object(let object): return .object(object.mapValues(clean))
+            default: return value
+            }
+        }
+        result.content = result.content.map(clean)
+        result.structuredContent = result.structuredContent.map(clean)
+        return found
+    }
+}

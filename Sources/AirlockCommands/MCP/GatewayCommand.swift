@@ -30,6 +30,18 @@ struct GatewaySelection: ParsableArguments {
     @Option(help: "The directory mounted into servers whose catalog entry asks for the workspace (default: here).")
     var workspace: String?
 
+    @Flag(
+        help:
+            "Log each tool call as a JSON line on stderr: time, client, server, tool, argument names (never values), duration, outcome."
+    )
+    var logCalls = false
+
+    @Flag(
+        help:
+            "Refuse calls whose arguments hold the value of a stored secret (MCP or API key), and redact such values in results."
+    )
+    var blockSecrets = false
+
     func validate() throws {
         for spec in tools where spec.split(separator: ":").count != 2 {
             throw ValidationError("--tools takes SERVER:TOOL or SERVER:*, not '\(spec)'")
@@ -52,6 +64,8 @@ struct GatewaySelection: ParsableArguments {
         }
         options.toolFilter = tools
         options.longLived = longLived
+        options.blockSecrets = blockSecrets
+        if logCalls { options.callLog = { line in FileHandle.standardError.write(Data((line + "\n").utf8)) } }
         options.workspace = Files.absolute(workspace ?? FileManager.default.currentDirectoryPath)
         return try Gateway(
             sandboxes: Sandboxes(store: context.store, templates: context.templates, log: log), catalog: catalog,
@@ -353,7 +367,7 @@ struct ToolsCommand: ParsableCommand {
             let arguments = values
             let result = try runGateway(gateway) { gateway in
                 try await gateway.start()
-                return await gateway.call(tool, arguments: arguments)
+                return await gateway.call(tool, arguments: arguments, client: "airlock mcp tools call")
             }
             if json {
                 print(result.json.text())
