@@ -21,6 +21,8 @@ public struct EgressConfiguration: Sendable {
     /// Extra roots for upstream TLS (a corporate TLS-inspecting proxy; tests).
     public var upstreamCAFile: String?
     public var upstreamProxy: UpstreamProxy?
+    /// Where `mcp.airlock.internal` leads when the sandbox has an MCP gateway (`--mcp`).
+    public var mcpGateway: MCPGatewayRoute?
 
     public init(store: StateStore, name: String, environment: [String: String] = ProcessInfo.processInfo.environment)
         throws
@@ -37,6 +39,20 @@ public struct EgressConfiguration: Sendable {
         caDirectory = store.caDirectory
         upstreamCAFile = environment["AIRLOCK_UPSTREAM_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 }
         upstreamProxy = UpstreamProxy(environment: environment)
+    }
+}
+
+/// The sandbox's own MCP gateway, on the host's loopback: the proxy sends requests for
+/// ``host`` there, on port 80 only, and adds the gateway's bearer token, which the sandbox
+/// never holds.
+public struct MCPGatewayRoute: Sendable {
+    public static let host = "mcp.airlock.internal"
+    public var port: UInt16
+    public var token: String
+
+    public init(port: UInt16, token: String) {
+        self.port = port
+        self.token = token
     }
 }
 
@@ -105,6 +121,8 @@ final class EgressEngine: Sendable {
     struct Grant: Sendable {
         var address: IPAddress
         var rule: String
+        /// For the MCP gateway: the loopback port to dial instead of the one asked for.
+        var localPort: UInt16?
     }
 
     enum Refusal: Error {
@@ -128,6 +146,13 @@ final class EgressEngine: Sendable {
         case .failure(let error): return eventLoop.makeFailedFuture(Refusal.denied(error.description))
         }
         let name = HostName.normalize(host)
+        if name == MCPGatewayRoute.host, let route = configuration.mcpGateway {
+            guard port == 80 else {
+                return eventLoop.makeFailedFuture(Refusal.denied("the MCP gateway is reached over http, on port 80"))
+            }
+            return eventLoop.makeSucceededFuture(
+                Grant(address: .v4(0x7F00_0001), rule: "the sandbox's MCP gateway", localPort: route.port))
+        }
         if case .deny(let reason) = effective.egress.decide(host: name, port: port) {
             return eventLoop.makeFailedFuture(Refusal.denied(reason))
         }
@@ -163,8 +188,9 @@ final class EgressEngine: Sendable {
     ) -> EventLoopFuture<Channel> {
         let target: SocketAddress
         let viaProxy = configuration.upstreamProxy.flatMap {
-            $0.isBypassed(host: host, address: grant.address) ? nil : $0
+            grant.localPort != nil || $0.isBypassed(host: host, address: grant.address) ? nil : $0
         }
+        let port = grant.localPort ?? port
         let destination = Authority(host: grant.address.description, port: port)
         do {
             if let viaProxy {
@@ -241,6 +267,7 @@ final class EgressEngine: Sendable {
 
     /// Whether the DNS stub may answer `name` (it never resolves it for real).
     func mayAnswer(_ name: String) -> Bool {
+        if name == MCPGatewayRoute.host && configuration.mcpGateway != nil { return true }
         guard case .success(let effective) = policy.current() else { return false }
         if effective.staticHosts[name] != nil { return true }
         // Any port: the stub does not know which one the program will use.

@@ -260,6 +260,11 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
             let services = pinned.credentials.filter { $0.inject(into: &outgoing.fields) }.map(\.service.name)
             if !services.isEmpty { current?.injected = services }
         }
+        if HostName.normalize(authority.host) == MCPGatewayRoute.host, let route = engine.configuration.mcpGateway {
+            // The gateway's token is added here: the sandbox never holds it.
+            outgoing.set("Authorization", "Bearer " + route.token)
+            current?.injected = ["mcp-gateway"]
+        }
         let send = { [self] (upstream: Channel) in
             adopt(upstream, context: context)
             upstreamAuthority = authority

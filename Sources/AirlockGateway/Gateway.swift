@@ -64,6 +64,8 @@ public actor Gateway {
     /// Clients to notify, by session.
     var clients: [UUID: MCPStdio.Send] = [:]
     var stopped = false
+    var started = false
+    var startWaiters: [CheckedContinuation<Void, Never>] = []
 
     struct Offer {
         var tools: [JSONValue]
@@ -89,6 +91,11 @@ public actor Gateway {
     /// Enables the starting set and starts each server (together) to learn what it offers; they
     /// keep running for the first client, and those not long-lived stop when the last leaves.
     public func start() async throws {
+        defer {
+            started = true
+            for waiter in startWaiters { waiter.resume() }
+            startWaiters.removeAll()
+        }
         let names = options.servers ?? options.initialServers
         for name in names { _ = try catalog.find(name) }
         enabled = names
@@ -99,6 +106,13 @@ public actor Gateway {
             try await group.waitForAll()
         }
         rebuildListing()
+    }
+
+    /// Returns once ``start()`` has finished (at once if it has): a client that connects while
+    /// the servers start gets the whole list.
+    public func waitUntilStarted() async {
+        guard !started else { return }
+        await withCheckedContinuation { startWaiters.append($0) }
     }
 
     /// Stops every server and removes its sandbox.

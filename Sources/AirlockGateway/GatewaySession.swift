@@ -35,6 +35,7 @@ public final class GatewaySession: Sendable {
     }
 
     func answer(_ method: String, params: JSONValue?) async throws -> JSONValue {
+        if method != "initialize" && method != "ping" { await gateway.waitUntilStarted() }
         switch method {
         case "initialize":
             let name = params?["clientInfo"]?["name"]?.stringValue ?? "client"

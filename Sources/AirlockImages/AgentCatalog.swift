@@ -15,6 +15,7 @@ import Foundation
 /// hosts: [api.example.com]      # added to the sandbox's allowed hosts
 /// env: [MY_AGENT_HOME=$HOME/.my-agent]   # set inside ($HOME: the sandbox user's home)
 /// state: [.my-agent]            # directories in the home, kept with the sandbox (or shared)
+/// mcp: {file: .my-agent/config.json, entry: {url: $URL}}   # where `--mcp` adds the gateway
 /// sources: ["PyPI: my-agent"]   # where its install comes from, named when the build fails
 /// ```
 public struct AgentDefinition: Codable, Sendable, Equatable, CatalogItem {
@@ -37,11 +38,25 @@ public struct AgentDefinition: Codable, Sendable, Equatable, CatalogItem {
     public var state: [String]
     /// Where its installer fetches it from.
     public var sources: [String]
+    /// How `--mcp` points it at the sandbox's gateway: an entry named `airlock` under
+    /// `mcpServers` in a JSON file of its home (`$URL` in the entry's values is the gateway's).
+    public var mcp: MCPClientConfig?
+
+    public struct MCPClientConfig: Codable, Sendable, Equatable {
+        /// Relative to the home.
+        public var file: String
+        public var entry: [String: String]
+
+        public init(file: String, entry: [String: String]) {
+            self.file = file
+            self.entry = entry
+        }
+    }
 
     public init(
         name: String, description: String, template: String, command: [String], unattended: [String] = [],
         credentials: [String] = [], hosts: [String] = [], environment: [String] = [], state: [String] = [],
-        sources: [String] = []
+        sources: [String] = [], mcp: MCPClientConfig? = nil
     ) {
         self.name = name
         self.description = description
@@ -53,10 +68,11 @@ public struct AgentDefinition: Codable, Sendable, Equatable, CatalogItem {
         self.environment = environment
         self.state = state
         self.sources = sources
+        self.mcp = mcp
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, description, template, command, unattended, credentials, hosts, state, sources
+        case name, description, template, command, unattended, credentials, hosts, state, sources, mcp
         case environment = "env"
     }
 
@@ -72,6 +88,7 @@ public struct AgentDefinition: Codable, Sendable, Equatable, CatalogItem {
         environment = try container.decodeIfPresent([String].self, forKey: .environment) ?? []
         state = try container.decodeIfPresent([String].self, forKey: .state) ?? []
         sources = try container.decodeIfPresent([String].self, forKey: .sources) ?? []
+        mcp = try container.decodeIfPresent(MCPClientConfig.self, forKey: .mcp)
     }
 
     /// What the sandbox runs: the command and its unattended flags (AGENT_ARGS follow).
@@ -96,6 +113,9 @@ public struct AgentDefinition: Codable, Sendable, Equatable, CatalogItem {
         }
         for entry in environment where entry.firstIndex(of: "=").map({ $0 == entry.startIndex }) ?? true {
             throw AirlockError(.invalidArgument, "agent \(source): env entry '\(entry)' must be KEY=VALUE")
+        }
+        if let mcp, mcp.file.isEmpty || mcp.file.hasPrefix("/") || mcp.file.split(separator: "/").contains("..") {
+            throw AirlockError(.invalidArgument, "agent \(source): mcp.file must be relative to the home, without '..'")
         }
         for host in hosts where host.isEmpty || host.contains("/") || host.contains(" ") {
             throw AirlockError(.invalidArgument, "agent \(source): '\(host)' is not a host name")

@@ -14,13 +14,15 @@ public enum BuiltinAgents {
         credentials: ["anthropic"], hosts: ["api.anthropic.com", "statsig.anthropic.com"],
         // Its config dir holds .claude.json too when set, so all its state is one directory
         // (a single shared file could not be replaced by rename, as Claude Code saves it).
-        environment: ["CLAUDE_CONFIG_DIR=$HOME/.claude"], state: [".claude"], sources: ["PyPI: claude-agent-sdk"])
+        environment: ["CLAUDE_CONFIG_DIR=$HOME/.claude"], state: [".claude"], sources: ["PyPI: claude-agent-sdk"],
+        mcp: .init(file: ".claude/.claude.json", entry: ["type": "http", "url": "$URL"]))
 
     public static let gemini = AgentDefinition(
         name: "gemini", description: "Gemini CLI (Google)", template: "gemini", command: ["gemini"],
         unattended: ["--yolo"], credentials: ["google"],
         hosts: ["generativelanguage.googleapis.com", "oauth2.googleapis.com", "cloudcode-pa.googleapis.com"],
-        state: [".gemini"], sources: ["npm: @google/gemini-cli (registry.npmjs.org)"])
+        state: [".gemini"], sources: ["npm: @google/gemini-cli (registry.npmjs.org)"],
+        mcp: .init(file: ".gemini/settings.json", entry: ["httpUrl": "$URL"]))
 
     public static let codex = AgentDefinition(
         name: "codex", description: "Codex CLI (OpenAI)", template: "codex", command: ["codex"],
@@ -53,7 +55,9 @@ public enum BuiltinAgents {
     public static let miniSWEAgent = AgentDefinition(
         name: "mini-swe-agent", description: "mini-swe-agent (PyPI), the 100-line agent", template: "mini-swe-agent",
         command: ["mini"], unattended: ["--yolo", "--exit-immediately"], credentials: ["openai", "anthropic"],
-        hosts: ["api.openai.com", "api.anthropic.com"], state: [".config/mini-swe-agent"],
+        hosts: ["api.openai.com", "api.anthropic.com"],
+        // Past its first-run setup prompt; litellm's price list from the package, not GitHub.
+        environment: ["MSWEA_CONFIGURED=true", "LITELLM_LOCAL_MODEL_COST_MAP=True"], state: [".config/mini-swe-agent"],
         sources: ["PyPI: mini-swe-agent"])
 
     public static let mistralVibe = AgentDefinition(
@@ -100,7 +104,8 @@ extension BuiltinTemplates {
             steps: venv("aider", package: "aider-chat", commands: ["aider"]) + ["aider --version"]),
         Template(
             name: "mini-swe-agent", description: "mini-swe-agent (PyPI)", packages: agentBase,
-            steps: venv("mini-swe-agent", package: "mini-swe-agent", commands: ["mini", "mini-extra"])),
+            // litellm imports `mcp` for any request with tools but does not depend on it.
+            steps: venv("mini-swe-agent", package: "mini-swe-agent mcp", commands: ["mini", "mini-extra"])),
         Template(
             name: "mistral-vibe", description: "Mistral Vibe (PyPI) on Python 3.12 from uv", packages: agentBase,
             steps: venv("uv", package: "uv", commands: ["uv"])

@@ -32,6 +32,8 @@ public struct CreateRequest: Sendable {
     public var unprotected: [String] = []
     /// `--share-agent-state`: the agent's state is shared by all its sandboxes made this way.
     public var shareAgentState = false
+    /// `--mcp`: an MCP gateway for the sandbox, and the agent configured to use it.
+    public var mcp: SandboxRecord.MCPAttachment?
 
     public init(agent: String, workspace: String) {
         self.agent = agent
@@ -42,7 +44,7 @@ public struct CreateRequest: Sendable {
     public var hasCreateOptions: Bool {
         template != nil || !environment.isEmpty || !volumes.isEmpty || memory != nil || cpus != nil || pids != nil
             || runtime != nil || network != nil || policy != PolicySettings() || clone || !unprotected.isEmpty
-            || shareAgentState
+            || shareAgentState || mcp != nil
     }
 }
 
@@ -136,6 +138,10 @@ public struct Sandboxes: Sendable {
                 .invalidArgument, "agent \(agent.name) keeps no state to share (its definition has no `state`)")
         }
         if request.clone { try GitClone.checkRepository(workspace) }
+        if request.mcp != nil && request.network == SandboxRecord.NetworkMode.none {
+            throw AirlockError(
+                .invalidArgument, "--mcp needs the policy network: the gateway is reached through the proxy")
+        }
         do {
             try request.policy.validate()
         } catch {
@@ -194,6 +200,10 @@ public struct Sandboxes: Sendable {
             if request.shareAgentState {
                 record.sharedState = .init(directory: store.sharedAgentState(agent.name), paths: agent.state)
             }
+            if let attachment = request.mcp {
+                record.mcp = attachment
+                try configureMCP(agent, record: record, paths: paths)
+            }
             if request.clone {
                 try GitClone(workspace: workspace, paths: paths, name: name).create()
                 record.clone = true
@@ -209,6 +219,39 @@ public struct Sandboxes: Sendable {
             Files.remove(paths.directory)
             throw error
         }
+    }
+
+    /// The URL the agent inside uses for the sandbox's MCP gateway.
+    public static let mcpGatewayURL = "http://\(MCPGatewayRoute.host)/mcp"
+
+    /// Adds the gateway to the agent's own MCP settings in the sandbox's home (or its shared
+    /// state), never in the workspace.
+    func configureMCP(_ agent: AgentDefinition, record: SandboxRecord, paths: SandboxPaths) throws {
+        guard let config = agent.mcp else {
+            log(
+                "note: airlock does not know where \(agent.name) keeps its MCP settings: point it at \(Self.mcpGatewayURL) yourself"
+            )
+            return
+        }
+        var base = paths.home
+        if let shared = record.sharedState, shared.paths.contains(where: { config.file.hasPrefix($0 + "/") }) {
+            base = shared.directory
+        }
+        let parent = (config.file as NSString).deletingLastPathComponent
+        if !parent.isEmpty { try Files.makeDirectories(parent, under: base) }
+        let path = base + "/" + config.file
+        var settings: [String: Any] = [:]
+        if let text = Files.readRegularFile(path, limit: 16 << 20), !text.isEmpty {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+                throw AirlockError(.failed, "cannot add the MCP gateway to \(path): it is not a JSON object")
+            }
+            settings = object
+        }
+        var servers = settings["mcpServers"] as? [String: Any] ?? [:]
+        servers["airlock"] = config.entry.mapValues { $0.replacingOccurrences(of: "$URL", with: Self.mcpGatewayURL) }
+        settings["mcpServers"] = servers
+        let data = try JSONSerialization.data(withJSONObject: settings, options: [.prettyPrinted, .sortedKeys])
+        try Files.writeAtomically(path, String(decoding: data, as: UTF8.self) + "\n", mode: 0o600)
     }
 
     /// The caller's `git config --global` name and email, if git and they are there.

@@ -55,6 +55,7 @@ public struct Supervisor {
         let namespace: UserNamespace
         let chain: ChildProcess
         var egress: EgressServer?
+        var gateway: ChildProcess?
         let owner: ProcessIdentity?
         do {
             let record = try paths.loadRecord()
@@ -79,8 +80,13 @@ public struct Supervisor {
                 // Nothing received means the init failed before it could send; its readiness
                 // line says why.
                 if let listeners = try? DescriptorPassing.receive(from: listenersHere) {
-                    egress = try EgressServer.start(
-                        listeners: listeners, configuration: try EgressConfiguration(store: store, name: name))
+                    var configuration = try EgressConfiguration(store: store, name: name)
+                    if let attachment = record.mcp {
+                        let started = try startGateway(attachment, record: record, paths: paths)
+                        gateway = started.process
+                        configuration.mcpGateway = started.route
+                    }
+                    egress = try EgressServer.start(listeners: listeners, configuration: configuration)
                 }
             }
             var answer = readReadinessLine(ready.read).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -92,6 +98,7 @@ public struct Supervisor {
                 chain.wait()
                 namespace.close()
                 egress?.stop()
+                if let gateway { Self.stop(gateway) }
                 let message =
                     answer.hasPrefix("error: ") ? String(answer.dropFirst(7)) : "the sandbox init exited early"
                 return report(error: message)
@@ -142,12 +149,68 @@ public struct Supervisor {
         }
         Files.remove(paths.status)
         egress?.stop()
+        if let gateway { Self.stop(gateway) }
         if getuid() == 0 { CgroupSupport.release(name: name) }
         log("sandbox \(name) stopped (status \(status))")
         if ownerGone { removeSandbox(namespace: namespace) }
         namespace.close()
         runningLock.release()
         return 0
+    }
+
+    /// Starts the sandbox's MCP gateway on a free loopback port with a new token; it dies with
+    /// this supervisor (parent-death signal), and its servers with it.
+    private func startGateway(_ attachment: SandboxRecord.MCPAttachment, record: SandboxRecord, paths: SandboxPaths)
+        throws -> (process: ChildProcess, route: MCPGatewayRoute)
+    {
+        var bytes = [UInt8](repeating: 0, count: 24)
+        for index in bytes.indices { bytes[index] = UInt8.random(in: 0...255) }
+        let route = MCPGatewayRoute(
+            port: try Self.freeLoopbackPort(), token: bytes.map { String(format: "%02x", $0) }.joined())
+        var environment = ProcessInfo.processInfo.environment
+        environment["AIRLOCK_MCP_TOKEN"] = route.token
+        let process = try ChildProcess.spawn(
+            [
+                "setpriv", "--pdeathsig", "SIGTERM", "--", Executables.current, "mcp", "gateway", "run", "--transport",
+                "streaming", "--port", String(route.port), "--workspace", record.workspace,
+            ]
+                + attachment.gatewayArguments,
+            environment: environment, stdin: .null, stdout: .file(paths.mcpGatewayLog),
+            stderr: .file(paths.mcpGatewayLog))
+        log("MCP gateway started on 127.0.0.1:\(route.port) (log: \(paths.mcpGatewayLog))")
+        return (process, route)
+    }
+
+    /// Asks the gateway to stop (it removes its servers' sandboxes), then insists.
+    private static func stop(_ gateway: ChildProcess) {
+        gateway.signal(SIGTERM)
+        let deadline = Monotonic.now() + 15
+        while gateway.poll() == nil {
+            if Monotonic.now() > deadline {
+                gateway.signal(SIGKILL)
+                gateway.wait()
+                return
+            }
+            usleep(20_000)
+        }
+    }
+
+    /// A loopback TCP port nothing listens on now.
+    static func freeLoopbackPort() throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw SystemCallError("socket", errno: errno) }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw SystemCallError("bind", errno: errno) }
+        return UInt16(bigEndian: address.sin_port)
     }
 
     /// Removes the files of a disposable sandbox whose owner died.

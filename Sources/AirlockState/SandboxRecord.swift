@@ -36,6 +36,30 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
     /// every sandbox of the agent made this way shares (otherwise they live in its own home).
     public var sharedState: SharedState?
 
+    /// `--mcp`: the sandbox has an MCP gateway of its own, run by its supervisor on the host and
+    /// reached inside as http://mcp.airlock.internal/mcp, through the proxy, which adds the
+    /// gateway's token.
+    public var mcp: MCPAttachment?
+
+    /// Which servers the sandbox's gateway serves: exactly `servers`, or those of `profile`
+    /// (default: the profile 'default') with the dynamic tools to add more.
+    public struct MCPAttachment: Codable, Sendable, Equatable {
+        public var servers: [String]?
+        public var profile: String?
+
+        public init(servers: [String]? = nil, profile: String? = nil) {
+            self.servers = servers
+            self.profile = profile
+        }
+
+        /// The gateway's flags for this choice.
+        public var gatewayArguments: [String] {
+            if let servers { return ["--servers", servers.joined(separator: ",")] }
+            if let profile { return ["--profile", profile] }
+            return []
+        }
+    }
+
     /// Where shared agent state lives on the host, and which home directories it provides.
     public struct SharedState: Codable, Sendable, Equatable {
         public var directory: String

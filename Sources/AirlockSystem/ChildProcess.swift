@@ -269,9 +269,18 @@ public enum Executables {
         }
     }
 
-    /// The absolute path of the running binary.
+    /// The absolute path of the running binary. When it was replaced while running (an
+    /// upgrade, a reinstall), the kernel names the old file "PATH (deleted)": the new one at
+    /// PATH is what later commands run.
     public static var current: String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            ?? CommandLine.arguments[0]
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else {
+            return CommandLine.arguments[0]
+        }
+        let suffix = " (deleted)"
+        if target.hasSuffix(suffix), FileManager.default.isExecutableFile(atPath: String(target.dropLast(suffix.count)))
+        {
+            return String(target.dropLast(suffix.count))
+        }
+        return target
     }
 }

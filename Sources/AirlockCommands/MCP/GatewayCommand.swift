@@ -138,14 +138,21 @@ struct GatewayCommand: ParsableCommand {
                 log: log, what: "the server sandboxes",
                 serve: {
                     do {
-                        try await gateway.start()
                         if let http {
-                            try await http.server.run(host: host, port: port) { bound in
-                                let endpoint = http.server.transport == .streaming ? "/mcp" : "/sse"
-                                log("listening on http://\(host):\(bound)\(endpoint)" + http.tokenNote)
+                            // Listening at once; requests wait until the servers are up.
+                            try await withThrowingTaskGroup(of: Void.self) { group in
+                                group.addTask {
+                                    try await http.server.run(host: host, port: port) { bound in
+                                        let endpoint = http.server.transport == .streaming ? "/mcp" : "/sse"
+                                        log("listening on http://\(host):\(bound)\(endpoint)" + http.tokenNote)
+                                    }
+                                }
+                                try await gateway.start()
+                                try await group.next()
                             }
                             return
                         }
+                        try await gateway.start()
                     } catch {
                         failure.withLock { $0 = "\(error)" }
                         return

@@ -14,7 +14,10 @@ struct Create: ParsableCommand {
     var workspace: String?
 
     func run() throws {
-        let result = try Context().sandboxes.create(options.request(agent: agent, workspace: workspace))
+        let context = Context()
+        let request = options.request(agent: agent, workspace: workspace)
+        try options.prepareMCP(request, context: context)
+        let result = try context.sandboxes.create(request)
         print(result.record.name)
     }
 }

@@ -1,3 +1,4 @@
+import AirlockGateway
 import AirlockPolicy
 import AirlockRuntime
 import AirlockState
@@ -47,8 +48,43 @@ struct CreateOptions: ParsableArguments {
     )
     var shareAgentState = false
 
+    @Flag(
+        help:
+            "Give the sandbox an MCP gateway (servers from the profile 'default', and the dynamic tools to add more) and configure the agent to use it at http://mcp.airlock.internal/mcp; the proxy adds the gateway's token, which the agent never sees."
+    )
+    var mcp = false
+
+    @Option(help: ArgumentHelp("With --mcp: exactly these catalog servers (implies --mcp).", valueName: "a,b"))
+    var mcpServers: String?
+
+    @Option(help: ArgumentHelp("With --mcp: the servers of this saved profile (implies --mcp).", valueName: "name"))
+    var mcpProfile: String?
+
     @OptionGroup(title: "Network")
     var network: NetworkOptions
+
+    func validate() throws {
+        if mcpServers != nil && mcpProfile != nil {
+            throw ValidationError("--mcp-servers and --mcp-profile both choose the gateway's servers: give one")
+        }
+    }
+
+    /// With `--mcp`: checks the gateway's servers against the catalog and builds their images
+    /// now, with progress, rather than while the agent waits for its tools.
+    func prepareMCP(_ request: CreateRequest, context: Context) throws {
+        guard let attachment = request.mcp else { return }
+        let catalog = try ServerCatalog.load()
+        let profiles = MCPProfiles()
+        let names =
+            try attachment.servers ?? attachment.profile.map { try profiles.load($0).servers }
+            ?? ((try? profiles.load("default"))?.servers ?? [])
+        let builder = try context.imageBuilder()
+        for name in names {
+            let server = try catalog.find(name)
+            guard let template = server.template else { continue }
+            _ = try builder.ensure(try context.templates.find(template).template, log: Context.progress)
+        }
+    }
 
     func request(agent: String, workspace: String?) -> CreateRequest {
         var request = CreateRequest(agent: agent, workspace: workspace ?? ".")
@@ -65,6 +101,11 @@ struct CreateOptions: ParsableArguments {
         request.clone = clone
         request.unprotected = unprotect
         request.shareAgentState = shareAgentState
+        if mcp || mcpServers != nil || mcpProfile != nil {
+            request.mcp = SandboxRecord.MCPAttachment(
+                servers: mcpServers.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } },
+                profile: mcpProfile)
+        }
         return request
     }
 }

@@ -38,8 +38,11 @@ struct Run: ParsableCommand {
     var agentArguments: [String] = []
 
     func run() throws {
-        let sandboxes = Context().sandboxes
-        let (record, _) = try sandboxes.create(options.request(agent: agent, workspace: workspace))
+        let context = Context()
+        let sandboxes = context.sandboxes
+        let createRequest = options.request(agent: agent, workspace: workspace)
+        try options.prepareMCP(createRequest, context: context)
+        let (record, _) = try sandboxes.create(createRequest)
         try sandboxes.start(record.name)
         if detach {
             print(record.name)
