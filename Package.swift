@@ -126,6 +126,7 @@ let package = Package(
         ),
         .testTarget(name: "AirlockStateTests", dependencies: ["AirlockState", "AirlockSystem"]),
         .testTarget(name: "AirlockMCPTests", dependencies: ["AirlockMCP"]),
+        .testTarget(name: "AirlockGatewayTests", dependencies: ["AirlockGateway", "AirlockMCP", "AirlockSystem"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -159,11 +159,15 @@ public actor Gateway {
             throw AirlockError(.conflict, "server \(name) was removed while it started")
         }
         running[name] = connection
-        let offer = Offer(tools: connection.tools, prompts: connection.prompts, resources: connection.resources)
-        let previous = offered.updateValue(offer, forKey: name)
-        // A restarted server that offers something else now: clients must list again.
-        if let previous, previous.tools != offer.tools || previous.prompts != offer.prompts { listChanged() }
+        record(Offer(tools: connection.tools, prompts: connection.prompts, resources: connection.resources), of: name)
         return connection
+    }
+
+    /// Keeps what a server offers; a restarted server that offers something else now makes
+    /// clients list again.
+    func record(_ offer: Offer, of name: String) {
+        let previous = offered.updateValue(offer, forKey: name)
+        if let previous, previous.tools != offer.tools || previous.prompts != offer.prompts { listChanged() }
     }
 
     func stopServer(_ name: String) async {
@@ -483,6 +487,13 @@ public actor Gateway {
         codeModes[mode.toolName] = mode
         listChanged()
         return mode.toolName
+    }
+
+    /// Enables a server with what it offers, without starting it (a catalog's static list).
+    func enableForListing(_ name: String, offer: Offer) {
+        if !enabled.contains(name) { enabled.append(name) }
+        offered[name] = offer
+        rebuildListing()
     }
 
     func enabledServers() -> [String] { enabled }

@@ -115,3 +115,56 @@ import Testing
         #expect(value.text() == text)
     }
 }
+
+@Suite struct MCPClientTests {
+    /// A client and a server joined by two pipes, as a gateway and a server's process are.
+    func connected() throws -> (client: MCPClient, serverDone: Task<Void, Never>, closeServer: @Sendable () -> Void) {
+        var toServer: [Int32] = [0, 0]
+        var toClient: [Int32] = [0, 0]
+        guard pipe(&toServer) == 0, pipe(&toClient) == 0 else { throw MCPClientError.closed("pipe") }
+        let server = MCPServerTests().server
+        let (serverIn, serverOut) = (toServer[0], toClient[1])
+        let done = Task { await server.serveStdio(input: serverIn, output: serverOut) }
+        let client = MCPClient(reading: toClient[0], writing: toServer[1])
+        // The server's end: closing its output is what a crash looks like to the client.
+        return (client, done, { close(serverOut) })
+    }
+
+    @Test func handshakeListAndConcurrentCallsEachGetTheirOwnAnswer() async throws {
+        let (client, _, closeServer) = try connected()
+        defer { closeServer() }
+        let info = try await client.initialize(clientName: "tests", version: "1")
+        #expect(info.name == "test")
+        #expect(try await client.listTools().compactMap { $0["name"]?.stringValue } == ["echo", "slow"])
+        // The slow call is asked first; the quick ones must not wait behind it.
+        async let slow = client.callTool("slow", arguments: [:])
+        let answers = try await withThrowingTaskGroup(of: String.self) { group in
+            for index in 0..<20 {
+                group.addTask {
+                    let result = try await client.callTool("echo", arguments: ["text": .string("n\(index)")])
+                    return result["structuredContent"]?["said"]?.stringValue ?? ""
+                }
+            }
+            return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+        }
+        #expect(answers == Set((0..<20).map { "n\($0)" }))
+        #expect(try await slow["structuredContent"]?["slept"] == true)
+        do {
+            _ = try await client.request("no/such/method")
+            Issue.record("an unknown method was answered")
+        } catch let error as JSONRPCError {
+            #expect(error.code == -32601)
+        }
+    }
+
+    @Test func aServerThatGoesAwayFailsTheCallsWaitingAndLaterOnes() async throws {
+        let (client, _, closeServer) = try connected()
+        _ = try await client.initialize(clientName: "tests", version: "1")
+        let waiting = Task { try await client.callTool("slow", arguments: [:]) }
+        try await Task.sleep(for: .milliseconds(50))
+        closeServer()
+        await #expect(throws: MCPClientError.self) { _ = try await waiting.value }
+        await #expect(throws: MCPClientError.self) { _ = try await client.listTools() }
+        #expect(client.isClosed)
+    }
+}

@@ -1,0 +1,192 @@
+import AirlockImages
+import AirlockMCP
+import AirlockRuntime
+import AirlockState
+import AirlockSystem
+import Foundation
+import Testing
+
+@testable import AirlockGateway
+
+@Suite struct CatalogTests {
+    @Test func aDockerStyleEntryPortsWithATemplateAndKeepsItsFields() throws {
+        let yaml = """
+            registry:
+              github:
+                title: GitHub
+                description: Issues and pull requests
+                type: server
+                template: mcp-github
+                command: [github-mcp-server, stdio]
+                secrets: [{name: github.token, env: GITHUB_TOKEN}]
+                env: [{name: OWNER, value: "{{github.owner}}"}]
+                allowHosts: [api.github.com]
+                longLived: true
+                prefix: gh
+                config:
+                  - name: github
+                    type: object
+                    properties: {owner: {type: string}}
+                tools: [{name: list_issues}]
+            """
+        let servers = try ServerCatalog.parse(yaml: yaml, source: "/c.yaml")
+        let github = try #require(servers.first)
+        #expect(github.name == "github")
+        #expect(github.secrets == [.init(name: "github.token", env: "GITHUB_TOKEN")])
+        #expect(github.allowHosts == ["api.github.com"] && github.longLived && github.prefix == "gh")
+        #expect(github.configSchema?["properties"]?["owner"]?["type"] == "string")
+        #expect(github.tools.map(\.name) == ["list_issues"])
+    }
+
+    @Test func badEntriesNameTheCatalogAndTheServer() {
+        let cases = [
+            "registry:\n  x:\n    image: mcp/x\n    command: [x]\n":
+                "needs a `template` to run from (it names the container image mcp/x",
+            "registry:\n  x:\n    template: t\n": "needs a `command`",
+            "registry:\n  x:\n    template: t\n    command: [x]\n    disableNetwork: true\n    allowHosts: [a.b]\n":
+                "contradict",
+            "registry:\n  x:\n    template: t\n    command: [x]\n    secrets: [{name: other.key, env: K}]\n":
+                "a server's own",
+            "registry:\n  x:\n    template: t\n    command: [x]\n    workspace: yes-please\n": "'ro' or 'rw'",
+            "registry:\n  x:\n    type: remote\n": "remote.url",
+            "servers: []\n": "no `registry:`",
+        ]
+        for (yaml, expected) in cases {
+            do {
+                _ = try ServerCatalog.parse(yaml: yaml, source: "/cat.yaml")
+                Issue.record("accepted: \(yaml)")
+            } catch {
+                #expect("\(error)".contains("/cat.yaml") && "\(error)".contains(expected), "\(error)")
+            }
+        }
+    }
+
+    @Test func theBuiltInCatalogIsValidAndItsServersReachNoMoreThanTheyNeed() throws {
+        for server in BuiltinServers.all { try server.validate(source: "built-in") }
+        #expect(BuiltinServers.time.disableNetwork && BuiltinServers.git.disableNetwork)
+        #expect(BuiltinServers.git.workspace == "ro")
+        // Their template is a built-in one.
+        for server in BuiltinServers.all where server.type == "server" {
+            #expect(BuiltinTemplates.all.contains { $0.name == server.template })
+        }
+    }
+}
+
+@Suite struct GatewayListingTests {
+    func gateway(dynamic: Bool = true, filter: [String] = [], catalog: [CatalogServer]) throws -> Gateway {
+        let root = FileManager.default.temporaryDirectory.path + "/gw-\(UUID().uuidString)"
+        var options = GatewayOptions()
+        options.servers = dynamic ? nil : catalog.map(\.name)
+        options.toolFilter = filter
+        return try Gateway(
+            sandboxes: Sandboxes(
+                store: StateStore(root: root), templates: TemplateCatalog(directory: root), log: { _ in }),
+            catalog: ServerCatalog(servers: catalog, source: "test"), options: options,
+            secrets: MCPSecrets(store: StateStore(root: root)), profiles: MCPProfiles(), log: { _ in })
+    }
+
+    func tools(_ names: String...) -> [JSONValue] {
+        names.map { ["name": .string($0), "inputSchema": ["type": "object"]] }
+    }
+
+    func offer(_ gateway: Gateway, _ server: String, _ tools: [JSONValue]) async {
+        await gateway.enableForListing(server, offer: Gateway.Offer(tools: tools, prompts: [], resources: []))
+    }
+
+    @Test func clashingNamesBecomeServerPrefixedOnBothSidesAndAreReported() async throws {
+        let servers = ["a", "b", "c"].map { CatalogServer(name: $0, template: "t", command: ["x"]) }
+        let gateway = try gateway(catalog: servers)
+        await offer(gateway, "a", tools("search", "only_a"))
+        await offer(gateway, "b", tools("search"))
+        await offer(gateway, "c", tools("mcp-find"))
+        let names = await gateway.tools().compactMap { $0["name"]?.stringValue }
+        #expect(names.contains("a__search") && names.contains("b__search") && !names.contains("search"))
+        #expect(names.contains("only_a"))
+        // A server's tool never shadows a gateway tool.
+        #expect(names.contains("c__mcp-find") && names.filter { $0 == "mcp-find" }.count == 1)
+        let collisions = await gateway.collisions
+        #expect(collisions.count == 2)
+        #expect(collisions.contains { $0.contains("'search' is offered by a and b") })
+        let route = await gateway.toolRoutes["b__search"]
+        #expect(route?.server == "b" && route?.tool == "search")
+    }
+
+    @Test func aPrefixNamesEveryToolOfItsServer() async throws {
+        let gateway = try gateway(catalog: [CatalogServer(name: "github", template: "t", command: ["x"], prefix: "gh")])
+        await offer(gateway, "github", tools("list_issues"))
+        #expect(await gateway.tools().compactMap { $0["name"]?.stringValue }.contains("gh__list_issues"))
+        #expect(await gateway.collisions.isEmpty)
+    }
+
+    @Test func pinnedServersHaveNoGatewayToolsAndTheFilterKeepsOnlyWhatItNames() async throws {
+        let servers = ["time", "git"].map { CatalogServer(name: $0, template: "t", command: ["x"]) }
+        let gateway = try gateway(dynamic: false, filter: ["time:get_current_time", "git:*"], catalog: servers)
+        await offer(gateway, "time", tools("get_current_time", "convert_time"))
+        await offer(gateway, "git", tools("git_status", "git_log"))
+        let names = await gateway.tools().compactMap { $0["name"]?.stringValue }.sorted()
+        #expect(names == ["get_current_time", "git_log", "git_status"])
+        let unknown = await gateway.call("mcp-find", arguments: ["query": "x"])
+        #expect(unknown.isError)
+    }
+
+    @Test func configPlaceholdersTakeTheServersSettings() {
+        let filled = Gateway.fill(
+            "--owner={{github.owner}} --depth={{ depth }} --missing={{github.none}}", server: "github",
+            config: ["owner": "octo", "depth": 3])
+        #expect(filled == "--owner=octo --depth=3 --missing=")
+    }
+}
+
+@Suite struct GatewayChecksTests {
+    @Test func settingsAreCheckedAgainstTheServersSchema() {
+        let schema: JSONValue = [
+            "type": "object", "required": ["owner"], "additionalProperties": false,
+            "properties": [
+                "owner": ["type": "string"], "depth": ["type": "integer"],
+                "mode": ["type": "string", "enum": ["fast", "slow"]],
+            ],
+        ]
+        #expect(JSONSchemaCheck.problems(["owner": "octo", "depth": 2, "mode": "fast"], against: schema).isEmpty)
+        let problems = JSONSchemaCheck.problems(["depth": "deep", "mode": "warp", "extra": true], against: schema)
+        #expect(problems.contains("config.owner is required"))
+        #expect(problems.contains("config.depth must be an integer"))
+        #expect(problems.contains { $0.hasPrefix("config.mode must be one of") })
+        #expect(problems.contains("config.extra is not a known setting"))
+    }
+
+    @Test func storedSecretsAreFoundInArgumentsAndRedactedFromResults() {
+        let screen = SecretScreen(values: [("github.token", "ghp_abcdef123456"), ("short", "abc")])
+        #expect(screen.firstMatch(in: ["query": ["nested": "x ghp_abcdef123456 y"]]) == "github.token")
+        // Values too short to mean anything are not looked for.
+        #expect(screen.firstMatch(in: ["q": "abc"]) == nil)
+        var result = ToolResult(
+            content: [["type": "text", "text": "token=ghp_abcdef123456"]],
+            structuredContent: ["token": "ghp_abcdef123456"])
+        #expect(screen.redact(&result))
+        #expect(result.content.first?["text"] == "token=[redacted: github.token]")
+        #expect(result.structuredContent?["token"] == "[redacted: github.token]")
+        var clean = ToolResult.json(["ok": true])
+        #expect(!screen.redact(&clean))
+    }
+
+    @Test func onlyLoopbackHostsAndOriginsAndTheRightTokenGetIn() {
+        #expect(GatewayHTTPServer.isLocal(host: "127.0.0.1:8811") && GatewayHTTPServer.isLocal(host: "localhost"))
+        #expect(
+            GatewayHTTPServer.isLocal(host: "[::1]:8811") && GatewayHTTPServer.isLocal(host: "mcp.airlock.internal"))
+        #expect(!GatewayHTTPServer.isLocal(host: "evil.example:8811") && !GatewayHTTPServer.isLocal(host: "127.0.0.2"))
+        #expect(GatewayHTTPServer.isLocal(origin: "http://localhost:3000"))
+        #expect(
+            !GatewayHTTPServer.isLocal(origin: "https://evil.example") && !GatewayHTTPServer.isLocal(origin: "null"))
+        #expect(GatewayHTTPServer.constantTimeEqual("Bearer abc", "Bearer abc"))
+        #expect(!GatewayHTTPServer.constantTimeEqual("Bearer abd", "Bearer abc"))
+        #expect(!GatewayHTTPServer.constantTimeEqual("Bearer ab", "Bearer abc"))
+    }
+
+    @Test func codeModeNamesAreValidPython() {
+        #expect(CodeMode.pythonName("get_current_time") == "get_current_time")
+        #expect(CodeMode.pythonName("git__status") == "git__status")
+        #expect(CodeMode.pythonName("mcp-find") == "mcp_find")
+        #expect(CodeMode.pythonName("2fa") == "_2fa")
+        #expect(CodeMode.pythonName("print") == "print_")
+    }
+}
