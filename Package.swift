@@ -119,7 +119,8 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
-        .testTarget(name: "AirlockEgressTests", dependencies: ["AirlockEgress", "AirlockPolicy", "AirlockWire"]),
+        .testTarget(
+            name: "AirlockEgressTests", dependencies: ["AirlockEgress", "AirlockPolicy", "AirlockWire", "AirlockState"]),
         .testTarget(
             name: "AirlockRuntimeTests",
             dependencies: ["AirlockRuntime", "AirlockOCI", "AirlockEgress", "AirlockPolicy", "AirlockImages"]

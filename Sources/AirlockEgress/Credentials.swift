@@ -123,8 +123,14 @@ public struct SecretStore: Sendable {
     }
 
     /// Every credential that applies to a sandbox: its own (from the host environment at
-    /// create), with the user's stored ones taking precedence.
+    /// create), with the user's stored ones taking precedence; only the services its record
+    /// allows, when it names them.
     public func credentials(for paths: SandboxPaths) -> [Credential] {
+        let allowed = (try? paths.loadRecord())?.credentialServices.map(Set.init)
+        return everyCredential(for: paths).filter { allowed?.contains($0.service.name) ?? true }
+    }
+
+    private func everyCredential(for paths: SandboxPaths) -> [Credential] {
         var byName: [String: Credential] = [:]
         for credential in Self.loadSandboxCredentials(paths) { byName[credential.service.name] = credential }
         for name in names() {

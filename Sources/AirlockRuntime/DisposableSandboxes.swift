@@ -58,12 +58,14 @@ extension Sandboxes {
         do {
             for dir in [paths.upper, paths.work, paths.bundle, paths.etc] { try Files.makeDirectory(dir) }
             try Files.makeDirectory(paths.runtimeRoot, mode: 0o700)
-            let record = SandboxRecord(
+            var record = SandboxRecord(
                 name: name, agent: request.label, workspace: Self.disposableWorkspace, template: template.name,
                 image: image.digest, user: template.user.name, sudo: template.user.sudo, runtime: "runc",
                 command: ["bash"], environment: [], mounts: request.mounts, limits: request.limits, created: Date(),
                 network: request.network,
                 disposable: SandboxRecord.Disposable(owner: request.owner, diskBytes: request.diskBytes))
+            // A program's sandbox uses none of the keys the user stored for agents.
+            record.credentialServices = []
             try Self.savePolicy(request.policy, to: paths)
             try paths.save(record)
             return record

@@ -36,6 +36,10 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
     /// every sandbox of the agent made this way shares (otherwise they live in its own home).
     public var sharedState: SharedState?
 
+    /// The credential services whose stored keys the proxy injects for this sandbox (nil:
+    /// every stored one). Sandboxes Airlock makes for programs (code sandboxes, MCP servers)
+    /// get none: a key the user stored for an agent is not theirs to use.
+    public var credentialServices: [String]?
     /// `--mcp`: the sandbox has an MCP gateway of its own, run by its supervisor on the host and
     /// reached inside as http://mcp.airlock.internal/mcp, through the proxy, which adds the
     /// gateway's token.

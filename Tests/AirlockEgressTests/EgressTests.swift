@@ -1,4 +1,5 @@
 import AirlockPolicy
+import AirlockState
 import AirlockWire
 import Foundation
 import Testing
@@ -85,6 +86,28 @@ import Testing
         #expect(anthropic.inject(into: &fields))
         #expect(fields[0].value == "sk-real")
         #expect(fields[1].value == credentialSentinel)
+    }
+
+    @Test func aSandboxThatNamesItsServicesGetsOnlyThoseKeys() throws {
+        let root = FileManager.default.temporaryDirectory.path + "/creds-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = StateStore(root: root)
+        let secrets = SecretStore(store: store)
+        try secrets.save(anthropic)
+        try secrets.save(github)
+        let paths = store.sandbox("s")
+        try FileManager.default.createDirectory(atPath: paths.directory, withIntermediateDirectories: true)
+        var record = SandboxRecord(
+            name: "s", agent: "a", workspace: "/w", template: "t", image: "i", user: "agent", sudo: false,
+            runtime: "runc", command: [], environment: [], mounts: [], limits: .init(), created: Date())
+        try paths.save(record)
+        #expect(secrets.credentials(for: paths).map(\.service.name) == ["anthropic", "github"])
+        record.credentialServices = ["github"]
+        try paths.save(record)
+        #expect(secrets.credentials(for: paths).map(\.service.name) == ["github"])
+        record.credentialServices = []
+        try paths.save(record)
+        #expect(secrets.credentials(for: paths).isEmpty)
     }
 
     @Test func leavesAHeaderWithoutTheSentinelAlone() {
