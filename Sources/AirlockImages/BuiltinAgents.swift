@@ -11,7 +11,11 @@ public enum BuiltinAgents {
     public static let claude = AgentDefinition(
         name: "claude", description: "Claude Code (Anthropic), the binary the claude-agent-sdk wheel carries",
         template: "claude", command: ["claude"], unattended: ["--dangerously-skip-permissions"],
-        credentials: ["anthropic"], hosts: ["api.anthropic.com", "statsig.anthropic.com"],
+        // platform.claude.com: its start-up connectivity check; claude.ai and console: logging in.
+        credentials: ["anthropic"],
+        hosts: [
+            "api.anthropic.com", "statsig.anthropic.com", "platform.claude.com", "claude.ai", "console.anthropic.com",
+        ],
         // Its config dir holds .claude.json too when set, so all its state is one directory
         // (a single shared file could not be replaced by rename, as Claude Code saves it).
         environment: ["CLAUDE_CONFIG_DIR=$HOME/.claude"], state: [".claude"], sources: ["PyPI: claude-agent-sdk"],

@@ -10,28 +10,34 @@ import Foundation
 /// agent must not leave behind something the user's own tools will run unsandboxed.
 ///
 /// At each start the workspace is searched (to `maxDepth`, skipping dependency trees) and each
-/// such path is bound read-only over itself. `.vscode` and `.idea` at the top are made (empty)
-/// when missing, so the sandbox cannot create them either.
+/// such path is bound read-only over itself. The editor and agent directories at the top are
+/// made (empty) when missing, so the sandbox cannot create them either; the supervisor removes
+/// those it made, if still empty, when the sandbox stops. What cannot be guarded before it
+/// exists (a nested repository's hooks, a new `.mcp.json`) is listed by ``HostRunFiles`` after
+/// the session.
 public enum HostPersistenceGuard {
-    /// Directories read-only as a whole, relative to any directory of the workspace.
-    static let directories = [".git/hooks", ".vscode", ".idea"]
+    /// Directories read-only as a whole, relative to any directory of the workspace: git hooks,
+    /// editor tasks and settings, and the agents' project settings (which can hold hooks and
+    /// MCP servers that run commands).
+    static let directories = [".git/hooks", ".vscode", ".idea", ".claude", ".gemini", ".cursor", ".kiro"]
     /// Single files read-only, relative to any directory of the workspace.
-    static let files = [
-        ".git/config", ".claude/settings.json", ".claude/settings.local.json", ".gemini/settings.json",
-        ".cursor/mcp.json", ".mcp.json",
-    ]
+    static let files = [".git/config", ".mcp.json"]
     /// Made at the workspace's top when missing.
-    static let madeWhenMissing = [".vscode", ".idea"]
+    static let madeWhenMissing = [".vscode", ".idea", ".claude", ".gemini", ".cursor", ".kiro"]
     /// Not searched: dependency trees, which nobody opens in an editor.
     static let skipped: Set<String> = ["node_modules", ".venv", "venv", "__pycache__", ".tox", "target", ".gradle"]
     static let maxDepth = 6
 
-    /// The host paths to bind read-only over themselves, for a workspace.
-    public static func protectedPaths(workspace: String, unprotected: [String] = []) -> [String] {
+    /// The host paths to bind read-only over themselves, for a workspace, and the directories
+    /// made for that (to remove again once the sandbox stops, if still empty).
+    public static func protectedPaths(workspace: String, unprotected: [String] = []) -> (
+        paths: [String], made: [String]
+    ) {
         let opened = Set(unprotected.map { Files.absolute($0.hasPrefix("/") ? $0 : workspace + "/" + $0) })
+        var made: [String] = []
         for name in madeWhenMissing where !opened.contains(workspace + "/" + name) {
             let path = workspace + "/" + name
-            if !Files.exists(path) && !isSymlink(path) { mkdir(path, 0o755) }
+            if !Files.exists(path) && !isSymlink(path) && mkdir(path, 0o755) == 0 { made.append(path) }
         }
         var found: [String] = []
         forEachDirectory(in: workspace) { directory in
@@ -42,7 +48,14 @@ public enum HostPersistenceGuard {
                 found.append(path)
             }
         }
-        return found
+        return (found, made)
+    }
+
+    /// Removes the directories a start made, where they are still empty.
+    public static func removeMade(listedIn file: String) {
+        guard let text = try? Files.read(file) else { return }
+        for path in text.split(separator: "\n") { rmdir(String(path)) }
+        Files.remove(file)
     }
 
     /// Visits the workspace and its directories, breadth first to `maxDepth`, in name order;

@@ -14,10 +14,15 @@ public enum HostRunFiles {
     static let files = [
         ".envrc", "package.json", ".npmrc", ".yarnrc.yml", "Makefile", "makefile", "GNUmakefile", "justfile",
         "Justfile", "Taskfile.yml", ".pre-commit-config.yaml", "setup.py", "pyproject.toml", ".mise.toml",
-        "mise.toml", ".gitlab-ci.yml",
+        "mise.toml", ".gitlab-ci.yml", ".mcp.json", ".git/config",
     ]
-    /// Directories whose every file counts (to three levels), relative to any directory.
-    static let directories = [".github/workflows", ".husky", ".devcontainer"]
+    /// Directories whose every file counts (to three levels), relative to any directory. Those
+    /// the guard makes read-only are here too, for the ones it could not guard: made during the
+    /// session (a new repository's hooks, a nested `.claude`).
+    static let directories = [
+        ".github/workflows", ".husky", ".devcontainer", ".git/hooks", ".claude", ".gemini", ".cursor", ".kiro",
+        ".vscode", ".idea",
+    ]
     /// Contents are compared up to this size; past it, size and modification time.
     static let contentLimit = 1 << 20
 

@@ -491,8 +491,14 @@ public struct Sandboxes: Sendable {
         Files.remove(paths.execDirectory)
         var spec = try spec(for: record)
         if record.disposable == nil && record.clone != true {
-            spec.protectedPaths = HostPersistenceGuard.protectedPaths(
+            let guarded = HostPersistenceGuard.protectedPaths(
                 workspace: record.workspace, unprotected: record.unprotected ?? [])
+            spec.protectedPaths = guarded.paths
+            // Appended: a start after a killed supervisor adds to what is still there.
+            if !guarded.made.isEmpty {
+                let earlier = (try? Files.read(paths.guardMade)) ?? ""
+                try Files.writeAtomically(paths.guardMade, earlier + guarded.made.map { $0 + "\n" }.joined())
+            }
         }
         let driver = RuntimeDriver(record: record, paths: paths)
         _ = try driver.requireInstalled()

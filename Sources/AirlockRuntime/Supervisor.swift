@@ -150,6 +150,7 @@ public struct Supervisor {
         Files.remove(paths.status)
         egress?.stop()
         if let gateway { Self.stop(gateway) }
+        HostPersistenceGuard.removeMade(listedIn: paths.guardMade)
         if getuid() == 0 { CgroupSupport.release(name: name) }
         log("sandbox \(name) stopped (status \(status))")
         if ownerGone { removeSandbox(namespace: namespace) }

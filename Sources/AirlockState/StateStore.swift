@@ -91,6 +91,8 @@ public struct SandboxPaths: Sendable {
     public var caBundle: String { etc + "/ca-certificates.crt" }
     /// One JSON line per egress decision.
     public var networkLog: String { directory + "/network.log" }
+    /// Workspace directories the host-persistence guard made at start, removed at stop if empty.
+    public var guardMade: String { directory + "/guard-made" }
     /// What the sandbox's MCP gateway (`--mcp`) logs.
     public var mcpGatewayLog: String { directory + "/mcp-gateway.log" }
     /// Held for the length of one command that changes the sandbox.

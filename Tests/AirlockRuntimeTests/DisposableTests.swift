@@ -202,15 +202,28 @@ import Testing
             #expect(fm.createFile(atPath: root + "/" + file, contents: Data()))
         }
         try fm.createSymbolicLink(atPath: root + "/a/.vscode", withDestinationPath: root + "/elsewhere/.vscode")
-        let found = Set(HostPersistenceGuard.protectedPaths(workspace: root, unprotected: [".idea"]))
+        try fm.createDirectory(atPath: root + "/a/.claude", withIntermediateDirectories: true)
+        let guarded = HostPersistenceGuard.protectedPaths(workspace: root, unprotected: [".idea"])
+        let agentDirectories = [".claude", ".gemini", ".cursor", ".kiro"].map { root + "/" + $0 }
         #expect(
-            found == [
-                root + "/.git/hooks", root + "/.git/config", root + "/a/b/.git/hooks", root + "/a/b/.git/config",
-                root + "/.vscode", root + "/elsewhere/.vscode",
-            ])
-        // Made when missing, unless opened.
-        #expect(Files.isDirectory(root + "/.vscode"))
+            Set(guarded.paths)
+                == Set(
+                    [
+                        root + "/.git/hooks", root + "/.git/config", root + "/a/b/.git/hooks",
+                        root + "/a/b/.git/config",
+                        root + "/.vscode", root + "/elsewhere/.vscode", root + "/a/.claude",
+                    ] + agentDirectories))
+        // Made when missing, unless opened; and listed, to be removed at stop if still empty.
+        #expect(Files.isDirectory(root + "/.vscode") && Files.isDirectory(root + "/.claude"))
         #expect(!Files.exists(root + "/.idea"))
+        #expect(Set(guarded.made) == Set([root + "/.vscode"] + agentDirectories))
+        let list = root + "/made"
+        try (guarded.made.joined(separator: "\n") + "\n").write(toFile: list, atomically: true, encoding: .utf8)
+        #expect(fm.createFile(atPath: root + "/.claude/settings.json", contents: Data("{}".utf8)))
+        HostPersistenceGuard.removeMade(listedIn: list)
+        #expect(!Files.exists(root + "/.vscode") && !Files.exists(root + "/.gemini"))
+        // One the session filled stays.
+        #expect(Files.exists(root + "/.claude/settings.json"))
     }
 }
 

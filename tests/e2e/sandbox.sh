@@ -263,10 +263,23 @@ expect "guard: .vscode and .idea, missing before, exist on the host, empty" ".id
     "$(for d in .idea .vscode; do printf '%s:%s ' "$d" "$(ls -A "$gws/$d" 2>&1)"; done | xargs)"
 expect "guard: the host's hooks and settings are as they were" "0 {}" \
     "$(ls "$gws/.git/hooks" | grep -c '^pre-commit$') $(cat "$gws/.claude/settings.json")"
+# Agent settings that do not exist yet cannot be made either: their directories are made at
+# the top, read-only; what cannot be guarded before it exists is listed after the run.
+err=$(a run --name guard3 shell "$gws" -- -c '
+    for p in .gemini/settings.json .cursor/mcp.json .kiro/hooks/h.json; do
+        { mkdir -p "$(dirname "$p")" && echo "{}" > "$p"; } 2>/dev/null && echo "$p:written" || echo "$p:refused"; done
+    mkdir -p fresh && git -C fresh init -q && echo evil > fresh/.git/hooks/pre-commit && echo "{}" > .mcp.json' 2>&1)
+expect "guard: missing agent settings cannot be created at the top" \
+    ".gemini/settings.json:refused .cursor/mcp.json:refused .kiro/hooks/h.json:refused" "$(grep -E ':(written|refused)$' <<<"$err" | xargs)"
+expect_match "guard: a repository made during the run has its new hooks listed after it" "added +fresh/\.git/hooks/pre-commit" "$err"
+expect_match "guard: a new .mcp.json is listed after the run" "added +\.mcp\.json" "$err"
+a stop guard guard3 >/dev/null
+expect "guard: directories the guard made are removed at stop when still empty" "absent absent" \
+    "$(for d in .gemini .kiro; do [ -e "$gws/$d" ] && printf 'present ' || printf 'absent '; done | xargs)"
 out=$(a run --name guard2 --unprotect .vscode shell "$gws" -- -c \
-    '{ echo "{}" > .vscode/tasks.json; } 2>/dev/null && echo vscode:written || echo vscode:refused; { echo x >> .git/config; } 2>/dev/null && echo config:written || echo config:refused' | xargs)
+    '{ mkdir -p .vscode && echo "{}" > .vscode/tasks.json; } 2>/dev/null && echo vscode:written || echo vscode:refused; { echo x >> .git/config; } 2>/dev/null && echo config:written || echo config:refused' | xargs)
 expect "guard: --unprotect .vscode opens that path alone" "vscode:written config:refused" "$out"
-a rm -f guard guard2 >/dev/null
+a rm -f guard guard2 guard3 >/dev/null
 
 echo "== clone mode"
 cws="$HOME/e2e-clone"
