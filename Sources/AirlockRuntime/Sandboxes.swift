@@ -148,6 +148,7 @@ public struct Sandboxes: Sendable {
             throw AirlockError(.invalidArgument, error.description)
         }
         var policy = request.policy
+        for note in Self.unreachableAddedHosts(policy) { log("note: " + note) }
         // The hosts the agent needs join the sandbox's own layer, where `network policy` shows them.
         for host in agent.hosts where !policy.allowHosts.contains(host) { policy.allowHosts.append(host) }
         let identity = try SandboxIdentity.current()
@@ -218,6 +219,20 @@ public struct Sandboxes: Sendable {
         } catch {
             Files.remove(paths.directory)
             throw error
+        }
+    }
+
+    /// `--add-host` entries whose address the policy blocks (loopback, private, ...) with no
+    /// `--allow-cidr` opening it: the agent would only see connections fail.
+    static func unreachableAddedHosts(_ policy: PolicySettings) -> [String] {
+        let opened = policy.allowCIDRs.compactMap(AddressRange.init)
+        return policy.addHosts.compactMap { entry in
+            guard let colon = entry.firstIndex(of: ":"),
+                let address = IPAddress(parsing: String(entry[entry.index(after: colon)...])),
+                let reason = BlockedRanges.reason(for: address), !opened.contains(where: { $0.contains(address) })
+            else { return nil }
+            return
+                "--add-host \(entry): \(address) is a \(reason), which the policy blocks; add --allow-cidr \(address)/32 to reach it"
         }
     }
 

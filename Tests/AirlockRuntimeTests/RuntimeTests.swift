@@ -1,5 +1,6 @@
 import AirlockImages
 import AirlockOCI
+import AirlockPolicy
 import AirlockState
 import AirlockSystem
 import Foundation
@@ -182,5 +183,17 @@ import Testing
             "ANTHROPIC_API_KEY": "sk-real", "GH_TOKEN": "ghp", "AWS_SECRET_ACCESS_KEY": "x",
         ])
         #expect(Set(kept.keys) == ["PATH", "HOME", "HTTPS_PROXY", "AIRLOCK_HOME"])
+    }
+}
+
+@Suite struct AddedHostTests {
+    @Test func anAddedHostOnABlockedAddressGetsANoteUnlessACIDROpensIt() {
+        let policy = PolicySettings(
+            allowCIDRs: ["127.0.0.2/32"],
+            addHosts: ["api.test:127.0.0.1", "other.test:127.0.0.2", "public.test:93.184.216.34"])
+        let notes = Sandboxes.unreachableAddedHosts(policy)
+        #expect(notes.count == 1)
+        #expect(notes.first?.contains("127.0.0.1 is a loopback address") == true)
+        #expect(notes.first?.contains("--allow-cidr 127.0.0.1/32") == true)
     }
 }
