@@ -34,7 +34,7 @@ aws_dir_existed=""
 [ -d "$HOME/.aws" ] && aws_dir_existed=1
 fake_pid=""
 cleanup() {
-    a rm -f "$name" >/dev/null 2>&1
+    a rm -f "$name" "$name-mcp" >/dev/null 2>&1
     [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null
     if [ -n "$aws_existed" ]; then
         sed -i -e "/^\[e2e-claude-canary\]$/d" -e "/$canary/d" "$aws_file"
@@ -236,5 +236,33 @@ claude_run run3 -- -p "continue-check: a new session"
 expect "companion: a new session (no --continue) does not see it" "E2E-HISTORY: missing" "$(cat "$work/run3.out")"
 claude_run run4 -- --no-such-option
 expect_match "companion: a failing claude makes airlock run fail" "^[1-9]" "$rc"
+
+
+echo "== --mcp: Claude Code lists the tools of its sandbox's MCP gateway"
+# The gateway runs with the sandbox (time from PyPI, in a sandbox of its own); Claude Code is
+# configured in the sandbox home to use http://mcp.airlock.internal/mcp, which the proxy routes
+# to the gateway, adding the token the sandbox never sees.
+a template build mcp-servers >/dev/null 2>"$work/mcp-build.err" || fail "build the mcp-servers image" "$(tail -n 3 "$work/mcp-build.err")"
+before=$(from_log 'len(messages)')
+ANTHROPIC_API_KEY="$real_key" timeout 180 "$AIRLOCK" run claude "$ws" --name "$name-mcp" --mcp-servers time \
+    --add-host api.anthropic.com:127.0.0.1 --allow-cidr 127.0.0.1/32 -- -p "continue-check: list your tools" \
+    </dev/null >"$work/mcp.out" 2>"$work/mcp.err"
+rc=$?
+expect_ok "claude -p in a sandbox made with --mcp-servers time exits 0" mcp
+expect "the gateway's tools reach the model's tool list (mcp__airlock__...)" "yes" \
+    "$(from_log "'yes' if any('mcp__airlock__get_current_time' in json.dumps(r['body']) and 'mcp__airlock__convert_time' in json.dumps(r['body']) for r in messages[$before:]) else ''")"
+expect "the gateway is in Claude Code's settings in the sandbox home, not the workspace" \
+    "http://mcp.airlock.internal/mcp absent" \
+    "$(a exec "$name-mcp" -- python3 -c 'import json,os; print(json.load(open(os.path.expanduser("~/.claude/.claude.json")))["mcpServers"]["airlock"]["url"])') $([ -e "$ws/.mcp.json" ] && echo present || echo absent)"
+"$AIRLOCK" network log "$name-mcp" --json >"$work/mcp-network.log" 2>/dev/null
+expect_match "the network log shows Claude Code's MCP requests routed to the gateway" "^[1-9]" \
+    "$(python3 -c 'import json,sys; print(sum(1 for l in open(sys.argv[1]) if l.strip() and json.loads(l)["host"] == "mcp.airlock.internal" and json.loads(l)["decision"] == "allow"))' "$work/mcp-network.log")"
+expect "the sandbox holds no gateway token (no Authorization in its environment or settings)" "0" \
+    "$(a exec "$name-mcp" -- bash -c 'grep -rs -c "Bearer" ~/.claude/.claude.json /proc/[0-9]*/environ 2>/dev/null | awk -F: "{s+=\$NF} END {print s+0}"')"
+expect_match "a gateway server sandbox runs beside it" "mcp-time" "$(a ls)"
+a rm -f "$name-mcp" >/dev/null 2>&1
+for _ in $(seq 50); do pgrep -u "$(id -u)" -f "mcp gateway run" >/dev/null || break; sleep 0.2; done
+expect "rm ends the gateway and its server sandbox" "0 0" \
+    "$(a ls | grep -c mcp-time) $(pgrep -u "$(id -u)" -f "mcp gateway run" | wc -l)"
 
 report
