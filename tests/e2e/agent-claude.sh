@@ -261,8 +261,10 @@ expect "the sandbox holds no gateway token (no Authorization in its environment 
     "$(a exec "$name-mcp" -- bash -c 'grep -rs -c "Bearer" ~/.claude/.claude.json /proc/[0-9]*/environ 2>/dev/null | awk -F: "{s+=\$NF} END {print s+0}"')"
 expect_match "a gateway server sandbox runs beside it" "mcp-time" "$(a ls)"
 a rm -f "$name-mcp" >/dev/null 2>&1
-for _ in $(seq 50); do pgrep -u "$(id -u)" -f "mcp gateway run" >/dev/null || break; sleep 0.2; done
+# This sandbox's gateway: the one serving this workspace (others may run, a benchmark's say).
+gateway_of_ws="mcp gateway run .*--workspace $ws( |\$)"
+for _ in $(seq 50); do pgrep -u "$(id -u)" -f "$gateway_of_ws" >/dev/null || break; sleep 0.2; done
 expect "rm ends the gateway and its server sandbox" "0 0" \
-    "$(a ls | grep -c mcp-time) $(pgrep -u "$(id -u)" -f "mcp gateway run" | wc -l)"
+    "$(a ls | grep -c mcp-time) $(pgrep -u "$(id -u)" -f "$gateway_of_ws" | wc -l)"
 
 report
