@@ -9,8 +9,9 @@ import Foundation
 public struct GatewayOptions: Sendable {
     /// `--servers`: exactly these, and no dynamic tools. Nil: the dynamic tools manage the set.
     public var servers: [String]?
-    /// Servers enabled at start when `servers` is nil (`--profile`).
+    /// Servers enabled at start when `servers` is nil (`--profile`), and their settings.
     public var initialServers: [String] = []
+    public var initialConfig: [String: [String: JSONValue]] = [:]
     /// `--tools SERVER:TOOL|SERVER:*`: only these tools are offered (empty: all).
     public var toolFilter: [String] = []
     /// `--long-lived`: every server stays up for the gateway's whole life.
@@ -98,6 +99,10 @@ public actor Gateway {
         }
         let names = options.servers ?? options.initialServers
         for name in names { _ = try catalog.find(name) }
+        for (name, config) in options.initialConfig where !config.isEmpty {
+            try checkConfig(config, of: try catalog.find(name))
+            configs[name] = config
+        }
         enabled = names
         try await withThrowingTaskGroup(of: Void.self) { group in
             for name in names {
@@ -133,8 +138,12 @@ public actor Gateway {
         if let dead = running.removeValue(forKey: name) { await blocking { dead.stop() } }
         guard !stopped else { throw AirlockError(.conflict, "the gateway is stopping") }
         let server = try catalog.find(name)
+        var ownSecrets: [String: String] = [:]
+        for name in secrets.names() where name.hasPrefix(server.name + ".") {
+            ownSecrets[name] = try secrets.value(name)
+        }
         let launch = ServerConnection.Launch(
-            environment: try environment(for: server), workspace: options.workspace, owner: owner,
+            environment: try environment(for: server), workspace: options.workspace, owner: owner, secrets: ownSecrets,
             onNotification: { [weak self] message in
                 guard let self else { return }
                 Task { await self.serverNotified(name, message) }
@@ -460,15 +469,7 @@ public actor Gateway {
     }
 
     func setConfig(_ name: String, _ config: [String: JSONValue]) async throws {
-        let server = try catalog.find(name)
-        if let schema = server.configSchema {
-            let problems = JSONSchemaCheck.problems(.object(config), against: schema)
-            guard problems.isEmpty else {
-                throw AirlockError(
-                    .invalidArgument,
-                    "config for \(name) does not match its schema: \(problems.joined(separator: "; "))")
-            }
-        }
+        try checkConfig(config, of: try catalog.find(name))
         configs[name] = config
         // A running server restarts with the new settings at its next call.
         await stopServer(name)
@@ -494,6 +495,16 @@ public actor Gateway {
         if !enabled.contains(name) { enabled.append(name) }
         offered[name] = offer
         rebuildListing()
+    }
+
+    func checkConfig(_ config: [String: JSONValue], of server: CatalogServer) throws {
+        guard let schema = server.configSchema else { return }
+        let problems = JSONSchemaCheck.problems(.object(config), against: schema)
+        guard problems.isEmpty else {
+            throw AirlockError(
+                .invalidArgument,
+                "config for \(server.name) does not match its schema: \(problems.joined(separator: "; "))")
+        }
     }
 
     func enabledServers() -> [String] { enabled }

@@ -1,4 +1,5 @@
 import AirlockMCP
+import AirlockSystem
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -20,6 +21,8 @@ public final class GatewayHTTPServer: Sendable {
     /// The name sandboxes reach the gateway by, through their proxy.
     public static let reservedHost = "mcp.airlock.internal"
     static let maxBody = 16 << 20
+    /// A client gone without saying so (no DELETE) has its session ended after this long.
+    static let idleLimit: Double = 1800
 
     let gateway: Gateway
     public let transport: Transport
@@ -40,6 +43,16 @@ public final class GatewayHTTPServer: Sendable {
         let session: GatewaySession
         let events: AsyncStream<JSONRPCMessage>
         let continuation: AsyncStream<JSONRPCMessage>.Continuation
+        /// When the client last asked something, and whether its event stream is open: a
+        /// session with neither for ``GatewayHTTPServer/idleLimit`` is ended.
+        let lastSeen = Mutex(Monotonic.now())
+        let streaming = Mutex(false)
+
+        func touch() { lastSeen.withLock { $0 = Monotonic.now() } }
+
+        var isIdle: Bool {
+            !streaming.withLock { $0 } && Monotonic.now() - lastSeen.withLock { $0 } > GatewayHTTPServer.idleLimit
+        }
 
         init(id: String, gateway: Gateway) async {
             self.id = id
@@ -72,6 +85,12 @@ public final class GatewayHTTPServer: Sendable {
             }
         ready(server.channel.localAddress?.port ?? port)
         try await withThrowingDiscardingTaskGroup { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(60))
+                    await self.endIdleSessions()
+                }
+            }
             try await server.executeThenClose { connections in
                 for try await connection in connections {
                     group.addTask { await self.serve(connection) }
@@ -87,6 +106,18 @@ public final class GatewayHTTPServer: Sendable {
             return Array(sessions.values)
         }
         for session in all { await session.end() }
+    }
+
+    func endIdleSessions() async {
+        let idle = sessions.withLock { sessions in
+            let idle = sessions.values.filter(\.isIdle)
+            for session in idle { sessions[session.id] = nil }
+            return idle
+        }
+        for session in idle {
+            log("ending session \(session.id.prefix(8)): no request for \(Int(Self.idleLimit)) s")
+            await session.end()
+        }
     }
 
     typealias Outbound = NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
@@ -164,7 +195,9 @@ public final class GatewayHTTPServer: Sendable {
                 return .answered
             }
             try await respond(outbound, .accepted, text: "")
-            if let reply = await session.session.handle(message) { session.continuation.yield(reply) }
+            // Answered on the event stream, in a task: the client's next POST on this
+            // connection must not wait for a slow call.
+            Task { if let reply = await session.session.handle(message) { session.continuation.yield(reply) } }
             return .answered
         case (_, "/mcp", _), (_, "/sse", _), (_, "/message", _):
             try await respond(outbound, .methodNotAllowed, text: "not on this transport (--transport \(transport))")
@@ -246,6 +279,7 @@ public final class GatewayHTTPServer: Sendable {
             try await respond(outbound, .notFound, text: "unknown or ended session")
             return nil
         }
+        session.touch()
         return session
     }
 
@@ -257,6 +291,11 @@ public final class GatewayHTTPServer: Sendable {
         ])
         headers.add(name: "Connection", value: "keep-alive")
         try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)))
+        session.streaming.withLock { $0 = true }
+        defer {
+            session.streaming.withLock { $0 = false }
+            session.touch()
+        }
         if let endpoint {
             try await outbound.write(.body(.byteBuffer(ByteBuffer(string: "event: endpoint\ndata: \(endpoint)\n\n"))))
         }

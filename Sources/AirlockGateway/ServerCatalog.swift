@@ -70,12 +70,15 @@ public struct CatalogServer: Codable, Sendable, Equatable {
         public var description: String?
     }
 
+    /// A server reached over MCP's streamable HTTP. Header values may name the server's own
+    /// secrets as `{{secret:SERVER.KEY}}`.
     public struct Remote: Codable, Sendable, Equatable {
         public var url: String
         public var transportType: String?
+        public var headers: [String: String]?
 
         enum CodingKeys: String, CodingKey {
-            case url
+            case url, headers
             case transportType = "transport_type"
         }
     }
@@ -150,6 +153,10 @@ public struct CatalogServer: Codable, Sendable, Equatable {
         case "remote":
             guard let url = remote?.url, url.hasPrefix("http://") || url.hasPrefix("https://") else {
                 throw AirlockError(.invalidArgument, "\(what) needs `remote.url` (http:// or https://)")
+            }
+            if let transport = remote?.transportType, transport != "streamable-http" && transport != "http" {
+                throw AirlockError(
+                    .invalidArgument, "\(what): remote transport '\(transport)' is not supported (streamable-http is)")
             }
         default:
             throw AirlockError(.invalidArgument, "\(what): type '\(type)' is not server, remote or airlock")

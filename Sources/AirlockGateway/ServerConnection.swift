@@ -22,11 +22,15 @@ final class ServerConnection: Sendable {
     private let hostProcess: ChildProcess?
     private let sandboxes: Sandboxes
 
+    static let handshakeTimeout: Double = 60
+
     /// What a server is started with, beyond its catalog entry.
     struct Launch: Sendable {
         var environment: [String]
         var workspace: String?
         var owner: ProcessIdentity
+        /// The server's own secrets, by name, for `{{secret:NAME}}` in a remote's headers.
+        var secrets: [String: String] = [:]
         var onNotification: MCPClient.NotificationHandler
     }
 
@@ -64,9 +68,40 @@ final class ServerConnection: Sendable {
             let client = MCPClient(reading: stdio.output, writing: stdio.input, onNotification: launch.onNotification)
             return try await handshake(
                 server, client: client, sandbox: name, process: process, hostProcess: nil, sandboxes: sandboxes)
+        case "remote":
+            guard let remote = server.remote else {
+                throw AirlockError(.invalidArgument, "server \(server.name) has no remote.url")
+            }
+            var headers: [String: String] = [:]
+            for (name, value) in remote.headers ?? [:] {
+                headers[name] = try Self.fillSecrets(value, server: server, secrets: launch.secrets)
+            }
+            let client = MCPClient(
+                transport: try RemoteTransport(url: remote.url, headers: headers), onNotification: launch.onNotification
+            )
+            return try await handshake(
+                server, client: client, sandbox: nil, process: nil, hostProcess: nil, sandboxes: sandboxes)
         default:
-            throw AirlockError(.unsupported, "server \(server.name): type '\(server.type)' is not supported yet")
+            throw AirlockError(
+                .invalidArgument, "server \(server.name): type '\(server.type)' is not server, remote or airlock")
         }
+    }
+
+    /// `{{secret:NAME}}` in a remote server's header replaced by that secret (its own only).
+    static func fillSecrets(_ text: String, server: CatalogServer, secrets: [String: String]) throws -> String {
+        var result = text
+        while let open = result.range(of: "{{secret:"),
+            let close = result.range(of: "}}", range: open.upperBound..<result.endIndex)
+        {
+            let name = String(result[open.upperBound..<close.lowerBound])
+            guard let value = secrets[name] else {
+                throw AirlockError(
+                    .notFound,
+                    "server \(server.name) needs the secret \(name): set it with `airlock mcp secret set \(name)`")
+            }
+            result.replaceSubrange(open.lowerBound..<close.upperBound, with: value)
+        }
+        return result
     }
 
     private static func createSandbox(_ server: CatalogServer, launch: Launch, sandboxes: Sandboxes) throws -> String {
@@ -95,6 +130,12 @@ final class ServerConnection: Sendable {
         _ server: CatalogServer, client: MCPClient, sandbox: String?, process: BackgroundProcess?,
         hostProcess: ChildProcess?, sandboxes: Sandboxes
     ) async throws -> ServerConnection {
+        // A server that never answers must not hold the gateway's start or an mcp-add forever.
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(Self.handshakeTimeout))
+            client.close(reason: "no answer to initialize within \(Int(Self.handshakeTimeout)) s")
+        }
+        defer { watchdog.cancel() }
         do {
             let info = try await client.initialize(clientName: "airlock-gateway", version: AirlockVersion.string)
             let tools = info.capabilities["tools"] == nil ? [] : try await client.listTools()

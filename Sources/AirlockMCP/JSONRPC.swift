@@ -34,7 +34,7 @@ public struct JSONRPCMessage: Codable, Sendable, Equatable {
 }
 
 /// A JSON-RPC error object; the codes are the protocol's own.
-public struct JSONRPCError: Codable, Sendable, Equatable, Error {
+public struct JSONRPCError: Codable, Sendable, Equatable, Error, CustomStringConvertible {
     public var code: Int
     public var message: String
     public var data: JSONValue?
@@ -44,6 +44,8 @@ public struct JSONRPCError: Codable, Sendable, Equatable, Error {
         self.message = message
         self.data = data
     }
+
+    public var description: String { message }
 
     public static func parseError(_ detail: String) -> JSONRPCError {
         JSONRPCError(code: -32700, message: "parse error: \(detail)")

@@ -18,28 +18,28 @@ import Foundation
 public final class MCPClient: @unchecked Sendable {
     public typealias NotificationHandler = @Sendable (JSONRPCMessage) -> Void
 
-    private let writer: LineWriter
+    private let transport: any MCPClientTransport
     private let lock = NSLock()
     private var nextID: Int64 = 1
     private var waiting: [Int64: CheckedContinuation<JSONValue, any Error>] = [:]
     private var closedReason: String?
     private let onNotification: NotificationHandler
-    private var reader: Task<Void, Never>?
 
-    /// Starts reading at once; `onNotification` gets the server's notifications in order. The
-    /// client owns both descriptors: it closes `output` at ``close(reason:)`` and `input` once
-    /// the server's output ends.
-    public init(reading input: Int32, writing output: Int32, onNotification: @escaping NotificationHandler = { _ in }) {
-        self.writer = LineWriter(fd: output)
+    /// Over a server's standard input and output. The client owns both descriptors: it closes
+    /// `output` at ``close(reason:)`` and `input` once the server's output ends.
+    public convenience init(
+        reading input: Int32, writing output: Int32, onNotification: @escaping NotificationHandler = { _ in }
+    ) {
+        self.init(transport: StdioClientTransport(reading: input, writing: output), onNotification: onNotification)
+    }
+
+    /// Over any transport; it starts delivering the server's messages at once.
+    public init(transport: any MCPClientTransport, onNotification: @escaping NotificationHandler = { _ in }) {
+        self.transport = transport
         self.onNotification = onNotification
-        let lines = LineReader.lines(fd: input, closing: true)
-        reader = Task { [weak self] in
-            for await line in lines {
-                guard let self else { return }
-                self.receive(line)
-            }
-            self?.close(reason: "the server closed its output")
-        }
+        transport.start(
+            receive: { [weak self] message in self?.receive(message) },
+            ended: { [weak self] reason in self?.close(reason: reason) })
     }
 
     /// What `initialize` told about the server.
@@ -103,14 +103,14 @@ public final class MCPClient: @unchecked Sendable {
                 return id
             }
             guard let id else { return }
-            if !writer.send(JSONRPCMessage(id: .int(id), method: method, params: params)) {
+            if !transport.send(JSONRPCMessage(id: .int(id), method: method, params: params)) {
                 close(reason: "the server's input is closed")
             }
         }
     }
 
     public func notify(_ method: String, params: JSONValue? = nil) {
-        _ = writer.send(JSONRPCMessage(method: method, params: params))
+        _ = transport.send(JSONRPCMessage(method: method, params: params))
     }
 
     /// Fails everything waiting and everything asked later.
@@ -120,20 +120,17 @@ public final class MCPClient: @unchecked Sendable {
             defer { waiting.removeAll() }
             return Array(waiting.values)
         }
-        writer.close()
+        transport.close()
         for continuation in failed { continuation.resume(throwing: MCPClientError.closed(reason)) }
     }
 
     public var isClosed: Bool { lock.withLock { closedReason != nil } }
 
-    private func receive(_ line: String) {
-        guard !line.allSatisfy(\.isWhitespace),
-            let message = try? JSONDecoder().decode(JSONRPCMessage.self, from: Data(line.utf8))
-        else { return }  // servers print stray lines; they are not the protocol
+    private func receive(_ message: JSONRPCMessage) {
         if let method = message.method {
             if let id = message.id {
                 // The server asks something of the client: answer what a gateway can.
-                _ = writer.send(
+                _ = transport.send(
                     method == "ping" ? .response(id: id, result: [:]) : .failure(id: id, .methodNotFound(method)))
             } else {
                 onNotification(message)
@@ -158,4 +155,44 @@ public enum MCPClientError: Error, CustomStringConvertible, Sendable {
         case .closed(let reason): return "the MCP server is gone: \(reason)"
         }
     }
+}
+
+/// How an ``MCPClient``'s messages travel to a server and back.
+public protocol MCPClientTransport: Sendable {
+    /// Begins delivering the server's messages; `ended` once no more can come.
+    func start(
+        receive: @escaping @Sendable (JSONRPCMessage) -> Void, ended: @escaping @Sendable (String) -> Void)
+    /// Sends one message; false when it cannot go (the server is gone).
+    func send(_ message: JSONRPCMessage) -> Bool
+    func close()
+}
+
+/// Newline-delimited JSON-RPC on a server's standard input and output.
+final class StdioClientTransport: MCPClientTransport {
+    let input: Int32
+    let writer: LineWriter
+
+    init(reading input: Int32, writing output: Int32) {
+        self.input = input
+        self.writer = LineWriter(fd: output)
+    }
+
+    func start(
+        receive: @escaping @Sendable (JSONRPCMessage) -> Void, ended: @escaping @Sendable (String) -> Void
+    ) {
+        let lines = LineReader.lines(fd: input, closing: true)
+        Task {
+            for await line in lines {
+                // Servers print stray lines; they are not the protocol.
+                guard !line.allSatisfy(\.isWhitespace),
+                    let message = try? JSONDecoder().decode(JSONRPCMessage.self, from: Data(line.utf8))
+                else { continue }
+                receive(message)
+            }
+            ended("the server closed its output")
+        }
+    }
+
+    func send(_ message: JSONRPCMessage) -> Bool { writer.send(message) }
+    func close() { writer.close() }
 }

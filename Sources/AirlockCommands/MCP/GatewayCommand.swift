@@ -57,11 +57,12 @@ struct GatewaySelection: ParsableArguments {
         let profiles = MCPProfiles()
         var options = GatewayOptions()
         options.servers = servers.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-        if let profile {
-            options.initialServers = try profiles.load(profile).servers
-        } else if servers == nil, let saved = try? profiles.load("default") {
+        if let saved = try profile.map(profiles.load) ?? (servers == nil ? try? profiles.load("default") : nil) {
             options.initialServers = saved.servers
+            options.initialConfig = saved.config
         }
+        // Unknown names fail here, before anything starts.
+        for name in options.servers ?? options.initialServers { _ = try catalog.find(name) }
         options.toolFilter = tools
         options.longLived = longLived
         options.blockSecrets = blockSecrets
@@ -150,17 +151,18 @@ struct GatewayCommand: ParsableCommand {
                                 try await gateway.start()
                                 try await group.next()
                             }
-                            return
+                            return true
                         }
                         try await gateway.start()
                     } catch {
                         failure.withLock { $0 = "\(error)" }
-                        return
+                        return false
                     }
                     let stdio = MCPStdio()
                     let session = await GatewaySession(gateway: gateway, send: { stdio.send($0) })
                     await stdio.serve { await session.handle($0) }
                     await session.end()
+                    return true
                 },
                 shutdown: {
                     await http?.server.endSessions()

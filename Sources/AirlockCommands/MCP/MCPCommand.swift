@@ -120,6 +120,7 @@ extension MCPCommand {
                 serve: {
                     await service.start()
                     await server.serveStdio()
+                    return true
                 }, shutdown: { await service.shutdown() })
         }
     }
@@ -128,8 +129,9 @@ extension MCPCommand {
 /// How a long-running MCP command lives: it serves until its client disconnects or a stop
 /// signal (TERM, INT, HUP) arrives, then cleans up, whichever way it ends.
 enum ServiceLoop {
+    /// `serve` returns false when it failed rather than served (its caller reports why).
     static func run(
-        log: @escaping @Sendable (String) -> Void, what: String, serve: @escaping @Sendable () async -> Void,
+        log: @escaping @Sendable (String) -> Void, what: String, serve: @escaping @Sendable () async -> Bool,
         shutdown: @escaping @Sendable () async -> Void
     ) {
         // A client that goes away mid-reply must not kill the server before it cleans up.
@@ -139,18 +141,20 @@ enum ServiceLoop {
         let signals = SignalSet([SIGTERM, SIGINT, SIGHUP])
         signals.block()
         let finished = DoneSignal()
+        let served = DoneSignal()
         Task {
-            await serve()
+            if await serve() { served.set() }
             finished.set()
         }
-        var reason = "the client disconnected"
+        var reason: String? = nil
         while !finished.isSet {
             if let signal = signals.wait(timeout: 0.2) {
                 reason = "signal \(signal)"
                 break
             }
         }
-        log("\(reason): removing \(what)")
+        if reason == nil && served.isSet { reason = "the client disconnected" }
+        if let reason { log("\(reason): removing \(what)") }
         let done = DoneSignal()
         Task {
             await shutdown()

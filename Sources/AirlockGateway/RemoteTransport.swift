@@ -1,0 +1,163 @@
+import AirlockMCP
+import AirlockSystem
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import Synchronization
+
+/// MCP's streamable HTTP transport, client side, for `remote` catalog servers: each message is
+/// a POST to the server's URL, answered with JSON or with an event stream of messages, in one
+/// session (`Mcp-Session-Id`) the server names at `initialize`.
+///
+/// Remote servers run elsewhere: the gateway reaches them from this machine, with the host's
+/// trust roots (plus `AIRLOCK_UPSTREAM_CA_FILE`, as the proxy uses them).
+final class RemoteTransport: MCPClientTransport {
+    let url: URL
+    let scheme: String
+    let host: String
+    let port: Int
+    let path: String
+    let headers: [String: String]
+    private let session = Mutex<String?>(nil)
+    private let handlers = Mutex<(receive: @Sendable (JSONRPCMessage) -> Void, ended: @Sendable (String) -> Void)?>(nil)
+    private let closed = Mutex(false)
+    private let tls: NIOSSLContext?
+
+    init(url text: String, headers: [String: String] = [:]) throws {
+        guard let url = URL(string: text), let scheme = url.scheme, scheme == "http" || scheme == "https",
+            let host = url.host
+        else { throw AirlockError(.invalidArgument, "remote server URL \(text) is not http:// or https://") }
+        self.url = url
+        self.scheme = scheme
+        self.host = host
+        self.port = url.port ?? (scheme == "https" ? 443 : 80)
+        self.path = (url.path.isEmpty ? "/" : url.path) + (url.query.map { "?" + $0 } ?? "")
+        self.headers = headers
+        if scheme == "https" {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            if let extra = ProcessInfo.processInfo.environment["AIRLOCK_UPSTREAM_CA_FILE"], !extra.isEmpty {
+                configuration.additionalTrustRoots = [.file(extra)]
+            }
+            tls = try NIOSSLContext(configuration: configuration)
+        } else {
+            tls = nil
+        }
+    }
+
+    func start(
+        receive: @escaping @Sendable (JSONRPCMessage) -> Void, ended: @escaping @Sendable (String) -> Void
+    ) {
+        handlers.withLock { $0 = (receive, ended) }
+    }
+
+    func send(_ message: JSONRPCMessage) -> Bool {
+        guard !closed.withLock({ $0 }) else { return false }
+        Task { await post(message) }
+        return true
+    }
+
+    func close() {
+        closed.withLock { $0 = true }
+    }
+
+    private func deliver(_ message: JSONRPCMessage) {
+        handlers.withLock { $0 }?.receive(message)
+    }
+
+    /// Sends one message; what comes back is delivered, and a failure answers its request.
+    private func post(_ message: JSONRPCMessage) async {
+        do {
+            let status = try await exchange(message)
+            if status >= 400, let id = message.id {
+                deliver(.failure(id: id, .internalError("\(url) answered HTTP \(status)")))
+            }
+        } catch {
+            if let id = message.id {
+                deliver(.failure(id: id, .internalError("cannot reach \(url): \(error)")))
+            }
+        }
+    }
+
+    private func exchange(_ message: JSONRPCMessage) async throws -> Int {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        let body = try encoder.encode(message)
+        let tls = self.tls
+        let host = self.host
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(10))
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: tls, serverHostname: host))
+                    }
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
+                        wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path)
+            let hostHeader = url.port.map { "\(host):\($0)" } ?? host
+            head.headers.add(name: "Host", value: hostHeader)
+            head.headers.add(name: "Content-Type", value: "application/json")
+            head.headers.add(name: "Accept", value: "application/json, text/event-stream")
+            head.headers.add(name: "Content-Length", value: String(body.count))
+            head.headers.add(name: "MCP-Protocol-Version", value: MCPServer.protocolVersions.last ?? "2025-06-18")
+            if let id = session.withLock({ $0 }) { head.headers.add(name: "Mcp-Session-Id", value: id) }
+            for (name, value) in headers { head.headers.replaceOrAdd(name: name, value: value) }
+            try await outbound.write(.head(head))
+            try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
+            try await outbound.write(.end(nil))
+            var status = 0
+            var events = false
+            var pending = ""
+            var whole = Data()
+            for try await part in inbound {
+                switch part {
+                case .head(let response):
+                    status = Int(response.status.code)
+                    if let id = response.headers.first(name: "mcp-session-id") { session.withLock { $0 = id } }
+                    events = response.headers.first(name: "content-type")?.hasPrefix("text/event-stream") ?? false
+                case .body(let buffer):
+                    if events {
+                        // Messages as they come: a long call may send notifications first.
+                        // Lines may end in CRLF (sse-starlette's do).
+                        pending += String(buffer: buffer).replacingOccurrences(of: "\r\n", with: "\n")
+                        while let end = pending.range(of: "\n\n") {
+                            deliverEvent(String(pending[..<end.lowerBound]))
+                            pending.removeSubrange(..<end.upperBound)
+                        }
+                    } else {
+                        whole.append(contentsOf: buffer.readableBytesView)
+                    }
+                case .end:
+                    if events && !pending.isEmpty { deliverEvent(pending) }
+                    if !events, (200..<300).contains(status), !whole.isEmpty { deliverJSON(whole) }
+                    return status
+                }
+            }
+            return status
+        }
+    }
+
+    private func deliverEvent(_ event: String) {
+        let data = event.split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { $0.hasPrefix("data:") }
+            .map { $0.dropFirst(5).drop { $0 == " " } }
+            .joined(separator: "\n")
+        guard !data.isEmpty else { return }
+        deliverJSON(Data(data.utf8))
+    }
+
+    private func deliverJSON(_ data: Data) {
+        if let message = try? JSONDecoder().decode(JSONRPCMessage.self, from: data) {
+            deliver(message)
+        } else if let batch = try? JSONDecoder().decode([JSONRPCMessage].self, from: data) {
+            batch.forEach(deliver)
+        }
+    }
+}
