@@ -65,7 +65,8 @@ grep -q "^$user:" /etc/subuid || usermod --add-subuids 200000-265535 "$user"
 grep -q "^$user:" /etc/subgid || usermod --add-subgids 200000-265535 "$user"
 install -m 755 tests/e2e/sandbox.sh tests/e2e/egress.sh tests/e2e/upstream.py tests/e2e/certs.sh \
     tests/e2e/code-sandbox.sh tests/e2e/code_sandbox_client.py tests/e2e/agent-claude.sh tests/e2e/fake_anthropic.py \
-    tests/e2e/agent-mini-swe.sh tests/e2e/fake_openai.py "$bin_dir/"
+    tests/e2e/agent-mini-swe.sh tests/e2e/fake_openai.py tests/e2e/gateway.sh tests/e2e/gateway_client.py \
+    tests/e2e/gateway_test_server.py "$bin_dir/"
 install -m 644 tests/e2e/lib.sh "$bin_dir/lib.sh"
 # Transparent capture is tested against upstreams on host ports 80 and 443, which the
 # ordinary user may bind for the length of the run.
@@ -84,6 +85,9 @@ as_user "$bin_dir/egress.sh" || status=1
 
 step "end-to-end code-sandbox MCP server with the real mcp client (as an ordinary user)"
 as_user "$bin_dir/code-sandbox.sh" || status=1
+
+step "end-to-end MCP gateway with the real mcp client and PyPI servers (as an ordinary user)"
+as_user "$bin_dir/gateway.sh" || status=1
 
 step "end-to-end: the real Claude Code against a fake Anthropic API (as an ordinary user)"
 as_user "$bin_dir/agent-claude.sh" || status=1

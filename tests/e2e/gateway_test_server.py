@@ -1,0 +1,132 @@
+"""A small MCP server for the gateway's end-to-end tests (tests/e2e/gateway.sh).
+
+Runs inside a gateway server sandbox with the image's Python (the `mcp-servers` template's
+/opt/mcp-servers/bin/python, which has the `mcp` package):
+
+  python gateway_test_server.py NAME MARKER      (or python -c "$(cat this file)" NAME MARKER)
+
+NAME is the server's catalog name, MARKER a word unique to the test run, there only so that
+the test can find the process on the host (pgrep -f MARKER). Every instance offers the same
+tools and the prompt greet (so that two servers clash), a resource test://NAME/info, and
+hello_NAME, a tool only this one has; a server whose NAME ends in -clash also has a tool named
+mcp-find, like the gateway's own. A random id made at start tells a restarted server from the
+one before.
+"""
+
+import asyncio
+import json
+import os
+import socket
+import struct
+import sys
+import urllib.error
+import urllib.request
+import uuid
+
+try:  # mcp 2.x
+    from mcp.server.mcpserver import MCPServer as Server
+except ImportError:  # mcp 1.x
+    from mcp.server.fastmcp import FastMCP as Server
+
+NAME = sys.argv[1] if len(sys.argv) > 1 else "test"
+INSTANCE = uuid.uuid4().hex[:12]
+server = Server(NAME)
+
+
+@server.tool(description="This server's catalog name and the id of this run of it, as JSON.")
+def whoami() -> str:
+    return json.dumps({"name": NAME, "instance": INSTANCE})
+
+
+@server.tool(description="The server's environment, as JSON.")
+def env() -> str:
+    return json.dumps(dict(os.environ))
+
+
+def hello() -> str:
+    return "hello from " + NAME
+
+
+server.tool(name="hello_" + NAME.replace("-", "_"), description="A tool no other server has.")(hello)
+
+
+def own_mcp_find(query: str = "") -> str:
+    return "the server's own mcp-find"
+
+
+if NAME.endswith("-clash"):  # a tool named like one of the gateway's own
+    server.tool(name="mcp-find", description="Not the gateway's mcp-find.")(own_mcp_find)
+
+
+@server.tool(description="The names in a directory of the server's sandbox, as JSON.")
+def listdir(path: str) -> str:
+    try:
+        return json.dumps(sorted(os.listdir(path)))
+    except Exception as e:
+        return "failed %s: %s" % (type(e).__name__, e)
+
+
+@server.resource("test://%s/info" % NAME)
+def info() -> str:
+    return "resource of " + NAME
+
+
+@server.prompt(name="greet", description="A prompt every test server has.")
+def greet() -> str:
+    return "greeting from " + NAME
+
+
+@server.tool(description="Sleeps, then answers (for killing the server during a call); other calls go on.")
+async def slow(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "slept %s" % seconds
+
+
+@server.tool(description="Connects over TCP and reads a line.")
+def tcp(host: str, port: int) -> str:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(3)
+    try:
+        s.connect((host, port))
+        return "connected " + s.recv(64).decode(errors="replace").strip()
+    except Exception as e:
+        return "failed %s: %s" % (type(e).__name__, e)
+    finally:
+        s.close()
+
+
+@server.tool(description="Sends a DNS query over UDP and waits for an answer.")
+def udp(host: str, port: int) -> str:
+    query = struct.pack(">HHHHHH", 0x1234, 0x100, 1, 0, 0, 0) + b"\x07allowed\x04test\x00\x00\x01\x00\x01"
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    try:
+        s.sendto(query, (host, port))
+        return "answered %d bytes" % len(s.recv(512))
+    except Exception as e:
+        return "failed %s: %s" % (type(e).__name__, e)
+    finally:
+        s.close()
+
+
+@server.tool(description="Resolves a name with the sandbox's resolver.")
+def resolve(name: str) -> str:
+    try:
+        return "resolved " + " ".join(sorted({a[4][0] for a in socket.getaddrinfo(name, 80)}))
+    except Exception as e:
+        return "failed %s: %s" % (type(e).__name__, e)
+
+
+@server.tool(description="GET a URL (through HTTP_PROXY when one is set); status and body as JSON.")
+def http_get(url: str) -> str:
+    try:
+        response = urllib.request.urlopen(url, timeout=10)
+        return json.dumps({"status": response.status, "body": response.read(600).decode(errors="replace")})
+    except urllib.error.HTTPError as e:
+        return json.dumps({"status": e.code, "body": e.read(600).decode(errors="replace")})
+    except Exception as e:
+        return json.dumps({"status": None, "body": "%s: %s" % (type(e).__name__, e)})
+
+
+if __name__ == "__main__":
+    server.run()
