@@ -161,28 +161,7 @@ expect "  and none held the real key" "0" "$(grep -c "$real_key" <<<"$env_scan")
 expect "companion: the sentinel did reach the API in a request body (that output)" "True" \
     "$(from_log 'any("OPENAI_API_KEY=" + "'$sentinel'" in json.dumps(r["body"]) for r in reqs)')"
 expect "the variable inside holds the sentinel" "$sentinel" "$(a exec "$name" -- printenv OPENAI_API_KEY)"
-# The search gets the key reversed, so its own command line does not hold it (as in egress.sh).
-find_key() {
-    a exec -i "$name" -- python3 - "$(rev <<<"$real_key")" "$@" <<'EOF'
-import os, sys
-key = sys.argv[1][::-1].encode(); me = str(os.getpid()); found = 0
-for top in sys.argv[2:]:
-    for root, dirs, files in os.walk(top):
-        if root == '/proc':
-            dirs[:] = [d for d in dirs if d.isdigit() and d != me]
-            files = []
-        elif root.startswith('/proc/'):
-            dirs[:] = []
-            files = [f for f in files if f in ('environ', 'cmdline')]
-        for name in files:
-            try:
-                with open(os.path.join(root, name), 'rb') as f:
-                    found += key in f.read(4 << 20)
-            except OSError:
-                pass
-print(found)
-EOF
-}
+find_key() { find_in_sandbox "$name" "$real_key" "$@"; }
 expect "the real key is nowhere in the sandbox's /proc, home, /etc, /tmp, /var, /opt or workspace" "0" \
     "$(find_key /proc /home /root /etc /tmp /var /opt /usr/local "$ws")"
 echo "$real_key" > "$ws/.marker"

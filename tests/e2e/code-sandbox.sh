@@ -28,15 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== the MCP client: $mcp_spec from PyPI, in a venv"
-if python3 -m venv "$work/venv" >"$work/venv.log" 2>&1 &&
-    "$work/venv/bin/pip" install --disable-pip-version-check -q "$mcp_spec" >>"$work/venv.log" 2>&1; then
-    pass "pip install $mcp_spec: mcp $("$work/venv/bin/pip" show mcp | sed -n 's/^Version: //p')"
-else
-    fail "pip install $mcp_spec" "$(tail -n 5 "$work/venv.log")"
-    report
-    exit 1
-fi
+mcp_client_venv "$work" "$mcp_spec"
 
 echo "== the server through the client"
 # The client bounds every call; this bounds the whole run (the first sandbox may build an image).

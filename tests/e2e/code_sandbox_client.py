@@ -28,6 +28,8 @@ import anyio
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+from e2e_checks import check, expect, short, totals
+
 AIRLOCK = os.environ.get("AIRLOCK", "airlock")
 HOME = os.path.expanduser("~")
 AIRLOCK_HOME = os.environ.get("AIRLOCK_HOME") or os.path.join(
@@ -57,29 +59,8 @@ FIRST_START_S = 600  # the first sandbox may wait for its image (mmdebstrap, a f
 CALL_S = 120  # any other call
 MIB = 1 << 20
 
-passed = 0
-failed = 0
 created = set()  # every sandbox id any server handed out
 
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok - {name}", flush=True)
-    else:
-        failed += 1
-        print(f"FAIL - {name}: {detail}", flush=True)
-    return ok
-
-
-def expect(name, want, got):
-    return check(name, want == got, f"want {want!r} got {got!r}")
-
-
-def short(value, limit=300):
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
 
 
 # ---- the host side ------------------------------------------------------------------------
@@ -975,10 +956,11 @@ def main():
         idle_and_sigterm_checks()
     else:
         check("raw JSON-RPC and kill -9 checks", False, "skipped: the server never answered")
+    failed = totals["failed"]
     if failed:
         for name in ("server-stderr.log", "server-eof-stderr.log", "server-kill-stderr.log", "server-idle-stderr.log"):
             show_log(name)
-    print(f"client: {passed} passed, {failed} failed", flush=True)
+    print(f"client: {totals['passed']} passed, {failed} failed", flush=True)
     return 1 if failed else 0
 
 

@@ -213,28 +213,7 @@ expect "other ports lead nowhere" "failed" \
 echo "== credentials: the proxy injects the key; the sandbox holds only the sentinel"
 a network policy "$name" --allow-cidr 127.0.0.1/32 >/dev/null
 expect "the variable inside holds the sentinel" "airlock-proxy-managed" "$(sh_in 'echo $ANTHROPIC_API_KEY')"
-# The search gets the key reversed, so its own command line does not hold it.
-find_key() {
-    sh_in "python3 - $(rev <<<"$real_key") $* <<'EOF'
-import os, sys
-key = sys.argv[1][::-1].encode(); me = str(os.getpid()); found = 0
-for top in sys.argv[2:]:
-    for root, dirs, files in os.walk(top):
-        if root == '/proc':
-            dirs[:] = [d for d in dirs if d.isdigit() and d != me]
-            files = []
-        elif root.startswith('/proc/'):
-            dirs[:] = []
-            files = [f for f in files if f in ('environ', 'cmdline')]
-        for name in files:
-            try:
-                with open(os.path.join(root, name), 'rb') as f:
-                    found += key in f.read(4 << 20)
-            except OSError:
-                pass
-print(found)
-EOF"
-}
+find_key() { find_in_sandbox "$name" "$real_key" "$@"; }
 expect "the real key is nowhere in the sandbox's environment, files or /proc" "0" \
     "$(find_key /proc /home /etc /tmp /root /usr/local /var "$ws")"
 echo "$real_key" > "$ws/.marker"

@@ -35,15 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== the MCP client: $mcp_spec from PyPI, in a venv"
-if python3 -m venv "$work/venv" >"$work/venv.log" 2>&1 &&
-    "$work/venv/bin/pip" install --disable-pip-version-check -q "$mcp_spec" >>"$work/venv.log" 2>&1; then
-    pass "pip install $mcp_spec: mcp $("$work/venv/bin/pip" show mcp | sed -n 's/^Version: //p')"
-else
-    fail "pip install $mcp_spec" "$(tail -n 5 "$work/venv.log")"
-    report
-    exit 1
-fi
+mcp_client_venv "$work" "$mcp_spec"
 
 echo "== setup: a git repository, two secrets, test upstreams"
 repo="$work/repo"
@@ -167,6 +159,61 @@ failed=$((failed + client_failed))
 if [ "$client_status" -ne 0 ] && [ "$client_failed" = 0 ]; then
     fail "the client ran to the end" "exit status $client_status (124: the whole run took over 1200 s)"
 fi
+
+echo "== --log-calls, --block-secrets, code-mode"
+long_secret="srva-secret-$run_id-0123456789"
+echo "$long_secret" | a mcp secret set srva.token
+gw_call() { (cd "$work" && XDG_CONFIG_HOME="$work/config" a mcp tools call "$@" --servers srva --catalog "$work/catalog.yaml"); }
+out=$(gw_call env --block-secrets 2>/dev/null)
+expect_match "--block-secrets: a stored secret in a result is redacted" "\[redacted: srva.token\]" "$out"
+expect "  and its value is not there" "0" "$(grep -c "$long_secret" <<<"$out")"
+expect_match "companion: without it the server's own secret comes back as it is" "$long_secret" "$(gw_call env 2>/dev/null)"
+out=$(gw_call resolve --arg "name=$long_secret.example" --block-secrets 2>&1)
+rc=$?
+expect_match "--block-secrets: a call whose arguments hold a stored secret is refused" \
+    "blocked: the arguments hold the value of the stored secret srva.token" "$out"
+expect_match "  with a non-zero exit" "^[1-9]" "$rc"
+log_line=$(gw_call whoami --log-calls 2>&1 >/dev/null | grep '"duration_ms"')
+expect "--log-calls: one JSON line with client, server, tool, argument names, duration, outcome" \
+    "airlock mcp tools call srva whoami [] ok True" \
+    "$(python3 -c 'import json,sys; e=json.loads(sys.argv[1]); print(e["client"], e["server"], e["tool"], e["arguments"], e["outcome"], isinstance(e["duration_ms"], (int, float)) and "time" in e)' "$log_line" 2>&1)"
+log_line=$(gw_call resolve --arg "name=value-$run_id.example" --log-calls 2>&1 >/dev/null | grep '"duration_ms"')
+expect "  argument names, never values" "['name'] 0" \
+    "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["arguments"])' "$log_line" 2>&1) $(grep -c "value-$run_id" <<<"$log_line")"
+# code-mode: a script composes two tools of time in one call, in a sandbox with no network.
+cat > "$work/code_mode.py" <<'EOF'
+import asyncio, json, os, sys
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+def error_of(r): return r.is_error if hasattr(r, "is_error") else r.isError
+async def main():
+    params = StdioServerParameters(
+        command=sys.argv[1], args=["mcp", "gateway", "run"], env=dict(os.environ))
+    async with stdio_client(params) as (r, w):
+        async with ClientSession(r, w) as s:
+            await s.initialize()
+            await s.call_tool("mcp-add", {"name": "time"})
+            made = await s.call_tool("code-mode", {"servers": ["time"], "name": "clock"})
+            names = [t.name for t in (await s.list_tools()).tools]
+            script = (
+                "a = get_current_time(timezone='UTC')\n"
+                "b = convert_time(source_timezone='UTC', time='12:00', target_timezone='Asia/Tokyo')\n"
+                "import socket\n"
+                "try:\n    socket.create_connection(('1.1.1.1', 80), timeout=2); net = 'reached'\n"
+                "except OSError:\n    net = 'refused'\n"
+                "print('printed', a['timezone'])\n"
+                "result = {'tokyo': b['target']['datetime'][11:16], 'net': net}\n")
+            r = await s.call_tool("code-mode-clock", {"script": script})
+            data = json.loads(r.content[0].text)
+            bad = await s.call_tool("code-mode-clock", {"script": "raise ValueError('boom')"})
+            print(error_of(made), "code-mode-clock" in names, data["result"]["tokyo"], data["result"]["net"],
+                  data["output"].strip(), error_of(r), error_of(bad), "ValueError: boom" in bad.content[0].text)
+asyncio.run(main())
+EOF
+out=$(cd "$work" && XDG_CONFIG_HOME="$work/config" "$work/venv/bin/python" "$work/code_mode.py" "$AIRLOCK" 2>"$work/code_mode.err")
+expect "code-mode: the new tool composes get_current_time and convert_time, with no network; errors come back" \
+    "False True 21:00 refused printed UTC False True True" "$(tail -n 1 <<<"$out")"
+[ -n "$out" ] || echo "      $(tail -n 3 "$work/code_mode.err")"
 
 echo "== the user's catalog directory"
 mkdir -p "$work/config-cat/airlock/catalogs" && cp "$work/catalog.yaml" "$work/config-cat/airlock/catalogs/e2e.yaml"

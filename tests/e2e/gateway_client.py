@@ -37,6 +37,7 @@ import time
 from datetime import datetime, timezone
 
 import anyio
+from e2e_checks import check, expect, short, totals
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
@@ -80,28 +81,6 @@ ISO_ENV = dict(BASE_ENV, XDG_CONFIG_HOME=ISO_CONFIG, AIRLOCK_DNS_SERVER=f"127.0.
 DYN_CONFIG = os.path.join(WORK, "config-dyn")
 DYN_ENV = dict(BASE_ENV, XDG_CONFIG_HOME=DYN_CONFIG)
 
-passed = 0
-failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok - {name}", flush=True)
-    else:
-        failed += 1
-        print(f"FAIL - {name}: {detail}", flush=True)
-    return ok
-
-
-def expect(name, want, got):
-    return check(name, want == got, f"want {want!r} got {got!r}")
-
-
-def short(value, limit=400):
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
 
 
 def wait_until(predicate, timeout, interval=0.25):
@@ -1284,9 +1263,10 @@ def main():
     anyio.run(mcp_checks)
     stdin_closed()
     sigkill()
+    failed = totals["failed"]
     if failed:
         show_logs()
-    print(f"client: {passed} passed, {failed} failed ({time.monotonic() - started:.0f} s)", flush=True)
+    print(f"client: {totals['passed']} passed, {failed} failed ({time.monotonic() - started:.0f} s)", flush=True)
     return 1 if failed else 0
 
 

@@ -222,9 +222,12 @@ struct CatalogCommand: ParsableCommand {
                 return
             }
             let rows = servers.map { server -> [String] in
-                let network =
-                    server.type == "airlock"
-                    ? "own" : server.disableNetwork ? "none" : server.allowHosts.isEmpty ? "policy" : "allowHosts"
+                let network: String
+                switch server.type {
+                case "airlock": network = "own"
+                case "remote": network = "remote"
+                default: network = server.disableNetwork ? "none" : server.allowHosts.isEmpty ? "policy" : "allowHosts"
+                }
                 return [
                     server.name, server.type, server.template ?? "-", network, loaded.sources[server.name] ?? "",
                     server.description ?? "",
