@@ -358,13 +358,14 @@ public actor Gateway {
             if let secrets, secrets.redact(&result) { outcome += ",redacted" }
         }
         if let callLog = options.callLog {
+            let duration = Monotonic.now() - started
             let entry: JSONValue = [
-                "time": .string(ISO8601DateFormatter().string(from: Date())), "client": .string(client),
+                "time": .string(Date().formatted(.iso8601)), "client": .string(client),
                 "server": .string(
                     toolRoutes[name]?.server ?? (name.hasPrefix(CodeMode.prefix) ? "code-mode" : "gateway")),
                 "tool": .string(toolRoutes[name]?.tool ?? name),
                 "arguments": .array(arguments.keys.sorted().map { .string($0) }),
-                "duration_ms": .double(((Monotonic.now() - started) * 10_000).rounded() / 10),
+                "duration_ms": .double((duration * 10_000).rounded() / 10),
                 "outcome": .string(outcome),
             ]
             callLog(entry.text())

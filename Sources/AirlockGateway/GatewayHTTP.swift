@@ -346,8 +346,12 @@ public final class GatewayHTTPServer: Sendable {
     ) async throws {
         var headers = HTTPHeaders([("Content-Type", contentType), ("Content-Length", String(data.count))])
         if let session { headers.add(name: "Mcp-Session-Id", value: session) }
-        try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)))
-        if !data.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: data)))) }
-        try await outbound.write(.end(nil))
+        // One write, one flush: the reply leaves in one segment.
+        var parts: [HTTPServerResponsePart] = [
+            .head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))
+        ]
+        if !data.isEmpty { parts.append(.body(.byteBuffer(ByteBuffer(bytes: data)))) }
+        parts.append(.end(nil))
+        try await outbound.write(contentsOf: parts)
     }
 }
