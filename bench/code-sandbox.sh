@@ -24,7 +24,6 @@ why="docker and the benchmark user need it"
 template="${BENCH_TEMPLATE:-code}"
 pause="${BENCH_PAUSE:-1}"
 image="airlock-code:bench"
-state="$home/.airlock-bench" # AIRLOCK_HOME of as_user (bench/lib.sh)
 
 if ! as_user "$airlock" mcp serve code-sandbox --help >/dev/null 2>&1; then
     echo "$airlock has no 'mcp serve code-sandbox' (build and install the current tree)" >&2
@@ -32,48 +31,14 @@ if ! as_user "$airlock" mcp serve code-sandbox --help >/dev/null 2>&1; then
 fi
 
 work="$(mktemp -d /tmp/airlock-bench-code-sandbox.XXXXXX)"
-dockerd_pid=""
 cleanup() {
-    if [ -n "$dockerd_pid" ]; then
-        kill "$dockerd_pid" 2>/dev/null || true
-        wait "$dockerd_pid" 2>/dev/null || true
-    fi
+    stop_dockerd
 }
 trap cleanup EXIT
 
-command -v dockerd >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null
-if ! docker info >/dev/null 2>&1; then
-    echo "starting dockerd (log: $work/dockerd.log)"
-    dockerd >"$work/dockerd.log" 2>&1 &
-    dockerd_pid=$!
-    for _ in $(seq 150); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
-    docker info >/dev/null 2>&1 || { tail -20 "$work/dockerd.log" >&2; echo "dockerd did not start" >&2; exit 1; }
-fi
+start_dockerd "$work"
 
-echo "building (or finding) the '$template' image as $user"
-digest=$(as_user "$airlock" template build "$template")
-rootfs="$state/images/$digest/rootfs"
-[ -d "$rootfs" ] || { echo "no root filesystem at $rootfs" >&2; exit 1; }
-
-# The rootfs was unpacked in the sandbox's user namespace: its root is the user's first
-# subordinate id, its 1000 the user. Shift the ids back (Airlock's mapping: 0-999 -> start..,
-# 1000 -> the user, 1001.. -> start+1000..) so docker sees the same owners as the sandbox.
-idmap() { # FIND-FORMAT HOST-ID SUBORDINATE-START
-    find "$rootfs" -xdev -printf "$1\n" | sort -un | awk -v host="$2" -v start="$3" '
-        { c = $1 }
-        $1 >= start && $1 < start + 1000 { c = $1 - start }
-        $1 >= start + 1000 && $1 < start + 65536 { c = $1 - start + 1 }
-        $1 == host { c = 1000 }
-        { print "+" $1 " +" c }'
-}
-subordinate() { awk -F: -v u="$user" -v i="$(id -u "$user")" '$1 == u || $1 == i { print $2; exit }' "$1"; }
-if [ "$(docker image inspect -f '{{index .Config.Labels "airlock.digest"}}' "$image" 2>/dev/null)" != "$digest" ]; then
-    echo "importing $rootfs into docker as $image"
-    idmap %U "$(id -u "$user")" "$(subordinate /etc/subuid)" >"$work/owner-map"
-    idmap %G "$(id -g "$user")" "$(subordinate /etc/subgid)" >"$work/group-map"
-    tar --numeric-owner --owner-map="$work/owner-map" --group-map="$work/group-map" -C "$rootfs" -c . |
-        docker import --change "LABEL airlock.digest=$digest" - "$image" >/dev/null
-fi
+import_template "$template" "$image" "$work"
 
 server() { # POOL: the server's command line, run as the benchmark user like as_user does
     printf '%q ' runuser -u "$user" -- env HOME="$home" AIRLOCK_HOME="$state" \
