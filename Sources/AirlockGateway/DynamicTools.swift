@@ -8,7 +8,12 @@ enum DynamicTools {
         "mcp-activate-profile", "code-mode",
     ]
 
-    static let listing: [JSONValue] = [
+    /// The gateway's own tools, without `mcp-create-profile` when profiles may not be written.
+    static func listing(profileWrites: Bool) -> [JSONValue] {
+        profileWrites ? all : all.filter { $0["name"] != "mcp-create-profile" }
+    }
+
+    static let all: [JSONValue] = [
         tool(
             "mcp-find", "Search the catalog of MCP servers by name, description or tool.",
             properties: [
@@ -87,6 +92,9 @@ enum DynamicTools {
                 guard !names.contains(tool) else { return .error("mcp-exec calls servers' tools, not \(tool)") }
                 return await gateway.call(tool, arguments: arguments.values["arguments"]?.objectValue ?? [:])
             case "mcp-create-profile":
+                guard gateway.options.profileWrites else {
+                    return .error("this gateway serves a sandbox: it does not write profiles to the host")
+                }
                 let profileName = try arguments.requiredString("name")
                 let servers = await gateway.enabledServers()
                 var configs: [String: [String: JSONValue]] = [:]

@@ -23,6 +23,9 @@ public struct GatewayOptions: Sendable {
     /// `--block-secrets`: calls whose arguments hold a stored secret are refused, and results
     /// that hold one have it replaced.
     public var blockSecrets = false
+    /// False for a sandbox's own gateway (`--mcp`): its client, the sandboxed agent, may not
+    /// write profiles to the host (`mcp-create-profile`), which later gateways would start from.
+    public var profileWrites = true
 
     public init() {}
 
@@ -290,7 +293,7 @@ public actor Gateway {
         }
         for collision in collisions { log("name clash: " + collision) }
         toolRoutes = [:]
-        toolListing = options.dynamic ? DynamicTools.listing : []
+        toolListing = options.dynamic ? DynamicTools.listing(profileWrites: options.profileWrites) : []
         for candidate in candidates {
             toolRoutes[candidate.name] = (candidate.server, candidate.original)
             guard case .object(var object) = candidate.tool else { continue }

@@ -173,7 +173,7 @@ public struct Supervisor {
         let process = try ChildProcess.spawn(
             [
                 "setpriv", "--pdeathsig", "SIGTERM", "--", Executables.current, "mcp", "gateway", "run", "--transport",
-                "streaming", "--port", String(route.port), "--workspace", record.workspace,
+                "streaming", "--port", String(route.port), "--workspace", record.workspace, "--no-profile-writes",
             ]
                 + attachment.gatewayArguments,
             environment: environment, stdin: .null, stdout: .file(paths.mcpGatewayLog),

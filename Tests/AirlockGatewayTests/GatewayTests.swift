@@ -73,9 +73,12 @@ import Testing
 }
 
 @Suite struct GatewayListingTests {
-    func gateway(dynamic: Bool = true, filter: [String] = [], catalog: [CatalogServer]) throws -> Gateway {
+    func gateway(
+        dynamic: Bool = true, filter: [String] = [], profileWrites: Bool = true, catalog: [CatalogServer]
+    ) throws -> Gateway {
         let root = FileManager.default.temporaryDirectory.path + "/gw-\(UUID().uuidString)"
         var options = GatewayOptions()
+        options.profileWrites = profileWrites
         options.servers = dynamic ? nil : catalog.map(\.name)
         options.toolFilter = filter
         return try Gateway(
@@ -127,6 +130,15 @@ import Testing
         #expect(names == ["get_current_time", "git_log", "git_status"])
         let unknown = await gateway.call("mcp-find", arguments: ["query": "x"])
         #expect(unknown.isError)
+    }
+
+    @Test func aSandboxsGatewayOffersNoWayToWriteProfilesOnTheHost() async throws {
+        let gateway = try gateway(profileWrites: false, catalog: [])
+        await gateway.enableForListing("none", offer: Gateway.Offer(tools: [], prompts: [], resources: []))
+        let names = await gateway.tools().compactMap { $0["name"]?.stringValue }
+        #expect(names.contains("mcp-add") && !names.contains("mcp-create-profile"))
+        let refused = await gateway.call("mcp-create-profile", arguments: ["name": "default"])
+        #expect(refused.isError)
     }
 
     @Test func configPlaceholdersTakeTheServersSettings() {

@@ -42,6 +42,10 @@ struct GatewaySelection: ParsableArguments {
     )
     var blockSecrets = false
 
+    /// Set by a sandbox's supervisor: the client is a sandboxed agent.
+    @Flag(help: .hidden)
+    var noProfileWrites = false
+
     func validate() throws {
         for spec in tools where spec.split(separator: ":").count != 2 {
             throw ValidationError("--tools takes SERVER:TOOL or SERVER:*, not '\(spec)'")
@@ -66,6 +70,7 @@ struct GatewaySelection: ParsableArguments {
         options.toolFilter = tools
         options.longLived = longLived
         options.blockSecrets = blockSecrets
+        options.profileWrites = !noProfileWrites
         if logCalls { options.callLog = { line in FileHandle.standardError.write(Data((line + "\n").utf8)) } }
         options.workspace = Files.absolute(workspace ?? FileManager.default.currentDirectoryPath)
         return try Gateway(
