@@ -210,16 +210,11 @@ public actor Gateway {
 
     /// `{{server.key}}` placeholders replaced by config values (empty when unset).
     static func fill(_ text: String, server: String, config: [String: JSONValue]) -> String {
-        var result = text
-        while let open = result.range(of: "{{"),
-            let close = result.range(of: "}}", range: open.upperBound..<result.endIndex)
-        {
-            let key = String(result[open.upperBound..<close.lowerBound]).trimmingCharacters(in: .whitespaces)
+        Placeholders.replace(in: text, opening: "{{") { inner in
+            let key = inner.trimmingCharacters(in: .whitespaces)
             let field = key.hasPrefix(server + ".") ? String(key.dropFirst(server.count + 1)) : key
-            let value = config[field].map { $0.stringValue ?? $0.text() } ?? ""
-            result.replaceSubrange(open.lowerBound..<close.upperBound, with: value)
+            return config[field].map { $0.stringValue ?? $0.text() } ?? ""
         }
-        return result
     }
 
     // MARK: clients
@@ -532,5 +527,25 @@ func blocking(_ work: @escaping @Sendable () -> Void) async {
             work()
             continuation.resume()
         }
+    }
+}
+
+/// `{{...}}` placeholders in catalog values. The text is read once, front to back: what a
+/// placeholder is replaced with is never read again, so a value that holds `{{...}}` itself
+/// (a setting a client chose) stays as it is.
+enum Placeholders {
+    static func replace(
+        in text: String, opening: String, with value: (String) throws -> String
+    ) rethrows -> String {
+        var result = ""
+        var rest = text[...]
+        while let open = rest.range(of: opening),
+            let close = rest.range(of: "}}", range: open.upperBound..<rest.endIndex)
+        {
+            result += rest[..<open.lowerBound]
+            result += try value(String(rest[open.upperBound..<close.lowerBound]))
+            rest = rest[close.upperBound...]
+        }
+        return result + rest
     }
 }

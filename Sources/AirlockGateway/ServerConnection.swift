@@ -89,19 +89,14 @@ final class ServerConnection: Sendable {
 
     /// `{{secret:NAME}}` in a remote server's header replaced by that secret (its own only).
     static func fillSecrets(_ text: String, server: CatalogServer, secrets: [String: String]) throws -> String {
-        var result = text
-        while let open = result.range(of: "{{secret:"),
-            let close = result.range(of: "}}", range: open.upperBound..<result.endIndex)
-        {
-            let name = String(result[open.upperBound..<close.lowerBound])
+        try Placeholders.replace(in: text, opening: "{{secret:") { name in
             guard let value = secrets[name] else {
                 throw AirlockError(
                     .notFound,
                     "server \(server.name) needs the secret \(name): set it with `airlock mcp secret set \(name)`")
             }
-            result.replaceSubrange(open.lowerBound..<close.upperBound, with: value)
+            return value
         }
-        return result
     }
 
     private static func createSandbox(_ server: CatalogServer, launch: Launch, sandboxes: Sandboxes) throws -> String {

@@ -146,6 +146,9 @@ import Testing
             "--owner={{github.owner}} --depth={{ depth }} --missing={{github.none}}", server: "github",
             config: ["owner": "octo", "depth": 3])
         #expect(filled == "--owner=octo --depth=3 --missing=")
+        // A value that is a placeholder itself is not read again (it would never end).
+        #expect(Gateway.fill("{{a}}-{{b}}", server: "s", config: ["a": "{{a}}", "b": "x"]) == "{{a}}-x")
+        #expect(Gateway.fill("no placeholders {{ unclosed", server: "s", config: [:]) == "no placeholders {{ unclosed")
     }
 }
 
