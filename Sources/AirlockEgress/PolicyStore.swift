@@ -58,20 +58,3 @@ public final class PolicyStore: Sendable {
         }
     }
 }
-
-/// Enough of a file's identity to notice a change (an atomic rename changes the inode).
-struct FileStamp: Equatable, Sendable {
-    var inode: UInt64
-    var size: Int64
-    var modified: Int
-    var modifiedNanoseconds: Int
-
-    init?(path: String) {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        inode = UInt64(info.st_ino)
-        size = Int64(info.st_size)
-        modified = info.st_mtim.tv_sec
-        modifiedNanoseconds = info.st_mtim.tv_nsec
-    }
-}

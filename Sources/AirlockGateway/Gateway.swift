@@ -69,6 +69,8 @@ public actor Gateway {
     var clients: [UUID: MCPStdio.Send] = [:]
     var stopped = false
     var started = false
+    /// `--block-secrets`: the stored values, and the files' stamps when they were read.
+    var secretCache: (files: [String], stamp: [FileStamp?], values: [(name: String, value: String)])?
     var startWaiters: [CheckedContinuation<Void, Never>] = []
 
     struct Offer {
@@ -372,10 +374,20 @@ public actor Gateway {
     }
 
     /// Values of the MCP servers' secrets and of Airlock's stored API keys.
+    /// Read again only when a secret was set or removed: each is written by rename, so a
+    /// file's stamp (its inode) changes even within one tick of the clock.
     func storedSecrets() -> [(name: String, value: String)] {
-        let mcp = secrets.names().compactMap { name in (try? secrets.value(name)).flatMap { $0 }.map { (name, $0) } }
         let store = SecretStore(store: sandboxes.store)
+        let files = [secrets.directory, store.directory].flatMap { directory in
+            ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted().map {
+                directory + "/" + $0
+            }
+        }
+        let stamp = files.map { FileStamp(path: $0) }
+        if let cached = secretCache, cached.files == files, cached.stamp == stamp { return cached.values }
+        let mcp = secrets.names().compactMap { name in (try? secrets.value(name)).flatMap { $0 }.map { (name, $0) } }
         let keys = store.names().compactMap { name in (try? store.load(name)).map { (name, $0.value) } }
+        secretCache = (files, stamp, mcp + keys)
         return mcp + keys
     }
 

@@ -106,3 +106,22 @@ public enum Files {
         return url.path
     }
 }
+
+/// Enough of a file's identity to notice a change (an atomic rename changes the inode; a file
+/// added to or removed from a directory changes the directory's time), for caches of what was
+/// read from it.
+public struct FileStamp: Equatable, Sendable {
+    var inode: UInt64
+    var size: Int64
+    var modified: Int
+    var modifiedNanoseconds: Int
+
+    public init?(path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+        modified = info.st_mtim.tv_sec
+        modifiedNanoseconds = info.st_mtim.tv_nsec
+    }
+}

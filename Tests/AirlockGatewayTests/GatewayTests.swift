@@ -141,6 +141,17 @@ import Testing
         #expect(refused.isError)
     }
 
+    @Test func storedSecretsAreReadAgainOnlyAfterOneIsSetOrRemoved() async throws {
+        let gateway = try gateway(catalog: [])
+        let secrets = await gateway.secrets
+        try secrets.set("srv.one", value: "first-value-123")
+        #expect(await gateway.storedSecrets().map(\.name) == ["srv.one"])
+        try secrets.set("srv.two", value: "second-value-456")
+        #expect(await gateway.storedSecrets().map(\.name) == ["srv.one", "srv.two"])
+        try secrets.remove("srv.one")
+        #expect(await gateway.storedSecrets().map(\.name) == ["srv.two"])
+    }
+
     @Test func configPlaceholdersTakeTheServersSettings() {
         let filled = Gateway.fill(
             "--owner={{github.owner}} --depth={{ depth }} --missing={{github.none}}", server: "github",
