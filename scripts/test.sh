@@ -66,7 +66,7 @@ grep -q "^$user:" /etc/subgid || usermod --add-subgids 200000-265535 "$user"
 install -m 755 tests/e2e/sandbox.sh tests/e2e/egress.sh tests/e2e/upstream.py tests/e2e/certs.sh \
     tests/e2e/code-sandbox.sh tests/e2e/code_sandbox_client.py tests/e2e/agent-claude.sh tests/e2e/fake_anthropic.py \
     tests/e2e/agent-mini-swe.sh tests/e2e/fake_openai.py tests/e2e/gateway.sh tests/e2e/gateway_client.py \
-    tests/e2e/gateway_test_server.py tests/e2e/e2e_checks.py "$bin_dir/"
+    tests/e2e/gateway_test_server.py tests/e2e/e2e_checks.py tests/e2e/tls_server.py "$bin_dir/"
 install -m 644 tests/e2e/lib.sh "$bin_dir/lib.sh"
 # Transparent capture is tested against upstreams on host ports 80 and 443, which the
 # ordinary user may bind for the length of the run.

@@ -20,56 +20,32 @@ work="$(mktemp -d /tmp/airlock-claude.XXXXXX)"
 ws="$HOME/e2e-claude-project"
 name="e2e-claude"
 api_log="$work/api.log"
-rand() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 real_key="sk-ant-e2e-$(rand 12)"
 canary="AKIAE2ECLAUDE$(rand 6)"
 readme_marker="readme-marker-$(rand 4)"
 sentinel="airlock-proxy-managed"
-# The canary goes into the host user's real ~/.aws/credentials, next to whatever is there;
-# cleanup takes out exactly its own lines.
-aws_file="$HOME/.aws/credentials"
-aws_existed=""
-[ -e "$aws_file" ] && aws_existed=1
-aws_dir_existed=""
-[ -d "$HOME/.aws" ] && aws_dir_existed=1
 fake_pid=""
 cleanup() {
     a rm -f "$name" "$name-mcp" >/dev/null 2>&1
     [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null
-    if [ -n "$aws_existed" ]; then
-        sed -i -e "/^\[e2e-claude-canary\]$/d" -e "/$canary/d" "$aws_file"
-    else
-        rm -f "$aws_file"
-        [ -n "$aws_dir_existed" ] || rmdir "$HOME/.aws" 2>/dev/null
-    fi
+    remove_aws_canary
     rm -rf "$work" "$ws"
 }
 trap cleanup EXIT
 a rm -f "$name" >/dev/null 2>&1
 # A stored secret would take over from the key this test gives (egress.sh stores one for a while).
 a secret rm anthropic >/dev/null 2>&1
-rm -rf "$ws" && mkdir -p "$ws"
 
 echo "== a workspace, a canary and the fake API"
-git -C "$ws" init -q
-echo "$readme_marker" > "$ws/README.md"
 # No .claude/ in the workspace: the settings Claude Code is asked to write do not exist yet.
-git -C "$ws" add README.md
-git -C "$ws" -c user.name=e2e -c user.email=e2e@example.com commit -qm init
-mkdir -p "$HOME/.aws"
-printf '[e2e-claude-canary]\naws_secret_access_key = %s\n' "$canary" >> "$aws_file"
-expect "companion: the canary is in the host's ~/.aws/credentials" "1" "$(grep -c "$canary" "$aws_file")"
+git_workspace "$ws" "$readme_marker"
+plant_aws_canary e2e-claude-canary "$canary"
 
 # The image: Claude Code from PyPI (a minute the first time; later runs reuse it).
 a template build claude >/dev/null 2>"$work/build.err" || fail "the claude image builds" "$(tail -n 5 "$work/build.err")"
 
 "$here/certs.sh" "$work" "DNS:api.anthropic.com"
-if [ "$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)" -gt 443 ] && [ "$(id -u)" != 0 ]; then
-    fail "the fake API needs port 443 on host loopback" \
-        "ip_unprivileged_port_start is $(cat /proc/sys/net/ipv4/ip_unprivileged_port_start); scripts/test.sh lowers it"
-    report
-    exit
-fi
+need_port_443
 touch "$api_log"
 python3 "$here/fake_anthropic.py" --listen 127.0.0.1:443 --cert "$work/server.pem" --key "$work/server.key" \
     --log "$api_log" --workspace "$ws" --host-home "$HOME" > "$work/fake.out" 2>&1 &

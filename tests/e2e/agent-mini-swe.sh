@@ -19,7 +19,6 @@ ws="$HOME/e2e-mini-project"
 name="e2e-mini"
 probe="e2e-mini-probe"
 api_log="$work/api.log"
-rand() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 real_key="sk-e2e-openai-$(rand 12)"
 canary="AKIAE2EMINI$(rand 6)"
 readme_marker="readme-marker-$(rand 4)"
@@ -28,42 +27,22 @@ sentinel="airlock-proxy-managed"
 model="openai/gpt-4o-mini"
 # The fake listens on 127.0.0.2, which leaves 127.0.0.1:443 to the other agent tests.
 fake_addr="127.0.0.2"
-# The canary goes into the host user's real ~/.aws/credentials, next to whatever is there;
-# cleanup takes out exactly its own lines.
-aws_file="$HOME/.aws/credentials"
-aws_existed=""
-[ -e "$aws_file" ] && aws_existed=1
 fake_pid=""
 cleanup() {
     for sandbox in "$name" "$probe"; do a rm -f "$sandbox" >/dev/null 2>&1; done
     [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null
-    if [ -n "$aws_existed" ]; then
-        sed -i -e "/^\[e2e-mini-canary\]$/d" -e "/$canary/d" "$aws_file"
-    else
-        rm -f "$aws_file" && rmdir "$HOME/.aws" 2>/dev/null
-    fi
+    remove_aws_canary
     rm -rf "$work" "$ws"
 }
 trap cleanup EXIT
 for sandbox in "$name" "$probe"; do a rm -f "$sandbox" >/dev/null 2>&1; done
-rm -rf "$ws" && mkdir -p "$ws"
 
 echo "== a workspace, a canary and the fake API"
-git -C "$ws" init -q
-echo "$readme_marker" > "$ws/README.md"
-git -C "$ws" add README.md
-git -C "$ws" -c user.name=e2e -c user.email=e2e@example.com commit -qm init
-mkdir -p "$HOME/.aws"
-printf '[e2e-mini-canary]\naws_secret_access_key = %s\n' "$canary" >> "$aws_file"
-expect "companion: the canary is in the host's ~/.aws/credentials" "1" "$(grep -c "$canary" "$aws_file")"
+git_workspace "$ws" "$readme_marker"
+plant_aws_canary e2e-mini-canary "$canary"
 
 "$here/certs.sh" "$work" "DNS:api.openai.com"
-if [ "$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)" -gt 443 ] && [ "$(id -u)" != 0 ]; then
-    fail "the fake API needs port 443 on host loopback" \
-        "ip_unprivileged_port_start is $(cat /proc/sys/net/ipv4/ip_unprivileged_port_start); scripts/test.sh lowers it"
-    report
-    exit
-fi
+need_port_443
 # The conversation, one bash tool call per turn; mini-swe-agent runs each in a fresh bash in
 # the workspace and sends its output back in the next request. The host's home is named by
 # its host path too, in case anything of it were mounted where it is on the host.

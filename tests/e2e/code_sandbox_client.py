@@ -28,7 +28,7 @@ import anyio
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from e2e_checks import check, expect, short, totals
+from e2e_checks import check, expect, settle, short, totals, wait_until
 
 AIRLOCK = os.environ.get("AIRLOCK", "airlock")
 HOME = os.path.expanduser("~")
@@ -93,21 +93,6 @@ def processes_with(text):
         if text in cmdline:
             found.append(f"{pid}: {cmdline}")
     return found
-
-
-def wait_until(predicate, timeout, interval=0.25):
-    """Polls until predicate() is truthy; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
-
-
-async def settle(predicate, timeout, interval=0.25):
-    """wait_until in a worker thread, so the client keeps reading the server meanwhile."""
-    return await anyio.to_thread.run_sync(wait_until, predicate, timeout, interval)
 
 
 class HostListener:

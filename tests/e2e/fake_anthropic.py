@@ -25,10 +25,11 @@ titles, quota checks, summaries) get a short text.
 """
 import argparse
 import json
-import ssl
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tls_server import TLSServer
 
 HELLO = "hello from claude in airlock\n"
 FINAL = "E2E-DONE: all steps ran"
@@ -237,21 +238,6 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def finish_request(self, request, client_address):
-        # The TLS handshake runs in the connection's own thread, so one slow client stalls no other.
-        try:
-            tls = self.context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            return
-        try:
-            super().finish_request(tls, client_address)
-        finally:
-            tls.close()
-
-
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--listen", default="127.0.0.1:443")
@@ -262,13 +248,11 @@ def main():
     p.add_argument("--host-home", required=True)
     args = p.parse_args()
     host, port = args.listen.rsplit(":", 1)
-    server = Server((host, int(port)), Handler)
+    server = TLSServer((host, int(port)), Handler, args.cert, args.key)
     server.lock = threading.Lock()
     server.log = args.log
     server.workspace = args.workspace.rstrip("/")
     server.home = args.host_home.rstrip("/")
-    server.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.context.load_cert_chain(args.cert, args.key)
     print("ready", flush=True)
     server.serve_forever()
 

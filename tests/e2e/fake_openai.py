@@ -13,10 +13,11 @@ names) and the body (parsed JSON, or text). Prints "ready" once listening.
 """
 import argparse
 import json
-import ssl
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tls_server import TLSServer
 
 MODEL = "gpt-4o-mini"
 
@@ -114,19 +115,6 @@ class FakeOpenAI(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
 
-class TLSServer(ThreadingHTTPServer):
-    """Each connection's TLS handshake happens on its own thread, so one slow client stalls no other."""
-
-    daemon_threads = True
-
-    def finish_request(self, request, client_address):
-        try:
-            request = self.context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            return
-        super().finish_request(request, client_address)
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--listen", required=True, help="ADDR:PORT")
@@ -136,11 +124,9 @@ def main():
     parser.add_argument("--turn", action="append", required=True, help="the command of the next turn")
     args = parser.parse_args()
     host, port = args.listen.rsplit(":", 1)
-    server = TLSServer((host, int(port)), FakeOpenAI)
+    server = TLSServer((host, int(port)), FakeOpenAI, args.cert, args.key)
     server.log_path, server.log_lock = args.log, threading.Lock()
     server.turns = args.turn
-    server.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.context.load_cert_chain(args.cert, args.key)
     print("ready", flush=True)
     server.serve_forever()
 

@@ -37,7 +37,7 @@ import time
 from datetime import datetime, timezone
 
 import anyio
-from e2e_checks import check, expect, short, totals
+from e2e_checks import check, expect, settle, short, totals, wait_until
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
@@ -81,21 +81,6 @@ ISO_ENV = dict(BASE_ENV, XDG_CONFIG_HOME=ISO_CONFIG, AIRLOCK_DNS_SERVER=f"127.0.
 DYN_CONFIG = os.path.join(WORK, "config-dyn")
 DYN_ENV = dict(BASE_ENV, XDG_CONFIG_HOME=DYN_CONFIG)
 
-
-
-def wait_until(predicate, timeout, interval=0.25):
-    """Polls until predicate() is truthy; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
-
-
-async def settle(predicate, timeout, interval=0.25):
-    """wait_until in a worker thread, so the client keeps reading meanwhile."""
-    return await anyio.to_thread.run_sync(wait_until, predicate, timeout, interval)
 
 
 # ---- the catalog ----------------------------------------------------------------------------

@@ -63,3 +63,53 @@ mcp_client_venv() {
         exit 1
     fi
 }
+# rand N: N random bytes as hex.
+rand() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+# plant_aws_canary LABEL SECRET: adds a profile [LABEL] holding SECRET to the host user's real
+# ~/.aws/credentials, next to whatever is there; remove_aws_canary takes out exactly its lines
+# (and the file and directory, if they were not there before).
+plant_aws_canary() {
+    aws_canary_label="$1"
+    aws_canary="$2"
+    aws_file="$HOME/.aws/credentials"
+    aws_existed=""
+    [ -e "$aws_file" ] && aws_existed=1
+    aws_dir_existed=""
+    [ -d "$HOME/.aws" ] && aws_dir_existed=1
+    mkdir -p "$HOME/.aws"
+    printf '[%s]\naws_secret_access_key = %s\n' "$aws_canary_label" "$aws_canary" >>"$aws_file"
+    expect "companion: the canary is in the host's ~/.aws/credentials" "1" "$(grep -c "$aws_canary" "$aws_file")"
+}
+remove_aws_canary() {
+    [ -n "${aws_file:-}" ] || return 0
+    if [ -n "$aws_existed" ]; then
+        sed -i -e "/^\[$aws_canary_label\]$/d" -e "/$aws_canary/d" "$aws_file"
+    else
+        rm -f "$aws_file"
+        [ -n "$aws_dir_existed" ] || rmdir "$HOME/.aws" 2>/dev/null
+    fi
+}
+
+# git_workspace DIR MARKER: DIR made afresh as a git repository with one commit, a README
+# holding MARKER.
+git_workspace() {
+    rm -rf "$1" && mkdir -p "$1"
+    git -C "$1" init -q
+    echo "$2" >"$1/README.md"
+    git -C "$1" add README.md
+    git -C "$1" -c user.name=e2e -c user.email=e2e@example.com commit -qm init
+}
+
+# need_port_443: ends the suite with a failure when this user may not bind port 443 (the fake
+# model APIs listen there; scripts/test.sh lowers the bound for the run).
+need_port_443() {
+    local start
+    start=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)
+    if [ "$start" -gt 443 ] && [ "$(id -u)" != 0 ]; then
+        fail "the fake API needs port 443 on host loopback" \
+            "ip_unprivileged_port_start is $start; scripts/test.sh lowers it"
+        report
+        exit
+    fi
+}
