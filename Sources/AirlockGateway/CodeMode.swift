@@ -66,23 +66,12 @@ struct CodeMode: Sendable {
     ) async -> ToolResult {
         let started: (sandbox: String, process: BackgroundProcess)
         do {
-            started = try await blocking { () throws -> (String, BackgroundProcess) in
-                let record = try sandboxes.createDisposable(
-                    DisposableRequest(
-                        label: "code-mode", template: "code", network: .none,
-                        limits: .init(memoryBytes: 512 << 20, pids: 128), diskBytes: 64 << 20, owner: owner))
-                do {
-                    try sandboxes.start(record.name)
-                    var request = Sandboxes.ExecRequest(command: ["python3", "-u", "-c", Self.runner])
-                    request.workdir = Sandboxes.disposableWorkspace
-                    return (
-                        record.name,
-                        try sandboxes.startBackground(record.name, request, outputLimit: 64 << 10, stdio: true)
-                    )
-                } catch {
-                    try? sandboxes.remove(record.name, force: true)
-                    throw error
-                }
+            let request = DisposableRequest(
+                label: "code-mode", template: "code", network: .none, limits: .init(memoryBytes: 512 << 20, pids: 128),
+                diskBytes: 64 << 20, owner: owner)
+            started = try await blocking {
+                try sandboxes.startDisposableStdio(
+                    request, command: ["python3", "-u", "-c", Self.runner], outputLimit: 64 << 10)
             }
         } catch {
             return .error("code-mode could not start its sandbox: \(error)")

@@ -51,18 +51,10 @@ final class ServerConnection: Sendable {
                 server, client: client, sandbox: nil, process: nil, hostProcess: child, sandboxes: sandboxes)
         case "server":
             // Making and starting the sandbox block: on a thread of their own.
-            let (name, process) = try await blocking { () throws -> (String, BackgroundProcess) in
-                let name = try createSandbox(server, launch: launch, sandboxes: sandboxes)
-                do {
-                    try sandboxes.start(name)
-                    var request = Sandboxes.ExecRequest(command: server.command)
-                    request.environment = launch.environment
-                    request.workdir = Sandboxes.disposableWorkspace
-                    return (name, try sandboxes.startBackground(name, request, outputLimit: 64 << 10, stdio: true))
-                } catch {
-                    try? sandboxes.remove(name, force: true)
-                    throw error
-                }
+            let request = try disposableRequest(server, launch: launch)
+            let (name, process) = try await blocking {
+                try sandboxes.startDisposableStdio(
+                    request, command: server.command, environment: launch.environment, outputLimit: 64 << 10)
             }
             guard let stdio = process.stdio else { throw AirlockError(.failed, "no stdio for \(server.name)") }
             let client = MCPClient(reading: stdio.output, writing: stdio.input, onNotification: launch.onNotification)
@@ -99,7 +91,8 @@ final class ServerConnection: Sendable {
         }
     }
 
-    private static func createSandbox(_ server: CatalogServer, launch: Launch, sandboxes: Sandboxes) throws -> String {
+    /// The sandbox a server runs in: its template, reach, limits and mounts.
+    private static func disposableRequest(_ server: CatalogServer, launch: Launch) throws -> DisposableRequest {
         var limits = SandboxRecord.Limits(pids: server.pids ?? 256)
         limits.memoryBytes = try server.memory.map(Sandboxes.parseBytes) ?? (1 << 30)
         var request = DisposableRequest(
@@ -118,7 +111,7 @@ final class ServerConnection: Sendable {
                 .init(source: workspace, destination: Sandboxes.disposableWorkspace, readOnly: mode != "rw")
             ]
         }
-        return try sandboxes.createDisposable(request).name
+        return request
     }
 
     private static func handshake(

@@ -75,6 +75,25 @@ extension Sandboxes {
         }
     }
 
+    /// Makes a disposable sandbox, starts it, and starts `command` in it (in its workspace) with
+    /// standard input and output as pipes (``BackgroundProcess/stdio``): a program's own server
+    /// or script to talk to. Nothing is left behind when a step fails. Blocks.
+    public func startDisposableStdio(
+        _ request: DisposableRequest, command: [String], environment: [String] = [], outputLimit: Int
+    ) throws -> (sandbox: String, process: BackgroundProcess) {
+        let name = try createDisposable(request).name
+        do {
+            try start(name)
+            var exec = ExecRequest(command: command)
+            exec.environment = environment
+            exec.workdir = Self.disposableWorkspace
+            return (name, try startBackground(name, exec, outputLimit: outputLimit, stdio: true))
+        } catch {
+            try? remove(name, force: true)
+            throw error
+        }
+    }
+
     /// Removes disposable sandboxes whose owner is gone, and the remains of interrupted
     /// removals; returns the names removed. Their supervisors remove them on their own when the
     /// owner dies, so this finds only what a killed supervisor or a crash left.
