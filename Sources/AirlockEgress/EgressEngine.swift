@@ -31,7 +31,8 @@ public struct EgressConfiguration: Sendable {
         sandbox = name
         policyFiles = PolicyStore.Files(
             organisation: UserConfig.organisationPolicy,
-            user: UserConfig.directory(environment: environment) + "/policy.yaml", sandbox: paths.policy)
+            user: UserConfig.directory(environment: environment) + "/policy.yaml", sandbox: paths.policy,
+            userNarrowsOnly: (try? paths.loadRecord())?.ownPolicyOnly ?? false)
         logPath = paths.networkLog
         resolver = Resolver(environment: environment)
         secrets = SecretStore(store: store)

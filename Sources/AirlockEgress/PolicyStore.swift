@@ -17,11 +17,15 @@ public final class PolicyStore: Sendable {
         public var organisation: String
         public var user: String
         public var sandbox: String
+        /// The user's layer adds only its blocks (``PolicySettings/restrictions``): the
+        /// sandbox's own layer alone says what it may reach, within the organisation's.
+        public var userNarrowsOnly: Bool
 
-        public init(organisation: String, user: String, sandbox: String) {
+        public init(organisation: String, user: String, sandbox: String, userNarrowsOnly: Bool = false) {
             self.organisation = organisation
             self.user = user
             self.sandbox = sandbox
+            self.userNarrowsOnly = userNarrowsOnly
         }
 
         var all: [String] { [organisation, user, sandbox] }
@@ -38,9 +42,10 @@ public final class PolicyStore: Sendable {
         let stamp = files.all.map(FileStamp.init(path:))
         if let cached = cache.withLock({ $0 }), cached.stamp == stamp { return cached.policy }
         let policy = Result { () throws(PolicyError) in
-            try EffectivePolicy.combine(
-                organisation: try Self.load(files.organisation), user: try Self.load(files.user),
-                sandbox: try Self.load(files.sandbox))
+            let user = try Self.load(files.user)
+            return try EffectivePolicy.combine(
+                organisation: try Self.load(files.organisation),
+                user: files.userNarrowsOnly ? user?.restrictions : user, sandbox: try Self.load(files.sandbox))
         }
         cache.withLock { $0 = (stamp, policy) }
         return policy

@@ -1,4 +1,5 @@
 import AirlockMCP
+import AirlockPolicy
 import AirlockState
 import AirlockSystem
 import Foundation
@@ -20,6 +21,7 @@ import Yams
 ///     command: [github-mcp-server, stdio]
 ///     secrets: [{name: github.token, env: GITHUB_PERSONAL_ACCESS_TOKEN}]
 ///     allowHosts: [api.github.com]     # and nothing else; or disableNetwork: true
+///     allowCIDRs: [10.0.0.5/32]        # private addresses it may dial (an internal service)
 ///     workspace: ro                    # mount the workspace (ro or rw); none by default
 ///     config:
 ///       - name: github
@@ -42,7 +44,11 @@ public struct CatalogServer: Codable, Sendable, Equatable {
     public var secrets: [SecretEntry]
     /// JSON Schemas of the settings `mcp-config-set` takes (docker's catalogs: a list of objects).
     public var config: [JSONValue]
+    /// Exactly the hosts the server may reach: the user's own policy does not widen them.
     public var allowHosts: [String]
+    /// Airlock's: private or loopback ranges the server may dial, for an internal service
+    /// (the names it uses are still only `allowHosts`, or the user's policy without them).
+    public var allowCIDRs: [String]
     public var disableNetwork: Bool
     public var longLived: Bool
     public var prefix: String?
@@ -52,6 +58,7 @@ public struct CatalogServer: Codable, Sendable, Equatable {
     public var workspace: String?
     public var remote: Remote?
     public var memory: String?
+    public var cpus: Double?
     public var pids: Int64?
 
     public struct EnvEntry: Codable, Sendable, Equatable {
@@ -84,8 +91,8 @@ public struct CatalogServer: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, title, description, type, template, image, command, env, secrets, config, allowHosts
-        case disableNetwork, longLived, prefix, tools, workspace, remote, memory, pids
+        case name, title, description, type, template, image, command, env, secrets, config, allowHosts, allowCIDRs
+        case disableNetwork, longLived, prefix, tools, workspace, remote, memory, cpus, pids
     }
 
     public init(
@@ -104,6 +111,7 @@ public struct CatalogServer: Codable, Sendable, Equatable {
         self.secrets = secrets
         self.config = config
         self.allowHosts = allowHosts
+        self.allowCIDRs = []
         self.disableNetwork = disableNetwork
         self.longLived = longLived
         self.prefix = prefix
@@ -124,6 +132,7 @@ public struct CatalogServer: Codable, Sendable, Equatable {
         secrets = try container.decodeIfPresent([SecretEntry].self, forKey: .secrets) ?? []
         config = try container.decodeIfPresent([JSONValue].self, forKey: .config) ?? []
         allowHosts = try container.decodeIfPresent([String].self, forKey: .allowHosts) ?? []
+        allowCIDRs = try container.decodeIfPresent([String].self, forKey: .allowCIDRs) ?? []
         disableNetwork = try container.decodeIfPresent(Bool.self, forKey: .disableNetwork) ?? false
         longLived = try container.decodeIfPresent(Bool.self, forKey: .longLived) ?? false
         prefix = try container.decodeIfPresent(String.self, forKey: .prefix)
@@ -131,6 +140,7 @@ public struct CatalogServer: Codable, Sendable, Equatable {
         workspace = try container.decodeIfPresent(String.self, forKey: .workspace)
         remote = try container.decodeIfPresent(Remote.self, forKey: .remote)
         memory = try container.decodeIfPresent(String.self, forKey: .memory)
+        cpus = try container.decodeIfPresent(Double.self, forKey: .cpus)
         pids = try container.decodeIfPresent(Int64.self, forKey: .pids)
     }
 
@@ -161,8 +171,17 @@ public struct CatalogServer: Codable, Sendable, Equatable {
         default:
             throw AirlockError(.invalidArgument, "\(what): type '\(type)' is not server, remote or airlock")
         }
-        if disableNetwork && !allowHosts.isEmpty {
-            throw AirlockError(.invalidArgument, "\(what): disableNetwork and allowHosts contradict each other")
+        if disableNetwork && !(allowHosts.isEmpty && allowCIDRs.isEmpty) {
+            let field = allowHosts.isEmpty ? "allowCIDRs" : "allowHosts"
+            throw AirlockError(.invalidArgument, "\(what): disableNetwork and \(field) contradict each other")
+        }
+        do {
+            try PolicySettings(allowHosts: allowHosts, allowCIDRs: allowCIDRs).validate()
+        } catch {
+            throw AirlockError(.invalidArgument, "\(what): \(error)")
+        }
+        if let cpus, !(cpus > 0 && cpus <= 1024) {
+            throw AirlockError(.invalidArgument, "\(what): cpus must be above 0 (e.g. 0.5 or 2), not \(cpus)")
         }
         if let workspace, workspace != "ro" && workspace != "rw" {
             throw AirlockError(.invalidArgument, "\(what): workspace is 'ro' or 'rw', not '\(workspace)'")
@@ -170,9 +189,16 @@ public struct CatalogServer: Codable, Sendable, Equatable {
         if let prefix, prefix.wholeMatch(of: /[A-Za-z0-9_-]+/) == nil {
             throw AirlockError(.invalidArgument, "\(what): prefix '\(prefix)' must be letters, digits, '_' or '-'")
         }
-        for secret in secrets where !secret.name.hasPrefix(name + ".") {
+        var named = secrets.map(\.name)
+        for value in (remote?.headers ?? [:]).values {
+            _ = Placeholders.replace(in: value, opening: "{{secret:") { secret in
+                named.append(secret)
+                return ""
+            }
+        }
+        for secret in named where !secret.hasPrefix(name + ".") {
             throw AirlockError(
-                .invalidArgument, "\(what): secret '\(secret.name)' must be named \(name).KEY (a server's own)")
+                .invalidArgument, "\(what): secret '\(secret)' must be named \(name).KEY (a server's own)")
         }
     }
 

@@ -93,15 +93,19 @@ final class ServerConnection: Sendable {
 
     /// The sandbox a server runs in: its template, reach, limits and mounts.
     private static func disposableRequest(_ server: CatalogServer, launch: Launch) throws -> DisposableRequest {
-        var limits = SandboxRecord.Limits(pids: server.pids ?? 256)
+        var limits = SandboxRecord.Limits(cpus: server.cpus ?? 1, pids: server.pids ?? 256)
         limits.memoryBytes = try server.memory.map(Sandboxes.parseBytes) ?? (1 << 30)
         var request = DisposableRequest(
             label: "mcp-" + server.name, template: server.template ?? "",
             network: server.disableNetwork ? .none : .policy,
             limits: limits, diskBytes: 256 << 20, owner: launch.owner)
+        request.policy.allowCIDRs = server.allowCIDRs
         if !server.allowHosts.isEmpty {
-            // Exactly these hosts: the locked preset allows nothing else.
-            request.policy = PolicySettings(preset: .locked, allowHosts: server.allowHosts)
+            // Exactly these hosts: the locked preset allows nothing else, and the user's policy
+            // may narrow but not widen them.
+            request.policy.preset = .locked
+            request.policy.allowHosts = server.allowHosts
+            request.ownPolicyOnly = true
         }
         if let mode = server.workspace {
             guard let workspace = launch.workspace else {

@@ -54,6 +54,12 @@ public struct PolicySettings: Codable, Sendable, Equatable {
             addHosts: merge(addHosts, changes.addHosts))
     }
 
+    /// Only what narrows: the blocks. The user's layer of a sandbox whose own layer alone says
+    /// what it reaches (an MCP server with `allowHosts`).
+    public var restrictions: PolicySettings {
+        PolicySettings(blockHosts: blockHosts, blockCIDRs: blockCIDRs)
+    }
+
     /// Checks every entry; the error names the first bad one.
     public func validate() throws(PolicyError) {
         for host in allowHosts + blockHosts + bypassHosts where HostRule(host) == nil {

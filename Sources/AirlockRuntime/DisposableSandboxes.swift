@@ -19,6 +19,8 @@ public struct DisposableRequest: Sendable {
     public var owner: ProcessIdentity
     /// The sandbox's own policy layer (with `.policy` networking).
     public var policy = PolicySettings()
+    /// `policy` alone says what the sandbox may reach (the user's layer only narrows it).
+    public var ownPolicyOnly = false
     /// Host paths mounted in (none by default: nothing of the host is inside).
     public var mounts: [SandboxRecord.MountRequest] = []
 
@@ -66,6 +68,7 @@ extension Sandboxes {
                 disposable: SandboxRecord.Disposable(owner: request.owner, diskBytes: request.diskBytes))
             // A program's sandbox uses none of the keys the user stored for agents.
             record.credentialServices = []
+            if request.ownPolicyOnly { record.ownPolicyOnly = true }
             try Self.savePolicy(request.policy, to: paths)
             try paths.save(record)
             return record

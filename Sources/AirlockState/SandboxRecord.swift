@@ -44,6 +44,10 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
     /// reached inside as http://mcp.airlock.internal/mcp, through the proxy, which adds the
     /// gateway's token.
     public var mcp: MCPAttachment?
+    /// The sandbox's own policy layer alone says what it may reach, within the organisation's:
+    /// the user's layer adds only its blocks. An MCP server with `allowHosts` reaches exactly
+    /// those hosts, whatever the user allows their agents.
+    public var ownPolicyOnly: Bool?
 
     /// Which servers the sandbox's gateway serves: exactly `servers`, or those of `profile`
     /// (default: the profile 'default') with the dynamic tools to add more.

@@ -29,6 +29,28 @@ import Testing
         #expect(!combined.egress.decide(host: "evil.example", port: 443).isAllowed)
     }
 
+    @Test func aSandboxOfItsOwnPolicyTakesOnlyTheUsersBlocks() throws {
+        let dir = try directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var files = PolicyStore.Files(organisation: dir + "/org.yaml", user: dir + "/u.yaml", sandbox: dir + "/s.json")
+        try "preset: open\nallowHosts: [wide.example]\nallowCIDRs: [10.0.0.0/8]\nblockHosts: [api.github.com:443]\n"
+            .write(toFile: files.user, atomically: true, encoding: .utf8)
+        try #"{"preset": "locked", "allowHosts": ["api.github.com", "own.example"]}"#.write(
+            toFile: files.sandbox, atomically: true, encoding: .utf8)
+        try "blockHosts: [own.example]\n".write(toFile: files.organisation, atomically: true, encoding: .utf8)
+        // Companion: with the whole user layer the sandbox reaches what the user allows.
+        let whole = try PolicyStore(files: files).current().get().egress
+        #expect(whole.decide(host: "wide.example", port: 443).isAllowed)
+        files.userNarrowsOnly = true
+        let own = try PolicyStore(files: files).current().get().egress
+        #expect(own.preset == .locked)
+        #expect(!own.decide(host: "wide.example", port: 443).isAllowed)
+        #expect(!own.decide(address: IPAddress(parsing: "10.1.2.3")!, port: 443, host: nil).isAllowed)
+        #expect(!own.decide(host: "api.github.com", port: 443).isAllowed)  // the user's block holds
+        #expect(own.decide(host: "api.github.com", port: 80).isAllowed)
+        #expect(!own.decide(host: "own.example", port: 443).isAllowed)  // and the organisation's
+    }
+
     @Test func aBrokenLayerDeniesEverything() throws {
         let dir = try directory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

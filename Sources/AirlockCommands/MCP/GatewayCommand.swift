@@ -90,7 +90,9 @@ struct GatewayCommand: ParsableCommand {
             discussion: """
                 Each server runs in a sandbox of its own from its catalog entry's image template: \
                 no host files unless the entry mounts the workspace, no network with \
-                disableNetwork, only its allowHosts otherwise, only its own secrets. Clients see \
+                disableNetwork, exactly its allowHosts with them (the user's policy.yaml may \
+                narrow them, not widen them), the user's policy without, only its own secrets, \
+                1 CPU, 1 GiB and 256 processes unless the entry says otherwise. Clients see \
                 the servers' tools under one list; two tools with one name become SERVER__TOOL \
                 (reported on stderr). Without --servers, the gateway's own tools let the client \
                 find and add servers while it runs (mcp-find, mcp-add, mcp-remove, \
