@@ -251,50 +251,30 @@ public actor Gateway {
 
     // MARK: the listing
 
-    /// Recomputes the exposed names: a server's `prefix` names its tools `prefix__tool`; any
-    /// name still offered twice becomes `server__tool` on both sides, and the clash is reported.
+    /// Recomputes what clients see: tool and prompt names (see ``exposedNames``), the resources
+    /// each server serves, and the clashes, which are reported.
     func rebuildListing() {
-        struct Candidate {
-            var server: String
-            var tool: JSONValue
-            var name: String
-            var original: String
-        }
-        var candidates: [Candidate] = []
+        var tools: [(server: String, name: String, item: JSONValue)] = []
+        var prompts: [(server: String, name: String, item: JSONValue)] = []
         for server in enabled {
             for tool in offered[server]?.tools ?? [] {
-                guard let original = tool["name"]?.stringValue, allowed(server: server, tool: original) else {
-                    continue
-                }
-                let prefix = catalog.servers[server]?.prefix
-                candidates.append(
-                    Candidate(
-                        server: server, tool: tool, name: prefix.map { "\($0)__\(original)" } ?? original,
-                        original: original))
+                guard let name = tool["name"]?.stringValue, allowed(server: server, tool: name) else { continue }
+                tools.append((server, name, tool))
+            }
+            for prompt in offered[server]?.prompts ?? [] {
+                guard let name = prompt["name"]?.stringValue else { continue }
+                prompts.append((server, name, prompt))
             }
         }
-        var counts: [String: Int] = [:]
-        for candidate in candidates { counts[candidate.name, default: 0] += 1 }
         let reserved = Set(options.dynamic ? DynamicTools.names : [])
-        var clashes: [String: [String]] = [:]
-        for index in candidates.indices
-        where counts[candidates[index].name, default: 0] > 1 || reserved.contains(candidates[index].name) {
-            clashes[candidates[index].name, default: []].append(candidates[index].server)
-            candidates[index].name = candidates[index].server + "__" + candidates[index].original
-        }
-        collisions = clashes.keys.sorted().map { name in
-            let servers = clashes[name, default: []]
-            return reserved.contains(name)
-                ? "tool '\(name)' of \(servers.joined(separator: ", ")) is the name of a gateway tool: offered as \(servers.map { "\($0)__\(name)" }.joined(separator: ", "))"
-                : "tool '\(name)' is offered by \(servers.joined(separator: " and ")): offered as \(servers.map { "\($0)__\(name)" }.joined(separator: ", "))"
-        }
-        for collision in collisions { log("name clash: " + collision) }
+        let toolNames = exposedNames(tools.map { ($0.server, $0.name) }, kind: "tool", reserved: reserved)
+        let promptNames = exposedNames(prompts.map { ($0.server, $0.name) }, kind: "prompt", reserved: [])
         toolRoutes = [:]
         toolListing = options.dynamic ? DynamicTools.listing(profileWrites: options.profileWrites) : []
-        for candidate in candidates {
-            toolRoutes[candidate.name] = (candidate.server, candidate.original)
-            guard case .object(var object) = candidate.tool else { continue }
-            object["name"] = .string(candidate.name)
+        for (tool, exposed) in zip(tools, toolNames.names) {
+            toolRoutes[exposed] = (tool.server, tool.name)
+            guard case .object(var object) = tool.item else { continue }
+            object["name"] = .string(exposed)
             toolListing.append(.object(object))
         }
         for mode in codeModes.values.sorted(by: { $0.name < $1.name }) {
@@ -304,17 +284,50 @@ public actor Gateway {
             toolListing.append(mode.listing(tools: tools))
         }
         promptRoutes = [:]
+        for (prompt, exposed) in zip(prompts, promptNames.names) {
+            promptRoutes[exposed] = (prompt.server, prompt.name)
+        }
+        // A URI names one thing: the first server to offer it serves it, and a clash is reported.
         resourceRoutes = [:]
+        var resourceClashes: [String] = []
         for server in enabled {
-            for prompt in offered[server]?.prompts ?? [] {
-                guard let name = prompt["name"]?.stringValue else { continue }
-                let exposed = promptRoutes[name] == nil ? name : server + "__" + name
-                promptRoutes[exposed] = (server, name)
-            }
             for resource in offered[server]?.resources ?? [] {
-                if let uri = resource["uri"]?.stringValue, resourceRoutes[uri] == nil { resourceRoutes[uri] = server }
+                guard let uri = resource["uri"]?.stringValue else { continue }
+                if let first = resourceRoutes[uri] {
+                    resourceClashes.append("resource '\(uri)' is offered by \(first) and \(server): \(first) serves it")
+                } else {
+                    resourceRoutes[uri] = server
+                }
             }
         }
+        collisions = toolNames.clashes + promptNames.clashes + resourceClashes
+        for collision in collisions { log("name clash: " + collision) }
+    }
+
+    /// The names clients see for one kind of item, in order: the server's catalog `prefix`
+    /// (`prefix__name`) when it has one, and `server__name` on every side of a name offered
+    /// more than once or reserved by the gateway; each clash as a sentence.
+    private func exposedNames(
+        _ items: [(server: String, name: String)], kind: String, reserved: Set<String>
+    ) -> (names: [String], clashes: [String]) {
+        var names = items.map { item in catalog.servers[item.server]?.prefix.map { "\($0)__\(item.name)" } ?? item.name
+        }
+        var counts: [String: Int] = [:]
+        for name in names { counts[name, default: 0] += 1 }
+        var clashing: [String: [(server: String, renamed: String)]] = [:]
+        for index in names.indices where counts[names[index], default: 0] > 1 || reserved.contains(names[index]) {
+            let renamed = items[index].server + "__" + items[index].name
+            clashing[names[index], default: []].append((items[index].server, renamed))
+            names[index] = renamed
+        }
+        let clashes = clashing.keys.sorted().map { name in
+            let servers = clashing[name, default: []].map(\.server)
+            let renamed = clashing[name, default: []].map(\.renamed).joined(separator: ", ")
+            return reserved.contains(name)
+                ? "\(kind) '\(name)' of \(servers.joined(separator: ", ")) is the name of a gateway tool: offered as \(renamed)"
+                : "\(kind) '\(name)' is offered by \(servers.joined(separator: " and ")): offered as \(renamed)"
+        }
+        return (names, clashes)
     }
 
     func allowed(server: String, tool: String) -> Bool {
@@ -337,7 +350,11 @@ public actor Gateway {
     }
 
     public func resources() -> [JSONValue] {
-        enabled.flatMap { offered[$0]?.resources ?? [] }
+        enabled.flatMap { server in
+            (offered[server]?.resources ?? []).filter {
+                $0["uri"]?.stringValue.flatMap { resourceRoutes[$0] } == server
+            }
+        }
     }
 
     // MARK: calls

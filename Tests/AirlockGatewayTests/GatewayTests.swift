@@ -49,6 +49,15 @@ import Testing
                 "a server's own",
             "registry:\n  x:\n    template: t\n    command: [x]\n    workspace: yes-please\n": "'ro' or 'rw'",
             "registry:\n  x:\n    type: remote\n": "remote.url",
+            "registry:\n  x:\n    type: remote\n    remote:\n      url: https://a.b/mcp\n      headers: {A: \"{{secret:y.key}}\"}\n":
+                "secret 'y.key' must be named x.KEY",
+            "registry:\n  x:\n    template: t\n    command: [x]\n    allowHosts: [\"not a host\"]\n":
+                "'not a host' is not a host rule",
+            "registry:\n  x:\n    template: t\n    command: [x]\n    allowCIDRs: [10.0.0.0/99]\n":
+                "'10.0.0.0/99' is not an address range",
+            "registry:\n  x:\n    template: t\n    command: [x]\n    disableNetwork: true\n    allowCIDRs: [10.0.0.5]\n":
+                "disableNetwork and allowCIDRs contradict",
+            "registry:\n  x:\n    template: t\n    command: [x]\n    cpus: 0\n": "cpus must be above 0",
             "servers: []\n": "no `registry:`",
         ]
         for (yaml, expected) in cases {
@@ -112,6 +121,34 @@ import Testing
         #expect(collisions.contains { $0.contains("'search' is offered by a and b") })
         let route = await gateway.toolRoutes["b__search"]
         #expect(route?.server == "b" && route?.tool == "search")
+    }
+
+    @Test func promptsAreNamedLikeToolsAndAResourceClashIsReported() async throws {
+        let servers = [
+            CatalogServer(name: "a", template: "t", command: ["x"]),
+            CatalogServer(name: "b", template: "t", command: ["x"]),
+            CatalogServer(name: "c", template: "t", command: ["x"], prefix: "p"),
+        ]
+        let gateway = try gateway(catalog: servers)
+        func prompt(_ name: String) -> JSONValue { ["name": .string(name)] }
+        func resource(_ uri: String) -> JSONValue { ["uri": .string(uri)] }
+        for server in ["a", "b", "c"] {
+            await gateway.enableForListing(
+                server,
+                offer: Gateway.Offer(
+                    tools: [], prompts: [prompt("greet"), prompt("only_" + server)],
+                    resources: [resource("file:///same"), resource("test://\(server)")]))
+        }
+        let prompts = await gateway.prompts().compactMap { $0["name"]?.stringValue }
+        #expect(Set(prompts) == ["a__greet", "b__greet", "p__greet", "only_a", "only_b", "p__only_c"])
+        let route = await gateway.promptRoutes["b__greet"]
+        #expect(route?.server == "b" && route?.prompt == "greet")
+        let uris = await gateway.resources().compactMap { $0["uri"]?.stringValue }
+        #expect(uris.sorted() == ["file:///same", "test://a", "test://b", "test://c"])
+        let collisions = await gateway.collisions
+        #expect(collisions.contains("prompt 'greet' is offered by a and b: offered as a__greet, b__greet"))
+        #expect(collisions.contains("resource 'file:///same' is offered by a and b: a serves it"))
+        #expect(collisions.count == 3)
     }
 
     @Test func aPrefixNamesEveryToolOfItsServer() async throws {
