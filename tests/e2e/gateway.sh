@@ -4,7 +4,8 @@
 # against the gateway over stdio, SSE and streamable HTTP, with the real PyPI servers time and
 # git and with tests/e2e/gateway_test_server.py in sandboxes of different reach (a user
 # catalog): the HTTP guards, isolation (no network, allowHosts, secrets), name clashes, the
-# dynamic tools, a server crash, and stopping the gateway every way with nothing left behind.
+# dynamic tools, a remote server (streamable HTTP on loopback, its header from its own secret),
+# a server crash, and stopping the gateway every way with nothing left behind.
 # This script adds `airlock mcp tools` and the command-line errors. Test upstreams (HTTP and
 # DNS) run on host loopback; ports 18811-18830 only. Runs as an ordinary user. MCP_PIP_SPEC
 # picks the client (default: the newest `mcp`). Prints "N passed, N failed"; exits non-zero on
@@ -21,7 +22,8 @@ run_id="$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 upstream_port=18821
 dns_port=18822
 upstream_pid=""
-secret_names=(srva.token srvb.token)
+secret_names=(srva.token srvb.token gwt-remote.token)
+remote_token="remote-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 # Sandboxes named like a gateway's servers before the test: not the test's to remove.
 before=$(a ls -q 2>/dev/null | grep '^mcp-' | sort)
 mcp_made_here() { comm -13 <(printf '%s\n' "$before") <(a ls -q 2>/dev/null | grep '^mcp-' | sort) | grep -v '^$'; }
@@ -50,8 +52,10 @@ mkdir -p "$repo" &&
 expect "a test repository with one commit" "$commit_subject" "$(git -C "$repo" log -1 --format=%s 2>&1)"
 echo v1 | a mcp secret set srva.token
 echo v2 | a mcp secret set srvb.token
-expect "airlock mcp secret set srva.token and srvb.token (values from stdin)" "srva.token srvb.token" \
-    "$(a mcp secret ls | grep -E '^srv[ab]\.token$' | xargs)"
+echo "$remote_token" | a mcp secret set gwt-remote.token
+expect "airlock mcp secret set srva.token, srvb.token, gwt-remote.token (values from stdin)" \
+    "gwt-remote.token srva.token srvb.token" \
+    "$(a mcp secret ls | grep -E '^(srv[ab]|gwt-remote)\.token$' | sort | xargs)"
 python3 "$here/upstream.py" --http "$upstream_port" --dns "$dns_port" --dns-log "$work/dns.log" \
     > "$work/upstream.out" 2>&1 &
 upstream_pid=$!
@@ -150,7 +154,8 @@ echo "== the gateway through the client"
 # The client bounds every call; this bounds the whole run (the first start may build an image).
 GW_WORK="$work" GW_REPO="$repo" GW_COMMIT="$commit_subject" GW_UNTRACKED="$untracked" GW_RUN="$run_id" \
     GW_UPSTREAM_PORT="$upstream_port" GW_DNS_PORT="$dns_port" GW_DNS_LOG="$work/dns.log" GW_LISTEN_PORT=18823 \
-    GW_SSE_PORT=18811 GW_STREAM_PORT=18812 GW_KILL_PORT=18813 AIRLOCK="$AIRLOCK" \
+    GW_SSE_PORT=18811 GW_STREAM_PORT=18812 GW_KILL_PORT=18813 GW_REMOTE_PORT=18824 GW_REMOTE_TOKEN="$remote_token" \
+    AIRLOCK="$AIRLOCK" \
     timeout -k 10 1200 "$work/venv/bin/python" -u "$here/gateway_client.py" 2>&1 | tee "$work/client.log"
 client_status=${PIPESTATUS[0]}
 client_failed=$(grep -c '^FAIL - ' "$work/client.log")

@@ -18,7 +18,9 @@ removed by the caller), GW_REPO (a git repository with one commit, GW_COMMIT its
 the untracked file GW_UNTRACKED), GW_RUN (a word unique to this run), GW_UPSTREAM_PORT (an HTTP
 echo server on host loopback), GW_DNS_PORT (a DNS server there that answers 127.0.0.1 and
 logs each name to GW_DNS_LOG), GW_LISTEN_PORT (free: a TCP service the sandboxes must not
-reach), GW_SSE_PORT, GW_STREAM_PORT, GW_KILL_PORT (free, for gateways).
+reach), GW_SSE_PORT, GW_STREAM_PORT, GW_KILL_PORT (free, for gateways), GW_REMOTE_PORT (free,
+for a remote server on host loopback) and GW_REMOTE_TOKEN (the value of the stored secret
+gwt-remote.token, which that server demands as its bearer token).
 """
 
 import contextlib
@@ -56,6 +58,8 @@ LISTEN_PORT = int(os.environ["GW_LISTEN_PORT"])
 SSE_PORT = int(os.environ["GW_SSE_PORT"])
 STREAM_PORT = int(os.environ["GW_STREAM_PORT"])
 KILL_PORT = int(os.environ["GW_KILL_PORT"])
+REMOTE_PORT = int(os.environ["GW_REMOTE_PORT"])
+REMOTE_TOKEN = os.environ["GW_REMOTE_TOKEN"]  # stored as the secret gwt-remote.token
 HERE = os.path.dirname(os.path.abspath(__file__))
 CATALOG = os.path.join(WORK, "catalog.yaml")
 MADE = os.path.join(WORK, "made.txt")  # every sandbox a gateway of ours owned, for the caller's cleanup
@@ -73,9 +77,10 @@ GATEWAY_TOOLS = DYNAMIC | {"code-mode"}  # code-mode: newer than this test, not 
 CONFIG = os.path.join(WORK, "config")
 BASE_ENV = dict(os.environ, XDG_CONFIG_HOME=CONFIG)
 BASE_ENV.pop("AIRLOCK_MCP_TOKEN", None)
-# For the isolation checks: names resolve through the test DNS server (to 127.0.0.1), and the
-# user's policy layer lets the proxy dial that address (allowCIDRs); which names may be
-# reached at all is still the catalog entry's allowHosts.
+# For the isolation checks: names resolve through the test DNS server (to 127.0.0.1), which
+# gwt-allow's catalog entry lets its proxy dial (allowCIDRs). The user's policy layer allows
+# more (other.test, 127.0.0.1 and the host's address): a server without allowHosts gets that,
+# gwt-allow must not.
 ISO_CONFIG = os.path.join(WORK, "config-iso")
 ISO_ENV = dict(BASE_ENV, XDG_CONFIG_HOME=ISO_CONFIG, AIRLOCK_DNS_SERVER=f"127.0.0.1:{DNS_PORT}")
 DYN_CONFIG = os.path.join(WORK, "config-dyn")
@@ -109,7 +114,7 @@ def write_catalog():
                 "    secrets: [{name: srvb.token, env: TOKEN}]\n",
         "gwt-nonet": "    description: Test server without network\n    disableNetwork: true\n",
         "gwt-allow": "    description: Test server that may reach allowed.test only\n"
-                     "    allowHosts: [allowed.test]\n",
+                     "    allowHosts: [allowed.test]\n    allowCIDRs: [127.0.0.1/32]\n",
         "gwt-pfx": "    description: Test server whose tools get a prefix\n    disableNetwork: true\n    prefix: p\n",
         "gwt-conf": "    description: Test server with settings\n    disableNetwork: true\n"
                     "    env: [{name: GREETING, value: 'greeting={{gwt-conf.greeting}}'}]\n"
@@ -122,19 +127,27 @@ def write_catalog():
                     "    tools: [{name: whoami, description: Who this server is}]\n",
         "gwt-clash": "    description: Test server with a tool named like a gateway tool\n    disableNetwork: true\n",
     }
+    remote_url = f"http://127.0.0.1:{REMOTE_PORT}/mcp"
+    remotes = (f"  gwt-remote:\n    description: The test server over streamable HTTP, with its own token\n"
+               f"    type: remote\n    remote:\n      url: {remote_url}\n      transport_type: streamable-http\n"
+               "      headers: {Authorization: 'Bearer {{secret:gwt-remote.token}}'}\n"
+               f"  gwt-remote-nokey:\n    description: The same remote server, without the token\n"
+               f"    type: remote\n    remote: {{url: '{remote_url}'}}\n")
     broken = ("  gwt-broken:\n    description: A server that exits at once\n    template: mcp-servers\n"
               "    disableNetwork: true\n    command: [/opt/mcp-servers/bin/python, -c,\n"
               "      'import sys; print(\"broken on purpose\", file=sys.stderr); sys.exit(3)']\n")
     text = "# Test servers of tests/e2e/gateway.sh\nregistry:\n"
     for index, (name, rest) in enumerate(entries.items()):
         text += f"  {name}:\n    title: {name}\n    template: mcp-servers\n" + command(name, index == 0) + rest
-    text += broken
+    text += remotes + broken
     with open(CATALOG, "w") as f:
         f.write(text)
     for directory in (CONFIG, ISO_CONFIG, DYN_CONFIG):
         os.makedirs(os.path.join(directory, "airlock"), exist_ok=True)
+    user_cidrs = ["127.0.0.1/32", *(address + "/32" for address in host_addresses()[:1])]
     with open(os.path.join(ISO_CONFIG, "airlock", "policy.yaml"), "w") as f:
-        f.write("# the test upstreams are on host loopback\nallowCIDRs: [127.0.0.1/32]\n")
+        f.write("# what the user allows their agents: it must not widen gwt-allow's allowHosts\n"
+                f"allowHosts: [other.test]\nallowCIDRs: [{', '.join(user_cidrs)}]\n")
     # A saved profile for the HTTP gateways (--profile), as mcp-create-profile writes them.
     os.makedirs(os.path.join(CONFIG, "airlock", "mcp-profiles"), exist_ok=True)
     with open(os.path.join(CONFIG, "airlock", "mcp-profiles", HTTP_PROFILE + ".json"), "w") as f:
@@ -734,7 +747,8 @@ async def isolation():
         gone_after("isolation: after the client closes the session", names, processes)
     log = open(os.path.join(WORK, "gw-iso.log"), errors="replace").read()
     check("isolation: the gateway reported the name clashes on stderr",
-          "name clash: tool 'whoami' is offered by" in log and "srva__whoami" in log, short(log[-800:]))
+          "name clash: tool 'whoami' is offered by" in log and "srva__whoami" in log
+          and "name clash: prompt 'greet' is offered by" in log, short(log[-800:]))
 
 
 async def clashes(session):
@@ -765,6 +779,8 @@ async def prompts_and_resources(session):
         resources = [str(r.uri) for r in (await session.list_resources()).resources]
     expect("prompts: each server's prompt greet is listed once, under a name of its own", len(ISO_SERVERS),
            len(set(prompts)))
+    expect("prompts: named like tools: SERVER__greet on every side of the clash, p__greet for gwt-pfx (prefix)",
+           sorted(["p__greet", *(f"{s}__greet" for s in ISO_SERVERS if s != "gwt-pfx")]), sorted(prompts))
     reached = []
     for name in prompts:
         with anyio.fail_after(CALL_S):
@@ -886,15 +902,23 @@ async def allow_hosts(session, listener):
           and echo.get("host") == f"allowed.test:{UPSTREAM_PORT}", repr(r))
     r = await call(session, f"{server}__http_get", {"url": f"http://other.test:{UPSTREAM_PORT}/from-allow"})
     data = r.json() or {}
-    check("allowHosts: other.test is refused: 403 from the proxy",
+    check("allowHosts: other.test, which the user's policy.yaml allows, is refused: 403 from the proxy",
           data.get("status") == 403 and "Blocked by airlock network policy: other.test" in (data.get("body") or ""),
           repr(r))
     r = await call(session, f"{server}__http_get", {"url": f"https://other.test:{UPSTREAM_PORT + 3}/"})
     check("allowHosts: CONNECT to other.test is refused (403)", "403" in r.text, repr(r))
     r = await call(session, f"{server}__http_get", {"url": f"http://127.0.0.1:{UPSTREAM_PORT}/literal"})
     data = r.json() or {}
-    check("allowHosts: an IP literal is no way around it (the proxy refuses 127.0.0.1)",
+    check("allowHosts: an IP literal is no way around it (127.0.0.1 is the sandbox's own loopback)",
           data.get("status") != 200, repr(r))
+    host_address = (host_addresses() or ["(none)"])[0]
+    accepted = listener.accepted
+    r = await call(session, f"{server}__http_get", {"url": f"http://{host_address}:{listener.port}/literal"})
+    data = r.json() or {}
+    check(f"allowHosts: the host's address {host_address}, which the user's policy.yaml allows (allowCIDRs), "
+          "is refused: 403 from the proxy",
+          data.get("status") == 403 and "Blocked by airlock network policy" in (data.get("body") or ""), repr(r))
+    expect("allowHosts: and the host's service accepted nothing", accepted, listener.accepted)
     r = await call(session, f"{server}__resolve", {"name": "allowed.test"})
     check("allowHosts: allowed.test resolves inside (to a synthetic address)", r.text.startswith("resolved"), repr(r))
     r = await call(session, f"{server}__resolve", {"name": "other.test"})
@@ -911,6 +935,14 @@ async def allow_hosts(session, listener):
     r = await call(session, "srva__http_get", {"url": f"http://allowed.test:{UPSTREAM_PORT}/from-srva"})
     check("allowHosts: another server's policy is its own: srva (no allowHosts) is refused allowed.test",
           (r.json() or {}).get("status") == 403, repr(r))
+    # Companions: a server without allowHosts gets the user's policy, so the probes above work.
+    r = await call(session, "srva__http_get", {"url": f"http://other.test:{UPSTREAM_PORT}/from-srva"})
+    check("allowHosts: companion: srva (the user's policy) reaches other.test", (r.json() or {}).get("status") == 200,
+          repr(r))
+    accepted = listener.accepted
+    await call(session, "srva__http_get", {"url": f"http://{host_address}:{listener.port}/from-srva"})
+    expect(f"allowHosts: companion: srva's request for {host_address} reaches the host's service",
+           accepted + 1, listener.accepted)
 
 
 async def crash(session, gateway):
@@ -1213,12 +1245,73 @@ def sigkill():
 # ---- main -----------------------------------------------------------------------------------
 
 
+# ---- a remote server -------------------------------------------------------------------------
+
+
+def refused_by_remote():
+    try:
+        return int(raw_http(REMOTE_PORT, "GET", "/refused", timeout=5)[2])
+    except (OSError, ValueError) as error:
+        return f"{type(error).__name__}: {error}"
+
+
+async def remote():
+    """gwt-remote (type: remote): the test server over streamable HTTP on host loopback, which
+    demands the bearer token the gateway fills in from the secret gwt-remote.token."""
+    server_log = open(os.path.join(WORK, "gw-remote-server.log"), "w")
+    server = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "gateway_test_server.py"), "gwt-remote", marker("gwt-remote"), "--http",
+         str(REMOTE_PORT)], env=dict(BASE_ENV, REMOTE_TOKEN=REMOTE_TOKEN), stdout=subprocess.PIPE,
+        stderr=server_log, text=True)
+    errlog = open(os.path.join(WORK, "gw-remote.log"), "w")
+    try:
+        expect("remote: the test server is up (host loopback, streamable HTTP)", "ready",
+               server.stdout.readline().strip())
+        wait_until(lambda: isinstance(refused_by_remote(), int), 20)
+        expect("remote: companion: it refuses a request without the token", 401,
+               raw_http(REMOTE_PORT, "POST", "/mcp", body="{}")[0])
+        refused = refused_by_remote()
+        args = ["--servers", "gwt-remote,gwt-nonet", "--catalog", CATALOG]
+        async with session_over("stdio", args=args, errlog=errlog) as session:
+            names = await tool_names(session)
+            check("remote: its tools are listed with the sandboxed server's, clashes renamed "
+                  "(gwt-remote__whoami, gwt-nonet__whoami, hello_gwt_remote)",
+                  {"gwt-remote__whoami", "gwt-nonet__whoami", "hello_gwt_remote"} <= names, sorted(names))
+            r = await call(session, "gwt-remote__whoami")
+            expect("remote: gwt-remote__whoami is answered by the remote server", "gwt-remote",
+                   (r.json() or {}).get("name"))
+            r = await call(session, "hello_gwt_remote")
+            expect("remote: hello_gwt_remote too", "hello from gwt-remote", r.text)
+            r = await call(session, "gwt-nonet__whoami")
+            expect("remote: companion: gwt-nonet__whoami is answered by the sandboxed server", "gwt-nonet",
+                   (r.json() or {}).get("name"))
+            gateway = gateway_pid_of_stdio_client()
+            boxes = owned_by(gateway) if gateway else set()
+            expect("remote: it has no sandbox (only gwt-nonet has one)", ["mcp-gwt-nonet"],
+                   sorted(n.rsplit("-", 1)[0] for n in boxes))
+        expect("remote: every request the gateway sent carried the token from the secret (none refused)", refused,
+               refused_by_remote())
+        out = airlock("mcp", "tools", "ls", "--servers", "gwt-remote-nokey", "--catalog", CATALOG)
+        check("remote: without the header the server refuses the gateway: tools ls exits non-zero, "
+              "saying HTTP 401", out.returncode != 0 and "401" in out.stderr, short(out.stderr))
+        check("remote: companion: that request reached the server and was refused there",
+              isinstance(refused, int) and refused_by_remote() > refused, refused_by_remote())
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        server_log.close()
+        errlog.close()
+    log = open(os.path.join(WORK, "gw-remote.log"), errors="replace").read()
+    check("remote: the token is nowhere in the gateway's log", REMOTE_TOKEN not in log, short(log[-400:]))
+
+
 async def mcp_checks():
     await section("stdio with the real client: time and git", stdio_time_git)
     await section("SSE with the real client (--long-lived), then SIGTERM", over_http, "sse")
     await section("streamable HTTP with the real client, then SIGTERM", over_http, "streaming")
     await section("isolation, secrets, name clashes and a crash (a user catalog)", isolation)
     await section("dynamic tools", dynamic)
+    await section("a remote server (streamable HTTP, a header from its secret)", remote)
 
 
 def show_logs():

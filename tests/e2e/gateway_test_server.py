@@ -5,6 +5,10 @@ Runs inside a gateway server sandbox with the image's Python (the `mcp-servers` 
 
   python gateway_test_server.py NAME MARKER      (or python -c "$(cat this file)" NAME MARKER)
 
+or on the host, as a remote server over streamable HTTP (see serve_http):
+
+  REMOTE_TOKEN=... python gateway_test_server.py NAME MARKER --http PORT
+
 NAME is the server's catalog name, MARKER a word unique to the test run, there only so that
 the test can find the process on the host (pgrep -f MARKER). Every instance offers the same
 tools and the prompt greet (so that two servers clash), a resource test://NAME/info, and
@@ -128,5 +132,36 @@ def http_get(url: str) -> str:
         return json.dumps({"status": None, "body": "%s: %s" % (type(e).__name__, e)})
 
 
+def serve_http(port):
+    """Streamable HTTP at http://127.0.0.1:PORT/mcp, as a remote server the gateway dials.
+    Every request must carry "Authorization: Bearer $REMOTE_TOKEN"; any other gets 401, and
+    GET /refused tells how many did."""
+    import uvicorn
+
+    app = server.streamable_http_app()
+    expected = ("Bearer " + os.environ["REMOTE_TOKEN"]).encode()
+    refused = [0]
+
+    async def reply(send, status, body):
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def guarded(scope, receive, send):
+        if scope["type"] == "http":
+            if scope["path"] == "/refused":
+                return await reply(send, 200, str(refused[0]).encode())
+            if dict(scope["headers"]).get(b"authorization") != expected:
+                refused[0] += 1
+                return await reply(send, 401, b"a bearer token is needed")
+        await app(scope, receive, send)
+
+    print("ready", flush=True)
+    uvicorn.run(guarded, host="127.0.0.1", port=port, log_level="warning")
+
+
 if __name__ == "__main__":
-    server.run()
+    if len(sys.argv) > 4 and sys.argv[3] == "--http":
+        serve_http(int(sys.argv[4]))
+    else:
+        server.run()
