@@ -152,7 +152,12 @@ public struct SecretStore: Sendable {
             return Credential(service: service, value: value)
         }
         guard !captured.isEmpty else { return }
-        try Files.writeAtomically(paths.credentials, try JSONText.pretty(captured) + "\n", mode: 0o600)
+        try saveSandboxCredentials(captured, to: paths)
+    }
+
+    /// The sandbox's own credentials, which its proxy injects (0600, beside its record).
+    public static func saveSandboxCredentials(_ credentials: [Credential], to paths: SandboxPaths) throws {
+        try Files.writeAtomically(paths.credentials, try JSONText.pretty(credentials) + "\n", mode: 0o600)
     }
 
     static func loadSandboxCredentials(_ paths: SandboxPaths) -> [Credential] {

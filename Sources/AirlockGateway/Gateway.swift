@@ -148,7 +148,8 @@ public actor Gateway {
             ownSecrets[name] = try secrets.value(name)
         }
         let launch = ServerConnection.Launch(
-            environment: try environment(for: server), workspace: options.workspace, owner: owner, secrets: ownSecrets,
+            environment: try environment(for: server), credentials: try credentials(for: server),
+            workspace: options.workspace, owner: owner, secrets: ownSecrets,
             onNotification: { [weak self] message in
                 guard let self else { return }
                 Task { await self.serverNotified(name, message) }
@@ -205,9 +206,19 @@ public actor Gateway {
                     "server \(server.name) needs the secret \(secret.name): set it with `airlock mcp secret set \(secret.name)`"
                 )
             }
-            environment.append(secret.env + "=" + value)
+            environment.append(secret.env + "=" + (secret.inject == nil ? value : credentialSentinel))
         }
         return environment
+    }
+
+    /// The secrets the server's proxy injects, with their values.
+    func credentials(for server: CatalogServer) throws -> [Credential] {
+        try server.secrets.compactMap { secret in
+            guard let inject = secret.inject, let value = try secrets.value(secret.name) else { return nil }
+            let service = CredentialService(
+                name: secret.name, variables: [secret.env], hosts: server.injectionHosts(secret), header: inject.header)
+            return Credential(service: service, value: value)
+        }
     }
 
     /// `{{server.key}}` placeholders replaced by config values (empty when unset).

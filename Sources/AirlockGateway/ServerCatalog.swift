@@ -20,6 +20,8 @@ import Yams
 ///     template: mcp-github             # an image template that installs the server
 ///     command: [github-mcp-server, stdio]
 ///     secrets: [{name: github.token, env: GITHUB_PERSONAL_ACCESS_TOKEN}]
+///     # or, the token never inside: its proxy puts it into the header for allowHosts
+///     # secrets: [{name: github.token, env: GITHUB_PERSONAL_ACCESS_TOKEN, inject: {header: Authorization}}]
 ///     allowHosts: [api.github.com]     # and nothing else; or disableNetwork: true
 ///     allowCIDRs: [10.0.0.5/32]        # private addresses it may dial (an internal service)
 ///     workspace: ro                    # mount the workspace (ro or rw); none by default
@@ -70,6 +72,27 @@ public struct CatalogServer: Codable, Sendable, Equatable {
         /// `SERVER.KEY`, as `airlock mcp secret set` stores it.
         public var name: String
         public var env: String
+        /// Airlock's: the value never enters the sandbox. `env` holds a placeholder, which the
+        /// server's proxy replaces with the value in this header of requests to these hosts.
+        public var inject: Injection?
+
+        public init(name: String, env: String, inject: Injection? = nil) {
+            self.name = name
+            self.env = env
+            self.inject = inject
+        }
+    }
+
+    public struct Injection: Codable, Sendable, Equatable {
+        /// The header the server sends the placeholder in (`Authorization`, `x-api-key`, ...).
+        public var header: String
+        /// Default: the server's `allowHosts`.
+        public var hosts: [String]?
+    }
+
+    /// The hosts whose requests get `secret` injected; empty when it goes in the environment.
+    public func injectionHosts(_ secret: SecretEntry) -> [String] {
+        secret.inject.map { $0.hosts ?? allowHosts } ?? []
     }
 
     public struct ToolEntry: Codable, Sendable, Equatable {
@@ -196,9 +219,33 @@ public struct CatalogServer: Codable, Sendable, Equatable {
                 return ""
             }
         }
+        for secret in secrets where secret.inject != nil {
+            try validateInjection(secret, what: what)
+        }
         for secret in named where !secret.hasPrefix(name + ".") {
             throw AirlockError(
                 .invalidArgument, "\(what): secret '\(secret)' must be named \(name).KEY (a server's own)")
+        }
+    }
+
+    private func validateInjection(_ secret: SecretEntry, what: String) throws {
+        let what = "\(what): secret \(secret.name)"
+        guard type == "server", !disableNetwork else {
+            throw AirlockError(.invalidArgument, "\(what) is injected by the server's proxy, and it has none")
+        }
+        guard let header = secret.inject?.header, header.wholeMatch(of: /[A-Za-z0-9-]+/) != nil else {
+            throw AirlockError(.invalidArgument, "\(what): inject.header must be a header name")
+        }
+        let hosts = injectionHosts(secret)
+        guard !hosts.isEmpty else {
+            throw AirlockError(
+                .invalidArgument, "\(what): inject needs hosts (inject.hosts, or the server's allowHosts)")
+        }
+        for host in hosts where HostRule(host) == nil {
+            throw AirlockError(.invalidArgument, "\(what): '\(host)' is not a host rule")
+        }
+        for host in hosts where !allowHosts.isEmpty && !allowHosts.contains(host) {
+            throw AirlockError(.invalidArgument, "\(what): inject host '\(host)' is not in allowHosts")
         }
     }
 

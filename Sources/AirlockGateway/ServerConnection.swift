@@ -1,3 +1,4 @@
+import AirlockEgress
 import AirlockMCP
 import AirlockPolicy
 import AirlockRuntime
@@ -27,6 +28,8 @@ final class ServerConnection: Sendable {
     /// What a server is started with, beyond its catalog entry.
     struct Launch: Sendable {
         var environment: [String]
+        /// Secrets its proxy injects.
+        var credentials: [Credential] = []
         var workspace: String?
         var owner: ProcessIdentity
         /// The server's own secrets, by name, for `{{secret:NAME}}` in a remote's headers.
@@ -100,6 +103,7 @@ final class ServerConnection: Sendable {
             network: server.disableNetwork ? .none : .policy,
             limits: limits, diskBytes: 256 << 20, owner: launch.owner)
         request.policy.allowCIDRs = server.allowCIDRs
+        request.credentials = launch.credentials
         if !server.allowHosts.isEmpty {
             // Exactly these hosts: the locked preset allows nothing else, and the user's policy
             // may narrow but not widen them.

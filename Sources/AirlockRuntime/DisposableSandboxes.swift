@@ -1,3 +1,4 @@
+import AirlockEgress
 import AirlockImages
 import AirlockPolicy
 import AirlockState
@@ -21,6 +22,8 @@ public struct DisposableRequest: Sendable {
     public var policy = PolicySettings()
     /// `policy` alone says what the sandbox may reach (the user's layer only narrows it).
     public var ownPolicyOnly = false
+    /// Secrets its proxy injects (the sandbox holds only the sentinel): the only ones it gets.
+    public var credentials: [Credential] = []
     /// Host paths mounted in (none by default: nothing of the host is inside).
     public var mounts: [SandboxRecord.MountRequest] = []
 
@@ -66,8 +69,9 @@ extension Sandboxes {
                 command: ["bash"], environment: [], mounts: request.mounts, limits: request.limits, created: Date(),
                 network: request.network,
                 disposable: SandboxRecord.Disposable(owner: request.owner, diskBytes: request.diskBytes))
-            // A program's sandbox uses none of the keys the user stored for agents.
-            record.credentialServices = []
+            // A program's sandbox uses none of the keys the user stored for agents: only its own.
+            record.credentialServices = request.credentials.map(\.service.name)
+            if !request.credentials.isEmpty { try SecretStore.saveSandboxCredentials(request.credentials, to: paths) }
             if request.ownPolicyOnly { record.ownPolicyOnly = true }
             try Self.savePolicy(request.policy, to: paths)
             try paths.save(record)

@@ -38,6 +38,23 @@ import Testing
         #expect(github.tools.map(\.name) == ["list_issues"])
     }
 
+    @Test func anInjectedSecretGoesToTheAllowedHostsUnlessItNamesItsOwn() throws {
+        let yaml = """
+            registry:
+              api:
+                template: t
+                command: [x]
+                allowHosts: [api.example, up.example]
+                secrets:
+                  - {name: api.key, env: API_KEY, inject: {header: Authorization}}
+                  - {name: api.upload, env: UPLOAD_KEY, inject: {header: x-key, hosts: [up.example]}}
+                  - {name: api.plain, env: PLAIN}
+            """
+        let api = try #require(try ServerCatalog.parse(yaml: yaml, source: "/c.yaml").first)
+        #expect(api.secrets.map(api.injectionHosts) == [["api.example", "up.example"], ["up.example"], []])
+        #expect(api.secrets[0].inject?.header == "Authorization")
+    }
+
     @Test func badEntriesNameTheCatalogAndTheServer() {
         let cases = [
             "registry:\n  x:\n    image: mcp/x\n    command: [x]\n":
@@ -58,6 +75,12 @@ import Testing
             "registry:\n  x:\n    template: t\n    command: [x]\n    disableNetwork: true\n    allowCIDRs: [10.0.0.5]\n":
                 "disableNetwork and allowCIDRs contradict",
             "registry:\n  x:\n    template: t\n    command: [x]\n    cpus: 0\n": "cpus must be above 0",
+            "registry:\n  x:\n    template: t\n    command: [x]\n    disableNetwork: true\n    secrets: [{name: x.k, env: K, inject: {header: A}}]\n":
+                "is injected by the server's proxy, and it has none",
+            "registry:\n  x:\n    template: t\n    command: [x]\n    secrets: [{name: x.k, env: K, inject: {header: A}}]\n":
+                "inject needs hosts",
+            "registry:\n  x:\n    template: t\n    command: [x]\n    allowHosts: [a.b]\n    secrets: [{name: x.k, env: K, inject: {header: A, hosts: [c.d]}}]\n":
+                "inject host 'c.d' is not in allowHosts",
             "servers: []\n": "no `registry:`",
         ]
         for (yaml, expected) in cases {

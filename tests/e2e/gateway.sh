@@ -21,8 +21,9 @@ mcp_spec="${MCP_PIP_SPEC:-mcp}"
 run_id="$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 upstream_port=18821
 dns_port=18822
+https_port=18825
 upstream_pid=""
-secret_names=(srva.token srvb.token gwt-remote.token)
+secret_names=(srva.token srvb.token gwt-remote.token gwt-inject.key)
 remote_token="remote-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 # Sandboxes named like a gateway's servers before the test: not the test's to remove.
 before=$(a ls -q 2>/dev/null | grep '^mcp-' | sort)
@@ -53,10 +54,15 @@ expect "a test repository with one commit" "$commit_subject" "$(git -C "$repo" l
 echo v1 | a mcp secret set srva.token
 echo v2 | a mcp secret set srvb.token
 echo "$remote_token" | a mcp secret set gwt-remote.token
-expect "airlock mcp secret set srva.token, srvb.token, gwt-remote.token (values from stdin)" \
-    "gwt-remote.token srva.token srvb.token" \
-    "$(a mcp secret ls | grep -E '^(srv[ab]|gwt-remote)\.token$' | sort | xargs)"
-python3 "$here/upstream.py" --http "$upstream_port" --dns "$dns_port" --dns-log "$work/dns.log" \
+inject_key="inject-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+echo "$inject_key" | a mcp secret set gwt-inject.key
+expect "airlock mcp secret set srva.token, srvb.token, gwt-remote.token, gwt-inject.key (values from stdin)" \
+    "gwt-inject.key gwt-remote.token srva.token srvb.token" \
+    "$(a mcp secret ls | grep -E '^(srv[ab]\.token|gwt-remote\.token|gwt-inject\.key)$' | sort | xargs)"
+"$here/certs.sh" "$work" "DNS:allowed.test,DNS:other.test"
+export AIRLOCK_UPSTREAM_CA_FILE="$work/ca.pem"
+python3 "$here/upstream.py" --http "$upstream_port" --https "$https_port:$work/server.pem:$work/server.key" \
+    --dns "$dns_port" --dns-log "$work/dns.log" \
     > "$work/upstream.out" 2>&1 &
 upstream_pid=$!
 for _ in $(seq 50); do grep -q ready "$work/upstream.out" 2>/dev/null && break; sleep 0.1; done
@@ -155,6 +161,7 @@ echo "== the gateway through the client"
 GW_WORK="$work" GW_REPO="$repo" GW_COMMIT="$commit_subject" GW_UNTRACKED="$untracked" GW_RUN="$run_id" \
     GW_UPSTREAM_PORT="$upstream_port" GW_DNS_PORT="$dns_port" GW_DNS_LOG="$work/dns.log" GW_LISTEN_PORT=18823 \
     GW_SSE_PORT=18811 GW_STREAM_PORT=18812 GW_KILL_PORT=18813 GW_REMOTE_PORT=18824 GW_REMOTE_TOKEN="$remote_token" \
+    GW_HTTPS_PORT="$https_port" GW_INJECT_KEY="$inject_key" \
     AIRLOCK="$AIRLOCK" \
     timeout -k 10 1200 "$work/venv/bin/python" -u "$here/gateway_client.py" 2>&1 | tee "$work/client.log"
 client_status=${PIPESTATUS[0]}

@@ -19,8 +19,10 @@ the untracked file GW_UNTRACKED), GW_RUN (a word unique to this run), GW_UPSTREA
 echo server on host loopback), GW_DNS_PORT (a DNS server there that answers 127.0.0.1 and
 logs each name to GW_DNS_LOG), GW_LISTEN_PORT (free: a TCP service the sandboxes must not
 reach), GW_SSE_PORT, GW_STREAM_PORT, GW_KILL_PORT (free, for gateways), GW_REMOTE_PORT (free,
-for a remote server on host loopback) and GW_REMOTE_TOKEN (the value of the stored secret
-gwt-remote.token, which that server demands as its bearer token).
+for a remote server on host loopback), GW_REMOTE_TOKEN (the value of the stored secret
+gwt-remote.token, which that server demands as its bearer token), GW_HTTPS_PORT (the echo
+server over TLS, its CA in AIRLOCK_UPSTREAM_CA_FILE) and GW_INJECT_KEY (the secret
+gwt-inject.key, which gwt-inject's proxy injects).
 """
 
 import contextlib
@@ -60,6 +62,8 @@ STREAM_PORT = int(os.environ["GW_STREAM_PORT"])
 KILL_PORT = int(os.environ["GW_KILL_PORT"])
 REMOTE_PORT = int(os.environ["GW_REMOTE_PORT"])
 REMOTE_TOKEN = os.environ["GW_REMOTE_TOKEN"]  # stored as the secret gwt-remote.token
+HTTPS_PORT = int(os.environ["GW_HTTPS_PORT"])  # the echo server over TLS (test CA: AIRLOCK_UPSTREAM_CA_FILE)
+INJECT_KEY = os.environ["GW_INJECT_KEY"]  # stored as the secret gwt-inject.key
 HERE = os.path.dirname(os.path.abspath(__file__))
 CATALOG = os.path.join(WORK, "catalog.yaml")
 MADE = os.path.join(WORK, "made.txt")  # every sandbox a gateway of ours owned, for the caller's cleanup
@@ -115,6 +119,9 @@ def write_catalog():
         "gwt-nonet": "    description: Test server without network\n    disableNetwork: true\n",
         "gwt-allow": "    description: Test server that may reach allowed.test only\n"
                      "    allowHosts: [allowed.test]\n    allowCIDRs: [127.0.0.1/32]\n",
+        "gwt-inject": "    description: Test server whose secret its proxy injects\n"
+                      "    allowHosts: [allowed.test]\n    allowCIDRs: [127.0.0.1/32]\n"
+                      "    secrets: [{name: gwt-inject.key, env: API_KEY, inject: {header: x-api-key}}]\n",
         "gwt-pfx": "    description: Test server whose tools get a prefix\n    disableNetwork: true\n    prefix: p\n",
         "gwt-conf": "    description: Test server with settings\n    disableNetwork: true\n"
                     "    env: [{name: GREETING, value: 'greeting={{gwt-conf.greeting}}'}]\n"
@@ -1245,6 +1252,44 @@ def sigkill():
 # ---- main -----------------------------------------------------------------------------------
 
 
+# ---- a secret its proxy injects --------------------------------------------------------------
+
+
+async def injected_secret():
+    errlog = open(os.path.join(WORK, "gw-inject.log"), "w")
+    args = ["--servers", "gwt-inject", "--catalog", CATALOG]
+    url = f"https://allowed.test:{HTTPS_PORT}/echo"
+    try:
+        async with session_over("stdio", args=args, env=ISO_ENV, errlog=errlog) as session:
+            env = environment_of(await call(session, "env"))
+            expect("inject: the server's API_KEY holds the placeholder", "airlock-proxy-managed", env.get("API_KEY"))
+            r = await call(session, "http_get", {"url": url, "header": "x-api-key", "env": "API_KEY"})
+            data = r.json() or {}
+            echo = {}
+            with contextlib.suppress(Exception):
+                echo = json.loads(data.get("body") or "{}")
+            check("inject: an HTTPS request with the placeholder in x-api-key reaches allowed.test with the real "
+                  "key (its proxy put it in)", (echo.get("headers") or {}).get("x-api-key") == INJECT_KEY, repr(r))
+            r = await call(session, "http_get", {"url": url, "header": "x-other", "env": "API_KEY"})
+            echo = {}
+            with contextlib.suppress(Exception):
+                echo = json.loads((r.json() or {}).get("body") or "{}")
+            expect("inject: only in that header: x-other arrives with the placeholder", "airlock-proxy-managed",
+                   (echo.get("headers") or {}).get("x-other"))
+            r = await call(session, "find_text", {"text": INJECT_KEY})
+            expect("inject: the real key is nowhere in the sandbox (environments, command lines, files)", [],
+                   r.json())
+            r = await call(session, "find_text", {"text": "airlock-proxy-managed"})
+            check("inject: companion: the same search finds the placeholder", bool(r.json()), repr(r))
+            gateway = gateway_pid_of_stdio_client()
+            boxes = sorted(owned_by(gateway)) if gateway else []
+            log = airlock("network", "log", boxes[0], "--json", env=ISO_ENV).stdout if boxes else ""
+            check("inject: the server's network log names the injected secret, not its value",
+                  '"gwt-inject.key"' in log and INJECT_KEY not in log, short(log[-400:]))
+    finally:
+        errlog.close()
+
+
 # ---- a remote server -------------------------------------------------------------------------
 
 
@@ -1312,6 +1357,7 @@ async def mcp_checks():
     await section("isolation, secrets, name clashes and a crash (a user catalog)", isolation)
     await section("dynamic tools", dynamic)
     await section("a remote server (streamable HTTP, a header from its secret)", remote)
+    await section("a secret its proxy injects (inject:)", injected_secret)
 
 
 def show_logs():

@@ -122,9 +122,11 @@ def resolve(name: str) -> str:
 
 
 @server.tool(description="GET a URL (through HTTP_PROXY when one is set); status and body as JSON.")
-def http_get(url: str) -> str:
+def http_get(url: str, header: str = "", env: str = "") -> str:
+    """With header and env: sends that header with the value of that environment variable."""
     try:
-        response = urllib.request.urlopen(url, timeout=10)
+        request = urllib.request.Request(url, headers={header: os.environ.get(env, "")} if header else {})
+        response = urllib.request.urlopen(request, timeout=10)
         return json.dumps({"status": response.status, "body": response.read(600).decode(errors="replace")})
     except urllib.error.HTTPError as e:
         return json.dumps({"status": e.code, "body": e.read(600).decode(errors="replace")})
@@ -158,6 +160,31 @@ def serve_http(port):
 
     print("ready", flush=True)
     uvicorn.run(guarded, host="127.0.0.1", port=port, log_level="warning")
+
+
+@server.tool(description="Where TEXT occurs: processes' environments and command lines, and files.")
+def find_text(text: str) -> str:
+    needle, found = text.encode(), []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        for part in ("environ", "cmdline"):
+            try:
+                with open(f"/proc/{pid}/{part}", "rb") as f:
+                    if needle in f.read():
+                        found.append(f"/proc/{pid}/{part}")
+            except OSError:
+                pass
+    for top in ("/etc", "/home", "/root", "/tmp", "/var", "/workspace", "/run"):
+        for directory, _, files in os.walk(top):
+            for name in files:
+                path = os.path.join(directory, name)
+                try:
+                    if os.path.isfile(path) and os.path.getsize(path) < 1 << 20:
+                        with open(path, "rb") as f:
+                            if needle in f.read():
+                                found.append(path)
+                except OSError:
+                    pass
+    return json.dumps(found)
 
 
 if __name__ == "__main__":
