@@ -142,7 +142,10 @@ public final class GatewayHTTPServer: Sendable {
                         continue
                     }
                     // An event stream holds the connection until it ends.
-                    if try await handle(request, body: body, outbound: outbound) == .streamed { return }
+                    let closed = connection.channel.closeFuture
+                    if try await handle(request, body: body, outbound: outbound, closed: closed) == .streamed {
+                        return
+                    }
                 }
             }
         }
@@ -153,10 +156,15 @@ public final class GatewayHTTPServer: Sendable {
         case streamed
     }
 
-    func handle(_ request: HTTPRequestHead, body: ByteBuffer, outbound: Outbound) async throws -> Outcome {
+    /// `closed` completes when the connection closes: an event stream ends then, not at its
+    /// next write.
+    func handle(
+        _ request: HTTPRequestHead, body: ByteBuffer, outbound: Outbound, closed: EventLoopFuture<Void>
+    ) async throws -> Outcome {
         let path = String(request.uri.split(separator: "?", maxSplits: 1).first ?? "")
         if path == "/health" && request.method == .GET {
-            try await respond(outbound, .ok, json: ["status": "ok"])
+            let count = sessions.withLock(\.count)
+            try await respond(outbound, .ok, json: ["status": "ok", "sessions": .int(Int64(count))])
             return .answered
         }
         if let refusal = refusal(request) {
@@ -169,7 +177,7 @@ public final class GatewayHTTPServer: Sendable {
             return .answered
         case (.streaming, "/mcp", .GET):
             guard let session = try await knownSession(request, outbound: outbound) else { return .answered }
-            try await stream(session, outbound: outbound, endsSession: false)
+            try await stream(session, outbound: outbound, closed: closed, endsSession: false)
             return .streamed
         case (.streaming, "/mcp", .DELETE):
             guard let session = try await knownSession(request, outbound: outbound) else { return .answered }
@@ -181,7 +189,8 @@ public final class GatewayHTTPServer: Sendable {
             let id = UUID().uuidString
             let session = await ClientSession(id: id, gateway: gateway)
             sessions.withLock { $0[id] = session }
-            try await stream(session, outbound: outbound, endsSession: true, endpoint: "/message?sessionId=\(id)")
+            try await stream(
+                session, outbound: outbound, closed: closed, endsSession: true, endpoint: "/message?sessionId=\(id)")
             return .streamed
         case (.sse, "/message", .POST):
             let query = request.uri.split(separator: "?", maxSplits: 1).dropFirst().first ?? ""
@@ -283,9 +292,12 @@ public final class GatewayHTTPServer: Sendable {
         return session
     }
 
-    /// An event stream of the session's messages, with a comment every 15 s so that a client
-    /// gone away is noticed.
-    func stream(_ session: ClientSession, outbound: Outbound, endsSession: Bool, endpoint: String? = nil) async throws {
+    /// An event stream of the session's messages until the client closes the connection, with a
+    /// comment every 15 s so that a client gone without closing it is noticed too.
+    func stream(
+        _ session: ClientSession, outbound: Outbound, closed: EventLoopFuture<Void>, endsSession: Bool,
+        endpoint: String? = nil
+    ) async throws {
         var headers = HTTPHeaders([
             ("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("Mcp-Session-Id", session.id),
         ])
@@ -312,7 +324,16 @@ public final class GatewayHTTPServer: Sendable {
             }
         }
         defer { keepAlive.cancel() }
+        // The connection's end, told through the session's events (not by cancelling their
+        // iteration, which would end them for the session's next stream too); marked with this
+        // stream's id, so that a later stream of the session skips it.
+        let streamID = JSONValue.string(UUID().uuidString)
+        closed.whenComplete { _ in session.continuation.yield(JSONRPCMessage(id: streamID, method: "$closed")) }
         for await message in session.events {
+            if message.method == "$closed" {
+                if message.id == streamID { return }
+                continue
+            }
             let event =
                 message.method == "$keepalive"
                 ? ": keep-alive\n\n"

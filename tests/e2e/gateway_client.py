@@ -657,6 +657,32 @@ async def http_guards(port, token, endpoint, transport):
               reached != "answered", reached)
 
 
+def health_sessions(port):
+    try:
+        return json.loads(raw_http(port, "GET", "/health", timeout=5)[2]).get("sessions")
+    except (OSError, ValueError) as error:
+        return f"{type(error).__name__}: {error}"
+
+
+async def sse_disconnect(port, token):
+    """A client that closes its event stream ends its session at once (not at the next
+    keep-alive, 15 s later)."""
+    check("sse: /health counts no session once the client has left",
+          await settle(lambda: health_sessions(port) == 0, 5), health_sessions(port))
+    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        conn.sendall(f"GET /sse HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n\r\n"
+                     .encode())
+        head = conn.recv(1024).decode(errors="replace")
+        expect("sse: companion: a raw event stream is one session in /health", 1, health_sessions(port))
+    finally:
+        conn.close()
+    started = time.monotonic()
+    ended = await settle(lambda: health_sessions(port) == 0, 2, interval=0.05)
+    check("sse: closing the event stream ends the session within 2 s (keep-alives are 15 s apart)", ended,
+          f"{health_sessions(port)} sessions after {time.monotonic() - started:.1f} s; {short(head)}")
+
+
 async def over_http(transport):
     port = SSE_PORT if transport == "sse" else STREAM_PORT
     endpoint = "/sse" if transport == "sse" else "/mcp"
@@ -691,6 +717,7 @@ async def over_http(transport):
         processes = sandbox_processes(names)
         if transport == "sse":
             check("sse: --long-lived: the servers keep running after the client left", len(names) == 3, sorted(names))
+            await sse_disconnect(port, token)
         else:
             check("streaming: the servers stop when the last client leaves (DELETE)",
                   await settle(lambda: not owned_by(gateway.pid), 20), sorted(owned_by(gateway.pid)))
