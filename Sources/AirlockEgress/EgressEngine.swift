@@ -68,7 +68,7 @@ final class EgressEngine: Sendable {
     /// The CA and the upstream TLS context, made on the first interception rather than at
     /// start: most sandboxes' starts never need them.
     private let interception = Mutex<(authority: CertificateAuthority, upstreamTLS: NIOSSLContext)?>(nil)
-    private let credentialCache = Mutex<(stamp: [FileStamp?], credentials: [Credential])?>(nil)
+    private let credentialCache = Mutex<(stamp: [String: FileStamp?], credentials: [Credential])?>(nil)
     private let refusedNames = Mutex<Set<String>>([])
 
     init(configuration: EgressConfiguration, threadPool: NIOThreadPool) throws {
@@ -105,9 +105,8 @@ final class EgressEngine: Sendable {
         {
             return []
         }
-        let stamp = [
-            FileStamp(path: configuration.secrets.directory), FileStamp(path: configuration.sandboxPaths.credentials),
-        ]
+        var stamp = FileStamp.contents(of: [configuration.secrets.directory])
+        stamp[configuration.sandboxPaths.credentials] = FileStamp(path: configuration.sandboxPaths.credentials)
         let all: [Credential]
         if let cached = credentialCache.withLock({ $0 }), cached.stamp == stamp {
             all = cached.credentials

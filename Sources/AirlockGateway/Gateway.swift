@@ -70,7 +70,7 @@ public actor Gateway {
     var stopped = false
     var started = false
     /// `--block-secrets`: the stored values, and the files' stamps when they were read.
-    var secretCache: (files: [String], stamp: [FileStamp?], values: [(name: String, value: String)])?
+    var secretCache: (stamp: [String: FileStamp?], values: [(name: String, value: String)])?
     var startWaiters: [CheckedContinuation<Void, Never>] = []
 
     struct Offer {
@@ -406,16 +406,11 @@ public actor Gateway {
     /// file's stamp (its inode) changes even within one tick of the clock.
     func storedSecrets() -> [(name: String, value: String)] {
         let store = SecretStore(store: sandboxes.store)
-        let files = [secrets.directory, store.directory].flatMap { directory in
-            ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted().map {
-                directory + "/" + $0
-            }
-        }
-        let stamp = files.map { FileStamp(path: $0) }
-        if let cached = secretCache, cached.files == files, cached.stamp == stamp { return cached.values }
+        let stamp = FileStamp.contents(of: [secrets.directory, store.directory])
+        if let cached = secretCache, cached.stamp == stamp { return cached.values }
         let mcp = secrets.names().compactMap { name in (try? secrets.value(name)).flatMap { $0 }.map { (name, $0) } }
         let keys = store.names().compactMap { name in (try? store.load(name)).map { (name, $0.value) } }
-        secretCache = (files, stamp, mcp + keys)
+        secretCache = (stamp, mcp + keys)
         return mcp + keys
     }
 

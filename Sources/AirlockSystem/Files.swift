@@ -124,4 +124,17 @@ public struct FileStamp: Equatable, Sendable {
         modified = info.st_mtim.tv_sec
         modifiedNanoseconds = info.st_mtim.tv_nsec
     }
+
+    /// The files of these directories, by path, each with its stamp: what changes when one is
+    /// written by rename (a new inode), even within one tick of the clock, which a directory's
+    /// own time may not show.
+    public static func contents(of directories: [String]) -> [String: FileStamp?] {
+        var stamps: [String: FileStamp?] = [:]
+        for directory in directories {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+                stamps[directory + "/" + name] = FileStamp(path: directory + "/" + name)
+            }
+        }
+        return stamps
+    }
 }
