@@ -16,6 +16,7 @@ import Foundation
 /// env: [MY_AGENT_HOME=$HOME/.my-agent]   # set inside ($HOME: the sandbox user's home)
 /// state: [.my-agent]            # directories in the home, kept with the sandbox (or shared)
 /// mcp: {file: .my-agent/config.json, entry: {url: $URL}}   # where `--mcp` adds the gateway
+///                               # (flag: --mcp-config: the option that reads such a file)
 /// sources: ["PyPI: my-agent"]   # where its install comes from, named when the build fails
 /// ```
 public struct AgentDefinition: Codable, Sendable, Equatable, CatalogItem {
@@ -46,10 +47,16 @@ public struct AgentDefinition: Codable, Sendable, Equatable, CatalogItem {
         /// Relative to the home.
         public var file: String
         public var entry: [String: String]
+        /// The agent's option that reads MCP servers from a file of its own
+        /// (`{"mcpServers": {...}}`). When `file` is in state shared with other sandboxes
+        /// (`--share-agent-state`), the entry goes in a file of this sandbox's home, given
+        /// with this option, so that sandboxes without `--mcp` do not list the gateway.
+        public var flag: String?
 
-        public init(file: String, entry: [String: String]) {
+        public init(file: String, entry: [String: String], flag: String? = nil) {
             self.file = file
             self.entry = entry
+            self.flag = flag
         }
     }
 

@@ -19,7 +19,7 @@ public enum BuiltinAgents {
         // Its config dir holds .claude.json too when set, so all its state is one directory
         // (a single shared file could not be replaced by rename, as Claude Code saves it).
         environment: ["CLAUDE_CONFIG_DIR=$HOME/.claude"], state: [".claude"], sources: ["PyPI: claude-agent-sdk"],
-        mcp: .init(file: ".claude/.claude.json", entry: ["type": "http", "url": "$URL"]))
+        mcp: .init(file: ".claude/.claude.json", entry: ["type": "http", "url": "$URL"], flag: "--mcp-config"))
 
     public static let gemini = AgentDefinition(
         name: "gemini", description: "Gemini CLI (Google)", template: "gemini", command: ["gemini"],

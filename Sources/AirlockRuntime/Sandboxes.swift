@@ -203,7 +203,8 @@ public struct Sandboxes: Sendable {
             }
             if let attachment = request.mcp {
                 record.mcp = attachment
-                try configureMCP(agent, record: record, paths: paths)
+                record.command += try configureMCP(
+                    agent, record: record, paths: paths, home: "/home/" + template.user.name)
             }
             if request.clone {
                 try GitClone(workspace: workspace, paths: paths, name: name).create()
@@ -239,22 +240,39 @@ public struct Sandboxes: Sendable {
     /// The URL the agent inside uses for the sandbox's MCP gateway.
     public static let mcpGatewayURL = "http://\(MCPGatewayRoute.host)/mcp"
 
-    /// Adds the gateway to the agent's own MCP settings in the sandbox's home (or its shared
-    /// state), never in the workspace.
-    func configureMCP(_ agent: AgentDefinition, record: SandboxRecord, paths: SandboxPaths) throws {
+    /// Where `--mcp` puts the gateway's entry when the agent's settings are shared: a file of
+    /// the sandbox's own home, given to the agent with its option.
+    static let privateMCPConfig = ".airlock/mcp.json"
+
+    /// Adds the gateway to the agent's own MCP settings in the sandbox's home, never in the
+    /// workspace; returns arguments the agent's command needs for it. Settings shared with
+    /// other sandboxes stay as they are when the agent can take a file of its own instead.
+    func configureMCP(
+        _ agent: AgentDefinition, record: SandboxRecord, paths: SandboxPaths, home: String
+    ) throws -> [String] {
         guard let config = agent.mcp else {
             log(
                 "note: airlock does not know where \(agent.name) keeps its MCP settings: point it at \(Self.mcpGatewayURL) yourself"
             )
-            return
+            return []
         }
         var base = paths.home
+        var file = config.file
+        var arguments: [String] = []
         if let shared = record.sharedState, shared.paths.contains(where: { config.file.hasPrefix($0 + "/") }) {
-            base = shared.directory
+            if let flag = config.flag {
+                file = Self.privateMCPConfig
+                arguments = [flag, home + "/" + file]
+            } else {
+                base = shared.directory
+                log(
+                    "note: \(agent.name)'s MCP settings are in its shared state: sandboxes that share it without --mcp will list the airlock server too"
+                )
+            }
         }
-        let parent = (config.file as NSString).deletingLastPathComponent
+        let parent = (file as NSString).deletingLastPathComponent
         if !parent.isEmpty { try Files.makeDirectories(parent, under: base) }
-        let path = base + "/" + config.file
+        let path = base + "/" + file
         var settings: [String: Any] = [:]
         if let text = Files.readRegularFile(path, limit: 16 << 20), !text.isEmpty {
             guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
@@ -267,6 +285,7 @@ public struct Sandboxes: Sendable {
         settings["mcpServers"] = servers
         let data = try JSONSerialization.data(withJSONObject: settings, options: [.prettyPrinted, .sortedKeys])
         try Files.writeAtomically(path, String(decoding: data, as: UTF8.self) + "\n", mode: 0o600)
+        return arguments
     }
 
     /// The caller's `git config --global` name and email, if git and they are there.

@@ -25,8 +25,11 @@ canary="AKIAE2ECLAUDE$(rand 6)"
 readme_marker="readme-marker-$(rand 4)"
 sentinel="airlock-proxy-managed"
 fake_pid=""
+shared_state="$AIRLOCK_HOME/agent-state/claude"
+shared_made_here=""
 cleanup() {
-    a rm -f "$name" "$name-mcp" >/dev/null 2>&1
+    a rm -f "$name" "$name-mcp" "$name-mcpshared" >/dev/null 2>&1
+    [ -n "$shared_made_here" ] && rm -rf "$shared_state"
     [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null
     remove_aws_canary
     rm -rf "$work" "$ws"
@@ -221,5 +224,25 @@ gateway_of_ws="mcp gateway run .*--workspace $ws( |\$)"
 for _ in $(seq 50); do pgrep -u "$(id -u)" -f "$gateway_of_ws" >/dev/null || break; sleep 0.2; done
 expect "rm ends the gateway and its server sandbox" "0 0" \
     "$(a ls | grep -c mcp-time) $(pgrep -u "$(id -u)" -f "$gateway_of_ws" | wc -l)"
+
+echo "== --mcp with --share-agent-state: the shared settings stay without the gateway"
+# Claude Code's settings are shared with every sandbox made with the flag; one without --mcp
+# must not list a gateway it cannot reach, so the entry goes in this sandbox's own file, given
+# with --mcp-config.
+[ -e "$shared_state" ] || shared_made_here=1
+before=$(from_log 'len(messages)')
+ANTHROPIC_API_KEY="$real_key" timeout 180 "$AIRLOCK" run claude "$ws" --name "$name-mcpshared" --share-agent-state \
+    --mcp-servers time --add-host api.anthropic.com:127.0.0.1 --allow-cidr 127.0.0.1/32 \
+    -- -p "continue-check: list your tools" </dev/null >"$work/mcpshared.out" 2>"$work/mcpshared.err"
+rc=$?
+expect_ok "claude -p with --share-agent-state --mcp-servers time exits 0" mcpshared
+expect "the gateway's tools reach the model's tool list" "yes" \
+    "$(from_log "'yes' if any('mcp__airlock__get_current_time' in json.dumps(r['body']) for r in messages[$before:]) else ''")"
+expect "the shared .claude.json (written by this run) has no airlock entry" "written, no entry" \
+    "$(python3 -c 'import json,sys; d = json.load(open(sys.argv[1])); print("written,", "entry" if "airlock" in d.get("mcpServers", {}) else "no entry")' \
+        "$shared_state/.claude/.claude.json" 2>&1)"
+expect "the entry is in the sandbox's own ~/.airlock/mcp.json, outside the shared state" "http://mcp.airlock.internal/mcp" \
+    "$(a exec "$name-mcpshared" -- python3 -c 'import json,os; print(json.load(open(os.path.expanduser("~/.airlock/mcp.json")))["mcpServers"]["airlock"]["url"])' 2>&1)"
+a rm -f "$name-mcpshared" >/dev/null 2>&1
 
 report
