@@ -40,8 +40,8 @@ public enum HostPersistenceGuard {
             if !Files.exists(path) && !isSymlink(path) && mkdir(path, 0o755) == 0 { made.append(path) }
         }
         var found: [String] = []
-        forEachDirectory(in: workspace) { directory in
-            for relative in directories + files {
+        forEachDirectory(in: workspace) { directory, names in
+            for relative in directories + files where names.contains(firstComponent(relative)) {
                 let path = directory + "/" + relative
                 // A symlink is left alone: binding it would bind whatever it points at.
                 guard Files.exists(path), Files.absolute(path) == path, !opened.contains(path) else { continue }
@@ -58,20 +58,28 @@ public enum HostPersistenceGuard {
         Files.remove(file)
     }
 
-    /// Visits the workspace and its directories, breadth first to `maxDepth`, in name order;
-    /// not `.git`, dependency trees or symlinks.
-    static func forEachDirectory(in workspace: String, _ visit: (String) -> Void) {
+    /// Visits the workspace and its directories, breadth first to `maxDepth`, in name order,
+    /// each with the names in it (so that a visitor looks up only what is there); not into
+    /// `.git`, dependency trees or symlinks.
+    static func forEachDirectory(in workspace: String, _ visit: (String, Set<String>) -> Void) {
         var queue = [(workspace, 0)]
-        while !queue.isEmpty {
-            let (directory, depth) = queue.removeFirst()
-            visit(directory)
+        var next = 0
+        while next < queue.count {
+            let (directory, depth) = queue[next]
+            next += 1
+            let entries = Files.entries(of: directory)
+            visit(directory, Set(entries.map(\.name)))
             guard depth < maxDepth else { continue }
-            let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-            for entry in entries.sorted() where entry != ".git" && !skipped.contains(entry) {
-                let path = directory + "/" + entry
-                if !isSymlink(path) && Files.isDirectory(path) { queue.append((path, depth + 1)) }
+            for entry in entries.sorted(by: { $0.name < $1.name })
+            where entry.kind == .directory && entry.name != ".git" && !skipped.contains(entry.name) {
+                queue.append((directory + "/" + entry.name, depth + 1))
             }
         }
+    }
+
+    /// `.git` of `.git/hooks`.
+    static func firstComponent(_ relative: String) -> String {
+        String(relative.prefix { $0 != "/" })
     }
 
     static func isSymlink(_ path: String) -> Bool {

@@ -59,12 +59,13 @@ public enum HostRunFiles {
     public static func snapshot(workspace: String) -> Snapshot {
         var found: [String: Fingerprint] = [:]
         let prefix = workspace.hasSuffix("/") ? workspace : workspace + "/"
-        HostPersistenceGuard.forEachDirectory(in: workspace) { directory in
-            for name in files {
+        HostPersistenceGuard.forEachDirectory(in: workspace) { directory, names in
+            let present = { (relative: String) in names.contains(HostPersistenceGuard.firstComponent(relative)) }
+            for name in files where present(name) {
                 let path = directory + "/" + name
                 if let print = fingerprint(path) { found[String(path.dropFirst(prefix.count))] = print }
             }
-            for name in directories where Files.isDirectory(directory + "/" + name) {
+            for name in directories where present(name) && Files.isDirectory(directory + "/" + name) {
                 collect(directory + "/" + name, depth: 0, prefix: prefix, into: &found)
             }
         }

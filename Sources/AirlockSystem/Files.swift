@@ -15,6 +15,49 @@ public enum Files {
         return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
     }
 
+    /// One name in a directory and what it is (not following a symlink).
+    public struct DirectoryEntry: Sendable, Equatable {
+        public enum Kind: Sendable, Equatable {
+            case directory, symlink, regular, other
+        }
+
+        public var name: String
+        public var kind: Kind
+    }
+
+    /// The entries of a directory, unsorted, without `.` and `..`; empty when it cannot be
+    /// read. One `readdir` pass: the kind comes from the directory itself where the file
+    /// system says it, so walking a large tree costs no `stat` per file.
+    public static func entries(of directory: String) -> [DirectoryEntry] {
+        guard let stream = opendir(directory) else { return [] }
+        defer { closedir(stream) }
+        var entries: [DirectoryEntry] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { bytes in
+                String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name == "." || name == ".." { continue }
+            let kind: DirectoryEntry.Kind
+            switch Int32(entry.pointee.d_type) {
+            case Int32(DT_DIR): kind = .directory
+            case Int32(DT_LNK): kind = .symlink
+            case Int32(DT_REG): kind = .regular
+            case Int32(DT_UNKNOWN):
+                var info = stat()
+                guard lstat(directory + "/" + name, &info) == 0 else { continue }
+                switch info.st_mode & S_IFMT {
+                case S_IFDIR: kind = .directory
+                case S_IFLNK: kind = .symlink
+                case S_IFREG: kind = .regular
+                default: kind = .other
+                }
+            default: kind = .other
+            }
+            entries.append(DirectoryEntry(name: name, kind: kind))
+        }
+        return entries
+    }
+
     public static func makeDirectory(_ path: String, mode: Int = 0o755) throws {
         do {
             try FileManager.default.createDirectory(

@@ -227,6 +227,21 @@ import Testing
     }
 }
 
+@Suite struct DirectoryEntryTests {
+    @Test func entriesSayWhatEachNameIsWithoutFollowingLinks() throws {
+        let fm = FileManager.default
+        let root = Files.absolute(fm.temporaryDirectory.path) + "/entries-\(UUID().uuidString)"
+        defer { try? fm.removeItem(atPath: root) }
+        try fm.createDirectory(atPath: root + "/dir", withIntermediateDirectories: true)
+        #expect(fm.createFile(atPath: root + "/file", contents: Data("x".utf8)))
+        try fm.createSymbolicLink(atPath: root + "/link", withDestinationPath: root + "/dir")
+        try fm.createSymbolicLink(atPath: root + "/dangling", withDestinationPath: root + "/none")
+        let kinds = Dictionary(uniqueKeysWithValues: Files.entries(of: root).map { ($0.name, $0.kind) })
+        #expect(kinds == ["dir": .directory, "file": .regular, "link": .symlink, "dangling": .symlink])
+        #expect(Files.entries(of: root + "/none").isEmpty)
+    }
+}
+
 @Suite struct HostRunFilesTests {
     @Test func listsAddedChangedAndRemovedFilesThatRunOnTheHostWithTheScriptsThatChanged() throws {
         let fm = FileManager.default
