@@ -154,16 +154,7 @@ expect_match "companion: the same Bash call wrote a workspace file" "companion_r
 expect "  which the host sees" "fine" "$(cat "$ws/companion.txt" 2>&1)"
 
 echo "== the network log"
-log_json=$(a network log "$name" --json)
-printf '%s\n' "$log_json" > "$work/network.log"
-# net EXPR: a Python expression over the sandbox's network log entries (e).
-net() {
-    python3 - "$work/network.log" "$1" <<'EOF'
-import json, sys
-e = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-print(eval(sys.argv[2]))
-EOF
-}
+save_network_log "$name" "$work/network.log"
 expect "the log holds each /v1/messages request, allowed, with the key injected" \
     "$(from_log 'len(messages)')" \
     "$(net 'sum(x["host"] == "api.anthropic.com" and x.get("path", "").split("?")[0] == "/v1/messages"
@@ -212,9 +203,9 @@ expect "the gateway's tools reach the model's tool list (mcp__airlock__...)" "ye
 expect "the gateway is in Claude Code's settings in the sandbox home, not the workspace" \
     "http://mcp.airlock.internal/mcp absent" \
     "$(a exec "$name-mcp" -- python3 -c 'import json,os; print(json.load(open(os.path.expanduser("~/.claude/.claude.json")))["mcpServers"]["airlock"]["url"])') $([ -e "$ws/.mcp.json" ] && echo present || echo absent)"
-"$AIRLOCK" network log "$name-mcp" --json >"$work/mcp-network.log" 2>/dev/null
+save_network_log "$name-mcp" "$work/mcp-network.log"
 expect_match "the network log shows Claude Code's MCP requests routed to the gateway" "^[1-9]" \
-    "$(python3 -c 'import json,sys; print(sum(1 for l in open(sys.argv[1]) if l.strip() and json.loads(l)["host"] == "mcp.airlock.internal" and json.loads(l)["decision"] == "allow"))' "$work/mcp-network.log")"
+    "$(net 'sum(x["host"] == "mcp.airlock.internal" and x["decision"] == "allow" for x in e)')"
 expect "the sandbox holds no gateway token (no Authorization in its environment or settings)" "0" \
     "$(a exec "$name-mcp" -- bash -c 'grep -rs -c "Bearer" ~/.claude/.claude.json /proc/[0-9]*/environ 2>/dev/null | awk -F: "{s+=\$NF} END {print s+0}"')"
 expect_match "a gateway server sandbox runs beside it" "mcp-time" "$(a ls)"

@@ -170,16 +170,7 @@ expect_match "companion: the same command wrote a workspace file" "companion_rc=
 expect "  which the host sees" "fine" "$(cat "$ws/companion.txt" 2>&1)"
 
 echo "== the network log"
-log_json=$(a network log "$name" --json)
-printf '%s\n' "$log_json" > "$work/network.log"
-# net EXPR: a Python expression over the sandbox's network log entries (e).
-net() {
-    python3 - "$work/network.log" "$1" <<'EOF'
-import json, sys
-e = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-print(eval(sys.argv[2]))
-EOF
-}
+save_network_log "$name" "$work/network.log"
 expect "the log holds each chat completions request, allowed, with the key injected" \
     "$(from_log 'len(chats)')" \
     "$(net 'sum(x["host"] == "api.openai.com" and x.get("path", "").split("?")[0] == "/v1/chat/completions" and x["decision"] == "allow" and x.get("injected") == ["openai"] for x in e)')"

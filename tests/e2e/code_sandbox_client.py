@@ -28,7 +28,7 @@ import anyio
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from e2e_checks import check, expect, settle, short, totals, wait_until
+from e2e_checks import HostListener, check, expect, host_addresses, settle, short, totals, wait_until
 
 AIRLOCK = os.environ.get("AIRLOCK", "airlock")
 HOME = os.path.expanduser("~")
@@ -93,44 +93,6 @@ def processes_with(text):
         if text in cmdline:
             found.append(f"{pid}: {cmdline}")
     return found
-
-
-class HostListener:
-    """A TCP server on a host address that counts the connections it accepts."""
-
-    def __init__(self, address):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((address, 0))
-        self.sock.listen(16)
-        self.address, self.port = self.sock.getsockname()
-        self.accepted = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            try:
-                conn.sendall(b"host-service\n")
-            except OSError:
-                pass
-            conn.close()
-
-    def close(self):
-        self.sock.close()
-
-
-def host_addresses():
-    """The host's own non-loopback IPv4 addresses."""
-    try:
-        out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True)
-    except OSError:
-        return []
-    return re.findall(r"\binet (\d+\.\d+\.\d+\.\d+)/", out.stdout)
 
 
 # ---- the MCP client side ------------------------------------------------------------------

@@ -1,6 +1,12 @@
 """Checks for the Python halves of the end-to-end suites: one line per check, "ok - NAME" or
-"FAIL - NAME: detail", the totals the suite's shell half adds up, and polling."""
+"FAIL - NAME: detail", the totals the suite's shell half adds up, polling, and the host-side
+targets their network probes aim at."""
+import contextlib
 import json
+import re
+import socket
+import subprocess
+import threading
 import time
 
 totals = {"passed": 0, "failed": 0}
@@ -40,3 +46,40 @@ async def settle(predicate, timeout, interval=0.25):
     import anyio
 
     return await anyio.to_thread.run_sync(wait_until, predicate, timeout, interval)
+
+
+def host_addresses():
+    """The host's own non-loopback IPv4 addresses."""
+    try:
+        out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True)
+    except OSError:
+        return []
+    return re.findall(r"\binet (\d+\.\d+\.\d+\.\d+)/", out.stdout)
+
+
+class HostListener:
+    """A TCP service on the host (every address by default, any free port unless given) that
+    greets with "host-service" and counts the connections it accepts."""
+
+    def __init__(self, address="0.0.0.0", port=0):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((address, port))
+        self.sock.listen(16)
+        self.address, self.port = self.sock.getsockname()
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            with contextlib.suppress(OSError):
+                conn.sendall(b"host-service\n")
+            conn.close()
+
+    def close(self):
+        self.sock.close()

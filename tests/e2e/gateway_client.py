@@ -36,12 +36,11 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timezone
 
 import anyio
-from e2e_checks import check, expect, settle, short, totals, wait_until
+from e2e_checks import HostListener, check, expect, host_addresses, settle, short, totals, wait_until
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
@@ -268,42 +267,6 @@ def children_of(parent, text):
     return [pid for pid in my_pids() if parent_of(pid) == parent and text in (cmdline(pid) or "")]
 
 
-def host_addresses():
-    """The host's own non-loopback IPv4 addresses."""
-    try:
-        out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True)
-    except OSError:
-        return []
-    return re.findall(r"\binet (\d+\.\d+\.\d+\.\d+)/", out.stdout)
-
-
-class HostListener:
-    """A TCP service on every host address (GW_LISTEN_PORT) that counts what it accepts."""
-
-    def __init__(self, port):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("0.0.0.0", port))
-        self.sock.listen(16)
-        self.port = port
-        self.accepted = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            with contextlib.suppress(OSError):
-                conn.sendall(b"host-service\n")
-                conn.close()
-
-    def close(self):
-        self.sock.close()
-
-
 def gone_after(label, names, processes, within=20):
     """Checks that the sandboxes and their processes are gone (an `airlock ls` sweeps first)."""
     left = wait_until(lambda: not still_running(processes), within)
@@ -337,6 +300,12 @@ class Result:
 
     def __repr__(self):
         return short(self.raw, 600)
+
+    def echo(self):
+        """What the test upstream echoed, from an http_get result: {} when it answered nothing."""
+        with contextlib.suppress(Exception):
+            return json.loads((self.json() or {}).get("body") or "{}")
+        return {}
 
 
 async def call(session, tool, arguments=None, timeout=CALL_S):
@@ -753,7 +722,7 @@ ISO_SERVERS = ["srva", "srvb", "gwt-nonet", "gwt-allow", "gwt-pfx"]
 
 
 async def isolation():
-    listener = HostListener(LISTEN_PORT)
+    listener = HostListener(port=LISTEN_PORT)
     errlog = open(os.path.join(WORK, "gw-iso.log"), "w")
     args = ["--servers", ",".join(ISO_SERVERS), "--catalog", CATALOG]
     names, processes = set(), {}
@@ -928,9 +897,7 @@ async def allow_hosts(session, listener):
     server = "gwt-allow"
     r = await call(session, f"{server}__http_get", {"url": f"http://allowed.test:{UPSTREAM_PORT}/from-allow"})
     data = r.json() or {}
-    echo = {}
-    with contextlib.suppress(Exception):
-        echo = json.loads(data.get("body") or "{}")
+    echo = r.echo()
     check("allowHosts: allowed.test is reached through the proxy (the upstream echoes the request)",
           data.get("status") == 200 and echo.get("path") == "/from-allow"
           and echo.get("host") == f"allowed.test:{UPSTREAM_PORT}", repr(r))
@@ -1276,9 +1243,6 @@ def sigkill():
         gateway.stop()
 
 
-# ---- main -----------------------------------------------------------------------------------
-
-
 # ---- a secret its proxy injects --------------------------------------------------------------
 
 
@@ -1291,18 +1255,12 @@ async def injected_secret():
             env = environment_of(await call(session, "env"))
             expect("inject: the server's API_KEY holds the placeholder", "airlock-proxy-managed", env.get("API_KEY"))
             r = await call(session, "http_get", {"url": url, "header": "x-api-key", "env": "API_KEY"})
-            data = r.json() or {}
-            echo = {}
-            with contextlib.suppress(Exception):
-                echo = json.loads(data.get("body") or "{}")
             check("inject: an HTTPS request with the placeholder in x-api-key reaches allowed.test with the real "
-                  "key (its proxy put it in)", (echo.get("headers") or {}).get("x-api-key") == INJECT_KEY, repr(r))
+                  "key (its proxy put it in)", (r.echo().get("headers") or {}).get("x-api-key") == INJECT_KEY,
+                  repr(r))
             r = await call(session, "http_get", {"url": url, "header": "x-other", "env": "API_KEY"})
-            echo = {}
-            with contextlib.suppress(Exception):
-                echo = json.loads((r.json() or {}).get("body") or "{}")
             expect("inject: only in that header: x-other arrives with the placeholder", "airlock-proxy-managed",
-                   (echo.get("headers") or {}).get("x-other"))
+                   (r.echo().get("headers") or {}).get("x-other"))
             r = await call(session, "find_text", {"text": INJECT_KEY})
             expect("inject: the real key is nowhere in the sandbox (environments, command lines, files)", [],
                    r.json())
@@ -1375,6 +1333,9 @@ async def remote():
         errlog.close()
     log = open(os.path.join(WORK, "gw-remote.log"), errors="replace").read()
     check("remote: the token is nowhere in the gateway's log", REMOTE_TOKEN not in log, short(log[-400:]))
+
+
+# ---- main -----------------------------------------------------------------------------------
 
 
 async def mcp_checks():

@@ -23,6 +23,16 @@ report() {
     echo "$passed passed, $failed failed"
     [ "$failed" = 0 ]
 }
+# save_network_log SANDBOX FILE: the sandbox's network log, as JSON lines, in FILE for net.
+save_network_log() { net_log_file="$2"; a network log "$1" --json > "$2"; }
+# net EXPR: prints a Python expression over the entries (e) of the log save_network_log saved.
+net() {
+    python3 - "$net_log_file" "$1" <<'EOF'
+import json, sys
+e = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+print(eval(sys.argv[2]))
+EOF
+}
 # find_in_sandbox SANDBOX SECRET PATH...: how many files under the PATHs inside the sandbox
 # (and the environ and cmdline of each of its processes, under /proc) hold SECRET. The secret
 # travels reversed, so the search's own command line does not hold it.
