@@ -148,7 +148,8 @@ public actor Gateway {
             ownSecrets[name] = try secrets.value(name)
         }
         let launch = ServerConnection.Launch(
-            environment: try environment(for: server), credentials: try credentials(for: server),
+            environment: try environment(for: server, secrets: ownSecrets),
+            credentials: credentials(for: server, secrets: ownSecrets),
             workspace: options.workspace, owner: owner, secrets: ownSecrets,
             onNotification: { [weak self] message in
                 guard let self else { return }
@@ -192,15 +193,15 @@ public actor Gateway {
     }
 
     /// The server's environment: its catalog `env` (with `{{server.key}}` filled from its
-    /// config) and its own secrets, no other server's.
-    func environment(for server: CatalogServer) throws -> [String] {
+    /// config) and its own secrets (`secrets`: theirs, read once per start), no other server's.
+    func environment(for server: CatalogServer, secrets: [String: String]) throws -> [String] {
         var environment: [String] = []
         let config = configs[server.name] ?? [:]
         for entry in server.env {
             environment.append(entry.name + "=" + Self.fill(entry.value, server: server.name, config: config))
         }
         for secret in server.secrets {
-            guard let value = try secrets.value(secret.name) else {
+            guard let value = secrets[secret.name] else {
                 throw AirlockError(
                     .notFound,
                     "server \(server.name) needs the secret \(secret.name): set it with `airlock mcp secret set \(secret.name)`"
@@ -212,9 +213,9 @@ public actor Gateway {
     }
 
     /// The secrets the server's proxy injects, with their values.
-    func credentials(for server: CatalogServer) throws -> [Credential] {
-        try server.secrets.compactMap { secret in
-            guard let inject = secret.inject, let value = try secrets.value(secret.name) else { return nil }
+    func credentials(for server: CatalogServer, secrets: [String: String]) -> [Credential] {
+        server.secrets.compactMap { secret in
+            guard let inject = secret.inject, let value = secrets[secret.name] else { return nil }
             let service = CredentialService(
                 name: secret.name, variables: [secret.env], hosts: server.injectionHosts(secret), header: inject.header)
             return Credential(service: service, value: value)

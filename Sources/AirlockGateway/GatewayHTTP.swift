@@ -349,9 +349,7 @@ public final class GatewayHTTPServer: Sendable {
     }
 
     func encode(_ message: JSONRPCMessage) -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        return (try? encoder.encode(message)) ?? Data()
+        (try? message.encoded()) ?? Data()
     }
 
     func respond(_ outbound: Outbound, _ status: HTTPResponseStatus, json: JSONValue) async throws {

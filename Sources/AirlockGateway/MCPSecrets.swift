@@ -70,6 +70,12 @@ public struct MCPProfiles: Sendable {
         }
     }
 
+    /// The profile a gateway starts from: the one named, or, when neither a name nor pinned
+    /// servers are given, the profile `default` if there is one.
+    public func starting(profile name: String?, pinned: [String]?) throws -> Profile? {
+        try name.map(load) ?? (pinned == nil ? try? load("default") : nil)
+    }
+
     public func load(_ name: String) throws -> Profile {
         try Self.validate(name: name)
         guard let text = Files.readRegularFile(directory + "/" + name + ".json", limit: 1 << 20) else {

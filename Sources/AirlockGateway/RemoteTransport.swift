@@ -81,9 +81,7 @@ final class RemoteTransport: MCPClientTransport {
     }
 
     private func exchange(_ message: JSONRPCMessage) async throws -> Int {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        let body = try encoder.encode(message)
+        let body = try message.encoded()
         let tls = self.tls
         let host = self.host
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)

@@ -323,6 +323,11 @@ public struct ServerCatalog: Sendable {
         return servers
     }
 
+    /// Server names as options take them: `a,b`, spaces around each ignored.
+    public static func names(_ list: String) -> [String] {
+        list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+
     public func find(_ name: String) throws -> CatalogServer {
         guard let server = servers[name] else {
             throw AirlockError(

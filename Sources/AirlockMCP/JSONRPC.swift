@@ -29,6 +29,13 @@ public struct JSONRPCMessage: Codable, Sendable, Equatable {
         JSONRPCMessage(id: id ?? .null, error: error)
     }
 
+    /// The message as it goes on the wire: compact JSON, slashes unescaped.
+    public func encoded() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return try encoder.encode(self)
+    }
+
     public var isRequest: Bool { method != nil && id != nil }
     public var isNotification: Bool { method != nil && id == nil }
 }

@@ -260,9 +260,7 @@ final class LineWriter: @unchecked Sendable {
     /// False when the message could not be written whole (the reader is gone).
     @discardableResult
     func send(_ message: JSONRPCMessage) -> Bool {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        guard var data = try? encoder.encode(message) else { return false }
+        guard var data = try? message.encoded() else { return false }
         data.append(UInt8(ascii: "\n"))
         return lock.withLock {
             guard fd >= 0 else { return false }

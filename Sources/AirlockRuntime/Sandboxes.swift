@@ -228,8 +228,7 @@ public struct Sandboxes: Sendable {
     static func unreachableAddedHosts(_ policy: PolicySettings) -> [String] {
         let opened = policy.allowCIDRs.compactMap(AddressRange.init)
         return policy.addHosts.compactMap { entry in
-            guard let colon = entry.firstIndex(of: ":"),
-                let address = IPAddress(parsing: String(entry[entry.index(after: colon)...])),
+            guard let address = try? PolicySettings.staticHost(entry).address,
                 let reason = BlockedRanges.reason(for: address), !opened.contains(where: { $0.contains(address) })
             else { return nil }
             return

@@ -164,10 +164,7 @@ public struct Supervisor {
     private func startGateway(_ attachment: SandboxRecord.MCPAttachment, record: SandboxRecord, paths: SandboxPaths)
         throws -> (process: ChildProcess, route: MCPGatewayRoute)
     {
-        var bytes = [UInt8](repeating: 0, count: 24)
-        for index in bytes.indices { bytes[index] = UInt8.random(in: 0...255) }
-        let route = MCPGatewayRoute(
-            port: try Self.freeLoopbackPort(), token: bytes.map { String(format: "%02x", $0) }.joined())
+        let route = MCPGatewayRoute(port: try Self.freeLoopbackPort(), token: randomToken())
         var environment = ProcessInfo.processInfo.environment
         environment["AIRLOCK_MCP_TOKEN"] = route.token
         let process = try ChildProcess.spawn(

@@ -60,8 +60,8 @@ struct GatewaySelection: ParsableArguments {
         let catalog = try ServerCatalog.load(extra: catalog)
         let profiles = MCPProfiles()
         var options = GatewayOptions()
-        options.servers = servers.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-        if let saved = try profile.map(profiles.load) ?? (servers == nil ? try? profiles.load("default") : nil) {
+        options.servers = servers.map(ServerCatalog.names)
+        if let saved = try profiles.starting(profile: profile, pinned: options.servers) {
             options.initialServers = saved.servers
             options.initialConfig = saved.config
         }
@@ -192,9 +192,7 @@ struct GatewayCommand: ParsableCommand {
             var note = " (token from AIRLOCK_MCP_TOKEN)"
             var token = ProcessInfo.processInfo.environment["AIRLOCK_MCP_TOKEN"] ?? ""
             if token.isEmpty {
-                var bytes = [UInt8](repeating: 0, count: 24)
-                for index in bytes.indices { bytes[index] = UInt8.random(in: 0...255) }
-                token = bytes.map { String(format: "%02x", $0) }.joined()
+                token = randomToken()
                 note = "; clients send Authorization: Bearer \(token)"
             }
             return (GatewayHTTPServer(gateway: gateway, transport: kind, token: token, log: log), note)

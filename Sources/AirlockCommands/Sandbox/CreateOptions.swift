@@ -74,10 +74,8 @@ struct CreateOptions: ParsableArguments {
     func prepareMCP(_ request: CreateRequest, context: Context) throws {
         guard let attachment = request.mcp else { return }
         let catalog = try ServerCatalog.load()
-        let profiles = MCPProfiles()
         let names =
-            try attachment.servers ?? attachment.profile.map { try profiles.load($0).servers }
-            ?? ((try? profiles.load("default"))?.servers ?? [])
+            try attachment.servers ?? MCPProfiles().starting(profile: attachment.profile, pinned: nil)?.servers ?? []
         let builder = try context.imageBuilder()
         for name in names {
             let server = try catalog.find(name)
@@ -103,7 +101,7 @@ struct CreateOptions: ParsableArguments {
         request.shareAgentState = shareAgentState
         if mcp || mcpServers != nil || mcpProfile != nil {
             request.mcp = SandboxRecord.MCPAttachment(
-                servers: mcpServers.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } },
+                servers: mcpServers.map(ServerCatalog.names),
                 profile: mcpProfile)
         }
         return request
