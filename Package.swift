@@ -24,7 +24,8 @@ let package = Package(
             dependencies: ["AirlockCommands"],
             swiftSettings: strict
         ),
-        .target(name: "AirlockSystem", swiftSettings: strict),
+        .target(name: "AirlockSystem", swiftSettings: strict, plugins: ["AirlockVersionPlugin"]),
+        .plugin(name: "AirlockVersionPlugin", capability: .buildTool()),
         .target(name: "AirlockOCI", swiftSettings: strict),
         .target(name: "AirlockPolicy", swiftSettings: strict),
         .target(name: "AirlockWire", dependencies: ["AirlockPolicy"], swiftSettings: strict),
@@ -121,14 +122,32 @@ let package = Package(
             ]
         ),
         .testTarget(
-            name: "AirlockEgressTests", dependencies: ["AirlockEgress", "AirlockPolicy", "AirlockWire", "AirlockState"]),
+            name: "AirlockEgressTests",
+            dependencies: [
+                "AirlockEgress", "AirlockPolicy", "AirlockWire", "AirlockState", "AirlockSystem",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         .testTarget(
             name: "AirlockRuntimeTests",
             dependencies: ["AirlockRuntime", "AirlockOCI", "AirlockEgress", "AirlockPolicy", "AirlockImages"]
         ),
         .testTarget(name: "AirlockStateTests", dependencies: ["AirlockState", "AirlockSystem"]),
+        .testTarget(name: "AirlockSystemTests", dependencies: ["AirlockSystem"]),
         .testTarget(name: "AirlockMCPTests", dependencies: ["AirlockMCP"]),
-        .testTarget(name: "AirlockGatewayTests", dependencies: ["AirlockGateway", "AirlockMCP", "AirlockSystem"]),
+        .testTarget(
+            name: "AirlockCommandsTests",
+            dependencies: [
+                "AirlockCommands", "AirlockRuntime", "AirlockEgress", "AirlockSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(
+            name: "AirlockGatewayTests",
+            dependencies: [
+                "AirlockGateway", "AirlockMCP", "AirlockSystem",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -14,6 +14,31 @@ if [ "$user" != root ] && ! grep -q "^$user:" /etc/subuid; then
     echo "giving $user subordinate ids for sandboxes" >&2
     as_root usermod --add-subuids 100000-165535 --add-subgids 100000-165535 "$user"
 fi
+# Limits for an ordinary user: on cgroup v1 and hybrid hosts, a subtree of its own in the
+# memory, pids and cpu controllers; where systemd runs, a unit makes it again at each boot.
+if [ "$user" != root ] && [ ! -e /sys/fs/cgroup/cgroup.controllers ]; then
+    as_root install -D -m 755 "$here/scripts/cgroup-delegate.sh" /usr/local/lib/airlock/cgroup-delegate.sh
+    as_root /usr/local/lib/airlock/cgroup-delegate.sh "$user"
+    if [ -d /run/systemd/system ]; then
+        unit="airlock-cgroups@$user.service"
+        as_root tee /etc/systemd/system/airlock-cgroups@.service >/dev/null <<'UNIT'
+[Unit]
+Description=Airlock: cgroup v1 subtree for %i's sandboxes
+After=local-fs.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/lib/airlock/cgroup-delegate.sh %i
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+        as_root systemctl daemon-reload
+        as_root systemctl enable "$unit" >/dev/null 2>&1 || echo "note: could not enable $unit" >&2
+    else
+        echo "note: no systemd here; after a reboot run: sudo /usr/local/lib/airlock/cgroup-delegate.sh $user" >&2
+    fi
+fi
 echo "building airlock (release; the first build takes a few minutes)" >&2
 log=$(mktemp)
 if ! swift build -c release --static-swift-stdlib --package-path "$here" 2>&1 | tee "$log" | grep --line-buffered -E "^\[[0-9]+/[0-9]+\] (Compiling|Linking) (Airlock|airlock)" >&2; then

@@ -63,25 +63,51 @@ if ! id "$user" >/dev/null 2>&1; then
 fi
 grep -q "^$user:" /etc/subuid || usermod --add-subuids 200000-265535 "$user"
 grep -q "^$user:" /etc/subgid || usermod --add-subgids 200000-265535 "$user"
-install -m 755 tests/e2e/sandbox.sh tests/e2e/egress.sh tests/e2e/upstream.py tests/e2e/certs.sh \
+install -m 755 tests/e2e/sandbox.sh tests/e2e/machine.sh tests/e2e/egress.sh tests/e2e/upstream.py tests/e2e/certs.sh \
     tests/e2e/code-sandbox.sh tests/e2e/code_sandbox_client.py tests/e2e/agent-claude.sh tests/e2e/fake_anthropic.py \
     tests/e2e/agent-mini-swe.sh tests/e2e/fake_openai.py tests/e2e/gateway.sh tests/e2e/gateway_client.py \
     tests/e2e/gateway_test_server.py tests/e2e/e2e_checks.py tests/e2e/tls_server.py "$bin_dir/"
 install -m 644 tests/e2e/lib.sh "$bin_dir/lib.sh"
+install -m 755 tests/e2e/policy-errors.sh tests/e2e/exit-codes.sh "$bin_dir/"
+# Limits for the ordinary user, set up as scripts/install.sh sets them up for a user.
+scripts/cgroup-delegate.sh "$user"
 # Transparent capture is tested against upstreams on host ports 80 and 443, which the
 # ordinary user may bind for the length of the run.
 port_start=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)
 echo 80 > /proc/sys/net/ipv4/ip_unprivileged_port_start
-trap 'echo "$port_start" > /proc/sys/net/ipv4/ip_unprivileged_port_start' EXIT
+# A test CA in the host's trust store (as a company's TLS-inspecting proxy's would be), with a
+# server certificate it signed for the suite's upstream; both gone when the run ends.
+host_ca_dir=$(mktemp -d /tmp/airlock-e2e-host-ca.XXXXXX)
+tests/e2e/certs.sh "$host_ca_dir" "DNS:corp.test,IP:127.0.0.1"
+rm -f "$host_ca_dir/ca.key"
+chmod 755 "$host_ca_dir" && chmod 644 "$host_ca_dir"/*
+host_ca=/usr/local/share/ca-certificates/airlock-e2e-test-ca.crt
+install -m 644 "$host_ca_dir/ca.pem" "$host_ca"
+update-ca-certificates >/dev/null 2>&1
+restore() {
+    echo "$port_start" > /proc/sys/net/ipv4/ip_unprivileged_port_start
+    rm -f "$host_ca" && update-ca-certificates --fresh >/dev/null 2>&1
+    rm -rf "$host_ca_dir"
+}
+trap restore EXIT
 status=0
 as_user() {
     runuser -u "$user" -- env -i HOME="/home/$user" PATH="/usr/local/bin:/usr/bin:/bin" LANG=C.UTF-8 \
-        AIRLOCK="$bin_dir/airlock" bash "$@"
+        AIRLOCK="$bin_dir/airlock" AIRLOCK_E2E_HOST_CA="$host_ca_dir" bash "$@"
 }
 as_user "$bin_dir/sandbox.sh" || status=$?
 
+step "end-to-end: a sandbox that behaves like a real machine (as an ordinary user)"
+as_user "$bin_dir/machine.sh" || status=1
+
 step "end-to-end egress (as an ordinary user)"
 as_user "$bin_dir/egress.sh" || status=1
+
+step "end-to-end: a malformed policy file (as an ordinary user)"
+as_user "$bin_dir/policy-errors.sh" || status=1
+
+step "end-to-end: exit statuses (as an ordinary user)"
+as_user "$bin_dir/exit-codes.sh" || status=1
 
 step "end-to-end code-sandbox MCP server with the real mcp client (as an ordinary user)"
 as_user "$bin_dir/code-sandbox.sh" || status=1

@@ -365,13 +365,8 @@ public struct CodeSandboxTools: Sendable {
 
     /// Each limit, and how it holds on this host.
     private func limitsReport(_ shape: SandboxShape) -> JSONValue {
-        let cgroups = CgroupSupport.detect().note
-        let memory =
-            cgroups == nil
-            ? "cgroup"
-            : "rlimit: data size of each process (shared memory and tmpfs are not counted; a total needs a cgroup)"
-        let pids = cgroups == nil ? "cgroup" : "rlimit: processes of the sandbox's user"
-        let cpus = cgroups == nil ? "cgroup" : "not enforced: \(cgroups ?? "")"
+        let by = CgroupSupport.detect().enforcement(disposable: true)
+        let memory = by["memory"] ?? "", pids = by["pids"] ?? "", cpus = by["cpus"] ?? ""
         return [
             "memory": ["value": .string(Self.size(shape.memoryBytes)), "enforced_by": .string(memory)],
             "pids": ["value": .int(shape.pids), "enforced_by": .string(pids)],

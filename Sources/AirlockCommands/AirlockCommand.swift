@@ -20,6 +20,8 @@ public struct AirlockCommand: ParsableCommand {
             keys or sockets. State lives in $AIRLOCK_HOME (default ~/.local/share/airlock).
 
             Quick start:  cd myproject && airlock run shell
+
+            \(ExitStatus.help)
             """,
         version: AirlockVersion.string,
         subcommands: [
@@ -30,29 +32,50 @@ public struct AirlockCommand: ParsableCommand {
 
     public init() {}
 
-    /// Parses, runs, and turns any failure into one line on stderr and an exit status.
+    /// Parses, runs, and turns any failure into one line on stderr and an exit status
+    /// (``ExitStatus``).
     public static func main(_ arguments: [String]) {
         if let status = InternalCommand.run(arguments) { Glibc.exit(status) }
+        var command: any ParsableCommand
         do {
-            var command = try parseAsRoot(Array(arguments.dropFirst()))
+            command = try parseAsRoot(Array(arguments.dropFirst()))
+        } catch {
+            failParsing(error)
+        }
+        let runsCommand = ExitStatus.runsCommand(command)
+        do {
             try command.run()
-        } catch let error as AirlockError {
-            fail(error.description, status: error.code.exitStatus)
-        } catch let error as SystemCallError {
-            fail(error.description, status: 1)
         } catch let error as ExitCode {
             Glibc.exit(error.rawValue)
+        } catch let error as ExecFailure where error.printed {
+            // The runtime has said why on stderr, in one line.
+            Glibc.exit(ExitStatus.of(error, runsCommand: runsCommand))
+        } catch let error as ExecFailure {
+            fail(error.description, status: ExitStatus.of(error, runsCommand: runsCommand))
+        } catch let error as AirlockError {
+            fail(error.description, status: ExitStatus.of(error, runsCommand: runsCommand))
+        } catch let error as SystemCallError {
+            fail(error.description, status: ExitStatus.of(error, runsCommand: runsCommand))
         } catch {
             let code = exitCode(for: error).rawValue
-            if code == 0 {
-                print(fullMessage(for: error))
-                Glibc.exit(0)
-            }
-            // Usage errors too are one line, with where to look for the rest.
-            let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid usage"
-            let lowered = message.prefix(1).lowercased() + message.dropFirst()
-            fail("\(lowered) (see 'airlock --help')", status: code)
+            guard code != 0 else { failParsing(error) }
+            fail(firstLine(of: error), status: runsCommand ? ExitStatus.airlockFailed : code)
         }
+    }
+
+    /// Help and version print in full; usage errors are one line, with where to look for the rest.
+    static func failParsing(_ error: any Error) -> Never {
+        let code = exitCode(for: error).rawValue
+        if code == 0 {
+            print(fullMessage(for: error))
+            Glibc.exit(0)
+        }
+        fail("\(firstLine(of: error)) (see 'airlock --help')", status: code)
+    }
+
+    static func firstLine(of error: any Error) -> String {
+        let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid usage"
+        return message.prefix(1).lowercased() + message.dropFirst()
     }
 
     static func fail(_ message: String, status: Int32) -> Never {

@@ -21,7 +21,10 @@ enum DNSStub {
             return DNSMessage.error(id: id, rcode: DNSRcode.notImp)
         }
         let name = HostName.normalize(query.question.name)
-        let allowed = query.question.qclass == DNSClass.internet && engine.mayAnswer(name)
+        let refusal =
+            query.question.qclass == DNSClass.internet
+            ? engine.dnsRefusal(of: name) : "\(name) is not allowed by the policy (NXDOMAIN, not resolved)"
+        let allowed = refusal == nil
         var reply: [UInt8]
         if !allowed {
             reply = DNSMessage.error(query, rcode: DNSRcode.nxDomain)
@@ -33,12 +36,12 @@ enum DNSStub {
         }
         // Answers to allowed names are routine; what the stub refused is worth a line, once
         // per name (a flood of made-up names must not fill the disk).
-        if !allowed, engine.firstRefusal(of: name) {
+        if let refusal, engine.firstRefusal(of: name, reason: refusal) {
             engine.log.append(
                 NetworkLogEntry(
                     time: started, sandbox: engine.configuration.sandbox, method: "DNS", scheme: "dns",
                     host: name, port: 53, path: nil, address: nil, decision: "deny", rule: nil,
-                    reason: "\(name) is not allowed by the policy (NXDOMAIN, not resolved)", bytesOut: message.count,
+                    reason: refusal, bytesOut: message.count,
                     bytesIn: reply.count, durationMs: Date().timeIntervalSince(started) * 1000, via: "dns"))
         }
         return reply

@@ -30,9 +30,7 @@ public struct EgressConfiguration: Sendable {
         let paths = store.sandbox(name)
         sandbox = name
         policyFiles = PolicyStore.Files(
-            organisation: UserConfig.organisationPolicy,
-            user: UserConfig.directory(environment: environment) + "/policy.yaml", sandbox: paths.policy,
-            userNarrowsOnly: (try? paths.loadRecord())?.ownPolicyOnly ?? false)
+            paths: paths, userNarrowsOnly: (try? paths.loadRecord())?.ownPolicyOnly ?? false, environment: environment)
         logPath = paths.networkLog
         resolver = Resolver(environment: environment)
         secrets = SecretStore(store: store)
@@ -212,7 +210,9 @@ final class EgressEngine: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     if viaProxy != nil {
                         try channel.pipeline.syncOperations.addHandler(
-                            UpstreamConnectHandler(target: destination.description, established: established))
+                            UpstreamConnectHandler(
+                                target: destination.description, authorization: viaProxy?.login?.authorization,
+                                established: established))
                     }
                     try setUp(channel)
                 }
@@ -248,11 +248,12 @@ final class EgressEngine: Sendable {
     /// How much may wait to be written before reading from the other side pauses.
     static let writeBuffers = ChannelOptions.Types.WriteBufferWaterMark(low: 1 << 19, high: 1 << 21)
 
-    /// Whether a refused DNS name is new enough to log (the set is bounded).
-    func firstRefusal(of name: String) -> Bool {
+    /// Whether a refused DNS name is new enough to log, or refused for a new reason (a policy
+    /// file that broke since); the set is bounded.
+    func firstRefusal(of name: String, reason: String) -> Bool {
         refusedNames.withLock { names in
             if names.count > 4096 { names.removeAll() }
-            return names.insert(name).inserted
+            return names.insert(name + "\n" + reason).inserted
         }
     }
 
@@ -265,17 +266,23 @@ final class EgressEngine: Sendable {
         return effective.egress.allowHosts.contains { $0.port == port && $0.matches(host: name, port: port) }
     }
 
-    /// Whether the DNS stub may answer `name` (it never resolves it for real).
-    func mayAnswer(_ name: String) -> Bool {
-        if name == MCPGatewayRoute.host && configuration.mcpGateway != nil { return true }
-        guard case .success(let effective) = policy.current() else { return false }
-        if effective.staticHosts[name] != nil { return true }
+    /// Why the DNS stub may not answer `name` (it never resolves it for real); nil if it may.
+    func dnsRefusal(of name: String) -> String? {
+        if name == MCPGatewayRoute.host && configuration.mcpGateway != nil { return nil }
+        let effective: EffectivePolicy
+        switch policy.current() {
+        case .success(let value): effective = value
+        case .failure(let error): return error.description
+        }
+        if effective.staticHosts[name] != nil { return nil }
         // Any port: the stub does not know which one the program will use.
-        return effective.egress.decide(host: name, port: 443).isAllowed
+        let allowed =
+            effective.egress.decide(host: name, port: 443).isAllowed
             || effective.egress.decide(host: name, port: 80).isAllowed
             || effective.egress.allowedHostRules.contains { rule in
                 rule.port.map { effective.egress.decide(host: name, port: $0).isAllowed } ?? false
             }
+        return allowed ? nil : "\(name) is not allowed by the policy (NXDOMAIN, not resolved)"
     }
 }
 

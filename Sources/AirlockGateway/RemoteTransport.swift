@@ -69,9 +69,12 @@ final class RemoteTransport: MCPClientTransport {
     /// Sends one message; what comes back is delivered, and a failure answers its request.
     private func post(_ message: JSONRPCMessage) async {
         do {
-            let status = try await exchange(message)
+            let (status, answered) = try await exchange(message)
             if status >= 400, let id = message.id {
                 deliver(.failure(id: id, .internalError("\(url) answered HTTP \(status)")))
+            } else if message.isRequest, !answered, let id = message.id {
+                // Nothing else would ever answer it: the caller would wait forever.
+                deliver(.failure(id: id, .internalError("\(url) answered HTTP \(status) without a response")))
             }
         } catch {
             if let id = message.id {
@@ -80,7 +83,8 @@ final class RemoteTransport: MCPClientTransport {
         }
     }
 
-    private func exchange(_ message: JSONRPCMessage) async throws -> Int {
+    /// Posts one message; returns the HTTP status and whether a response to the message came.
+    private func exchange(_ message: JSONRPCMessage) async throws -> (status: Int, answered: Bool) {
         let body = try message.encoded()
         let tls = self.tls
         let host = self.host
@@ -111,51 +115,47 @@ final class RemoteTransport: MCPClientTransport {
             try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
             try await outbound.write(.end(nil))
             var status = 0
-            var events = false
-            var pending = ""
+            var events: ServerSentEvents?
             var whole = Data()
+            var answered = false
             for try await part in inbound {
                 switch part {
                 case .head(let response):
                     status = Int(response.status.code)
                     if let id = response.headers.first(name: "mcp-session-id") { session.withLock { $0 = id } }
-                    events = response.headers.first(name: "content-type")?.hasPrefix("text/event-stream") ?? false
+                    let type = response.headers.first(name: "content-type") ?? ""
+                    events = type.hasPrefix("text/event-stream") ? ServerSentEvents() : nil
                 case .body(let buffer):
-                    if events {
+                    if events != nil {
                         // Messages as they come: a long call may send notifications first.
-                        // Lines may end in CRLF (sse-starlette's do).
-                        pending += String(buffer: buffer).replacingOccurrences(of: "\r\n", with: "\n")
-                        while let end = pending.range(of: "\n\n") {
-                            deliverEvent(String(pending[..<end.lowerBound]))
-                            pending.removeSubrange(..<end.upperBound)
+                        for event in events?.feed(buffer.readableBytesView) ?? [] where event.type == "message" {
+                            answered = deliverJSON(Data(event.data.utf8), answering: message) || answered
                         }
                     } else {
                         whole.append(contentsOf: buffer.readableBytesView)
                     }
                 case .end:
-                    if events && !pending.isEmpty { deliverEvent(pending) }
-                    if !events, (200..<300).contains(status), !whole.isEmpty { deliverJSON(whole) }
-                    return status
+                    if events == nil, (200..<300).contains(status), !whole.isEmpty {
+                        answered = deliverJSON(whole, answering: message) || answered
+                    }
+                    return (status, answered)
                 }
             }
-            return status
+            return (status, answered)
         }
     }
 
-    private func deliverEvent(_ event: String) {
-        let data = event.split(separator: "\n", omittingEmptySubsequences: false)
-            .filter { $0.hasPrefix("data:") }
-            .map { $0.dropFirst(5).drop { $0 == " " } }
-            .joined(separator: "\n")
-        guard !data.isEmpty else { return }
-        deliverJSON(Data(data.utf8))
-    }
-
-    private func deliverJSON(_ data: Data) {
+    /// Delivers the message or batch in `data`; returns whether one of them answers `request`.
+    private func deliverJSON(_ data: Data, answering request: JSONRPCMessage) -> Bool {
+        let messages: [JSONRPCMessage]
         if let message = try? JSONDecoder().decode(JSONRPCMessage.self, from: data) {
-            deliver(message)
+            messages = [message]
         } else if let batch = try? JSONDecoder().decode([JSONRPCMessage].self, from: data) {
-            batch.forEach(deliver)
+            messages = batch
+        } else {
+            return false
         }
+        messages.forEach(deliver)
+        return messages.contains { $0.method == nil && $0.id != nil && $0.id == request.id }
     }
 }

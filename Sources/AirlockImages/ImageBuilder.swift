@@ -22,7 +22,7 @@ public struct Image: Codable, Sendable, Equatable {
 /// Builds templates into images with mmdebstrap, once per recipe.
 public struct ImageBuilder: Sendable {
     /// Bumped when the way images are laid out changes, so old digests stop matching.
-    public static let formatVersion = 1
+    public static let formatVersion = 2
 
     public let store: StateStore
     public let identity: SandboxIdentity

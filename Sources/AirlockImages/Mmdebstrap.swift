@@ -38,8 +38,14 @@ public struct Mmdebstrap: Sendable, Equatable {
             "mkdir -p \"$1/workspace\" && chmod 755 \"$1/workspace\"",
         ]
         if user.sudo {
+            // sudo keeps the proxy and trust settings, so that `sudo pip install` and friends
+            // reach the network through the sandbox's proxy and trust what it trusts.
+            let rules = [
+                "\(user.name) ALL=(ALL:ALL) NOPASSWD:ALL",
+                "Defaults env_keep += \"\(Self.sudoKeptVariables.joined(separator: " "))\"",
+            ]
             hooks.append(
-                "echo \(shellQuote("\(user.name) ALL=(ALL:ALL) NOPASSWD:ALL")) > \"$1/etc/sudoers.d/airlock\" && chmod 0440 \"$1/etc/sudoers.d/airlock\""
+                "printf '%s\\n' \(rules.map(shellQuote).joined(separator: " ")) > \"$1/etc/sudoers.d/airlock\" && chmod 0440 \"$1/etc/sudoers.d/airlock\""
             )
         }
         guard !template.steps.isEmpty else { return hooks }
@@ -59,6 +65,13 @@ public struct Mmdebstrap: Sendable, Equatable {
         hooks.append("rm -f \"$1\(bundle)\"")
         return hooks
     }
+
+    /// The variables sudo passes on inside a sandbox: where the proxy is and what to trust.
+    static let sudoKeptVariables = [
+        "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy",
+        "PIP_PROXY", "npm_config_proxy", "npm_config_https_proxy", "YARN_HTTP_PROXY", "YARN_HTTPS_PROXY",
+        "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "PIP_CERT", "NODE_EXTRA_CA_CERTS",
+    ]
 
     /// Where the host's certificate bundle is while the steps run.
     static let buildTrustBundle = "/tmp/airlock-build-ca.crt"

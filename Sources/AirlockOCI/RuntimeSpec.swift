@@ -28,10 +28,12 @@ public struct RuntimeSpec: Codable, Sendable, Equatable {
         public var capabilities: Capabilities?
         public var rlimits: [Rlimit]?
         public var noNewPrivileges: Bool?
+        /// Added to the process's OOM badness (`/proc/PID/oom_score_adj`); raising it needs no privilege.
+        public var oomScoreAdj: Int?
 
         public init(
             terminal: Bool, user: User, args: [String], env: [String], cwd: String,
-            capabilities: Capabilities?, rlimits: [Rlimit]?, noNewPrivileges: Bool?
+            capabilities: Capabilities?, rlimits: [Rlimit]?, noNewPrivileges: Bool?, oomScoreAdj: Int? = nil
         ) {
             self.terminal = terminal
             self.user = user
@@ -41,6 +43,7 @@ public struct RuntimeSpec: Codable, Sendable, Equatable {
             self.capabilities = capabilities
             self.rlimits = rlimits
             self.noNewPrivileges = noNewPrivileges
+            self.oomScoreAdj = oomScoreAdj
         }
     }
 

@@ -7,85 +7,259 @@ import Foundation
     import Glibc
 #endif
 
-/// Whether this host lets Airlock enforce memory, CPU and pids limits, and if not, why.
+/// What enforces a sandbox's memory, CPU and pids limits on this host, for this user.
+///
+/// - cgroup v1 or hybrid (no systemd delegation): a subtree `/sys/fs/cgroup/<controller>/airlock/<user>`
+///   in the memory, pids and cpu controllers that the user owns. `scripts/install.sh` makes it
+///   with sudo; root makes its own. Each sandbox gets a child group there, its limits are
+///   written before anything runs, and every process of the sandbox starts inside it.
+/// - neither (and, for now, cgroup v2): per-process limits (`RLIMIT_NPROC`, and `RLIMIT_DATA`
+///   for disposable sandboxes).
 public struct CgroupSupport: Sendable, Equatable {
     public enum Version: String, Sendable, Codable {
         case v1, hybrid, v2
     }
 
+    /// How the limits hold.
+    public enum Mechanism: String, Sendable, Codable {
+        /// The user's delegated cgroup v1 subtree.
+        case cgroupV1 = "cgroup v1"
+        /// Per-process resource limits only.
+        case rlimits = "per-process rlimits"
+    }
+
     public var version: Version
-    /// nil when limits can be enforced; otherwise the reason and the fix.
+    public var mechanism: Mechanism
+    /// nil when cgroup limits are enforced; otherwise why not, and the fix.
     public var note: String?
+    /// Under each v1 controller, the directory this user may make groups in.
+    public var base: String
 
-    /// The v1 controllers Airlock limits, and where they are mounted.
-    static let controllers = ["memory", "pids", "cpu"]
-    static let root = "/sys/fs/cgroup"
+    /// The v1 controllers Airlock limits.
+    public static let controllers = ["memory", "pids", "cpu"]
+    public static let root = "/sys/fs/cgroup"
 
-    public static func detect() -> CgroupSupport {
+    /// The delegated directory of `user` under each v1 controller.
+    public static func base(user: String) -> String { "/airlock/" + user }
+
+    public static func detect(
+        uid: uid_t = getuid(), user: String? = nil
+    ) -> CgroupSupport {
+        let name = user ?? SandboxIdentity.userName(uid) ?? String(uid)
+        let base = base(user: name)
         let unified = Files.exists(root + "/cgroup.controllers")
-        let hybrid = Files.exists(root + "/unified")
-        let version: Version = unified ? .v2 : (hybrid ? .hybrid : .v1)
-        switch version {
-        case .v1, .hybrid:
-            if getuid() == 0 {
-                let missing = controllers.filter { !Files.isDirectory(root + "/" + $0) }
-                guard missing.isEmpty else {
-                    return CgroupSupport(
-                        version: version,
-                        note:
-                            "cgroup controllers \(missing.joined(separator: ", ")) are not mounted (fix: mount them under \(root))"
-                    )
+        let version: Version = unified ? .v2 : (Files.exists(root + "/unified") ? .hybrid : .v1)
+        if version == .v2 {
+            return CgroupSupport(
+                version: .v2, mechanism: .rlimits,
+                note:
+                    "cgroup v2: Airlock does not use delegated v2 cgroups yet, so memory and CPU are not limited and processes only per process (fix: none yet)",
+                base: base)
+        }
+        let missing = controllers.filter { !Files.isDirectory(root + "/" + $0) }
+        guard missing.isEmpty else {
+            return CgroupSupport(
+                version: version, mechanism: .rlimits,
+                note:
+                    "cgroup controllers \(missing.joined(separator: ", ")) are not mounted, so limits hold only per process (fix: mount them under \(root))",
+                base: base)
+        }
+        if uid == 0 { return CgroupSupport(version: version, mechanism: .cgroupV1, note: nil, base: base) }
+        let undelegated = controllers.filter { access(root + "/" + $0 + base, W_OK) != 0 }
+        guard undelegated.isEmpty else {
+            return CgroupSupport(
+                version: version, mechanism: .rlimits,
+                note:
+                    "cgroup \(version.rawValue): no cgroup is delegated to \(name) (\(undelegated.joined(separator: ", "))), so memory and CPU are not limited and processes only per process (fix: \(delegationCommand(user: name)))",
+                base: base)
+        }
+        return CgroupSupport(version: version, mechanism: .cgroupV1, note: nil, base: base)
+    }
+
+    /// The exact command that delegates the v1 subtree to `user` (what `scripts/install.sh` runs).
+    public static func delegationCommand(user: String) -> String {
+        let dirs = controllers.map { root + "/" + $0 + base(user: user) }.joined(separator: " ")
+        return "sudo sh -c 'mkdir -p \(dirs) && chown \(user): \(dirs)'"
+    }
+
+    /// What enforces each limit, for `inspect`, the code-sandbox server and `doctor`.
+    public func enforcement(disposable: Bool) -> [String: String] {
+        switch mechanism {
+        case .cgroupV1:
+            let at = "\(Self.root)/<controller>\(base)"
+            return [
+                "memory": "cgroup v1 memory (\(at)): every process, tmpfs and shared memory counted",
+                "pids": "cgroup v1 pids (\(at))", "cpus": "cgroup v1 cpu CFS quota (\(at))",
+            ]
+        case .rlimits:
+            return [
+                "memory": disposable
+                    ? "RLIMIT_DATA of each process (shared memory and tmpfs are not counted)" : "not enforced",
+                "pids": "RLIMIT_NPROC: processes of one user in the sandbox", "cpus": "not enforced",
+            ]
+        }
+    }
+}
+
+/// One sandbox's place in the host's cgroups: made with its limits before the sandbox starts,
+/// joined by every process tree of the sandbox (its init and each exec), removed at stop.
+public struct SandboxCgroup: Sendable {
+    public let support: CgroupSupport
+    /// The group's name: the sandbox's, and a tag of its state store, since two stores of
+    /// one user (`AIRLOCK_HOME`) may each have a sandbox of the same name.
+    public let name: String
+
+    public init(_ paths: SandboxPaths, support: CgroupSupport = .detect()) {
+        self.name = Self.groupName(directory: paths.directory)
+        self.support = support
+    }
+
+    init(name: String, support: CgroupSupport) {
+        self.name = name
+        self.support = support
+    }
+
+    /// `NAME-XXXXXXXX`: the sandbox directory's last component and a hash of the whole path.
+    static func groupName(directory: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in directory.utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        let tag = String(hash & 0xffff_ffff, radix: 16)
+        return (directory as NSString).lastPathComponent + "-" + String(repeating: "0", count: 8 - tag.count) + tag
+    }
+
+    /// The sandbox's group under one v1 controller.
+    public func directory(_ controller: String) -> String {
+        CgroupSupport.root + "/" + controller + support.base + "/" + name
+    }
+
+    /// Makes the group and writes the limits; nothing of the sandbox runs yet.
+    public func prepare(_ limits: SandboxRecord.Limits) throws {
+        switch support.mechanism {
+        case .rlimits:
+            return
+        case .cgroupV1:
+            for controller in CgroupSupport.controllers {
+                let dir = directory(controller)
+                let parent = (dir as NSString).deletingLastPathComponent
+                if getuid() == 0 { try Files.makeDirectory(parent) }
+                // A group left by a killed supervisor holds stale counters (the runtime reads
+                // its OOM count at start): made anew.
+                Self.removeGroup(dir, deadline: Monotonic.now() + 1)
+                guard mkdir(dir, 0o755) == 0 || errno == EEXIST else {
+                    throw AirlockError(
+                        .failed, "cannot make the sandbox's cgroup \(dir)",
+                        cause: SystemCallError("mkdir", errno: errno))
                 }
-                return CgroupSupport(version: version, note: nil)
             }
-            return CgroupSupport(
-                version: version,
-                note:
-                    "cgroup \(version.rawValue): an unprivileged user cannot be delegated cgroups, so memory/CPU/pids limits are not enforced (fix: boot with systemd.unified_cgroup_hierarchy=1)"
-            )
-        case .v2:
-            return CgroupSupport(
-                version: .v2,
-                note:
-                    "cgroup v2: limits are not wired up yet on cgroup v2 hosts (fix: none yet; limits are recorded and shown by inspect)"
-            )
-        }
-    }
-
-    /// The OCI resources for a sandbox's requested limits.
-    public static func resources(for limits: SandboxRecord.Limits) -> RuntimeSpec.Resources? {
-        guard !limits.isEmpty else { return nil }
-        let period: UInt64 = 100_000
-        return RuntimeSpec.Resources(
-            memory: limits.memoryBytes.map { RuntimeSpec.Resources.Memory(limit: $0, swap: nil) },
-            cpu: limits.cpus.map { RuntimeSpec.Resources.CPU(quota: Int64($0 * Double(period)), period: period) },
-            pids: limits.pids.map { RuntimeSpec.Resources.Pids(limit: $0) })
-    }
-
-    /// The cgroup path of a sandbox, relative to each hierarchy's root.
-    public static func path(for name: String) -> String { "/airlock/" + name }
-
-    /// Creates the sandbox's v1 cgroups and hands them to the sandbox's root, so the runtime,
-    /// which runs as that root inside the user namespace, can write the limits (root only).
-    public static func delegate(name: String, to owner: UInt32) throws {
-        for controller in controllers {
-            let dir = root + "/" + controller + path(for: name)
-            try Files.makeDirectory(dir)
-            let entries = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-            for entry in [""] + entries.map({ "/" + $0 }) where chown(dir + entry, owner, owner) != 0 {
-                throw AirlockError(
-                    .failed, "cannot hand cgroup \(dir) to the sandbox", cause: SystemCallError("chown", errno: errno))
+            for (file, value) in Self.v1Settings(limits) {
+                let path = directory(String(file.prefix { $0 != "." })) + "/" + file
+                // Swap accounting is off on many kernels: that file is then absent.
+                if file.hasPrefix("memory.memsw"), !Files.exists(path) { continue }
+                try write(value, to: path)
             }
         }
     }
 
-    /// Removes the sandbox's v1 cgroups once its processes are gone.
-    public static func release(name: String) {
-        // The kernel reaps the sandbox's last processes just after its init exits.
-        let deadline = Monotonic.now() + 2
-        for controller in controllers {
-            let dir = root + "/" + controller + path(for: name)
-            while rmdir(dir) != 0 && errno == EBUSY && Monotonic.now() < deadline { usleep(10_000) }
+    /// The v1 files and values for `limits`; `-1` lifts a limit that an earlier start set.
+    static func v1Settings(_ limits: SandboxRecord.Limits) -> [(String, String)] {
+        let period: Int64 = 100_000
+        let memory = limits.memoryBytes.map(String.init) ?? "-1"
+        return [
+            ("memory.limit_in_bytes", memory),
+            // Where swap is accounted, the total of memory and swap gets the same bound.
+            ("memory.memsw.limit_in_bytes", memory),
+            ("pids.max", limits.pids.map(String.init) ?? "max"),
+            ("cpu.cfs_period_us", String(period)),
+            ("cpu.cfs_quota_us", limits.cpus.map { String(Int64($0 * Double(period))) } ?? "-1"),
+        ]
+    }
+
+    private func write(_ value: String, to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw AirlockError(
+                .failed, "cannot set a limit of sandbox \(name)", cause: SystemCallError("open \(path)", errno: errno))
         }
+        defer { close(fd) }
+        let written = value.withCString { Glibc.write(fd, $0, strlen($0)) }
+        guard written >= 0 else {
+            throw AirlockError(
+                .failed, "cannot set \(path) to \(value)", cause: SystemCallError("write", errno: errno))
+        }
+    }
+
+    /// The command prefix that starts `argv` inside the sandbox's group: a process tree started
+    /// this way (and all it forks, sudo included) counts against the limits.
+    public func joinPrefix() -> [String] {
+        switch support.mechanism {
+        case .rlimits:
+            return []
+        case .cgroupV1:
+            // `echo 0` moves the writer itself; then it becomes the command.
+            let files = CgroupSupport.controllers.map { directory($0) + "/cgroup.procs" }
+            let script =
+                "n=$1; shift; while [ \"$n\" -gt 0 ]; do echo 0 > \"$1\" || exit 125; shift; n=$((n-1)); done; exec \"$@\""
+            return ["/bin/sh", "-c", script, "airlock-cgroup", String(files.count)] + files
+        }
+    }
+
+    /// Whether the group is there to join (a sandbox that an older Airlock started has none).
+    public var exists: Bool {
+        support.mechanism == .rlimits || Files.isDirectory(directory("pids"))
+    }
+
+    /// Processes the kernel's OOM killer ended in the sandbox since its group was made.
+    public func oomKills() -> Int? {
+        switch support.mechanism {
+        case .rlimits:
+            return nil
+        case .cgroupV1:
+            return Self.oomKills(under: directory("memory"))
+        }
+    }
+
+    /// v1 counts an OOM kill in the victim's own group only (the runtime puts the container in
+    /// a group under the sandbox's): the sum over the subtree.
+    static func oomKills(under dir: String) -> Int? {
+        guard let text = try? Files.read(dir + "/memory.oom_control") else { return nil }
+        var total = counter("oom_kill", in: text) ?? 0
+        for entry in Files.entries(of: dir) where entry.kind == .directory {
+            total += oomKills(under: dir + "/" + entry.name) ?? 0
+        }
+        return total
+    }
+
+    /// `key N` from a cgroup's flat-keyed file.
+    static func counter(_ key: String, in text: String) -> Int? {
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count == 2, fields[0] == key { return Int(fields[1]) }
+        }
+        return nil
+    }
+
+    /// Removes the group once its processes are gone.
+    public func release() {
+        switch support.mechanism {
+        case .rlimits:
+            return
+        case .cgroupV1:
+            // The kernel reaps the sandbox's last processes just after its init exits.
+            let deadline = Monotonic.now() + 2
+            for controller in CgroupSupport.controllers {
+                Self.removeGroup(directory(controller), deadline: deadline)
+            }
+        }
+    }
+
+    /// Removes a cgroup and the groups under it (the runtime makes one for the container),
+    /// deepest first.
+    static func removeGroup(_ dir: String, deadline: Double) {
+        for entry in Files.entries(of: dir) where entry.kind == .directory {
+            removeGroup(dir + "/" + entry.name, deadline: deadline)
+        }
+        while rmdir(dir) != 0 && errno == EBUSY && Monotonic.now() < deadline { usleep(10_000) }
     }
 }

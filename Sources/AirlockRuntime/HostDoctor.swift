@@ -1,3 +1,4 @@
+import AirlockEgress
 import AirlockSystem
 import Foundation
 
@@ -29,6 +30,7 @@ public struct HostDoctor: Sendable {
         checks.append(tool("mmdebstrap", package: "mmdebstrap", purpose: "builds images"))
         checks.append(tool("nsenter", package: "util-linux", purpose: "enters sandboxes"))
         checks.append(cgroups())
+        if let proxy = upstreamProxy() { checks.append(proxy) }
         var namespace: UserNamespace?
         if let identity {
             do {
@@ -118,7 +120,10 @@ public struct HostDoctor: Sendable {
         let support = CgroupSupport.detect()
         guard let note = support.note else {
             return HostCheck(
-                name: "cgroups", level: .ok, detail: "\(support.version.rawValue), limits enforced", fix: nil)
+                name: "cgroups", level: .ok,
+                detail:
+                    "\(support.version.rawValue): memory, CPU and pids limits enforced by \(support.mechanism.rawValue)",
+                fix: nil)
         }
         let parts = note.components(separatedBy: " (fix: ")
         return HostCheck(
@@ -126,11 +131,24 @@ public struct HostDoctor: Sendable {
         )
     }
 
+    /// The host's proxy (`HTTPS_PROXY`), when one is set: the sandboxes' proxy goes through it.
+    func upstreamProxy(environment: [String: String] = ProcessInfo.processInfo.environment) -> HostCheck? {
+        do throws(AirlockError) {
+            guard let proxy = try UpstreamProxy.configured(in: environment) else { return nil }
+            let detail = "through \(proxy.authority)" + (proxy.login == nil ? "" : " with a login")
+            return HostCheck(name: "upstream proxy", level: .ok, detail: detail, fix: nil)
+        } catch {
+            return HostCheck(
+                name: "upstream proxy", level: .warning, detail: error.message,
+                fix: "set HTTPS_PROXY to http://[user:password@]host[:port], the user and password percent-encoded")
+        }
+    }
+
     func overlay(_ namespace: UserNamespace) -> HostCheck {
         let dir = NSTemporaryDirectory() + "airlock-doctor-\(getpid())"
         defer { try? namespace.removeTree([dir]) }
         let script =
-            "mkdir -p \(dir)/l \(dir)/u \(dir)/w \(dir)/m && mount -t overlay overlay -o lowerdir=\(dir)/l,upperdir=\(dir)/u,workdir=\(dir)/w \(dir)/m && umount \(dir)/m"
+            "mkdir -p \(dir)/l \(dir)/u \(dir)/w \(dir)/m && mount -t overlay overlay -o lowerdir=\(dir)/l,upperdir=\(dir)/u,workdir=\(dir)/w,userxattr \(dir)/m && umount \(dir)/m"
         do {
             try namespace.run(["sh", "-c", script], what: "overlay mount")
             return HostCheck(name: "overlay", level: .ok, detail: "overlayfs mounts inside a user namespace", fix: nil)

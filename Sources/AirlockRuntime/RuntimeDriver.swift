@@ -60,10 +60,13 @@ public struct RuntimeDriver: Sendable, Equatable {
     /// keeps the container's stdio inside its own kernel).
     public var logsToFile: Bool { kind != .runsc }
 
-    /// Starts one more process in the container, described by an OCI process JSON file.
-    public func execArguments(id: String, processFile: String, tty: Bool, pidFile: String? = nil) -> [String] {
-        globalArguments + ["exec"] + (tty ? ["--tty"] : []) + (pidFile.map { ["--pid-file", $0] } ?? [])
-            + ["--process", processFile, id]
+    /// Starts one more process in the container, described by an OCI process JSON file; the
+    /// runtime's own errors go to `logFile` too, where ``execFailure(status:log:)`` reads them.
+    public func execArguments(
+        id: String, processFile: String, tty: Bool, pidFile: String? = nil, logFile: String? = nil
+    ) -> [String] {
+        globalArguments + (logFile.map(logArguments) ?? []) + ["exec"] + (tty ? ["--tty"] : [])
+            + (pidFile.map { ["--pid-file", $0] } ?? []) + ["--process", processFile, id]
     }
 
     public func killArguments(id: String, signal: String, all: Bool) -> [String] {

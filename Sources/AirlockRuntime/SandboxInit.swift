@@ -111,13 +111,7 @@ public struct SandboxInit {
     }
 
     private func mountRootfs() throws {
-        for dir in [paths.upper, paths.work, paths.rootfs] { try Files.makeDirectory(dir) }
-        let options = "lowerdir=\(imageRootfs),upperdir=\(paths.upper),workdir=\(paths.work)"
-        guard mount("overlay", paths.rootfs, "overlay", 0, options) == 0 else {
-            throw AirlockError(
-                .failed, "cannot mount the sandbox root filesystem (overlay)",
-                cause: SystemCallError("mount", errno: errno))
-        }
+        try OverlayRootfs(lower: imageRootfs, upper: paths.upper, work: paths.work, target: paths.rootfs).mount()
     }
 
     /// Each start gets fresh runtime state: a killed supervisor may have left some behind.

@@ -9,9 +9,9 @@ public struct SandboxSpec: Sendable {
     public var paths: SandboxPaths
     public var imageRootfs: String
     public var user: Template.UserSetup
-    /// Resources to put in the spec; nil when the host cannot enforce them.
-    public var resources: RuntimeSpec.Resources?
-    public var cgroupsPath: String?
+    /// What enforces the limits: a cgroup every process joins (see ``SandboxCgroup``), or
+    /// per-process limits in the spec.
+    public var limitsBy: CgroupSupport.Mechanism
     /// Variables of the services whose keys the proxy injects; inside they hold the sentinel.
     public var credentialVariables: [String] = []
     /// Workspace paths that run on the host later, bound read-only over themselves.
@@ -19,14 +19,13 @@ public struct SandboxSpec: Sendable {
 
     public init(
         record: SandboxRecord, paths: SandboxPaths, imageRootfs: String, user: Template.UserSetup,
-        resources: RuntimeSpec.Resources?, cgroupsPath: String?
+        limitsBy: CgroupSupport.Mechanism
     ) {
         self.record = record
         self.paths = paths
         self.imageRootfs = imageRootfs
         self.user = user
-        self.resources = resources
-        self.cgroupsPath = cgroupsPath
+        self.limitsBy = limitsBy
     }
 
     public var homeDirectory: String { "/home/" + user.name }
@@ -58,7 +57,7 @@ public struct SandboxSpec: Sendable {
             args: ["/usr/bin/tini", "-s", "-g", "--", "sleep", "infinity"],
             env: environment(user: user.name, home: homeDirectory), cwd: "/",
             capabilities: .agent, rlimits: rlimits,
-            noNewPrivileges: true)
+            noNewPrivileges: true, oomScoreAdj: Self.oomScoreAdjustment)
         return RuntimeSpec(
             process: process,
             // A disposable sandbox writes only to its sized tmpfs mounts.
@@ -68,7 +67,7 @@ public struct SandboxSpec: Sendable {
             linux: RuntimeSpec.Linux(
                 namespaces: ["pid", "ipc", "uts", "mount", "cgroup"].map { RuntimeSpec.Namespace(type: $0) }
                     + [Self.networkNamespace],
-                resources: resources, cgroupsPath: cgroupsPath, seccomp: .airlockDefault,
+                resources: nil, cgroupsPath: nil, seccomp: .airlockDefault,
                 maskedPaths: Self.maskedPaths, readonlyPaths: Self.readonlyPaths))
     }
 
@@ -85,16 +84,23 @@ public struct SandboxSpec: Sendable {
             capabilities: isRoot ? .root : .agent,
             rlimits: rlimits,
             // setuid sudo needs privileges to rise; without sudo nothing in the sandbox may.
-            noNewPrivileges: !user.sudo)
+            noNewPrivileges: !user.sudo, oomScoreAdj: Self.oomScoreAdjustment)
     }
 
-    /// Per-process limits of a disposable sandbox, which hold where no cgroup can be written
-    /// (an ordinary user on a cgroup v1 host): the data segment of each process, and the
-    /// number of processes of one user in the sandbox's own user namespace.
+    /// What the sandbox's processes add to their OOM badness. The sandbox init (Airlock's own
+    /// binary) shares the sandbox's memory cgroup and is larger than a shell: without this, an
+    /// over-limit sandbox could lose its init, and with it every process, instead of the
+    /// process that ran over. A host-wide shortage also takes sandbox processes first.
+    public static let oomScoreAdjustment = 500
+
+    /// Per-process limits, which hold where no cgroup can be written: the number of processes
+    /// of one user in the sandbox's own user namespace, and for a disposable sandbox (whose
+    /// programs are known) the data segment of each process as well. Disposable sandboxes get
+    /// them under a cgroup too, as a second bound.
     public var rlimits: [RuntimeSpec.Rlimit]? {
-        guard record.disposable != nil else { return nil }
+        guard record.disposable != nil || limitsBy == .rlimits else { return nil }
         var limits: [RuntimeSpec.Rlimit] = []
-        if let memory = record.limits.memoryBytes, memory > 0 {
+        if let memory = record.limits.memoryBytes, memory > 0, record.disposable != nil {
             limits.append(RuntimeSpec.Rlimit(type: "RLIMIT_DATA", hard: UInt64(memory), soft: UInt64(memory)))
         }
         if let pids = record.limits.pids, pids > 0 {

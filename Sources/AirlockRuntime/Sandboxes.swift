@@ -34,6 +34,8 @@ public struct CreateRequest: Sendable {
     public var shareAgentState = false
     /// `--mcp`: an MCP gateway for the sandbox, and the agent configured to use it.
     public var mcp: SandboxRecord.MCPAttachment?
+    /// `--no-host-ca` makes this false: the sandbox does not trust the host's CAs.
+    public var trustHostCAs = true
 
     public init(agent: String, workspace: String) {
         self.agent = agent
@@ -44,7 +46,7 @@ public struct CreateRequest: Sendable {
     public var hasCreateOptions: Bool {
         template != nil || !environment.isEmpty || !volumes.isEmpty || memory != nil || cpus != nil || pids != nil
             || runtime != nil || network != nil || policy != PolicySettings() || clone || !unprotected.isEmpty
-            || shareAgentState || mcp != nil
+            || shareAgentState || mcp != nil || !trustHostCAs
     }
 }
 
@@ -110,6 +112,7 @@ public struct Sandboxes: Sendable {
                     .conflict, "sandbox name '\(name)' is taken by agent \(existing.agent) (choose another with --name)"
                 )
             }
+            try checkPolicy(of: existing)
             if request.hasCreateOptions {
                 log(
                     "note: sandbox \(name) already exists; its options stay as created (`airlock rm \(name)` to change them)"
@@ -121,9 +124,10 @@ public struct Sandboxes: Sendable {
         let templateName = request.template ?? agent.template
         let template = try templates.find(templateName).template
         let runtime = try Self.runtime(named: request.runtime)
-        let limits = SandboxRecord.Limits(
-            memoryBytes: try request.memory.map(Self.parseBytes), cpus: try request.cpus.map(Self.checkCPUs),
-            pids: try request.pids.map(Self.checkPids))
+        let limits = DefaultLimits.filling(
+            SandboxRecord.Limits(
+                memoryBytes: try request.memory.map(Self.parseBytes), cpus: try request.cpus.map(Self.checkCPUs),
+                pids: try request.pids.map(Self.checkPids)))
         let mounts = try request.volumes.map(Self.parseVolume)
         for mount in mounts {
             try Self.checkWorkspace(mount.source)
@@ -146,6 +150,9 @@ public struct Sandboxes: Sendable {
             try request.policy.validate()
         } catch {
             throw AirlockError(.invalidArgument, error.description)
+        }
+        if (request.network ?? .policy) == .policy {
+            _ = try PolicyStore(files: PolicyStore.Files(paths: paths, userNarrowsOnly: false)).check()
         }
         var policy = request.policy
         for note in Self.unreachableAddedHosts(policy) { log("note: " + note) }
@@ -198,6 +205,7 @@ public struct Sandboxes: Sendable {
                 limits: limits, created: Date(), network: request.network)
             record.gitIdentity = Self.hostGitIdentity()
             record.unprotected = request.unprotected.isEmpty ? nil : request.unprotected
+            record.trustHostCAs = request.trustHostCAs ? nil : false
             if request.shareAgentState {
                 record.sharedState = .init(directory: store.sharedAgentState(agent.name), paths: agent.state)
             }
@@ -221,6 +229,16 @@ public struct Sandboxes: Sendable {
             Files.remove(paths.directory)
             throw error
         }
+    }
+
+    /// Refuses a sandbox whose network policy cannot be used (a layer file that is not valid
+    /// YAML, or names a bad rule): its supervisor would refuse every request, and say why only
+    /// in the network log.
+    func checkPolicy(of record: SandboxRecord) throws {
+        guard record.networkMode == .policy else { return }
+        let files = PolicyStore.Files(
+            paths: store.sandbox(record.name), userNarrowsOnly: record.ownPolicyOnly ?? false)
+        _ = try PolicyStore(files: files).check()
     }
 
     /// `--add-host` entries whose address the policy blocks (loopback, private, ...) with no
@@ -476,12 +494,10 @@ public struct Sandboxes: Sendable {
                 .notFound, "the image of sandbox \(record.name) is gone (remove the sandbox: airlock rm \(record.name))"
             )
         }
-        let enforce = !record.limits.isEmpty && CgroupSupport.detect().note == nil
         var spec = SandboxSpec(
             record: record, paths: store.sandbox(record.name), imageRootfs: imageRootfs,
             user: Template.UserSetup(name: record.user, sudo: record.sudo),
-            resources: enforce ? CgroupSupport.resources(for: record.limits) : nil,
-            cgroupsPath: enforce ? CgroupSupport.path(for: record.name) : nil)
+            limitsBy: CgroupSupport.detect().mechanism)
         if record.networkMode == .policy {
             spec.credentialVariables = SecretStore(store: store).credentials(for: store.sandbox(record.name))
                 .flatMap(\.service.variables)
@@ -489,15 +505,18 @@ public struct Sandboxes: Sendable {
         return spec
     }
 
-    /// The sandbox trusts what its image trusts plus the user's Airlock CA, which signs the
-    /// certificates the proxy presents where it injects credentials.
-    private func writeTrustStore(_ paths: SandboxPaths, imageRootfs: String) throws {
+    /// The sandbox trusts what its image trusts, the user's Airlock CA (which signs the
+    /// certificates the proxy presents where it injects credentials), and unless the sandbox
+    /// was made with `--no-host-ca`, the CAs of the host's trust store (behind a TLS-inspecting
+    /// proxy, only the host knows that proxy's CA).
+    private func writeTrustStore(_ record: SandboxRecord, _ paths: SandboxPaths, imageRootfs: String) throws {
         let authority = try CertificateAuthority.loadOrCreate(directory: store.caDirectory)
-        let lines = { (pem: String) in pem.isEmpty || pem.hasSuffix("\n") ? pem : pem + "\n" }
-        let imageBundle = Files.readRegularFile(imageRootfs + SandboxSpec.trustBundle, limit: 8 << 20) ?? ""
-        let anchor = lines(authority.certificatePEM)
-        try Files.writeAtomically(paths.etc + "/airlock-ca.crt", anchor)
-        try Files.writeAtomically(paths.caBundle, lines(imageBundle) + anchor)
+        let host = record.trustHostCAs == false ? "" : SandboxTrustStore.hostBundle() ?? ""
+        let trust = SandboxTrustStore(
+            image: Files.readRegularFile(imageRootfs + SandboxSpec.trustBundle, limit: 8 << 20) ?? "", host: host,
+            airlock: authority.certificatePEM)
+        try Files.writeAtomically(paths.etc + "/airlock-ca.crt", trust.anchors)
+        try Files.writeAtomically(paths.caBundle, trust.bundle)
     }
 
     /// Starts the sandbox's supervisor unless it is already running; returns its status.
@@ -511,6 +530,7 @@ public struct Sandboxes: Sendable {
         defer { lock.release() }
         if paths.isRunning, let status = paths.loadStatus() { return status }
 
+        try checkPolicy(of: record)
         try Self.checkMountSources(record)
         if let shared = record.sharedState, record.disposable == nil {
             // Both ends of each shared state directory: its host copy and its mount point.
@@ -538,12 +558,11 @@ public struct Sandboxes: Sendable {
         for (file, contents) in spec.etcFiles() {
             try Files.writeAtomically(paths.etc + "/" + file, contents)
         }
-        if record.networkMode == .policy { try writeTrustStore(paths, imageRootfs: spec.imageRootfs) }
+        if record.networkMode == .policy { try writeTrustStore(record, paths, imageRootfs: spec.imageRootfs) }
         try Files.writeAtomically(paths.bundle + "/config.json", try JSONText.pretty(spec.runtimeSpec()))
 
-        if spec.cgroupsPath != nil {
-            try CgroupSupport.delegate(name: name, to: try SandboxIdentity.current().hostRootUID)
-        }
+        // The limits are in place before the sandbox's first process.
+        try SandboxCgroup(store.sandbox(name)).prepare(record.limits)
         let ready = try Pipe2()
         let launcher = try ChildProcess.spawn(
             ["setsid", "--fork", Executables.current, "_supervise", "--state", store.root, name],
@@ -593,7 +612,10 @@ public struct Sandboxes: Sendable {
         let child = try ChildProcess.spawn(
             prepared.argv, stdin: request.interactive || request.tty ? .inherit : .null)
         while true {
-            if let exited = child.poll() { return exited }
+            if let exited = child.poll() {
+                if let failure = prepared.failure(status: exited) { throw failure }
+                return exited
+            }
             guard let signal = forwarded.wait(timeout: 0.05), signal != SIGCHLD else { continue }
             // nsenter forks the runtime into the sandbox's pid namespace and does not pass
             // signals on; the runtime is its only child, and signalling it is allowed because
@@ -611,15 +633,24 @@ public struct Sandboxes: Sendable {
         var pidFile: String
         /// The sandbox init, on the host: every process of the sandbox descends from it.
         var initPID: Int32
+        var driver: RuntimeDriver
+        /// Where the runtime writes its own errors (JSON lines).
+        var logFile: String
 
         /// The command's pid in the sandbox init's namespace, once the runtime has written it.
         func commandPID() -> Int32? {
             (try? Files.read(pidFile)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }
 
+        /// Why the runtime did not start the command, when `status` is its failure, not the command's.
+        func failure(status: Int32) -> ExecFailure? {
+            driver.execFailure(status: status, log: Files.readRegularFile(logFile, limit: 1 << 20) ?? "")
+        }
+
         func removeFiles() {
             Files.remove(processFile)
             Files.remove(pidFile)
+            Files.remove(logFile)
         }
     }
 
@@ -648,10 +679,16 @@ public struct Sandboxes: Sendable {
         let processFile = base + ".json"
         try Files.writeAtomically(processFile, json, mode: 0o600)
         let driver = RuntimeDriver(record: record, paths: paths)
+        // The command counts against the sandbox's limits like everything its init started.
+        let cgroup = SandboxCgroup(store.sandbox(name))
         let argv =
-            [try Executables.require("nsenter"), "-t", String(status.initPID), "-U", "-m", "-p", "-n", "--"]
-            + driver.execArguments(id: name, processFile: processFile, tty: request.tty, pidFile: base + ".pid")
-        return PreparedExec(argv: argv, processFile: processFile, pidFile: base + ".pid", initPID: status.initPID)
+            (cgroup.exists ? cgroup.joinPrefix() : [])
+            + [try Executables.require("nsenter"), "-t", String(status.initPID), "-U", "-m", "-p", "-n", "--"]
+            + driver.execArguments(
+                id: name, processFile: processFile, tty: request.tty, pidFile: base + ".pid", logFile: base + ".log")
+        return PreparedExec(
+            argv: argv, processFile: processFile, pidFile: base + ".pid", initPID: status.initPID, driver: driver,
+            logFile: base + ".log")
     }
 
     struct Account {
@@ -716,6 +753,10 @@ public struct Sandboxes: Sendable {
             }
             try stop(name)
         }
+        // What a killed supervisor could not remove: the guard's directories in the workspace
+        // and the sandbox's cgroup.
+        HostPersistenceGuard.removeMade(listedIn: paths.guardMade)
+        SandboxCgroup(store.sandbox(name)).release()
         // The upper layer holds files owned by the sandbox's ids: delete from inside its namespace.
         let namespace = try UserNamespace(identity: try SandboxIdentity.current())
         defer { namespace.close() }

@@ -65,8 +65,10 @@ public struct Supervisor {
             let ready = try Pipe2()
             let (listenersHere, listenersThere) = try DescriptorPassing.socketPair()
             defer { close(listenersHere) }
+            // The init and all it starts count against the sandbox's limits; the supervisor
+            // and its proxy do not, so an over-limit sandbox cannot take them down.
             chain = try ChildProcess.spawn(
-                namespace.enterPrefix + [
+                SandboxCgroup(store.sandbox(name)).joinPrefix() + namespace.enterPrefix + [
                     "setpriv", "--pdeathsig", "SIGKILL", "--",
                     "unshare", "--pid", "--net", "--fork", "--kill-child=SIGKILL", "--mount-proc", "--",
                     Executables.current, "_init", "--state", store.root, name,
@@ -151,7 +153,7 @@ public struct Supervisor {
         egress?.stop()
         if let gateway { Self.stop(gateway) }
         HostPersistenceGuard.removeMade(listedIn: paths.guardMade)
-        if getuid() == 0 { CgroupSupport.release(name: name) }
+        SandboxCgroup(store.sandbox(name)).release()
         log("sandbox \(name) stopped (status \(status))")
         if ownerGone { removeSandbox(namespace: namespace) }
         namespace.close()

@@ -48,6 +48,9 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
     /// the user's layer adds only its blocks. An MCP server with `allowHosts` reaches exactly
     /// those hosts, whatever the user allows their agents.
     public var ownPolicyOnly: Bool?
+    /// False when the sandbox trusts only its image's CAs and Airlock's, not those of the
+    /// host's trust store (`--no-host-ca`); nil in records made before it existed: true.
+    public var trustHostCAs: Bool?
 
     /// Which servers the sandbox's gateway serves: exactly `servers`, or those of `profile`
     /// (default: the profile 'default') with the dynamic tools to add more.

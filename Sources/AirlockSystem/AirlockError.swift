@@ -8,12 +8,15 @@ public struct AirlockError: Error, CustomStringConvertible, Sendable {
         public let name: String
         public let exitStatus: Int32
 
-        public static let invalidArgument = Code(name: "invalid argument", exitStatus: 2)
+        /// A bad option, argument or value: EX_USAGE, as the argument parser's own errors.
+        public static let invalidArgument = Code(name: "invalid argument", exitStatus: 64)
         public static let notFound = Code(name: "not found", exitStatus: 3)
         public static let conflict = Code(name: "conflict", exitStatus: 4)
         public static let unsupported = Code(name: "unsupported", exitStatus: 5)
         public static let busy = Code(name: "busy", exitStatus: 6)
         public static let failed = Code(name: "failed", exitStatus: 1)
+        /// A configuration file (a network policy) that cannot be used: EX_CONFIG.
+        public static let invalidConfiguration = Code(name: "invalid configuration", exitStatus: 78)
 
         public var description: String { name }
     }
@@ -54,8 +57,3 @@ public struct SystemCallError: Error, CustomStringConvertible, Sendable {
 #elseif canImport(Darwin)
     import Darwin
 #endif
-
-/// Airlock's version, as `--version` prints it and MCP handshakes give it.
-public enum AirlockVersion {
-    public static let string = "0.1.0"
-}

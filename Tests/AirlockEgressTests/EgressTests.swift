@@ -1,7 +1,10 @@
 import AirlockPolicy
 import AirlockState
+import AirlockSystem
 import AirlockWire
 import Foundation
+import NIOCore
+import NIOPosix
 import Testing
 
 @testable import AirlockEgress
@@ -61,6 +64,100 @@ import Testing
             return
         }
         #expect(error.description.contains("not a host!"))
+    }
+
+    @Test(arguments: [
+        ("preset: [bad\n", "line 2, column 1: did not find expected ',' or ']'"),
+        ("preset: wrong\n", "preset: not one of balanced, open, locked"),
+        ("allowHosts: github.com\n", "allowHosts: expected a list"),
+        ("allowHosts: [[a]]\n", "allowHosts[0]: expected a single value"),
+        ("- github.com\n", "expected settings (KEY: VALUE lines)"),
+        ("preset: open\npreset: locked\n", "'preset' given more than once"),
+        ("blockCIDRs: [10.0.0.0/33]\n", "'10.0.0.0/33' is not an address range"),
+    ])
+    func aMalformedFileIsOneLineThatNamesIt(text: String, says: String) throws {
+        let dir = try directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // The organisation's layer (whose real path, /etc, a test cannot write) and the user's.
+        for layer in [\PolicyStore.Files.organisation, \PolicyStore.Files.user] {
+            let files = PolicyStore.Files(
+                organisation: dir + "/org.yaml", user: dir + "/u.yaml", sandbox: dir + "/s.json")
+            let path = files[keyPath: layer]
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            do {
+                _ = try PolicyStore(files: files).check()
+                Issue.record("\(text) was accepted")
+            } catch let error as AirlockError {
+                #expect(error.code == .invalidConfiguration)
+                #expect(error.description.hasPrefix("policy error: \(path): "))
+                #expect(error.description.contains(says), "\(error.description)")
+                #expect(!error.description.contains("\n"))
+            }
+        }
+        // Companion: the same place with a valid file is used.
+        let files = PolicyStore.Files(organisation: dir + "/org.yaml", user: dir + "/u.yaml", sandbox: dir + "/s.json")
+        try "preset: locked\n".write(toFile: files.organisation, atomically: true, encoding: .utf8)
+        try "blockHosts: [evil.example]\n".write(toFile: files.user, atomically: true, encoding: .utf8)
+        let policy = try PolicyStore(files: files).check()
+        #expect(policy.egress.preset == .locked)
+        #expect(!policy.egress.decide(host: "evil.example", port: 443).isAllowed)
+    }
+
+    @Test func aLayerThatCannotBeReadIsAnErrorNotAbsent() throws {
+        let dir = try directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/org.yaml", withIntermediateDirectories: false)
+        let files = PolicyStore.Files(organisation: dir + "/org.yaml", user: dir + "/u.yaml", sandbox: dir + "/s.json")
+        #expect(throws: AirlockError.self) { try PolicyStore(files: files).check() }
+        // Companion: a layer that does not exist is no layer.
+        let absent = PolicyStore.Files(
+            organisation: dir + "/none.yaml", user: dir + "/u.yaml", sandbox: dir + "/s.json")
+        #expect(try PolicyStore(files: absent).check().egress.preset == .balanced)
+    }
+}
+
+/// A running sandbox whose policy file breaks keeps refusing, and its network log says why.
+@Suite struct BrokenPolicyLogTests {
+    @Test func everyRefusalCarriesThePolicyError() throws {
+        let root = NSTemporaryDirectory() + "airlock-broken-policy-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = StateStore(root: root)
+        let paths = store.sandbox("box")
+        try FileManager.default.createDirectory(atPath: paths.directory, withIntermediateDirectories: true)
+        var configuration = try EgressConfiguration(store: store, name: "box", environment: [:])
+        configuration.policyFiles = PolicyStore.Files(
+            organisation: root + "/org.yaml", user: root + "/user.yaml", sandbox: root + "/sandbox.json")
+        try #"{"allowHosts": ["allowed.example"]}"#.write(
+            toFile: configuration.policyFiles.sandbox, atomically: true, encoding: .utf8)
+        let threadPool = NIOThreadPool(numberOfThreads: 1)
+        threadPool.start()
+        defer { try? threadPool.syncShutdownGracefully() }
+        let engine = try EgressEngine(configuration: configuration, threadPool: threadPool)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let query = try DNSMessage.query(id: 7, name: "allowed.example", type: DNSType.a)
+
+        // Companion: with a valid policy the name is answered, and nothing is logged.
+        #expect(engine.dnsRefusal(of: "allowed.example") == nil)
+        _ = DNSStub.answer(ByteBuffer(bytes: query), engine: engine)
+        #expect(((try? String(contentsOfFile: paths.networkLog, encoding: .utf8)) ?? "").isEmpty)
+
+        try "preset: [bad\n".write(toFile: configuration.policyFiles.user, atomically: true, encoding: .utf8)
+        let reason = "policy error: \(configuration.policyFiles.user): line 2, column 1"
+        #expect(engine.dnsRefusal(of: "allowed.example")?.hasPrefix(reason) == true)
+        _ = DNSStub.answer(ByteBuffer(bytes: query), engine: engine)
+        do {
+            _ = try engine.authorize(host: "allowed.example", port: 443, on: group.next()).wait()
+            Issue.record("a request was allowed under a broken policy")
+        } catch let refusal as EgressEngine.Refusal {
+            #expect(refusal.reason.hasPrefix(reason))
+        }
+
+        let lines = try String(contentsOfFile: paths.networkLog, encoding: .utf8).split(separator: "\n")
+        let entries = try lines.map { try NetworkLog.decoder.decode(NetworkLogEntry.self, from: Data($0.utf8)) }
+        #expect(entries.map(\.decision) == ["deny"])
+        #expect(entries.first?.reason?.hasPrefix(reason) == true)
     }
 }
 

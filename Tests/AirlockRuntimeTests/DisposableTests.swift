@@ -20,7 +20,7 @@ import Testing
             disposable: disposable ? .init(owner: owner, diskBytes: 64 << 20) : nil)
         return SandboxSpec(
             record: record, paths: StateStore(root: "/s").sandbox("code-1"), imageRootfs: "/s/images/abc/rootfs",
-            user: .init(name: "agent", sudo: false), resources: nil, cgroupsPath: nil)
+            user: .init(name: "agent", sudo: false), limitsBy: .cgroupV1)
     }
 
     @Test func aDisposableSandboxWritesOnlyToSizedMemory() throws {
@@ -149,7 +149,7 @@ import Testing
         record.gitIdentity = identity
         return SandboxSpec(
             record: record, paths: StateStore(root: "/s").sandbox("s"), imageRootfs: "/r",
-            user: .init(name: "agent", sudo: true), resources: nil, cgroupsPath: nil)
+            user: .init(name: "agent", sudo: true), limitsBy: .cgroupV1)
     }
 
     @Test func theHostsNameAndEmailReachTheSandboxQuoted() {
@@ -173,8 +173,7 @@ import Testing
         record.clone = true
         let paths = StateStore(root: "/s").sandbox("c")
         let mounts = SandboxSpec(
-            record: record, paths: paths, imageRootfs: "/r", user: .init(name: "agent", sudo: true), resources: nil,
-            cgroupsPath: nil
+            record: record, paths: paths, imageRootfs: "/r", user: .init(name: "agent", sudo: true), limitsBy: .cgroupV1
         ).runtimeSpec().mounts
         let binds = mounts.filter { $0.type == "bind" }.map { ($0.source, $0.destination, $0.options.contains("ro")) }
         #expect(binds.contains { $0 == (paths.clone, "/home/u/p", false) })
@@ -293,7 +292,7 @@ import Testing
         record.sharedState = .init(directory: "/s/agent-state/claude", paths: [".claude", ".local/share/x"])
         let spec = SandboxSpec(
             record: record, paths: StateStore(root: "/s").sandbox("claude-p"), imageRootfs: "/s/images/abc/rootfs",
-            user: .init(name: "agent", sudo: false), resources: nil, cgroupsPath: nil)
+            user: .init(name: "agent", sudo: false), limitsBy: .cgroupV1)
         let mounts = spec.runtimeSpec().mounts
         let order = mounts.map(\.destination)
         #expect(mounts.first { $0.destination == "/home/agent/.claude" }?.source == "/s/agent-state/claude/.claude")

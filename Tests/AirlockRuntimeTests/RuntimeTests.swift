@@ -97,7 +97,7 @@ import Testing
             mounts: [.init(source: "/data", destination: "/data", readOnly: true)], limits: .init(), created: Date())
         return SandboxSpec(
             record: record, paths: StateStore(root: "/s").sandbox("shell-demo"), imageRootfs: "/s/images/abc/rootfs",
-            user: .init(name: "agent", sudo: sudo), resources: nil, cgroupsPath: nil)
+            user: .init(name: "agent", sudo: sudo), limitsBy: .cgroupV1)
     }
 
     @Test func mountsOnlyTheWorkspaceHomeAndAskedPaths() {
@@ -160,19 +160,32 @@ import Testing
 }
 
 @Suite struct CgroupLimitTests {
-    @Test func turnsRequestedLimitsIntoOCIResources() {
-        let resources = CgroupSupport.resources(
-            for: SandboxRecord.Limits(memoryBytes: 64 << 20, cpus: 1.5, pids: 100))
-        #expect(resources?.memory?.limit == 64 << 20)
-        #expect(resources?.cpu == RuntimeSpec.Resources.CPU(quota: 150_000, period: 100_000))
-        #expect(resources?.pids?.limit == 100)
-        #expect(CgroupSupport.resources(for: SandboxRecord.Limits()) == nil)
+    @Test func writesEachRequestedLimitAndLiftsTheRest() {
+        let set = Dictionary(
+            uniqueKeysWithValues: SandboxCgroup.v1Settings(.init(memoryBytes: 64 << 20, cpus: 1.5, pids: 100)))
+        #expect(set["memory.limit_in_bytes"] == "67108864")
+        #expect(set["memory.memsw.limit_in_bytes"] == "67108864")
+        #expect(set["pids.max"] == "100")
+        #expect(set["cpu.cfs_quota_us"] == "150000" && set["cpu.cfs_period_us"] == "100000")
+        let none = Dictionary(uniqueKeysWithValues: SandboxCgroup.v1Settings(.init()))
+        #expect(none["memory.limit_in_bytes"] == "-1" && none["pids.max"] == "max" && none["cpu.cfs_quota_us"] == "-1")
     }
 
-    @Test func leavesOutWhatWasNotAskedFor() {
-        let resources = CgroupSupport.resources(for: SandboxRecord.Limits(pids: 64))
-        #expect(resources?.memory == nil && resources?.cpu == nil)
-        #expect(CgroupSupport.path(for: "shell-demo") == "/airlock/shell-demo")
+    @Test func groupsLiveInTheUsersDelegatedSubtree() {
+        let support = CgroupSupport(
+            version: .hybrid, mechanism: .cgroupV1, note: nil, base: CgroupSupport.base(user: "ann"))
+        let cgroup = SandboxCgroup(name: "shell-demo", support: support)
+        #expect(cgroup.directory("pids") == "/sys/fs/cgroup/pids/airlock/ann/shell-demo")
+        let prefix = cgroup.joinPrefix()
+        #expect(
+            prefix.first == "/bin/sh" && prefix.contains("/sys/fs/cgroup/memory/airlock/ann/shell-demo/cgroup.procs"))
+        #expect(CgroupSupport.delegationCommand(user: "ann").contains("chown ann: /sys/fs/cgroup/memory/airlock/ann"))
+    }
+
+    @Test func withoutACgroupNothingIsPrefixedAndRlimitsStand() {
+        let support = CgroupSupport(version: .v1, mechanism: .rlimits, note: "no", base: "/airlock/ann")
+        #expect(SandboxCgroup(name: "x", support: support).joinPrefix().isEmpty)
+        #expect(SandboxCgroup.counter("oom_kill", in: "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n") == 3)
     }
 }
 
@@ -195,5 +208,48 @@ import Testing
         #expect(notes.count == 1)
         #expect(notes.first?.contains("127.0.0.1 is a loopback address") == true)
         #expect(notes.first?.contains("--allow-cidr 127.0.0.1/32") == true)
+    }
+}
+
+@Suite struct DefaultLimitTests {
+    @Test func halfTheMemoryAtMost32GiBAllCPUsButOne() {
+        let small = DefaultLimits.forHost(memoryBytes: 8 << 30, cpus: 2)
+        #expect(small.memoryBytes == 4 << 30 && small.cpus == 1 && small.pids == DefaultLimits.pids)
+        let big = DefaultLimits.forHost(memoryBytes: 256 << 30, cpus: 64)
+        #expect(big.memoryBytes == 32 << 30 && big.cpus == 63)
+        #expect(DefaultLimits.forHost(memoryBytes: 1 << 30, cpus: 1).cpus == 1)
+    }
+
+    @Test func whatTheUserAskedForWins() {
+        let filled = DefaultLimits.filling(.init(memoryBytes: 1 << 30), from: .init(memoryBytes: 9, cpus: 3, pids: 7))
+        #expect(filled == SandboxRecord.Limits(memoryBytes: 1 << 30, cpus: 3, pids: 7))
+    }
+}
+
+@Suite struct SandboxTrustStoreTests {
+    static func pem(_ body: String) -> String { "-----BEGIN CERTIFICATE-----\n\(body)\n-----END CERTIFICATE-----\n" }
+
+    @Test func addsTheHostsCertificatesOnceAndNeverAKey() {
+        let image = Self.pem("IMAGE") + Self.pem("SHARED")
+        let host =
+            "# comment\n" + Self.pem("SHARED") + "-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n"
+            + Self.pem("CORPORATE")
+        let trust = SandboxTrustStore(image: image, host: host, airlock: Self.pem("AIRLOCK"))
+        #expect(trust.bundle == image + Self.pem("AIRLOCK") + Self.pem("CORPORATE"))
+        #expect(trust.anchors == Self.pem("AIRLOCK") + Self.pem("CORPORATE"))
+        #expect(!trust.bundle.contains("SECRET") && !trust.bundle.contains("comment"))
+    }
+
+    @Test func withoutTheHostOnlyImageAndAirlock() {
+        let trust = SandboxTrustStore(image: Self.pem("IMAGE"), host: "", airlock: Self.pem("AIRLOCK"))
+        #expect(trust.bundle == Self.pem("IMAGE") + Self.pem("AIRLOCK"))
+        #expect(trust.anchors == Self.pem("AIRLOCK"))
+    }
+}
+
+@Suite struct OverlayRootfsTests {
+    @Test func mountsWithUserXattrsSoImageDirectoriesCanBeRemoved() {
+        let overlay = OverlayRootfs(lower: "/img", upper: "/s/upper", work: "/s/work", target: "/s/rootfs")
+        #expect(overlay.options == "lowerdir=/img,upperdir=/s/upper,workdir=/s/work,userxattr")
     }
 }

@@ -39,12 +39,13 @@ print(\"refused\" if started < $1 else \"all-started\")'"
 }
 expect "forking past --pids fails" "refused" "$(forks 60)"
 expect "companion: forks under the limit work" "all-started" "$(forks 10)"
-expect "--cpus sets the CFS quota" "50000 100000" "$(cat /sys/fs/cgroup/cpu/airlock/lim/cpu.cfs_quota_us /sys/fs/cgroup/cpu/airlock/lim/cpu.cfs_period_us | xargs)"
+group=$(a inspect lim | python3 -c 'import json,sys; print(json.load(sys.stdin)["limits"]["cgroup"])')
+expect "--cpus sets the CFS quota" "50000 100000" "$(cat /sys/fs/cgroup/cpu$group/cpu.cfs_quota_us /sys/fs/cgroup/cpu$group/cpu.cfs_period_us | xargs)"
 expect "inspect says the limits are enforced" "True" "$(a inspect lim | python3 -c 'import json,sys; print(json.load(sys.stdin)["limits"]["enforced"])')"
 expect "workspace files belong to the invoking user (root)" "root" "$(in_lim 'touch owned; echo done' >/dev/null; stat -c %U "$ws/owned")"
 root_host=$(a exec -u root lim -- cat /proc/self/uid_map | awk '$1==0{print $2}')
 if [ "$root_host" -ge 65536 ]; then pass "root inside is an unprivileged host id ($root_host)"; else fail "root inside is an unprivileged host id" "$root_host"; fi
 a stop lim >/dev/null
-expect "stop releases the cgroups" "gone" "$(test -d /sys/fs/cgroup/memory/airlock/lim && echo present || echo gone)"
+expect "stop releases the cgroups" "gone" "$(test -d "/sys/fs/cgroup/memory$group" && echo present || echo gone)"
 
 report

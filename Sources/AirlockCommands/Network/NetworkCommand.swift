@@ -80,7 +80,7 @@ extension NetworkCommand {
             switch PolicyStore(files: files).current() {
             case .success(let value): effective = value
             case .failure(let error):
-                throw AirlockError(.failed, "the policy cannot be used (all egress is denied): \(error)")
+                throw AirlockError(.invalidConfiguration, "\(error) (all egress is denied until it is fixed)")
             }
             let egress = effective.egress
             let view = PolicyView(

@@ -18,13 +18,18 @@ struct CreateOptions: ParsableArguments {
     @Option(name: [.customShort("v"), .long], help: "Mount a host path: HOST[:PATH][:ro] (repeatable).")
     var volume: [String] = []
 
-    @Option(name: .long, help: "Memory limit, e.g. 2g (where the host's cgroups allow it).")
+    @Option(
+        name: .long, help: "Memory limit of the whole sandbox, e.g. 2g (default: half the host's memory, at most 32g).")
     var memory: String?
 
-    @Option(name: .long, help: "CPU limit, e.g. 1.5 (where the host's cgroups allow it).")
+    @Option(name: .long, help: "CPU limit, e.g. 1.5 (default: all CPUs but one, at least 1).")
     var cpus: Double?
 
-    @Option(name: .long, help: "Process count limit (where the host's cgroups allow it).")
+    @Option(
+        name: .long,
+        help:
+            "Process and thread limit of the whole sandbox (default: 4096). `airlock doctor` says what enforces the limits here."
+    )
     var pids: Int64?
 
     @Option(name: .long, help: "OCI runtime: runc (default), crun or runsc.")
@@ -53,6 +58,12 @@ struct CreateOptions: ParsableArguments {
             "Give the sandbox an MCP gateway (servers from the profile 'default', and the dynamic tools to add more) and configure the agent to use it at http://mcp.airlock.internal/mcp; the proxy adds the gateway's token, which the agent never sees."
     )
     var mcp = false
+
+    @Flag(
+        help:
+            "Trust only the image's CAs and Airlock's inside, not the CA certificates of the host's trust store (which a TLS-inspecting company proxy needs)."
+    )
+    var noHostCa = false
 
     @Option(help: ArgumentHelp("With --mcp: exactly these catalog servers (implies --mcp).", valueName: "a,b"))
     var mcpServers: String?
@@ -99,6 +110,7 @@ struct CreateOptions: ParsableArguments {
         request.clone = clone
         request.unprotected = unprotect
         request.shareAgentState = shareAgentState
+        request.trustHostCAs = !noHostCa
         if mcp || mcpServers != nil || mcpProfile != nil {
             request.mcp = SandboxRecord.MCPAttachment(
                 servers: mcpServers.map(ServerCatalog.names),

@@ -4,7 +4,11 @@ import ArgumentParser
 struct Exec: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a command in a running sandbox; its exit status is airlock's.",
-        discussion: "Example: airlock exec -it shell-myproject -- bash")
+        discussion: """
+            Example: airlock exec -it shell-myproject -- bash
+
+            \(ExitStatus.commandHelp)
+            """)
 
     @Flag(name: [.customShort("i"), .long], help: "Keep standard input open.")
     var interactive = false

@@ -18,6 +18,8 @@ struct Run: ParsableCommand {
             After the session, files in the workspace that run on this machine later (package.json \
             scripts, Makefile, .envrc, .github/workflows, .pre-commit-config.yaml, ...) and changed \
             are listed on stderr, for review before you run them.
+
+            \(ExitStatus.commandHelp)
             """)
 
     @OptionGroup var options: CreateOptions

@@ -30,7 +30,14 @@ struct SandboxReport: Codable {
 
     struct Limits: Codable {
         var requested: SandboxRecord.Limits
+        /// True when a cgroup holds memory, CPU and pids for every process of the sandbox.
         var enforced: Bool
+        /// What enforces each limit (memory, cpus, pids) on this host.
+        var enforcedBy: [String: String]
+        /// Processes the kernel's OOM killer ended while the sandbox ran (when a cgroup counts).
+        var oomKills: Int?
+        /// The sandbox's group under each controller (`/sys/fs/cgroup/<controller>` + this).
+        var cgroup: String?
         var note: String?
     }
 
@@ -56,12 +63,13 @@ struct SandboxReport: Codable {
         network = record.networkMode.rawValue
         networkPolicy = record.networkMode == .policy ? (try? PolicyStore.load(paths.policy)) ?? nil : nil
         disposable = record.disposable
-        let cgroups = record.limits.isEmpty ? nil : CgroupSupport.detect().note
-        let rlimits =
-            record.disposable == nil ? "" : "; memory and pids hold as per-process limits (RLIMIT_DATA, RLIMIT_NPROC)"
+        let support = CgroupSupport.detect()
+        let cgroup = SandboxCgroup(paths, support: support)
         limits = Limits(
-            requested: record.limits, enforced: !record.limits.isEmpty && cgroups == nil,
-            note: cgroups.map { $0 + rlimits })
+            requested: record.limits, enforced: support.note == nil,
+            enforcedBy: support.enforcement(disposable: record.disposable != nil),
+            oomKills: running ? cgroup.oomKills() : nil,
+            cgroup: support.mechanism == .cgroupV1 ? support.base + "/" + cgroup.name : nil, note: support.note)
     }
 
     static func json<T: Encodable>(_ value: T) throws -> String {

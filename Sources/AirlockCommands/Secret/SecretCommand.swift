@@ -4,10 +4,6 @@ import AirlockSystem
 import ArgumentParser
 import Foundation
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 struct SecretCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "secret",
@@ -25,7 +21,7 @@ struct SecretCommand: ParsableCommand {
 extension SecretCommand {
     struct Set: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Store a secret; its value is read from standard input.",
+            abstract: "Store a secret; its value is read from standard input (typed hidden at a terminal).",
             discussion: """
                 echo "$KEY" | airlock secret set anthropic
                 airlock secret set internal-api --host api.corp.example --header X-Token --env CORP_TOKEN < token.txt
@@ -61,9 +57,14 @@ extension SecretCommand {
             for variable in env where !Self.isVariableName(variable) {
                 throw AirlockError(.invalidArgument, "'\(variable)' is not a variable name")
             }
-            if isatty(0) != 0 { FileHandle.standardError.write(Data("airlock: value of \(name): ".utf8)) }
-            let input = FileHandle.standardInput.readDataToEndOfFile()
-            let value = String(decoding: input, as: UTF8.self).trimmingCharacters(in: .newlines)
+            let value: String
+            let terminal = HiddenInput()
+            if terminal.isTerminal {
+                value = try terminal.readLine(prompt: "secret for \(name) (input hidden): ")
+            } else {
+                let input = FileHandle.standardInput.readDataToEndOfFile()
+                value = String(decoding: input, as: UTF8.self).trimmingCharacters(in: .newlines)
+            }
             guard !value.isEmpty else { throw AirlockError(.invalidArgument, "no value on standard input") }
             guard !value.contains("\n"), !value.contains("\r") else {
                 throw AirlockError(.invalidArgument, "the value must be one line")
