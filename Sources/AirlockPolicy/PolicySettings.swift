@@ -29,8 +29,27 @@ public struct PolicySettings: Codable, Sendable, Equatable {
         case preset, allowHosts, blockHosts, allowCIDRs, blockCIDRs, bypassHosts, addHosts
     }
 
-    /// Every field is optional in a file: a layer says only what it changes.
+    /// Any key of a mapping, to find those a policy does not know.
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    /// Every field is optional in a file: a layer says only what it changes. A key it does not
+    /// know is an error, not ignored: `blockhosts:` for `blockHosts:` would drop the blocks.
     public init(from decoder: any Decoder) throws {
+        let known = Set(
+            [CodingKeys.preset, .allowHosts, .blockHosts, .allowCIDRs, .blockCIDRs, .bypassHosts, .addHosts].map(
+                \.stringValue))
+        for key in try decoder.container(keyedBy: AnyKey.self).allKeys where !known.contains(key.stringValue) {
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(
+                    codingPath: [],
+                    debugDescription:
+                        "unknown key '\(key.stringValue)' (known: \(known.sorted().joined(separator: ", ")))"))
+        }
         let container = try decoder.container(keyedBy: CodingKeys.self)
         preset = try container.decodeIfPresent(EgressPolicy.Preset.self, forKey: .preset)
         allowHosts = try container.decodeIfPresent([String].self, forKey: .allowHosts) ?? []

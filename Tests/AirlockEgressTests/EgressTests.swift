@@ -74,6 +74,8 @@ import Testing
         ("- github.com\n", "expected settings (KEY: VALUE lines)"),
         ("preset: open\npreset: locked\n", "'preset' given more than once"),
         ("blockCIDRs: [10.0.0.0/33]\n", "'10.0.0.0/33' is not an address range"),
+        // A misspelt key would silently drop its rules: the blocks, here.
+        ("blockhosts: [evil.example]\n", "unknown key 'blockhosts' (known: addHosts, allowCIDRs,"),
     ])
     func aMalformedFileIsOneLineThatNamesIt(text: String, says: String) throws {
         let dir = try directory()
