@@ -123,3 +123,21 @@ need_port_443() {
         exit
     fi
 }
+
+# fork_probe N: a shell command that starts N children that sleep 3 s and prints "refused" if a
+# fork failed, else "all-started". In Python: a shell whose own fork fails (for a command
+# substitution, say) may print nothing at all.
+fork_probe() {
+    printf '%s' "python3 -c '
+import os, time
+started = 0
+for _ in range($1):
+    try:
+        if os.fork() == 0:
+            time.sleep(3)
+            os._exit(0)
+        started += 1
+    except OSError:
+        break
+print(\"refused\" if started < $1 else \"all-started\")'"
+}

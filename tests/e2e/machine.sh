@@ -148,21 +148,7 @@ if [ "$by" != "True cgroup v1 memory" ]; then
 else
     pass "inspect: limits enforced by the user's delegated cgroup v1 subtree"
     lim() { a run --name lim shell "$ws" -- -c "$1"; }
-    # forks N: starts N children that sleep; says whether a fork was refused.
-    forks() {
-        lim "python3 -c '
-import os, time
-started = 0
-for _ in range($1):
-    try:
-        if os.fork() == 0:
-            time.sleep(3)
-            os._exit(0)
-        started += 1
-    except OSError:
-        break
-print(\"refused\" if started < $1 else \"all-started\")'"
-    }
+    forks() { lim "$(fork_probe "$1")"; }
     expect "forking past --pids fails" "refused" "$(forks 100)"
     expect "companion: forks under the limit work" "all-started" "$(forks 10)"
     # A real fork bomb, then the host must still answer quickly and stop must clean it all.

@@ -21,22 +21,7 @@ a create --name lim --memory 64m --pids 40 --cpus 0.5 shell "$ws" >/dev/null
 in_lim() { a run --name lim shell "$ws" -- -c "$1"; }
 expect "memory balloon past --memory is killed" "137" "$(in_lim 'python3 -c "b=bytearray(200*1024*1024)" 2>/dev/null; echo $?')"
 expect "companion: an allocation under the limit works" "ok" "$(in_lim 'python3 -c "b=bytearray(16*1024*1024); print(\"ok\")"')"
-# forks N: starts N children that sleep 3 s; says whether a fork was refused. In Python: a shell
-# whose own fork fails (for a command substitution, say) may print nothing at all.
-forks() {
-    in_lim "python3 -c '
-import os, time
-started = 0
-for _ in range($1):
-    try:
-        if os.fork() == 0:
-            time.sleep(3)
-            os._exit(0)
-        started += 1
-    except OSError:
-        break
-print(\"refused\" if started < $1 else \"all-started\")'"
-}
+forks() { in_lim "$(fork_probe "$1")"; }
 expect "forking past --pids fails" "refused" "$(forks 60)"
 expect "companion: forks under the limit work" "all-started" "$(forks 10)"
 group=$(a inspect lim | python3 -c 'import json,sys; print(json.load(sys.stdin)["limits"]["cgroup"])')
