@@ -523,12 +523,18 @@ public struct Sandboxes: Sendable {
     @discardableResult
     public func start(_ name: String) throws -> RunningStatus {
         let paths = store.sandbox(name)
-        let record = try record(name)
+        var record = try record(name)
         if paths.isRunning, let status = paths.loadStatus() { return status }
         let lock = try FileLock(path: paths.lock)
         try lock.acquire(timeout: 60, what: "sandbox \(name)")
         defer { lock.release() }
         if paths.isRunning, let status = paths.loadStatus() { return status }
+        if record.limits.isEmpty {
+            // Made before limits were on by default: it gets the defaults from now on.
+            record.limits = DefaultLimits.current()
+            try paths.save(record)
+            log("note: sandbox \(name) now has the default limits (see `airlock inspect \(name)`)")
+        }
 
         try checkPolicy(of: record)
         try Self.checkMountSources(record)
