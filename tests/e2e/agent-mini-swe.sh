@@ -95,6 +95,9 @@ EOF
 # keeps litellm from fetching its price list from GitHub at every start.
 probe_cmd='mini --help >/dev/null && echo mini-ok
 LITELLM_LOCAL_MODEL_COST_MAP=True /opt/mini-swe-agent/bin/python -c "import litellm.responses.mcp.chat_completions_handler" && echo litellm-mcp-ok'
+# The image first, without a time limit: on a new machine its pip install alone can take
+# longer than the probe may.
+a template build mini-swe-agent >/dev/null 2>"$work/build.err" || fail "template build mini-swe-agent" "$(tail -n 3 "$work/build.err")"
 probe_out=$(timeout 120 "$AIRLOCK" run shell "$ws" --name "$probe" --template mini-swe-agent --network none \
     -- -c "$probe_cmd" </dev/null 2>"$work/probe.err")
 expect_match "mini is installed in the image" "mini-ok" "$probe_out"
