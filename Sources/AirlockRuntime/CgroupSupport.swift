@@ -102,7 +102,8 @@ public struct CgroupSupport: Sendable, Equatable {
 }
 
 /// One sandbox's place in the host's cgroups: made with its limits before the sandbox starts,
-/// joined by every process tree of the sandbox (its init and each exec), removed at stop.
+/// joined by its init chain, removed at stop. The runtime puts the container in a group of its
+/// own inside this one, and every `exec` joins the container's group.
 public struct SandboxCgroup: Sendable {
     public let support: CgroupSupport
     /// The group's name: the sandbox's, and a tag of its state store, since two stores of
@@ -190,7 +191,7 @@ public struct SandboxCgroup: Sendable {
         }
     }
 
-    /// The command prefix that starts `argv` inside the sandbox's group: a process tree started
+    /// The command prefix that starts `argv` inside the sandbox's group: the process tree started
     /// this way (and all it forks, sudo included) counts against the limits.
     public func joinPrefix() -> [String] {
         switch support.mechanism {
@@ -203,11 +204,6 @@ public struct SandboxCgroup: Sendable {
                 "n=$1; shift; while [ \"$n\" -gt 0 ]; do echo 0 > \"$1\" || exit 125; shift; n=$((n-1)); done; exec \"$@\""
             return ["/bin/sh", "-c", script, "airlock-cgroup", String(files.count)] + files
         }
-    }
-
-    /// Whether the group is there to join (a sandbox that an older Airlock started has none).
-    public var exists: Bool {
-        support.mechanism == .rlimits || Files.isDirectory(directory("pids"))
     }
 
     /// Processes the kernel's OOM killer ended in the sandbox since its group was made.

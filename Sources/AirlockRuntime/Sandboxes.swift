@@ -685,11 +685,11 @@ public struct Sandboxes: Sendable {
         let processFile = base + ".json"
         try Files.writeAtomically(processFile, json, mode: 0o600)
         let driver = RuntimeDriver(record: record, paths: paths)
-        // The command counts against the sandbox's limits like everything its init started.
-        let cgroup = SandboxCgroup(store.sandbox(name))
+        // The command joins the container's cgroup (which the runtime made inside the
+        // sandbox's): its limits hold for it. nsenter and the runtime stay outside, so a
+        // sandbox at its pids limit cannot stall them.
         let argv =
-            (cgroup.exists ? cgroup.joinPrefix() : [])
-            + [try Executables.require("nsenter"), "-t", String(status.initPID), "-U", "-m", "-p", "-n", "--"]
+            [try Executables.require("nsenter"), "-t", String(status.initPID), "-U", "-m", "-p", "-n", "--"]
             + driver.execArguments(
                 id: name, processFile: processFile, tty: request.tty, pidFile: base + ".pid", logFile: base + ".log")
         return PreparedExec(
