@@ -25,6 +25,8 @@ public struct Supervisor {
 
     public func run() -> Int32 {
         let paths = store.sandbox(name)
+        // Looked at once: the group the chain joins, the status's note and the release agree.
+        let cgroup = SandboxCgroup(paths)
         let signals = SignalSet([SIGCHLD, SIGTERM, SIGINT, SIGHUP])
         signals.block()
         protectReadinessDescriptor(Self.readyFD)
@@ -68,7 +70,7 @@ public struct Supervisor {
             // The init and all it starts count against the sandbox's limits; the supervisor
             // and its proxy do not, so an over-limit sandbox cannot take them down.
             chain = try ChildProcess.spawn(
-                SandboxCgroup(store.sandbox(name)).joinPrefix() + namespace.enterPrefix + [
+                cgroup.joinPrefix() + namespace.enterPrefix + [
                     "setpriv", "--pdeathsig", "SIGKILL", "--",
                     "unshare", "--pid", "--net", "--fork", "--kill-child=SIGKILL", "--mount-proc", "--",
                     Executables.current, "_init", "--state", store.root, name,
@@ -106,7 +108,7 @@ public struct Supervisor {
                 return report(error: message)
             }
             let initPID = try Self.onlyChild(of: chain.pid)
-            let limits = CgroupSupport.detect().note
+            let limits = cgroup.support.note
             try paths.save(
                 RunningStatus(
                     supervisorPID: getpid(), initPID: initPID, started: Date(), limitsEnforced: limits == nil,
@@ -153,7 +155,7 @@ public struct Supervisor {
         egress?.stop()
         if let gateway { Self.stop(gateway) }
         HostPersistenceGuard.removeMade(listedIn: paths.guardMade)
-        SandboxCgroup(store.sandbox(name)).release()
+        cgroup.release()
         log("sandbox \(name) stopped (status \(status))")
         if ownerGone { removeSandbox(namespace: namespace) }
         namespace.close()
