@@ -27,6 +27,7 @@ let package = Package(
         .target(name: "AirlockSystem", swiftSettings: strict, plugins: ["AirlockVersionPlugin"]),
         .plugin(name: "AirlockVersionPlugin", capability: .buildTool()),
         .target(name: "AirlockOCI", swiftSettings: strict),
+        .target(name: "AirlockGitGuard", dependencies: ["AirlockSystem"], swiftSettings: strict),
         .target(name: "AirlockPolicy", swiftSettings: strict),
         .target(name: "AirlockWire", dependencies: ["AirlockPolicy"], swiftSettings: strict),
         .target(
@@ -68,7 +69,7 @@ let package = Package(
             name: "AirlockRuntime",
             dependencies: [
                 "AirlockSystem", "AirlockOCI", "AirlockState", "AirlockImages", "AirlockPolicy", "AirlockEgress",
-                "AirlockTLS",
+                "AirlockTLS", "AirlockGitGuard",
             ],
             swiftSettings: strict
         ),
@@ -96,6 +97,7 @@ let package = Package(
             dependencies: [
                 "AirlockSystem", "AirlockOCI", "AirlockState", "AirlockImages", "AirlockRuntime",
                 "AirlockPolicy", "AirlockEgress", "AirlockMCP", "AirlockCodeSandbox", "AirlockGateway",
+                "AirlockGitGuard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -134,6 +136,7 @@ let package = Package(
         ),
         .testTarget(name: "AirlockStateTests", dependencies: ["AirlockState", "AirlockSystem"]),
         .testTarget(name: "AirlockSystemTests", dependencies: ["AirlockSystem"]),
+        .testTarget(name: "AirlockGitGuardTests", dependencies: ["AirlockGitGuard", "AirlockSystem"]),
         .testTarget(name: "AirlockMCPTests", dependencies: ["AirlockMCP"]),
         .testTarget(
             name: "AirlockCommandsTests",

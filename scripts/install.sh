@@ -39,6 +39,10 @@ UNIT
         echo "note: no systemd here; after a reboot run: sudo /usr/local/lib/airlock/cgroup-delegate.sh $user" >&2
     fi
 fi
+# The git guard's filters: /dev/fuse open to the user (udev does this on most systems).
+if [ "$(stat -c %a /dev/fuse 2>/dev/null)" != 666 ]; then
+    as_root "$here/scripts/fuse-access.sh"
+fi
 echo "building airlock (release; the first build takes a few minutes)" >&2
 log=$(mktemp)
 if ! swift build -c release --static-swift-stdlib --package-path "$here" 2>&1 | tee "$log" | grep --line-buffered -E "^\[[0-9]+/[0-9]+\] (Compiling|Linking) (Airlock|airlock)" >&2; then

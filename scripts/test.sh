@@ -68,9 +68,11 @@ install -m 755 tests/e2e/sandbox.sh tests/e2e/machine.sh tests/e2e/egress.sh tes
     tests/e2e/agent-mini-swe.sh tests/e2e/fake_openai.py tests/e2e/gateway.sh tests/e2e/gateway_client.py \
     tests/e2e/gateway_test_server.py tests/e2e/e2e_checks.py tests/e2e/tls_server.py "$bin_dir/"
 install -m 644 tests/e2e/lib.sh "$bin_dir/lib.sh"
-install -m 755 tests/e2e/policy-errors.sh tests/e2e/exit-codes.sh "$bin_dir/"
-# Limits for the ordinary user, set up as scripts/install.sh sets them up for a user.
+install -m 755 tests/e2e/policy-errors.sh tests/e2e/exit-codes.sh tests/e2e/git-guard.sh "$bin_dir/"
+# Limits for the ordinary user, and the git guard's /dev/fuse, set up as scripts/install.sh
+# sets them up for a user.
 scripts/cgroup-delegate.sh "$user"
+scripts/fuse-access.sh
 # Transparent capture is tested against upstreams on host ports 80 and 443, which the
 # ordinary user may bind for the length of the run.
 port_start=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)
@@ -108,6 +110,9 @@ as_user "$bin_dir/policy-errors.sh" || status=1
 
 step "end-to-end: exit statuses (as an ordinary user)"
 as_user "$bin_dir/exit-codes.sh" || status=1
+
+step "end-to-end: the git guard against git itself (as an ordinary user)"
+as_user "$bin_dir/git-guard.sh" || status=1
 
 step "end-to-end code-sandbox MCP server with the real mcp client (as an ordinary user)"
 as_user "$bin_dir/code-sandbox.sh" || status=1

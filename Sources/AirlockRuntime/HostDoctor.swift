@@ -30,6 +30,7 @@ public struct HostDoctor: Sendable {
         checks.append(tool("mmdebstrap", package: "mmdebstrap", purpose: "builds images"))
         checks.append(tool("nsenter", package: "util-linux", purpose: "enters sandboxes"))
         checks.append(cgroups())
+        checks.append(gitGuard())
         if let proxy = upstreamProxy() { checks.append(proxy) }
         var namespace: UserNamespace?
         if let identity {
@@ -220,5 +221,17 @@ public struct HostDoctor: Sendable {
                 "runtime \(kind.rawValue) cannot run sandboxes on this host: \(check.detail) (fix: \(runtimeFix(kind)))"
             )
         }
+    }
+
+    /// The filters in front of `.git` need `/dev/fuse`; without it `.git` is read-only inside.
+    func gitGuard() -> HostCheck {
+        guard let problem = GitGuardPlan.fuseProblem() else {
+            return HostCheck(
+                name: "git guard", level: .ok, detail: "/dev/fuse usable: agents commit behind a filter", fix: nil)
+        }
+        return HostCheck(
+            name: "git guard", level: .warning,
+            detail: "\(problem); until then .git is read-only inside sandboxes (git can read, not commit)",
+            fix: "sudo chmod 0666 /dev/fuse (scripts/install.sh does it)")
     }
 }

@@ -19,9 +19,10 @@ public enum HostPersistenceGuard {
     /// Directories read-only as a whole, relative to any directory of the workspace: git hooks,
     /// editor tasks and settings, and the agents' project settings (which can hold hooks and
     /// MCP servers that run commands).
-    static let directories = [".git/hooks", ".vscode", ".idea", ".claude", ".gemini", ".cursor", ".kiro"]
+    /// Git's own control state is the ``GitGuardPlan``'s.
+    static let directories = [".vscode", ".idea", ".claude", ".gemini", ".cursor", ".kiro"]
     /// Single files read-only, relative to any directory of the workspace.
-    static let files = [".git/config", ".mcp.json"]
+    static let files = [".mcp.json"]
     /// Made at the workspace's top when missing.
     static let madeWhenMissing = [".vscode", ".idea", ".claude", ".gemini", ".cursor", ".kiro"]
     /// Not searched: dependency trees, which nobody opens in an editor.

@@ -27,21 +27,32 @@ public enum HostRunFiles {
     static let contentLimit = 1 << 20
 
     /// What a file was at one moment.
-    struct Fingerprint: Equatable {
+    struct Fingerprint: Equatable, Codable {
         var size: Int64
-        var modified: timespec
+        var seconds: Int
+        var nanoseconds: Int
         var contents: Data?
 
         static func == (a: Fingerprint, b: Fingerprint) -> Bool {
             if let left = a.contents, let right = b.contents { return left == right }
-            return a.size == b.size && a.modified.tv_sec == b.modified.tv_sec
-                && a.modified.tv_nsec == b.modified.tv_nsec
+            return a.size == b.size && a.seconds == b.seconds && a.nanoseconds == b.nanoseconds
         }
     }
 
     /// The files that count, by path relative to the workspace.
-    public struct Snapshot: Sendable {
+    public struct Snapshot: Sendable, Codable {
         var files: [String: Fingerprint]
+
+        /// Kept with the sandbox at start, for `airlock guard` and `stop` to compare with.
+        public func save(to file: String) throws {
+            try Files.writeAtomically(
+                file, String(decoding: try JSONEncoder().encode(self), as: UTF8.self), mode: 0o600)
+        }
+
+        public static func load(from file: String) -> Snapshot? {
+            guard let data = FileManager.default.contents(atPath: file) else { return nil }
+            return try? JSONDecoder().decode(Snapshot.self, from: data)
+        }
     }
 
     /// One file that was added, changed or removed.
@@ -91,7 +102,9 @@ public enum HostRunFiles {
         var info = stat()
         guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
         let contents = info.st_size <= contentLimit ? FileManager.default.contents(atPath: path) : nil
-        return Fingerprint(size: Int64(info.st_size), modified: info.st_mtim, contents: contents)
+        return Fingerprint(
+            size: Int64(info.st_size), seconds: info.st_mtim.tv_sec, nanoseconds: info.st_mtim.tv_nsec,
+            contents: contents)
     }
 
     /// What changed from `before` to `after`, sorted by path.

@@ -44,6 +44,7 @@ public struct SandboxInit {
         protectReadinessDescriptor(Self.listenersFD)
         let containerPID: pid_t
         do {
+            try mountGitFilters()
             try setUpNetwork()
             try mountRootfs()
             try prepareRuntimeState()
@@ -107,6 +108,21 @@ public struct SandboxInit {
             for fd in listeners { close(fd) }
         } catch {
             throw AirlockError(.failed, "cannot set up the sandbox network: \(error)")
+        }
+    }
+
+    /// The filters in front of the workspace's `.git` directories (see ``GitGuardPlan``):
+    /// mounted here, served by the supervisor, which gets their descriptors before the
+    /// container starts.
+    private func mountGitFilters() throws {
+        let plan = GitGuardPlan.load(paths)
+        guard !plan.filtered.isEmpty else { return }
+        do {
+            let devices = try plan.mountFilters()
+            try DescriptorPassing.send(devices, over: Self.listenersFD)
+            for fd in devices { close(fd) }
+        } catch {
+            throw AirlockError(.failed, "cannot set up the git guard: \(error)")
         }
     }
 

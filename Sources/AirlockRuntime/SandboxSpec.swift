@@ -16,6 +16,8 @@ public struct SandboxSpec: Sendable {
     public var credentialVariables: [String] = []
     /// Workspace paths that run on the host later, bound read-only over themselves.
     public var protectedPaths: [String] = []
+    /// The filters in front of `.git` and the read-only binds that guard git's control state.
+    public var gitGuard = GitGuardPlan()
 
     public init(
         record: SandboxRecord, paths: SandboxPaths, imageRootfs: String, user: Template.UserSetup,
@@ -176,6 +178,11 @@ public struct SandboxSpec: Sendable {
         for extra in record.mounts {
             mounts.append(Mount.bind(extra.source, at: extra.destination, readOnly: extra.readOnly))
         }
+        // Last: over the workspace and the mounts they guard.
+        for filter in gitGuard.filtered {
+            mounts.append(Mount.bind(filter.mountPoint, at: filter.inside, readOnly: false))
+        }
+        for bind in gitGuard.readOnly { mounts.append(Mount.bind(bind.host, at: bind.inside, readOnly: true)) }
         return mounts
     }
 

@@ -549,10 +549,16 @@ public struct Sandboxes: Sendable {
         // Process files of execs whose airlock was killed: none can be in use while stopped.
         Files.remove(paths.execDirectory)
         var spec = try spec(for: record)
+        Files.remove(paths.gitGuardPlan)
         if record.disposable == nil && record.clone != true {
             let guarded = HostPersistenceGuard.protectedPaths(
                 workspace: record.workspace, unprotected: record.unprotected ?? [])
             spec.protectedPaths = guarded.paths
+            spec.gitGuard = GitGuardPlan.make(record: record, paths: paths)
+            if let problem = spec.gitGuard.filterUnavailable, !spec.gitGuard.readOnly.isEmpty {
+                log("note: .git is read-only in this sandbox: \(problem)")
+            }
+            try HostRunFiles.snapshot(workspace: record.workspace).save(to: paths.hostRunSnapshot)
             // Appended: a start after a killed supervisor adds to what is still there.
             if !guarded.made.isEmpty {
                 let earlier = (try? Files.read(paths.guardMade)) ?? ""
@@ -561,6 +567,7 @@ public struct Sandboxes: Sendable {
         }
         let driver = RuntimeDriver(record: record, paths: paths)
         _ = try driver.requireInstalled()
+        try spec.gitGuard.save(paths)
         for (file, contents) in spec.etcFiles() {
             try Files.writeAtomically(paths.etc + "/" + file, contents)
         }

@@ -78,8 +78,12 @@ public struct Supervisor {
                 extraDescriptors: [Self.readyFD: ready.write, SandboxInit.listenersFD: listenersThere])
             ready.closeWrite()
             close(listenersThere)
-            // The init sends the listeners before it starts the container, so they are served
-            // before anything in the sandbox can use them.
+            // The init sends the git filters' descriptors, then the listeners, before it starts
+            // the container, so they are served before anything in the sandbox can use them.
+            let guardPlan = GitGuardPlan.load(paths)
+            if !guardPlan.filtered.isEmpty, let devices = try? DescriptorPassing.receive(from: listenersHere) {
+                try guardPlan.serve(devices: devices, paths: paths)
+            }
             if record.networkMode == .policy {
                 // Nothing received means the init failed before it could send; its readiness
                 // line says why.

@@ -93,6 +93,16 @@ public struct SandboxPaths: Sendable {
     public var networkLog: String { directory + "/network.log" }
     /// Workspace directories the host-persistence guard made at start, removed at stop if empty.
     public var guardMade: String { directory + "/guard-made" }
+    /// The git guard's plan for the current start: filtered git directories, read-only binds.
+    public var gitGuardPlan: String { directory + "/git-guard.json" }
+    /// Mount points of the filters in front of `.git`, one directory each.
+    public var gitFilters: String { directory + "/git-filters" }
+    /// What the git guard refused or moved away, one JSON line each.
+    public var guardJournal: String { directory + "/guard-journal.jsonl" }
+    /// Repositories the git guard moved out of the workspace.
+    public var quarantine: String { directory + "/quarantine" }
+    /// The files that run on the host, as they were when the sandbox last started.
+    public var hostRunSnapshot: String { directory + "/host-run-files.json" }
     /// What the sandbox's MCP gateway (`--mcp`) logs.
     public var mcpGatewayLog: String { directory + "/mcp-gateway.log" }
     /// Held for the length of one command that changes the sandbox.

@@ -207,11 +207,7 @@ import Testing
         #expect(
             Set(guarded.paths)
                 == Set(
-                    [
-                        root + "/.git/hooks", root + "/.git/config", root + "/a/b/.git/hooks",
-                        root + "/a/b/.git/config",
-                        root + "/.vscode", root + "/elsewhere/.vscode", root + "/a/.claude",
-                    ] + agentDirectories))
+                    [root + "/.vscode", root + "/elsewhere/.vscode", root + "/a/.claude"] + agentDirectories))
         // Made when missing, unless opened; and listed, to be removed at stop if still empty.
         #expect(Files.isDirectory(root + "/.vscode") && Files.isDirectory(root + "/.claude"))
         #expect(!Files.exists(root + "/.idea"))
@@ -314,5 +310,56 @@ import Testing
         #expect(!Files.exists(root + "/elsewhere/share"))
         try Files.makeDirectories(".claude/projects", under: root + "/home")
         #expect(Files.isDirectory(root + "/home/.claude/projects"))
+    }
+}
+
+@Suite struct GitGuardPlanTests {
+    @Test func everyRepositoryGetsAFilterAndWhatLeadsOutOfItIsReadOnly() throws {
+        let fm = FileManager.default
+        let root = Files.absolute(fm.temporaryDirectory.path) + "/plan-\(UUID().uuidString)"
+        defer { try? fm.removeItem(atPath: root) }
+        for dir in [".git/hooks", "a/b/c/d/e/f/g/.git", "node_modules/x/.git", "wt", "hooks-here", "opened/.git"] {
+            try fm.createDirectory(atPath: root + "/" + dir, withIntermediateDirectories: true)
+        }
+        let config = "[core]\n\thooksPath = hooks-here\n[include]\n\tpath = ../shared.gitconfig\n"
+        #expect(fm.createFile(atPath: root + "/.git/config", contents: Data(config.utf8)))
+        #expect(fm.createFile(atPath: root + "/shared.gitconfig", contents: Data()))
+        #expect(fm.createFile(atPath: root + "/wt/.git", contents: Data("gitdir: /elsewhere\n".utf8)))
+        let record = SandboxRecord(
+            name: "s", agent: "shell", workspace: root, template: "shell", image: "abc", user: "agent", sudo: true,
+            runtime: "runc", command: ["bash"], environment: [], mounts: [], limits: .init(), created: Date(),
+            network: SandboxRecord.NetworkMode.none)
+        var opened = record
+        opened.unprotected = ["opened/.git"]
+        let paths = StateStore(root: "/s").sandbox("s")
+        let plan = GitGuardPlan.make(record: opened, paths: paths)
+        #expect(
+            plan.known
+                == ["/.git", "/a/b/c/d/e/f/g/.git", "/node_modules/x/.git", "/opened/.git", "/wt/.git"].map {
+                    root + $0
+                })
+        let bound = Set(plan.readOnly.map(\.host))
+        #expect(bound.isSuperset(of: [root + "/wt/.git", root + "/hooks-here", root + "/shared.gitconfig"]))
+        if plan.filterUnavailable == nil {
+            // At any depth, dependency trees too; an opened one is left alone.
+            #expect(
+                plan.filtered.map(\.inside)
+                    == ["/.git", "/a/b/c/d/e/f/g/.git", "/node_modules/x/.git"].map {
+                        root + $0
+                    })
+            #expect(plan.filtered.map(\.mountPoint) == (0..<3).map { paths.gitFilters + "/\($0)" })
+        } else {
+            // Without FUSE every repository is read-only whole.
+            #expect(bound.contains(root + "/.git"))
+        }
+        // The spec binds filters and read-only paths after the workspace.
+        var spec = SandboxSpec(
+            record: record, paths: paths, imageRootfs: "/r", user: .init(name: "agent", sudo: true),
+            limitsBy: .cgroupV1)
+        spec.gitGuard = plan
+        let destinations = spec.runtimeSpec().mounts.map(\.destination)
+        let workspace = try #require(destinations.firstIndex(of: root))
+        let repository = try #require(destinations.lastIndex(of: root + "/.git"))
+        #expect(workspace < repository)
     }
 }

@@ -45,6 +45,10 @@ struct Exec: ParsableCommand {
         request.environment = env
         request.tty = tty
         request.interactive = interactive
-        throw ExitCode(try Context().sandboxes.exec(name, request))
+        let context = Context()
+        let status = try GuardedSession(context: context, name: name).run {
+            try context.sandboxes.exec(name, request)
+        }
+        throw ExitCode(status)
     }
 }

@@ -25,7 +25,10 @@ struct List: ParsableCommand {
         } else {
             let rows =
                 [["NAME", "STATUS", "AGENT", "RUNTIME", "WORKSPACE"]]
-                + reports.map { [$0.name, $0.status, $0.agent, $0.runtime, $0.workspace] }
+                + reports.map { report in
+                    let status = report.guardEvents.map { "\(report.status), guard: \($0)" } ?? report.status
+                    return [report.name, status, report.agent, report.runtime, report.workspace]
+                }
             print(Table.render(rows), terminator: "")
         }
     }

@@ -53,14 +53,8 @@ struct Run: ParsableCommand {
         var request = Sandboxes.ExecRequest(command: record.command + agentArguments)
         request.tty = isatty(0) == 1 && isatty(1) == 1
         request.interactive = true
-        // In clone mode the workspace is read-only inside: nothing of it can change.
-        let before = record.clone == true ? nil : HostRunFiles.snapshot(workspace: record.workspace)
-        let status = try sandboxes.exec(record.name, request)
-        if let before,
-            let report = HostRunFiles.report(
-                HostRunFiles.changes(from: before, to: HostRunFiles.snapshot(workspace: record.workspace)))
-        {
-            sandboxes.log(report)
+        let status = try GuardedSession(context: context, name: record.name).run {
+            try sandboxes.exec(record.name, request)
         }
         throw ExitCode(status)
     }

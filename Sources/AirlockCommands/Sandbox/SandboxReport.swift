@@ -1,4 +1,5 @@
 import AirlockEgress
+import AirlockGitGuard
 import AirlockPolicy
 import AirlockRuntime
 import AirlockState
@@ -27,6 +28,8 @@ struct SandboxReport: Codable {
     var networkPolicy: PolicySettings?
     /// For a sandbox a program made for itself: its owner process and tmpfs size.
     var disposable: SandboxRecord.Disposable?
+    /// What the git guard refused or moved away and not yet cleared (`airlock guard`).
+    var guardEvents: Int?
 
     struct Limits: Codable {
         var requested: SandboxRecord.Limits
@@ -53,6 +56,8 @@ struct SandboxReport: Codable {
         runtime = record.runtime
         created = record.created
         command = record.command
+        let events = GuardJournal(file: paths.guardJournal).events().count
+        guardEvents = events > 0 ? events : nil
         guard detailed else { return }
         environment = record.environment
         mounts = record.mounts

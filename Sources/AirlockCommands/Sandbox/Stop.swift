@@ -1,3 +1,4 @@
+import AirlockRuntime
 import ArgumentParser
 
 struct Stop: ParsableCommand {
@@ -12,11 +13,20 @@ struct Stop: ParsableCommand {
     }
 
     func run() throws {
-        let sandboxes = Context().sandboxes
+        let context = Context()
+        let sandboxes = context.sandboxes
         for name in names { _ = try sandboxes.record(name) }
         for name in names {
+            let paths = context.store.sandbox(name)
+            let started = paths.isRunning ? paths.loadStatus()?.started : nil
             try sandboxes.stop(name)
             print(name)
+            // What a detached session left: reported when it ends.
+            if let started, let record = try? sandboxes.record(name),
+                let text = GuardReport.make(paths: paths, record: record, since: started).text(name: name)
+            {
+                sandboxes.log(text)
+            }
         }
     }
 }

@@ -1,0 +1,218 @@
+import AirlockGitGuard
+import AirlockState
+import AirlockSystem
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// How one start guards git's control state in the sandbox's writable host directories (the
+/// workspace and `--mount`s that are not read-only).
+///
+/// Every `.git` directory there gets a ``GitDirFilter`` in front of it: the sandbox init mounts
+/// a FUSE file system at a mount point in the sandbox's directory, the runtime binds it over
+/// the repository's `.git`, and the supervisor serves it. A `.git` file, a configuration file
+/// that a repository includes and a hooks directory that `core.hooksPath` names inside the
+/// workspace are bound read-only. A `.git` that appears while the sandbox runs is the
+/// ``NewRepositoryWatcher``'s. Without a usable `/dev/fuse`, each `.git` is bound read-only
+/// whole: git inside can read but not commit, and nothing it writes reaches the host.
+///
+/// Written to the sandbox's directory by the start, read by the init and the supervisor.
+public struct GitGuardPlan: Codable, Sendable, Equatable {
+    /// A git directory behind a filter.
+    public struct Filtered: Codable, Sendable, Equatable {
+        /// The directory on the host (its real path).
+        public var host: String
+        /// Where the sandbox sees it.
+        public var inside: String
+        /// Where the init mounts the filter, for the runtime to bind.
+        public var mountPoint: String
+    }
+
+    /// A host path bound read-only over its place in the sandbox.
+    public struct ReadOnly: Codable, Sendable, Equatable {
+        public var host: String
+        public var inside: String
+    }
+
+    public var filtered: [Filtered] = []
+    public var readOnly: [ReadOnly] = []
+    /// Every `.git` there was at start (host paths): the user's, which the watcher leaves be.
+    public var known: [String] = []
+    /// The guarded directory trees.
+    public var roots: [ReadOnly] = []
+    /// Why filters could not be used, when they could not (every `.git` is then read-only).
+    public var filterUnavailable: String?
+
+    /// More filters than this and the rest of the repositories are read-only instead.
+    static let maxFilters = 32
+
+    /// Finds the repositories of the sandbox's writable host directories.
+    public static func make(record: SandboxRecord, paths: SandboxPaths) -> GitGuardPlan {
+        var plan = GitGuardPlan()
+        plan.filterUnavailable = fuseProblem()
+        var roots = [ReadOnly(host: record.workspace, inside: record.workspace)]
+        for extra in record.mounts where !extra.readOnly && Files.isDirectory(extra.source) {
+            roots.append(ReadOnly(host: Files.absolute(extra.source), inside: extra.destination))
+        }
+        plan.roots = roots
+        let opened = Set(
+            (record.unprotected ?? []).map { Files.absolute($0.hasPrefix("/") ? $0 : record.workspace + "/" + $0) })
+        for root in roots {
+            for (path, kind) in gitEntries(under: root.host) {
+                plan.known.append(path)
+                if opened.contains(path) { continue }
+                let inside = root.inside + String(path.dropFirst(root.host.count))
+                switch kind {
+                case .directory:
+                    if plan.filterUnavailable == nil && plan.filtered.count < maxFilters {
+                        plan.filtered.append(
+                            Filtered(
+                                host: Files.absolute(path), inside: inside,
+                                mountPoint: paths.gitFilters + "/\(plan.filtered.count)"))
+                    } else {
+                        plan.readOnly.append(ReadOnly(host: path, inside: inside))
+                    }
+                    plan.readOnly += hostRunSettings(gitDirectory: path, worktree: root, roots: roots)
+                case .regular:
+                    // Rewritten, it would send the host's git anywhere.
+                    plan.readOnly.append(ReadOnly(host: path, inside: inside))
+                default:
+                    break
+                }
+            }
+        }
+        return plan
+    }
+
+    /// Why `/dev/fuse` cannot be used by this user, or nil.
+    static func fuseProblem() -> String? {
+        let fd = open("/dev/fuse", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else {
+            return "/dev/fuse is not usable (\(String(cString: strerror(errno)))): fix with "
+                + "`sudo chmod 0666 /dev/fuse` (its usual mode) or `sudo modprobe fuse`"
+        }
+        close(fd)
+        return nil
+    }
+
+    /// Every `.git` under `top`, at any depth; not into git directories or through symlinks.
+    static func gitEntries(under top: String) -> [(String, Files.DirectoryEntry.Kind)] {
+        var found: [(String, Files.DirectoryEntry.Kind)] = []
+        var queue = [top]
+        while let directory = queue.popLast() {
+            for entry in Files.entries(of: directory) {
+                let path = directory + "/" + entry.name
+                if entry.name == ".git" {
+                    found.append((path, entry.kind))
+                } else if entry.kind == .directory {
+                    queue.append(path)
+                }
+            }
+        }
+        return found.sorted { $0.0 < $1.0 }
+    }
+
+    /// Files outside `.git` that a repository's configuration makes git run or read as
+    /// configuration: included files and a `core.hooksPath` (the repository's own, or the
+    /// user's global one) inside a guarded directory.
+    static func hostRunSettings(gitDirectory: String, worktree: ReadOnly, roots: [ReadOnly]) -> [ReadOnly] {
+        let workTree = (gitDirectory as NSString).deletingLastPathComponent
+        var candidates: [String] = []
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? ""
+        let configs = [
+            (gitDirectory + "/config", true), (home + "/.gitconfig", false),
+            ((ProcessInfo.processInfo.environment["XDG_CONFIG_HOME"] ?? home + "/.config") + "/git/config", false),
+        ]
+        for (file, isRepository) in configs {
+            guard let text = Files.readRegularFile(file, limit: 1 << 20),
+                let config = try? GitConfigFile(parsing: text)
+            else { continue }
+            for entry in config.entries {
+                guard let value = entry.value, !value.isEmpty, !value.hasPrefix("~") else { continue }
+                let name = entry.section + "." + entry.name
+                if name == "core.hookspath" {
+                    candidates.append(value.hasPrefix("/") ? value : workTree + "/" + value)
+                } else if isRepository && (name == "include.path" || name == "includeif.path") {
+                    candidates.append(value.hasPrefix("/") ? value : gitDirectory + "/" + value)
+                }
+            }
+        }
+        return candidates.compactMap { candidate in
+            let path = Files.absolute(candidate)
+            guard Files.exists(path), !Files.isWithin(path, gitDirectory),
+                let root = roots.first(where: { Files.isWithin(path, $0.host) })
+            else { return nil }
+            return ReadOnly(host: path, inside: root.inside + String(path.dropFirst(root.host.count)))
+        }
+    }
+
+    /// Makes the filters' mount points and saves the plan for the init and the supervisor.
+    public func save(_ paths: SandboxPaths) throws {
+        if Files.exists(paths.gitFilters) { try? FileManager.default.removeItem(atPath: paths.gitFilters) }
+        for entry in filtered {
+            try FileManager.default.createDirectory(atPath: entry.mountPoint, withIntermediateDirectories: true)
+        }
+        try Files.writeAtomically(paths.gitGuardPlan, try JSONText.pretty(self))
+    }
+
+    /// The plan of the current start, or an empty one (a sandbox started by an older version).
+    public static func load(_ paths: SandboxPaths) -> GitGuardPlan {
+        guard let data = FileManager.default.contents(atPath: paths.gitGuardPlan),
+            let plan = try? JSONDecoder().decode(GitGuardPlan.self, from: data)
+        else { return GitGuardPlan() }
+        return plan
+    }
+
+    /// Mounts each filter's FUSE file system at its mount point (in the init's mount namespace,
+    /// as the sandbox's root) and returns the `/dev/fuse` descriptors, in plan order, for the
+    /// supervisor to serve.
+    public func mountFilters() throws -> [Int32] {
+        var devices: [Int32] = []
+        for entry in filtered {
+            let fd = open("/dev/fuse", O_RDWR | O_CLOEXEC)
+            guard fd >= 0 else { throw SystemCallError("open /dev/fuse", errno: errno) }
+            devices.append(fd)
+            let options = "fd=\(fd),rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions"
+            guard
+                Glibc.mount("airlock-git", entry.mountPoint, "fuse.airlock-git", UInt(MS_NOSUID | MS_NODEV), options)
+                    == 0
+            else {
+                let saved = errno
+                for device in devices { close(device) }
+                throw SystemCallError("mount the git filter at \(entry.mountPoint)", errno: saved)
+            }
+        }
+        return devices
+    }
+
+    /// Serves the filters on the descriptors the init mounted, and starts the watcher; both
+    /// run on threads of their own for as long as the supervisor lives.
+    public func serve(devices: [Int32], paths: SandboxPaths) throws {
+        let journal = GuardJournal(file: paths.guardJournal)
+        let owners = GitDirFilter.Owners(hostUID: getuid(), hostGID: getgid(), agentID: SandboxIdentityIDs.agent)
+        for (entry, device) in zip(filtered, devices) {
+            try GitDirFilter(
+                device: device, root: entry.host, shownAs: entry.inside, worktreeRoots: roots.map(\.inside),
+                owners: owners, journal: journal
+            ).start()
+        }
+        let watcherRoots = roots.map { NewRepositoryWatcher.Root(host: $0.host, inside: $0.inside) }
+        let filteredHosts = filtered.map(\.host)
+        let known = Set(known)
+        let quarantine = paths.quarantine
+        // The first walk of a large workspace takes a while: not on the start's path.
+        let thread = Thread {
+            do {
+                try NewRepositoryWatcher(
+                    roots: watcherRoots, filtered: filteredHosts, known: known, quarantine: quarantine,
+                    journal: journal
+                ).serve()
+            } catch {
+                FileHandle.standardError.write(Data("git guard: \(error)\n".utf8))
+            }
+        }
+        thread.start()
+    }
+}

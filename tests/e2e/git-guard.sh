@@ -1,0 +1,207 @@
+#!/bin/bash
+# End-to-end tests of the git guard, from the attacker's side: in a real sandbox the agent (no
+# sudo) writes git state that would make the host's git run a command; the host's real git
+# (status, checkout, commit, fetch) then runs while the sandbox still runs and after it stops,
+# and the command must not have run. Each attack has a companion: the same write made outside
+# any sandbox, on a copy of the repository, does run the command, so each test can fail.
+# Runs as an ordinary user. Prints "N passed, N failed"; exits non-zero on any failure.
+set -uo pipefail
+AIRLOCK="${AIRLOCK:-airlock}"
+export AIRLOCK_HOME="$HOME/.airlock-e2e"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+export GIT_AUTHOR_NAME=e2e GIT_AUTHOR_EMAIL=e2e@example.com GIT_COMMITTER_NAME=e2e GIT_COMMITTER_EMAIL=e2e@example.com
+ws="$HOME/e2e-git-guard"
+twin="$HOME/e2e-git-guard-companion"
+pwned="$HOME/e2e-pwned-by-git"
+name=gg
+cleanup() { a rm -f "$name" ggclone >/dev/null 2>&1; }
+trap cleanup EXIT
+cleanup
+
+# A marker file per attack: the command each attack plants touches it, on whichever machine
+# runs it.
+marker() { echo "$pwned/$1"; }
+ran() { [ -e "$(marker "$1")" ] && echo ran || echo "did not run"; }
+in_box() { a exec "$name" -- bash -c "cd '$ws' && $1"; }
+
+echo "== a repository with a submodule and a linked worktree"
+rm -rf "$ws" "$twin" "$pwned" && mkdir -p "$pwned"
+git_workspace "$ws" guarded
+git -C "$ws" branch -q feature
+git_workspace "$ws/vendor-src" library
+git -C "$ws" -c protocol.file.allow=always submodule add -q "$ws/vendor-src" vendor 2>/dev/null
+git -C "$ws" commit -qm "add vendor"
+expect "the test repository has a submodule checked out" "library" "$(cat "$ws/vendor/README.md")"
+
+a template build shell >/dev/null || { fail "template build shell"; report; exit 1; }
+a run -d --name "$name" shell "$ws" >/dev/null || { fail "run -d"; report; exit 1; }
+
+echo "== normal git work inside"
+out=$(in_box '
+    set -e
+    git config user.name agent && git config user.email agent@example.com
+    echo one > one.txt && git add one.txt && git commit -qm one && echo commit
+    git branch -q topic && git checkout -q topic && echo two > two.txt && git add two.txt && git commit -qm two
+    git checkout -q - && echo checkout
+    git merge -q --no-edit topic && echo merge
+    git checkout -q feature && git rebase -q "$(git rev-parse --abbrev-ref @{-1})" && echo rebase
+    git checkout -q -
+    echo dirty >> one.txt && git stash -q && git stash pop -q && git checkout -q one.txt && echo stash
+    git worktree add -q wt && git -C wt commit -q --allow-empty -m "in the worktree" && echo worktree
+    git -c protocol.file.allow=always submodule update -q --init && git -C vendor log -1 --format=%s | grep -q init && echo submodule
+    git -C vendor config user.name agent && git -C vendor config user.email a@example.com
+    git -C vendor commit -q --allow-empty -m "in the submodule" && echo submodule-commit
+    git remote add upstream https://example.com/upstream.git && echo remote
+    git gc -q && echo gc
+    git worktree remove wt && echo worktree-remove
+' 2>/dev/null | xargs)
+expect "inside: commit, checkout, merge, rebase, stash, worktree, submodule update and commit, remote add, gc" \
+    "commit checkout merge rebase stash worktree submodule submodule-commit remote gc worktree-remove" "$out"
+expect "the host sees the agent's commits" "two" "$(git -C "$ws" log -1 --format=%s topic)"
+expect "the host sees the agent's remote" "https://example.com/upstream.git" "$(git -C "$ws" remote get-url upstream)"
+in_box 'git worktree add -q wt2' >/dev/null 2>&1
+expect "a worktree added inside works on the host" "wt2" "$(git -C "$ws/wt2" rev-parse --abbrev-ref HEAD)"
+
+# The companion: the same repository, copied, where the attacks are made outside any sandbox.
+cp -a "$ws" "$twin"
+echo "gitdir: $twin/.git/worktrees/wt2" > "$twin/wt2/.git"
+echo "$twin/wt2/.git" > "$twin/.git/worktrees/wt2/gitdir"
+fsmonitor_config() { printf '[core]\n\tfsmonitor = "touch %s; false"\n' "$(marker "$1")"; }
+hook() { printf '#!/bin/sh\ntouch %s\n' "$(marker "$1")"; }
+
+echo "== .git/commondir: config and hooks from elsewhere"
+attack_commondir='
+    cp -r .git evil-common && rm -rf evil-common/modules evil-common/worktrees
+    printf "[core]\n\tfsmonitor = \"touch '"$(marker commondir)"'; false\"\n" >> evil-common/config
+    printf "#!/bin/sh\ntouch '"$(marker commondir-hook)"'\n" > evil-common/hooks/post-checkout && chmod +x evil-common/hooks/post-checkout
+    { echo "$PWD/evil-common" > .git/commondir; } 2>/dev/null && echo written || echo refused'
+expect "inside: writing .git/commondir is refused" "refused" "$(in_box "$attack_commondir" 2>/dev/null | tail -n 1)"
+git -C "$ws" status >/dev/null 2>&1
+git -C "$ws" checkout -q feature 2>/dev/null && git -C "$ws" checkout -q - 2>/dev/null
+expect "host git status (sandbox running): the fsmonitor did not run" "did not run" "$(ran commondir)"
+expect "host git checkout (sandbox running): the hook did not run" "did not run" "$(ran commondir-hook)"
+(cd "$twin" && bash -c "$attack_commondir") >/dev/null
+git -C "$twin" status >/dev/null 2>&1
+expect "companion: outside a sandbox the same commondir runs the fsmonitor on git status" "ran" "$(ran commondir)"
+rm -f "$(marker commondir)" "$twin/.git/commondir"
+
+echo "== submodules and linked worktrees"
+attack_nested='
+    { printf "[core]\n\tfsmonitor = \"touch '"$(marker module)"'; false\"\n" >> .git/modules/vendor/config; } 2>/dev/null && echo config-written || echo config-refused
+    cp .git/modules/vendor/config /tmp/c 2>/dev/null || cp .git/modules/vendor/config c.tmp
+    printf "[core]\n\tfsmonitor = \"touch '"$(marker module)"'; false\"\n" | cat .git/modules/vendor/config - > lock.tmp
+    { cp lock.tmp .git/modules/vendor/config.lock && mv .git/modules/vendor/config.lock .git/modules/vendor/config; } 2>/dev/null && echo lock-written || echo lock-refused
+    { printf "#!/bin/sh\ntouch '"$(marker module-hook)"'\n" > .git/modules/vendor/hooks/post-checkout; } 2>/dev/null && echo hook-written || echo hook-refused
+    { echo "$PWD/evil-common" > .git/worktrees/wt2/commondir; } 2>/dev/null && echo wt-commondir-written || echo wt-commondir-refused
+    { printf "[core]\n\tfsmonitor = \"touch '"$(marker worktree)"'; false\"\n" > .git/worktrees/wt2/config.worktree; } 2>/dev/null && echo wt-config-written || echo wt-config-refused
+    rm -f lock.tmp c.tmp'
+expect "inside: submodule config (in place and by rename), its hooks, a worktree's commondir and config are refused" \
+    "config-refused lock-refused hook-refused wt-commondir-refused wt-config-refused" "$(in_box "$attack_nested" 2>/dev/null | xargs)"
+git -C "$ws" status >/dev/null 2>&1
+git -C "$ws/vendor" status >/dev/null 2>&1
+git -C "$ws/vendor" checkout -q HEAD~0 2>/dev/null
+git -C "$ws/wt2" status >/dev/null 2>&1
+expect "host git status in the superproject and the submodule: nothing ran" "did not run did not run did not run" \
+    "$(ran module) $(ran module-hook) $(ran worktree)"
+(cd "$twin" && bash -c "$attack_nested") >/dev/null 2>&1
+printf '#!/bin/sh\ntouch %s\n' "$(marker module-hook)" > "$twin/.git/modules/vendor/hooks/post-checkout"
+chmod +x "$twin/.git/modules/vendor/hooks/post-checkout"
+git -C "$twin" status >/dev/null 2>&1
+git -C "$twin/vendor" checkout -q HEAD~0 2>/dev/null
+git -C "$twin/wt2" status >/dev/null 2>&1
+expect "companion: outside, the submodule's fsmonitor runs on the superproject's git status" "ran" "$(ran module)"
+expect "companion: outside, the submodule's hook runs on checkout" "ran" "$(ran module-hook)"
+expect "companion: outside, a worktree's commondir runs another config's fsmonitor" "ran" "$(ran commondir)"
+rm -f "$pwned"/*
+
+echo "== renaming .git away"
+attack_rename='
+    { mv .git .git-orig; } 2>/dev/null && echo moved || echo refused
+    { mv .git/config .git/config.orig; } 2>/dev/null && echo config-moved || echo config-refused
+    { mv .git/hooks .git/hooks.orig; } 2>/dev/null && echo hooks-moved || echo hooks-refused'
+expect "inside: .git, its config and hooks cannot be moved" "refused config-refused hooks-refused" \
+    "$(in_box "$attack_rename" | xargs)"
+expect "the host's .git is where it was" "$ws/.git" "$(git -C "$ws" rev-parse --absolute-git-dir)"
+(cd "$twin" && mv .git .git-orig && cp -r .git-orig .git && fsmonitor_config rename >> .git/config)
+git -C "$twin" status >/dev/null 2>&1
+expect "companion: outside, a .git put in place of the renamed one runs its fsmonitor" "ran" "$(ran rename)"
+rm -rf "$twin/.git" && mv "$twin/.git-orig" "$twin/.git" && rm -f "$pwned"/*
+
+echo "== a repository the agent makes, and a .git file that points anywhere"
+attack_new='
+    mkdir -p made && git init -q made 2>/dev/null; printf "[core]\n\tfsmonitor = \"touch '"$(marker new-repo)"'; false\"\n" >> made/.git/config 2>/dev/null
+    mkdir -p prepared/.gitx && cp -r evil-common/. prepared/.gitx/ && sed -i "s|'"$(marker commondir)"'|'"$(marker prepared)"'|" prepared/.gitx/config
+    mv prepared/.gitx prepared/.git
+    mkdir -p pointer && echo "gitdir: $PWD/evil-common" > pointer/.git
+    sed -i "s|'"$(marker commondir)"'|'"$(marker pointer)"'|" evil-common/config
+    git update-index --add --cacheinfo "160000,$(git rev-parse HEAD),prepared" && echo gitlink
+    sleep 1
+    for d in made prepared pointer; do [ -e "$d/.git" ] && echo "$d:present" || echo "$d:gone"; done'
+expect "inside: each new .git is gone from the workspace at once" "gitlink made:gone prepared:gone pointer:gone" \
+    "$(in_box "$attack_new" 2>/dev/null | xargs)"
+git -C "$ws" status >/dev/null 2>&1
+for d in made prepared pointer; do git -C "$ws/$d" status >/dev/null 2>&1; done
+expect "host git status in the superproject (a gitlink to one) and in each: nothing ran" "did not run did not run did not run" \
+    "$(ran new-repo) $(ran prepared) $(ran pointer)"
+guard=$(a guard "$name")
+expect_match "airlock guard lists the new repository" "moved +$ws/made/\.git" "$guard"
+expect_match "airlock guard lists the prepared one" "moved +$ws/prepared/\.git" "$guard"
+expect_match "airlock guard lists the .git file" "moved +$ws/pointer/\.git \(a \.git file" "$guard"
+expect_match "airlock guard lists the refused commondir" "refused +$ws/\.git/commondir" "$guard"
+expect_match "airlock ls counts what the guard did" "$name +running, guard: [0-9]+" "$(a ls)"
+(cd "$twin" && bash -c "$attack_new") >/dev/null 2>&1
+git -C "$twin" status >/dev/null 2>&1
+git -C "$twin/pointer" status >/dev/null 2>&1
+expect "companion: outside, the gitlinked repository runs its fsmonitor on the superproject's git status" "ran" "$(ran prepared)"
+expect "companion: outside, the .git file leads git to another config" "ran" "$(ran pointer)"
+rm -f "$pwned"/*
+
+echo "== hooks on the host's own commit, after the sandbox stops"
+in_box '{ printf "#!/bin/sh\ntouch '"$(marker pre-commit)"'\n" > .git/hooks/pre-commit; chmod +x .git/hooks/pre-commit; } 2>/dev/null; echo change > host.txt' >/dev/null
+stop_err=$(a stop "$name" 2>&1 >/dev/null)
+expect_match "stop reports what the detached session left" "refused +$ws/\.git/hooks/pre-commit" "$stop_err"
+git -C "$ws" add host.txt && git -C "$ws" commit -qm "host commit"
+git -C "$ws" status >/dev/null 2>&1
+git -C "$ws/vendor" status >/dev/null 2>&1
+expect "host git commit, status and checkout after stop: nothing ran" "did not run did not run did not run" \
+    "$(ran pre-commit) $(ran commondir) $(ran module)"
+expect "the host's hooks are as they were" "0" "$(ls "$ws/.git/hooks" | grep -vc '\.sample$')"
+restored=$(a guard "$name" --restore "$ws/made/.git" 2>&1)
+expect "guard --restore puts a quarantined repository back once stopped" "yes" "$([ -d "$ws/made/.git" ] && echo yes || echo no)"
+check_error "guard --restore of a path never moved says so" "nothing was moved away" a guard "$name" --restore "$ws/nothing/.git"
+
+echo "== files the host runs later, reported for run, exec and detached sessions"
+a run -d --name "$name" shell "$ws" >/dev/null
+err=$(a exec "$name" -- bash -c "cd '$ws' && echo 'all:; touch $(marker make)' > Makefile" 2>&1)
+expect_match "exec reports a Makefile it wrote" "added +Makefile" "$err"
+a exec "$name" -- bash -c "cd '$ws' && echo 'export X=1' > .envrc" >/dev/null 2>&1
+err=$(a stop "$name" 2>&1 >/dev/null)
+expect_match "stop reports files a detached session changed" "added +\.envrc" "$err"
+err=$(a run --name "$name" shell "$ws" -- -c "echo '{\"scripts\":{\"postinstall\":\"x\"}}' > package.json" 2>&1)
+expect_match "run reports package.json scripts" "added +package\.json" "$err"
+a stop "$name" >/dev/null 2>&1
+
+echo "== clone mode: the host's git fetch runs nothing of the clone's .git"
+git_workspace "$ws-clone" cloned
+a create --name ggclone --clone shell "$ws-clone" >/dev/null
+clone_attack='
+    cd '"$ws-clone"' && git -c user.name=agent -c user.email=a@example.com commit -q --allow-empty -m "from the clone"
+    cp -r .git evil-clone-common && common=evil-clone-common
+    printf "[core]\n\tfsmonitor = \"touch '"$(marker fetch)"'; false\"\n\talternateRefsCommand = \"touch '"$(marker fetch)"'\"\n[uploadpack]\n\tpackObjectsHook = \"touch '"$(marker fetch)"'\"\n" >> $common/config
+    for h in pre-upload-pack post-upload-pack reference-transaction post-checkout; do printf "#!/bin/sh\ntouch '"$(marker fetch)"'\n" > $common/hooks/$h; chmod +x $common/hooks/$h; done
+    echo ../evil-clone-common > .git/commondir && echo commondir-written'
+expect "clone mode: the agent can redirect the clone's commondir" "commondir-written" \
+    "$(a run --name ggclone shell "$ws-clone" -- -c "$clone_attack" 2>/dev/null | tail -n 1)"
+a stop ggclone >/dev/null 2>&1
+git -C "$ws-clone" fetch -q airlock-ggclone 2>/dev/null
+expect "clone mode: git fetch brings the agent's commit" "from the clone" \
+    "$(git -C "$ws-clone" log -1 --format=%s "airlock-ggclone/$(git -C "$ws-clone" symbolic-ref --short HEAD)" 2>&1)"
+expect "clone mode: git fetch ran nothing the clone's git state names" "did not run" "$(ran fetch)"
+clone_dir="$AIRLOCK_HOME/sandboxes/ggclone/clone"
+git -C "$clone_dir" status >/dev/null 2>&1
+expect "companion: the same state runs its fsmonitor for git status in the clone" "ran" "$(ran fetch)"
+a rm -f ggclone >/dev/null 2>&1
+
+rm -rf "$ws" "$twin" "$ws-clone" "$pwned"
+report
