@@ -30,6 +30,9 @@ enum FUSEWire {
     static let autoInvalData: UInt32 = 1 << 12
     static let maxPagesFlag: UInt32 = 1 << 22
 
+    /// `fuse_open_out.open_flags`: keep the page cache of an earlier open.
+    static let keepCache: UInt32 = 1 << 1
+
     /// `fuse_setattr_in.valid` bits.
     static let setMode: UInt32 = 1 << 0
     static let setUID: UInt32 = 1 << 1
@@ -155,6 +158,13 @@ enum FUSEWire {
             zeros(padded - size)
             return true
         }
+    }
+
+    /// A success header at the start of `buffer`, whose body is already in place after it.
+    static func writeHeader(into buffer: inout [UInt8], length: Int, unique: UInt64) {
+        for index in 0..<4 { buffer[index] = UInt8(truncatingIfNeeded: UInt32(length) >> (8 * UInt32(index))) }
+        for index in 4..<8 { buffer[index] = 0 }
+        for index in 0..<8 { buffer[8 + index] = UInt8(truncatingIfNeeded: unique >> (8 * UInt64(index))) }
     }
 
     /// Header + body for a request's answer; `error` is a positive errno or 0.

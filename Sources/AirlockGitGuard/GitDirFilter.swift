@@ -66,6 +66,7 @@ public final class GitDirFilter: @unchecked Sendable {
     private var handles: [UInt64: Handle] = [:]
     private var nextHandle: UInt64 = 1
     private var reported: Set<String> = []
+    private var readBuffer: [UInt8] = []
 
     /// Serves `device` (an open `/dev/fuse` mounted over the sandbox's view of `root`).
     public init(
@@ -525,17 +526,22 @@ public final class GitDirFilter: @unchecked Sendable {
         let fd = open(Self.procPath(node.fd), (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC)
         guard fd >= 0 else { return reply(request, error: errno) }
         let handle = store(.file(fd: fd, checked: checked))
-        reply(request) { $0.open(handle: handle) }
+        // The page cache stays across opens: the kernel asks for the attributes at each open
+        // (nothing is cached) and drops the pages when the file's time or size changed.
+        reply(request) { $0.open(handle: handle, flags: FUSEWire.keepCache) }
     }
 
     private func readFile(_ request: FUSEWire.Request) {
         guard case .file(let fd, _)? = handles[request.u64(0)] else { return reply(request, error: EBADF) }
         let offset = off_t(Int64(bitPattern: request.u64(8)))
         let size = min(Int(request.u32(16)), Self.maxWrite)
-        var data = [UInt8](repeating: 0, count: size)
-        let count = data.withUnsafeMutableBytes { pread(fd, $0.baseAddress, size, offset) }
+        // Read straight after the reply's header, and send both in one write.
+        let header = FUSEWire.outHeaderSize
+        if readBuffer.count < header + size { readBuffer = [UInt8](repeating: 0, count: header + size) }
+        let count = readBuffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress.map { $0 + header }, size, offset) }
         guard count >= 0 else { return reply(request, error: errno) }
-        reply(request, error: 0, body: Array(data[0..<count]))
+        FUSEWire.writeHeader(into: &readBuffer, length: header + count, unique: request.unique)
+        _ = readBuffer.withUnsafeBytes { write(device, $0.baseAddress, header + count) }
     }
 
     private func writeFile(_ request: FUSEWire.Request) {

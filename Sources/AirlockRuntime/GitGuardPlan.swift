@@ -52,7 +52,8 @@ public struct GitGuardPlan: Codable, Sendable, Equatable {
     public static func make(record: SandboxRecord, paths: SandboxPaths) -> GitGuardPlan {
         var plan = GitGuardPlan()
         plan.filterUnavailable = fuseProblem()
-        var roots = [ReadOnly(host: record.workspace, inside: record.workspace)]
+        // A disposable sandbox's workspace is its own tmpfs; only its mounts are the host's.
+        var roots = record.disposable == nil ? [ReadOnly(host: record.workspace, inside: record.workspace)] : []
         for extra in record.mounts where !extra.readOnly && Files.isDirectory(extra.source) {
             roots.append(ReadOnly(host: Files.absolute(extra.source), inside: extra.destination))
         }

@@ -20,12 +20,13 @@ public struct GuardReport: Codable, Sendable {
     /// The guard's events since `since` (all when nil), and the host-run files that differ from
     /// `baseline` (by default, as they were when the sandbox last started).
     public static func make(
-        paths: SandboxPaths, record: SandboxRecord, since: Date? = nil, baseline: HostRunFiles.Snapshot? = nil
+        paths: SandboxPaths, record: SandboxRecord, since: Date? = nil, baseline: HostRunFiles.Snapshot? = nil,
+        comparingFiles: Bool = true
     ) -> GuardReport {
         var events = GuardJournal(file: paths.guardJournal).events()
-        if let since { events.removeAll { $0.time < since.addingTimeInterval(-1) } }
+        if let since { events.removeAll { $0.time < since } }
         var changes: [HostRunFiles.Change] = []
-        if record.clone != true && record.disposable == nil,
+        if comparingFiles && record.clone != true && record.disposable == nil,
             let before = baseline ?? HostRunFiles.Snapshot.load(from: paths.hostRunSnapshot)
         {
             changes = HostRunFiles.changes(from: before, to: HostRunFiles.snapshot(workspace: record.workspace))

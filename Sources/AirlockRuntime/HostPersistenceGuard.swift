@@ -5,15 +5,16 @@ import Foundation
     import Glibc
 #endif
 
-/// Files in the workspace that run on the host later (git hooks and config, editor tasks and
-/// settings, agents' project settings with hooks) are read-only inside the sandbox: a sandboxed
-/// agent must not leave behind something the user's own tools will run unsandboxed.
+/// Files in the workspace that run on the host later (editor tasks and settings, agents' project
+/// settings with hooks) are read-only inside the sandbox: a sandboxed agent must not leave
+/// behind something the user's own tools will run unsandboxed. Git's control state is the
+/// ``GitGuardPlan``'s.
 ///
 /// At each start the workspace is searched (to `maxDepth`, skipping dependency trees) and each
 /// such path is bound read-only over itself. The editor and agent directories at the top are
 /// made (empty) when missing, so the sandbox cannot create them either; the supervisor removes
 /// those it made, if still empty, when the sandbox stops. What cannot be guarded before it
-/// exists (a nested repository's hooks, a new `.mcp.json`) is listed by ``HostRunFiles`` after
+/// exists (a new `.mcp.json`) is listed by ``HostRunFiles`` after
 /// the session.
 public enum HostPersistenceGuard {
     /// Directories read-only as a whole, relative to any directory of the workspace: git hooks,

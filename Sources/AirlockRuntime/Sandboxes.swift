@@ -550,14 +550,17 @@ public struct Sandboxes: Sendable {
         Files.remove(paths.execDirectory)
         var spec = try spec(for: record)
         Files.remove(paths.gitGuardPlan)
+        if record.clone != true {
+            // Disposable sandboxes too: the gateway's servers may have the workspace mounted.
+            spec.gitGuard = GitGuardPlan.make(record: record, paths: paths)
+            if let problem = spec.gitGuard.filterUnavailable, !spec.gitGuard.known.isEmpty, record.disposable == nil {
+                log("note: .git is read-only in this sandbox: \(problem)")
+            }
+        }
         if record.disposable == nil && record.clone != true {
             let guarded = HostPersistenceGuard.protectedPaths(
                 workspace: record.workspace, unprotected: record.unprotected ?? [])
             spec.protectedPaths = guarded.paths
-            spec.gitGuard = GitGuardPlan.make(record: record, paths: paths)
-            if let problem = spec.gitGuard.filterUnavailable, !spec.gitGuard.readOnly.isEmpty {
-                log("note: .git is read-only in this sandbox: \(problem)")
-            }
             try HostRunFiles.snapshot(workspace: record.workspace).save(to: paths.hostRunSnapshot)
             // Appended: a start after a killed supervisor adds to what is still there.
             if !guarded.made.isEmpty {

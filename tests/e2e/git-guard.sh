@@ -173,8 +173,9 @@ check_error "guard --restore of a path never moved says so" "nothing was moved a
 
 echo "== files the host runs later, reported for run, exec and detached sessions"
 a run -d --name "$name" shell "$ws" >/dev/null
-err=$(a exec "$name" -- bash -c "cd '$ws' && echo 'all:; touch $(marker make)' > Makefile" 2>&1)
-expect_match "exec reports a Makefile it wrote" "added +Makefile" "$err"
+err=$(a exec "$name" -- bash -c "cd '$ws' && echo 'all:; touch $(marker make)' > Makefile && git config core.pager evil" 2>&1)
+expect_match "exec reports what the guard refused during it" "refused +$ws/\.git/config: .*core\.pager" "$err"
+expect_match "airlock guard lists a Makefile an exec wrote, while the sandbox runs" "added +Makefile" "$(a guard "$name")"
 a exec "$name" -- bash -c "cd '$ws' && echo 'export X=1' > .envrc" >/dev/null 2>&1
 err=$(a stop "$name" 2>&1 >/dev/null)
 expect_match "stop reports files a detached session changed" "added +\.envrc" "$err"

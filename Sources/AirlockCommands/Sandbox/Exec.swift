@@ -46,7 +46,7 @@ struct Exec: ParsableCommand {
         request.tty = tty
         request.interactive = interactive
         let context = Context()
-        let status = try GuardedSession(context: context, name: name).run {
+        let status = try GuardedSession(context: context, name: name, comparesFiles: tty).run {
             try context.sandboxes.exec(name, request)
         }
         throw ExitCode(status)

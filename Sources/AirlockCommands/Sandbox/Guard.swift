@@ -59,19 +59,22 @@ struct Guard: ParsableCommand {
 struct GuardedSession {
     let context: Context
     let name: String
+    /// Compare the host-run files before and after too. Two walks of the workspace: for a
+    /// session a person watches, not for each of a script's quick commands (those changes are
+    /// reported by `stop` and `airlock guard`, against the start).
+    var comparesFiles = true
 
     func run(_ body: () throws -> Int32) throws -> Int32 {
         let record = try context.sandboxes.record(name)
         let paths = context.store.sandbox(name)
         let started = Date()
         // In clone mode the workspace is read-only inside: nothing of it can change.
-        let before = record.clone == true ? nil : HostRunFiles.snapshot(workspace: record.workspace)
+        let before =
+            record.clone == true || !comparesFiles ? nil : HostRunFiles.snapshot(workspace: record.workspace)
         let status = try body()
-        if let before,
-            let text = GuardReport.make(paths: paths, record: record, since: started, baseline: before).text(name: name)
-        {
-            context.sandboxes.log(text)
-        }
+        let report = GuardReport.make(
+            paths: paths, record: record, since: started, baseline: before, comparingFiles: before != nil)
+        if let text = report.text(name: name) { context.sandboxes.log(text) }
         return status
     }
 }
