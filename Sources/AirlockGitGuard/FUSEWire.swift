@@ -30,7 +30,9 @@ enum FUSEWire {
     static let autoInvalData: UInt32 = 1 << 12
     static let maxPagesFlag: UInt32 = 1 << 22
 
-    /// `fuse_open_out.open_flags`: keep the page cache of an earlier open.
+    /// `fuse_open_out.open_flags`: no page cache (every read and write comes here); keep the
+    /// page cache of an earlier open.
+    static let directIO: UInt32 = 1 << 0
     static let keepCache: UInt32 = 1 << 1
 
     /// `fuse_setattr_in.valid` bits.

@@ -46,166 +46,185 @@ public struct GitConfigFile: Equatable, Sendable {
         return added
     }
 
+    /// Reads as git 2.39's `config.c` does (`git_parse_source`, `get_base_var`, `get_value`,
+    /// `parse_value`), character for character: a file both read differently would let a
+    /// setting past the check that git then sees.
     private struct Parser {
         let text: [Unicode.Scalar]
         var index = 0
         var line = 1
 
-        init(_ text: [Unicode.Scalar]) { self.text = text }
+        init(_ text: [Unicode.Scalar]) {
+            var scalars = text
+            // git skips a UTF-8 byte order mark at the start.
+            if scalars.first == "\u{FEFF}" { scalars.removeFirst() }
+            // git's get_next_char reads "\r\n" as "\n".
+            var folded: [Unicode.Scalar] = []
+            folded.reserveCapacity(scalars.count)
+            for (position, scalar) in scalars.enumerated() {
+                if scalar == "\r" && position + 1 < scalars.count && scalars[position + 1] == "\n" { continue }
+                folded.append(scalar)
+            }
+            self.text = folded
+        }
+
+        /// The next character, "\n" at the end (as git's get_next_char).
+        mutating func next() -> Unicode.Scalar {
+            guard index < text.count else { return "\n" }
+            let scalar = text[index]
+            index += 1
+            if scalar == "\n" { line += 1 }
+            return scalar
+        }
 
         var atEnd: Bool { index >= text.count }
-        var current: Unicode.Scalar? { atEnd ? nil : text[index] }
-
-        mutating func advance() {
-            if current == "\n" { line += 1 }
-            index += 1
-        }
 
         func failure(_ reason: String) -> ParseError { ParseError(line: line, reason: reason) }
 
-        mutating func parse() throws(ParseError) -> [Entry] {
-            var entries: [Entry] = []
-            var section: (name: String, subsection: String?)?
-            while !atEnd {
-                skipBlanks()
-                guard let scalar = current else { break }
-                switch scalar {
-                case "\n":
-                    advance()
-                case "#", ";":
-                    skipToLineEnd()
-                case "[":
-                    section = try header()
-                default:
-                    guard let (name, subsection) = section else { throw failure("a setting before any [section]") }
-                    let (key, value) = try setting()
-                    entries.append(Entry(section: name, subsection: subsection, name: key, value: value))
-                }
-            }
-            return entries
+        static func isSpace(_ scalar: Unicode.Scalar) -> Bool {
+            scalar == " " || scalar == "\t" || scalar == "\n" || scalar == "\r" || scalar == "\u{0B}"
+                || scalar == "\u{0C}"
         }
 
-        mutating func skipBlanks() {
-            while let scalar = current, scalar == " " || scalar == "\t" || scalar == "\r" { advance() }
-        }
-
-        mutating func skipToLineEnd() {
-            while let scalar = current, scalar != "\n" { advance() }
-        }
-
-        /// `[section]`, `[section "sub"]` or the old `[section.sub]`.
-        mutating func header() throws(ParseError) -> (String, String?) {
-            advance()
-            var name = ""
-            while let scalar = current, scalar != "]" && scalar != " " && scalar != "\t" && scalar != "\"" {
-                guard isNameScalar(scalar) || scalar == "." else { throw failure("a bad section name") }
-                name.unicodeScalars.append(scalar)
-                advance()
-            }
-            skipBlanks()
-            var subsection: String?
-            if current == "\"" {
-                advance()
-                var text = ""
-                while true {
-                    guard let scalar = current, scalar != "\n" else { throw failure("an unterminated subsection") }
-                    advance()
-                    if scalar == "\"" { break }
-                    if scalar == "\\" {
-                        guard let escaped = current, escaped != "\n" else { throw failure("a bad escape") }
-                        text.unicodeScalars.append(escaped)
-                        advance()
-                    } else {
-                        text.unicodeScalars.append(scalar)
-                    }
-                }
-                subsection = text
-                skipBlanks()
-            }
-            guard current == "]" else { throw failure("a section header without ]") }
-            advance()
-            guard !name.isEmpty else { throw failure("an empty section name") }
-            if subsection == nil, let dot = name.firstIndex(of: ".") {
-                // The deprecated form lowercases the subsection too.
-                subsection = String(name[name.index(after: dot)...]).lowercased()
-                name = String(name[..<dot])
-            }
-            return (name.lowercased(), subsection)
-        }
-
-        func isNameScalar(_ scalar: Unicode.Scalar) -> Bool {
+        static func isKeyChar(_ scalar: Unicode.Scalar) -> Bool {
             (scalar >= "a" && scalar <= "z") || (scalar >= "A" && scalar <= "Z") || (scalar >= "0" && scalar <= "9")
                 || scalar == "-"
         }
 
-        /// `name`, `name = value`, up to the end of its (possibly continued) line.
-        mutating func setting() throws(ParseError) -> (String, String?) {
-            var name = ""
-            while let scalar = current, isNameScalar(scalar) {
-                name.unicodeScalars.append(scalar)
-                advance()
-            }
-            guard let first = name.unicodeScalars.first,
-                (first >= "a" && first <= "z") || (first >= "A" && first <= "Z")
-            else { throw failure("a bad setting name") }
-            skipBlanks()
-            switch current {
-            case nil, "\n":
-                return (name.lowercased(), nil)
-            case "#", ";":
-                skipToLineEnd()
-                return (name.lowercased(), nil)
-            case "=":
-                advance()
-                return (name.lowercased(), try value())
-            default:
-                throw failure("a setting without =")
+        static func isAlpha(_ scalar: Unicode.Scalar) -> Bool {
+            (scalar >= "a" && scalar <= "z") || (scalar >= "A" && scalar <= "Z")
+        }
+
+        mutating func parse() throws(ParseError) -> [Entry] {
+            var entries: [Entry] = []
+            var section: String?
+            var comment = false
+            while true {
+                if atEnd { return entries }
+                let scalar = next()
+                if scalar == "\n" {
+                    comment = false
+                    continue
+                }
+                if comment || Self.isSpace(scalar) { continue }
+                if scalar == "#" || scalar == ";" {
+                    comment = true
+                    continue
+                }
+                if scalar == "[" {
+                    section = try baseVariable()
+                    continue
+                }
+                guard Self.isAlpha(scalar) else { throw failure("a bad character") }
+                guard let section else { throw failure("a setting before any [section]") }
+                var name = String(Character(scalar)).lowercased()
+                var current = next()
+                while Self.isKeyChar(current) {
+                    name += String(Character(current)).lowercased()
+                    current = next()
+                }
+                while current == " " || current == "\t" { current = next() }
+                let value: String?
+                if current == "\n" {
+                    value = nil
+                } else if current == "=" {
+                    value = try parseValue()
+                } else {
+                    throw failure("a setting without =")
+                }
+                entries.append(Self.entry(base: section, name: name, value: value))
             }
         }
 
-        /// A value as git reads it: quotes group, escapes, `\` continues the line, `#`/`;`
-        /// outside quotes starts a comment, blanks at either end are dropped.
-        mutating func value() throws(ParseError) -> String {
-            var result = ""
-            var quoted = false
-            var pendingBlanks = ""
-            var started = false
-            while let scalar = current {
+        /// `section.subsection` (as git keeps it: section lowercased) into an entry.
+        static func entry(base: String, name: String, value: String?) -> Entry {
+            guard let dot = base.firstIndex(of: ".") else {
+                return Entry(section: base, subsection: nil, name: name, value: value)
+            }
+            return Entry(
+                section: String(base[..<dot]), subsection: String(base[base.index(after: dot)...]), name: name,
+                value: value)
+        }
+
+        /// After "[": the section (old-style subsections lowercased with it) and a quoted
+        /// subsection as written.
+        mutating func baseVariable() throws(ParseError) -> String {
+            var name = ""
+            while true {
+                guard !atEnd else { throw failure("an unterminated section header") }
+                let scalar = next()
+                if scalar == "]" { return name }
+                if Self.isSpace(scalar) { return try extendedBaseVariable(name, after: scalar) }
+                guard Self.isKeyChar(scalar) || scalar == "." else { throw failure("a bad section name") }
+                name += String(Character(scalar)).lowercased()
+            }
+        }
+
+        mutating func extendedBaseVariable(_ base: String, after first: Unicode.Scalar) throws(ParseError) -> String {
+            var scalar = first
+            repeat {
+                if scalar == "\n" { throw failure("an incomplete section header") }
+                scalar = next()
+            } while Self.isSpace(scalar)
+            guard scalar == "\"" else { throw failure("a bad section header") }
+            var name = base + "."
+            while true {
+                var character = next()
+                if character == "\n" { throw failure("an incomplete section header") }
+                if character == "\"" { break }
+                if character == "\\" {
+                    character = next()
+                    if character == "\n" { throw failure("an incomplete section header") }
+                }
+                name.unicodeScalars.append(character)
+            }
+            guard next() == "]" else { throw failure("a section header without ]") }
+            return name
+        }
+
+        /// git's parse_value: quotes group; blanks outside quotes count only once something is
+        /// in the value, and each becomes one space; `#`/`;` outside quotes start a comment;
+        /// `\\` escapes, and continues the line before a newline.
+        mutating func parseValue() throws(ParseError) -> String {
+            var value: [Unicode.Scalar] = []
+            var quote = false
+            var comment = false
+            var spaces = 0
+            while true {
+                let scalar = next()
                 if scalar == "\n" {
-                    if quoted { throw failure("an unterminated quote") }
-                    break
+                    if quote { throw failure("an unterminated quote") }
+                    return String(String.UnicodeScalarView(value))
                 }
-                advance()
-                if !quoted && (scalar == "#" || scalar == ";") {
-                    skipToLineEnd()
-                    break
-                }
-                if !quoted && (scalar == " " || scalar == "\t" || scalar == "\r") {
-                    if started { pendingBlanks.unicodeScalars.append(scalar) }
+                if comment { continue }
+                if Self.isSpace(scalar) && !quote {
+                    if !value.isEmpty { spaces += 1 }
                     continue
                 }
-                result += pendingBlanks
-                pendingBlanks = ""
-                started = true
-                switch scalar {
-                case "\"":
-                    quoted.toggle()
-                case "\\":
-                    guard let escaped = current else { throw failure("a bad escape") }
-                    advance()
-                    switch escaped {
-                    case "\n": break
-                    case "n": result += "\n"
-                    case "t": result += "\t"
-                    case "b": result += "\u{8}"
-                    case "\\", "\"": result.unicodeScalars.append(escaped)
-                    default: throw failure("a bad escape \\\(escaped)")
-                    }
-                default:
-                    result.unicodeScalars.append(scalar)
+                if !quote && (scalar == ";" || scalar == "#") {
+                    comment = true
+                    continue
                 }
+                value += Array(repeating: " ", count: spaces)
+                spaces = 0
+                if scalar == "\\" {
+                    switch next() {
+                    case "\n": continue
+                    case "t": value.append("\t")
+                    case "b": value.append("\u{8}")
+                    case "n": value.append("\n")
+                    case "\\": value.append("\\")
+                    case "\"": value.append("\"")
+                    default: throw failure("a bad escape")
+                    }
+                    continue
+                }
+                if scalar == "\"" {
+                    quote.toggle()
+                    continue
+                }
+                value.append(scalar)
             }
-            return result
         }
     }
 }
@@ -237,7 +256,7 @@ public enum GitConfigSafety {
     static let safeSections: Set<String> = ["advice", "color"]
 
     /// Why adding this entry is refused, or nil when it is safe.
-    public static func refusal(_ entry: GitConfigFile.Entry) -> String? {
+    public static func refusal(_ entry: GitConfigFile.Entry, context: GitCheckedContent.Context) -> String? {
         let key = entry.section + "." + entry.name
         guard safeKeys.contains(key) || safeSections.contains(entry.section) else {
             return "\(entry.key) is not a setting a sandbox may add"
@@ -252,6 +271,14 @@ public enum GitConfigSafety {
             }
         case "submodule.update":
             if value.hasPrefix("!") { return "\(entry.key) runs a command" }
+        case "core.worktree":
+            // git checks out there: only a submodule's own directory in the workspace.
+            guard context.nested else { return "core.worktree would send the host's checkouts elsewhere" }
+            let target = GitCheckedContent.lexicallyResolved(
+                value.hasPrefix("/") ? value : context.directory + "/" + value)
+            guard context.roots.contains(where: { target.hasPrefix($0 + "/") }) else {
+                return "core.worktree leads outside the workspace"
+            }
         default:
             break
         }
@@ -259,7 +286,9 @@ public enum GitConfigSafety {
     }
 
     /// Why replacing `old` by `new` is refused, or nil when every addition is safe.
-    public static func refusal(replacing old: String?, with new: String) -> String? {
+    public static func refusal(replacing old: String?, with new: String, context: GitCheckedContent.Context)
+        -> String?
+    {
         let parsedNew: GitConfigFile
         do {
             parsedNew = try GitConfigFile(parsing: new)
@@ -268,7 +297,9 @@ public enum GitConfigSafety {
         }
         // An unreadable old file counts as empty: every setting of the new one must be safe.
         let parsedOld = old.flatMap { try? GitConfigFile(parsing: $0) }
-        let refusals = GitConfigFile.additions(from: parsedOld, to: parsedNew).compactMap(refusal)
+        let refusals = GitConfigFile.additions(from: parsedOld, to: parsedNew).compactMap {
+            refusal($0, context: context)
+        }
         return refusals.isEmpty ? nil : refusals.joined(separator: "; ")
     }
 }

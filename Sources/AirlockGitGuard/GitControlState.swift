@@ -5,8 +5,11 @@
 /// includes, remote helpers), `hooks/`, `commondir` (which moves config and hooks elsewhere),
 /// `info/attributes` (filter drivers), `objects/info/alternates`, legacy `branches/` and
 /// `remotes/`, and the same again in every nested git directory: `modules/<name>/` of
-/// submodules and `worktrees/<id>/` of linked worktrees. Everything else (objects, refs, logs,
-/// the index, HEAD, lock files, rebase state) is data that git reads but never executes.
+/// submodules and `worktrees/<id>/` of linked worktrees. The state of an operation in progress
+/// runs something too when the user continues it: a rebase's todo list (`exec` lines) and the
+/// merge strategy of a rebase or cherry-pick (`git merge-<strategy>`, a path if it has a
+/// slash). Everything else (objects, refs, logs, the index, HEAD, lock files) is data that git
+/// reads but never executes.
 ///
 /// The classification is by name only, so it cannot depend on anything a writer changes later.
 public enum GitControlState {
@@ -17,11 +20,9 @@ public enum GitControlState {
         /// A directory whose move or replacement would move control state (`hooks`, `info`,
         /// `modules`, a nested git directory's root).
         case controlDirectory
-        /// A configuration file: replaced only by a rename whose changes are all safe keys.
-        case config
-        /// A linked worktree's `commondir` or `gitdir`: written once with the one value git
-        /// itself writes.
-        case worktreeLink(WorktreeLink)
+        /// Written only with content that ``GitCheckedContent`` accepts: config files, a
+        /// linked worktree's pointers, a rebase's todo list and strategy.
+        case checked(CheckedFile)
         /// Hooks, `commondir` of the main directory, attributes, alternates: never written.
         case control
 
@@ -30,16 +31,33 @@ public enum GitControlState {
             switch self {
             case .data: 0
             case .controlDirectory: 1
-            case .worktreeLink: 2
-            case .config: 3
+            case .checked(let file): file == .config ? 3 : 2
             case .control: 4
             }
         }
     }
 
-    /// The two pointer files `git worktree add` writes into `worktrees/<id>/`.
-    public enum WorktreeLink: String, Equatable, Sendable {
+    /// A file whose content decides what git runs, checked before it is written.
+    public enum CheckedFile: String, Equatable, Sendable {
+        /// A repository's configuration (see ``GitConfigSafety``).
+        case config
+        /// `worktrees/<id>/commondir` and `gitdir`, as `git worktree add` writes them.
         case commondir, gitdir
+        /// `rebase-merge/git-rebase-todo`, `sequencer/todo`: no `exec` lines.
+        case todo
+        /// `rebase-merge/strategy`: a merge strategy's name, never a path.
+        case strategy
+        /// `sequencer/opts`: a config file whose `options.strategy` is a name.
+        case sequencerOptions
+
+        /// May be written in place (git writes these so, or an editor does the todo list); config
+        /// files only by a rename from a lock file, whose whole content is checked at once.
+        public var writtenInPlace: Bool {
+            switch self {
+            case .commondir, .gitdir, .strategy, .todo: true
+            case .config, .sequencerOptions: false
+            }
+        }
     }
 
     /// Where a path lies: in the top git directory, or in a nested one.
@@ -64,7 +82,9 @@ public enum GitControlState {
         collectReadings(components[...], nested: false, linkedWorktree: false, into: &readings)
         if isFile {
             let files = readings.filter { !$0.isNestedRoot }
-            readings = files.isEmpty ? [Location(kind: .data, nested: true)] : files
+            // A file where only a nested git directory can be (`worktrees/config`): git makes
+            // none, and a commondir of "../" would read it as a config.
+            readings = files.isEmpty ? [Location(kind: .controlDirectory, nested: true)] : files
         }
         let strictest = readings.max { $0.kind.strictness < $1.kind.strictness }
         return Location(
@@ -108,14 +128,20 @@ public enum GitControlState {
         guard let first = path.first else { return .controlDirectory }
         switch first {
         case "config" where path.count == 1:
-            return .config
+            return .checked(.config)
         case "config.worktree" where path.count == 1:
             return .control
         case "commondir", "gitdir":
-            if path.count == 1 && linkedWorktree {
-                return .worktreeLink(first == "commondir" ? .commondir : .gitdir)
-            }
+            if path.count == 1 && linkedWorktree { return .checked(first == "commondir" ? .commondir : .gitdir) }
             return .control
+        case "rebase-merge", "rebase-apply", "sequencer":
+            guard path.count == 2 else { return .data }
+            switch (first, path[1]) {
+            case ("rebase-merge", "git-rebase-todo"), ("sequencer", "todo"): return .checked(.todo)
+            case ("rebase-merge", "strategy"), ("rebase-apply", "strategy"): return .checked(.strategy)
+            case ("sequencer", "opts"): return .checked(.sequencerOptions)
+            default: return .data
+            }
         case "hooks":
             if path.count == 1 { return .controlDirectory }
             // Sample hooks (copied from git's templates) never run.
@@ -144,8 +170,9 @@ public enum GitControlState {
         case createDirectory([String])
         case createSymlink([String])
         case createSpecial([String])
-        /// Opening for writing, truncating, or changing the mode.
+        /// Opening for writing, or truncating.
         case write([String])
+        case changeMode([String])
         case remove([String], isDirectory: Bool)
         case rename(from: [String], to: [String], isDirectory: Bool)
         case hardLink(from: [String], to: [String])
@@ -155,9 +182,9 @@ public enum GitControlState {
     public enum Decision: Equatable, Sendable {
         case allow
         /// Allowed; the file's content is checked as it is written.
-        case allowChecked(WorktreeLink)
-        /// A rename onto a config file: allowed if the new content's changes are all safe.
-        case checkConfig
+        case allowChecked(CheckedFile)
+        /// A rename onto a checked file: allowed if the new content passes.
+        case checkRename(CheckedFile)
         case refuse(String)
     }
 
@@ -165,7 +192,16 @@ public enum GitControlState {
     public static func decide(_ operation: Operation) -> Decision {
         switch operation {
         case .createSymlink(let path):
-            return .refuse("a symbolic link in a git directory (\(describe(path)))")
+            // git init tries one (tXXXXXX); a link is harmless where git reads no control state
+            // through it. Never one that stands for a control path or the directory of one.
+            guard classify(path).kind == .data, let last = path.last, !stateDirectories.contains(last) else {
+                return .refuse("a symbolic link in place of \(describe(path))")
+            }
+            return .allow
+        case .changeMode(let path):
+            // A hook's mode decides whether it runs; no other file's does.
+            return classify(path, isFile: true).kind == .control
+                ? .refuse("changing the mode of \(describe(path))") : .allow
         case .createSpecial(let path):
             return .refuse("a device or pipe in a git directory (\(describe(path)))")
         case .createDirectory(let path):
@@ -176,17 +212,22 @@ public enum GitControlState {
         case .createFile(let path), .write(let path):
             switch classify(path, isFile: true).kind {
             case .data: return .allow
-            case .worktreeLink(let link): return .allowChecked(link)
-            case .config: return .refuse("writing \(describe(path)) in place (git replaces it by a rename)")
+            case .checked(let file) where file.writtenInPlace: return .allowChecked(file)
+            case .checked: return .refuse("writing \(describe(path)) in place (git replaces it by a rename)")
             case .controlDirectory: return .refuse("a file in place of \(describe(path))")
             case .control: return .refuse("writing \(describe(path))")
             }
         case .remove(let path, let isDirectory):
             let location = classify(path, isFile: !isDirectory)
             // Nested git directories come and go with `worktree prune` and submodule removal;
-            // removing control state can only make git run less. A directory goes only empty.
-            if location.nested || location.kind == .data || isDirectory { return .allow }
-            return .refuse("removing \(describe(path))")
+            // removing control state can only make git run less (the main config is kept for
+            // the user's sake). A directory goes only empty.
+            switch location.kind {
+            case _ where location.nested || isDirectory: return .allow
+            case .data: return .allow
+            case .checked(let file) where file != .config: return .allow
+            default: return .refuse("removing \(describe(path))")
+            }
         case .rename(let from, let to, let isDirectory):
             let source = classify(from, isFile: !isDirectory)
             guard source.kind == .data else { return .refuse("moving \(describe(from))") }
@@ -194,8 +235,8 @@ public enum GitControlState {
             switch target.kind {
             case .data:
                 return .allow
-            case .config where !isDirectory:
-                return .checkConfig
+            case .checked(let file) where !isDirectory:
+                return .checkRename(file)
             default:
                 return .refuse("moving a \(isDirectory ? "directory" : "file") to \(describe(to))")
             }
@@ -206,6 +247,10 @@ public enum GitControlState {
             return .allow
         }
     }
+
+    /// Data directories whose files are checked: a link in their place would lead git to files
+    /// no check saw.
+    static let stateDirectories: Set<String> = ["rebase-merge", "rebase-apply", "sequencer"]
 
     static func describe(_ path: [String]) -> String {
         path.isEmpty ? "the git directory" : path.joined(separator: "/")

@@ -56,7 +56,7 @@ public final class GitDirFilter: @unchecked Sendable {
     }
 
     private enum Handle {
-        case file(fd: Int32, checked: GitControlState.WorktreeLink?)
+        case file(fd: Int32, checked: GitControlState.CheckedFile?)
         case directory(OpaquePointer)
     }
 
@@ -67,6 +67,19 @@ public final class GitDirFilter: @unchecked Sendable {
     private var nextHandle: UInt64 = 1
     private var reported: Set<String> = []
     private var readBuffer: [UInt8] = []
+    /// Files made through this filter: only one of them may become a checked file by a rename
+    /// (a file from before the filter could be open for writing outside it).
+    private var created: Set<FileKey> = []
+    /// A checked file open for writing: what it will hold, written to disk at flush or close
+    /// only if it passes, so the host never sees a part of it or a refused one.
+    private struct Draft {
+        var file: GitControlState.CheckedFile
+        var path: [String]
+        var content: [UInt8]
+        var dirty: Bool
+    }
+    private var drafts: [UInt64: Draft] = [:]
+    static let draftLimit = 1 << 20
 
     /// Serves `device` (an open `/dev/fuse` mounted over the sandbox's view of `root`).
     public init(
@@ -135,7 +148,7 @@ public final class GitDirFilter: @unchecked Sendable {
         case .read: readFile(request)
         case .write: writeFile(request)
         case .release: releaseFile(request)
-        case .flush: reply(request, error: 0)
+        case .flush: reply(request, error: commit(request.u64(0)))
         case .fsync, .fsyncdir: syncFile(request)
         case .opendir: openDirectory(request)
         case .readdir: readDirectory(request)
@@ -243,7 +256,7 @@ public final class GitDirFilter: @unchecked Sendable {
     private static func firstPath(_ operation: GitControlState.Operation) -> [String] {
         switch operation {
         case .createFile(let path), .createDirectory(let path), .createSymlink(let path), .createSpecial(let path),
-            .write(let path), .remove(let path, _):
+            .write(let path), .changeMode(let path), .remove(let path, _):
             return path
         case .rename(_, let to, _), .hardLink(_, let to):
             return to
@@ -298,15 +311,29 @@ public final class GitDirFilter: @unchecked Sendable {
                 valid & FUSEWire.setGID == 0 || request.u32(80) == group(info.st_gid)
             else { return reply(request, error: EPERM) }
         }
-        if valid & (FUSEWire.setMode | FUSEWire.setSize) != 0 {
-            if case .refuse = permitted(.write(path)) { return reply(request, error: EPERM) }
+        if valid & FUSEWire.setSize != 0, case .refuse = permitted(.write(path)) { return reply(request, error: EPERM) }
+        if valid & FUSEWire.setMode != 0, case .refuse = permitted(.changeMode(path)) {
+            return reply(request, error: EPERM)
         }
         if valid & FUSEWire.setMode != 0 {
             guard chmod(Self.procPath(node.fd), mode_t(request.u32(68) & 0o7777)) == 0 else {
                 return reply(request, error: errno)
             }
         }
-        if valid & FUSEWire.setSize != 0 {
+        if valid & FUSEWire.setSize != 0, valid & FUSEWire.setHandle != 0, var draft = drafts[handle] {
+            let size = min(Int(request.u64(16)), Self.draftLimit)
+            draft.content =
+                Array(draft.content.prefix(size)) + [UInt8](repeating: 0, count: max(0, size - draft.content.count))
+            draft.dirty = true
+            drafts[handle] = draft
+        } else if valid & FUSEWire.setSize != 0 {
+            if case .checked = GitControlState.classify(path, isFile: true).kind {
+                // Not through a draft: only to what the file holds already (a no-op).
+                guard let info = stat(of: node.fd), UInt64(info.st_size) == request.u64(16) else {
+                    refuse(reason: "truncating \(path.joined(separator: "/"))", path: path)
+                    return reply(request, error: EPERM)
+                }
+            }
             let size = off_t(Int64(bitPattern: request.u64(16)))
             let result: Int32
             if valid & FUSEWire.setHandle != 0, case .file(let fd, _)? = handles[handle] {
@@ -360,12 +387,14 @@ public final class GitDirFilter: @unchecked Sendable {
         let names = request.names(after: offset)
         guard let name = names.first else { return reply(request, error: EINVAL) }
         let path = parentPath + [name]
-        var checked: GitControlState.WorktreeLink?
+        var checked: GitControlState.CheckedFile?
         var createdFD: Int32 = -1
         switch opcode {
         case .symlink:
-            _ = permitted(.createSymlink(path))
-            return reply(request, error: EPERM)
+            guard names.count >= 2, case .allow = permitted(.createSymlink(path)) else {
+                return reply(request, error: EPERM)
+            }
+            guard symlinkat(names[1], parentFD, name) == 0 else { return reply(request, error: errno) }
         case .mkdir:
             if case .refuse = permitted(.createDirectory(path)) { return reply(request, error: EPERM) }
             let mode = mode_t(request.u32(0) & ~request.u32(4) & 0o7777)
@@ -398,11 +427,25 @@ public final class GitDirFilter: @unchecked Sendable {
             if createdFD >= 0 { close(createdFD) }
             return reply(request, error: saved)
         }
+        // Objects never become checked files (git does not rename them so, and such a rename
+        // is refused): not kept, as there are many.
+        if path.first != "objects" && (info.st_mode & S_IFMT) == S_IFREG {
+            created.insert(FileKey(device: UInt64(info.st_dev), inode: UInt64(info.st_ino)))
+        }
         if opcode == .create {
+            var openFlags: UInt32 = 0
+            if checked != nil {
+                // Made empty; its content is written at flush if it passes.
+                close(createdFD)
+                createdFD = openat(parentFD, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
+                guard createdFD >= 0 else { return reply(request, error: errno) }
+                openFlags = FUSEWire.directIO
+            }
             let handle = store(.file(fd: createdFD, checked: checked))
+            if let checked { drafts[handle] = Draft(file: checked, path: path, content: [], dirty: false) }
             reply(request) { out in
                 out.entry(node: node, info, owner: owner, group: group)
-                out.open(handle: handle)
+                out.open(handle: handle, flags: openFlags)
             }
         } else {
             reply(request) { $0.entry(node: node, info, owner: owner, group: group) }
@@ -416,7 +459,10 @@ public final class GitDirFilter: @unchecked Sendable {
         if case .refuse = permitted(.remove(parentPath + [name], isDirectory: directory)) {
             return reply(request, error: EPERM)
         }
+        var info = Glibc.stat()
+        let last = !directory && fstatat(parentFD, name, &info, AT_SYMLINK_NOFOLLOW) == 0 && info.st_nlink == 1
         let result = unlinkat(parentFD, name, directory ? AT_REMOVEDIR : 0)
+        if result == 0 && last { created.remove(FileKey(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))) }
         reply(request, error: result == 0 ? 0 : errno)
     }
 
@@ -440,6 +486,9 @@ public final class GitDirFilter: @unchecked Sendable {
         let from = fromParent + [names[0]]
         let to = toParent + [names[1]]
         let isDirectory = (info.st_mode & S_IFMT) == S_IFDIR
+        if (info.st_mode & S_IFMT) == S_IFLNK, case .refuse = permitted(.createSymlink(to)) {
+            return reply(request, error: EPERM)
+        }
         // An exchange moves both ways.
         if flags & 2 != 0 {
             if case .refuse = permitted(.rename(from: to, to: from, isDirectory: isDirectory)) {
@@ -449,8 +498,9 @@ public final class GitDirFilter: @unchecked Sendable {
         switch permitted(.rename(from: from, to: to, isDirectory: isDirectory)) {
         case .refuse:
             return reply(request, error: EPERM)
-        case .checkConfig:
-            if let reason = configRefusal(newFrom: fromFD, name: names[0], replacing: toFD, name: names[1]) {
+        case .checkRename(let file):
+            if let reason = renameRefusal(info, from: (fromFD, names[0]), onto: (toFD, names[1]), file: file, path: to)
+            {
                 refuse(reason: "a change to \(to.joined(separator: "/")): \(reason)", path: to)
                 return reply(request, error: EPERM)
             }
@@ -467,13 +517,34 @@ public final class GitDirFilter: @unchecked Sendable {
         reply(request, error: result == 0 ? 0 : errno)
     }
 
-    /// Why the file about to replace a config file may not, or nil.
-    private func configRefusal(newFrom directory: Int32, name: String, replacing target: Int32, name targetName: String)
-        -> String?
-    {
-        guard let new = Self.readSmallFile(directory, name) else { return "the new file cannot be read" }
-        let old = Self.readSmallFile(target, targetName)
-        return GitConfigSafety.refusal(replacing: old, with: new)
+    /// Why a file may not become a checked file by a rename, or nil. Its content is checked,
+    /// and it must be reachable by no other way once it is there: one link, made through this
+    /// filter, open for writing nowhere.
+    private func renameRefusal(
+        _ info: Glibc.stat, from source: (Int32, String), onto target: (Int32, String),
+        file: GitControlState.CheckedFile, path: [String]
+    ) -> String? {
+        let key = FileKey(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        guard (info.st_mode & S_IFMT) == S_IFREG, info.st_nlink == 1 else { return "the new file has other links" }
+        guard created.contains(key) else { return "the new file was not made in this session's git directory" }
+        for case .file(let fd, _) in handles.values {
+            var open = Glibc.stat()
+            if fstat(fd, &open) == 0, UInt64(open.st_ino) == key.inode, UInt64(open.st_dev) == key.device,
+                fcntl(fd, F_GETFL) & O_ACCMODE != O_RDONLY
+            {
+                return "the new file is still open for writing"
+            }
+        }
+        guard let new = Self.readSmallFile(source.0, source.1) else { return "the new file cannot be read" }
+        return GitCheckedContent.refusal(
+            new, file: file, partial: false, old: Self.readSmallFile(target.0, target.1), context: context(of: path))
+    }
+
+    /// Where a path of this git directory is, for the content checks.
+    private func context(of path: [String]) -> GitCheckedContent.Context {
+        GitCheckedContent.Context(
+            directory: ([shownAs] + path.dropLast()).joined(separator: "/"),
+            nested: GitControlState.classify(path, isFile: true).nested, roots: worktreeRoots)
     }
 
     private static func readSmallFile(_ directory: Int32, _ name: String) -> String? {
@@ -497,6 +568,11 @@ public final class GitDirFilter: @unchecked Sendable {
         if case .refuse = permitted(.hardLink(from: source, to: parent + [name])) {
             return reply(request, error: EPERM)
         }
+        if let info = stat(of: sourceFD), (info.st_mode & S_IFMT) == S_IFLNK,
+            case .refuse = permitted(.createSymlink(parent + [name]))
+        {
+            return reply(request, error: EPERM)
+        }
         guard linkat(AT_FDCWD, Self.procPath(sourceFD), parentFD, name, AT_SYMLINK_FOLLOW) == 0 else {
             return reply(request, error: errno)
         }
@@ -514,27 +590,73 @@ public final class GitDirFilter: @unchecked Sendable {
     private func openFile(_ request: FUSEWire.Request) {
         guard let node = nodes[request.node] else { return reply(request, error: ENOENT) }
         let flags = Int32(bitPattern: request.u32(0))
-        var checked: GitControlState.WorktreeLink?
+        var checked: GitControlState.CheckedFile?
+        var path: [String] = []
         if flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0 {
-            guard let path = components(of: request.node) else { return reply(request, error: ENOENT) }
+            guard let found = components(of: request.node) else { return reply(request, error: ENOENT) }
+            path = found
             switch permitted(.write(path)) {
             case .refuse: return reply(request, error: EPERM)
-            case .allowChecked(let link): checked = link
+            case .allowChecked(let file): checked = file
             default: break
             }
         }
-        let fd = open(Self.procPath(node.fd), (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC)
+        // The node is found already, never through a link; O_NOFOLLOW (cp -r asks for it) would
+        // refuse the /proc/self/fd link itself. A draft's file is written whole at flush.
+        var openFlags = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW)) | O_CLOEXEC
+        if checked != nil { openFlags = (openFlags & ~(O_ACCMODE | O_TRUNC | O_APPEND)) | O_RDWR }
+        let fd = open(Self.procPath(node.fd), openFlags)
         guard fd >= 0 else { return reply(request, error: errno) }
         let handle = store(.file(fd: fd, checked: checked))
+        if let checked {
+            guard let content = Self.readAll(fd) else {
+                close(fd)
+                handles[handle] = nil
+                return reply(request, error: EFBIG)
+            }
+            drafts[handle] = Draft(
+                file: checked, path: path, content: flags & O_TRUNC != 0 ? [] : content, dirty: false)
+            return reply(request) { $0.open(handle: handle, flags: FUSEWire.directIO) }
+        }
         // The page cache stays across opens: the kernel asks for the attributes at each open
         // (nothing is cached) and drops the pages when the file's time or size changed.
         reply(request) { $0.open(handle: handle, flags: FUSEWire.keepCache) }
+    }
+
+    private static func readAll(_ fd: Int32) -> [UInt8]? {
+        var info = Glibc.stat()
+        guard fstat(fd, &info) == 0, info.st_size <= draftLimit else { return nil }
+        var content = [UInt8](repeating: 0, count: Int(info.st_size))
+        let count = content.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        return count == content.count ? content : nil
+    }
+
+    /// Writes a draft that passes; refuses one that does not (the file keeps what it held).
+    private func commit(_ handle: UInt64) -> Int32 {
+        guard var draft = drafts[handle], draft.dirty, case .file(let fd, _)? = handles[handle] else { return 0 }
+        draft.dirty = false
+        drafts[handle] = draft
+        if let reason = GitCheckedContent.refusal(
+            String(decoding: draft.content, as: UTF8.self), file: draft.file, partial: false,
+            context: context(of: draft.path))
+        {
+            refuse(reason: reason, path: draft.path)
+            drafts[handle]?.content = Self.readAll(fd) ?? []
+            return EPERM
+        }
+        guard ftruncate(fd, 0) == 0 else { return errno }
+        let written = draft.content.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        return written == draft.content.count ? 0 : EIO
     }
 
     private func readFile(_ request: FUSEWire.Request) {
         guard case .file(let fd, _)? = handles[request.u64(0)] else { return reply(request, error: EBADF) }
         let offset = off_t(Int64(bitPattern: request.u64(8)))
         let size = min(Int(request.u32(16)), Self.maxWrite)
+        if let draft = drafts[request.u64(0)] {
+            let start = min(Int(offset), draft.content.count)
+            return reply(request, error: 0, body: Array(draft.content[start..<min(start + size, draft.content.count)]))
+        }
         // Read straight after the reply's header, and send both in one write.
         let header = FUSEWire.outHeaderSize
         if readBuffer.count < header + size { readBuffer = [UInt8](repeating: 0, count: header + size) }
@@ -545,44 +667,29 @@ public final class GitDirFilter: @unchecked Sendable {
     }
 
     private func writeFile(_ request: FUSEWire.Request) {
-        guard case .file(let fd, let checked)? = handles[request.u64(0)] else { return reply(request, error: EBADF) }
-        let offset = off_t(Int64(bitPattern: request.u64(8)))
+        let handle = request.u64(0)
+        guard case .file(let fd, _)? = handles[handle] else { return reply(request, error: EBADF) }
+        let offset = Int(Int64(bitPattern: request.u64(8)))
         let size = Int(request.u32(16))
         let start = request.body.startIndex + 40
-        guard request.body.count >= 40 + size else { return reply(request, error: EINVAL) }
+        guard request.body.count >= 40 + size, offset >= 0 else { return reply(request, error: EINVAL) }
         let data = request.body[start..<(start + size)]
-        if let checked, !acceptsWrite(fd: fd, offset: offset, data: data, link: checked) {
-            return reply(request, error: EPERM)
+        if var draft = drafts[handle] {
+            guard offset + size <= Self.draftLimit else { return reply(request, error: EFBIG) }
+            if draft.content.count < offset + size {
+                draft.content += [UInt8](repeating: 0, count: offset + size - draft.content.count)
+            }
+            draft.content.replaceSubrange(offset..<(offset + size), with: data)
+            draft.dirty = true
+            drafts[handle] = draft
+        } else {
+            let written = data.withUnsafeBytes { pwrite(fd, $0.baseAddress, size, off_t(offset)) }
+            guard written == size else { return reply(request, error: written < 0 ? errno : EIO) }
         }
-        let written = data.withUnsafeBytes { pwrite(fd, $0.baseAddress, size, offset) }
-        guard written >= 0 else { return reply(request, error: errno) }
         reply(request) { out in
-            out.u32(UInt32(written))
+            out.u32(UInt32(size))
             out.u32(0)
         }
-    }
-
-    /// A linked worktree's pointer files hold what `git worktree add` writes, nothing else:
-    /// `commondir` leads back to this directory and `gitdir` names a place in the workspace.
-    private func acceptsWrite(fd: Int32, offset: off_t, data: ArraySlice<UInt8>, link: GitControlState.WorktreeLink)
-        -> Bool
-    {
-        var info = Glibc.stat()
-        guard fstat(fd, &info) == 0, info.st_size <= 8192, offset >= 0, Int(offset) + data.count <= 8192 else {
-            return false
-        }
-        var content = [UInt8](repeating: 0, count: Int(info.st_size))
-        _ = content.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
-        if content.count < Int(offset) + data.count {
-            content += [UInt8](repeating: 0, count: Int(offset) + data.count - content.count)
-        }
-        content.replaceSubrange(Int(offset)..<(Int(offset) + data.count), with: data)
-        let text = String(decoding: content, as: UTF8.self)
-        let accepted = GitWorktreeLinks.accepts(text, link: link, worktreeRoots: worktreeRoots)
-        if !accepted, let path = components(ofDescriptor: fd) {
-            refuse(reason: "\(link.rawValue) may only hold what git worktree add writes", path: path)
-        }
-        return accepted
     }
 
     private func components(ofDescriptor fd: Int32) -> [String]? {
@@ -595,13 +702,18 @@ public final class GitDirFilter: @unchecked Sendable {
     }
 
     private func releaseFile(_ request: FUSEWire.Request) {
-        if case .file(let fd, _) = handles.removeValue(forKey: request.u64(0)) { close(fd) }
+        let handle = request.u64(0)
+        _ = commit(handle)
+        drafts[handle] = nil
+        if case .file(let fd, _) = handles.removeValue(forKey: handle) { close(fd) }
         reply(request, error: 0)
     }
 
     private func syncFile(_ request: FUSEWire.Request) {
         switch handles[request.u64(0)] {
-        case .file(let fd, _): reply(request, error: fsync(fd) == 0 ? 0 : errno)
+        case .file(let fd, _):
+            let committed = commit(request.u64(0))
+            reply(request, error: committed != 0 ? committed : fsync(fd) == 0 ? 0 : errno)
         default: reply(request, error: 0)
         }
     }
@@ -671,25 +783,4 @@ public final class GitDirFilter: @unchecked Sendable {
 public struct GitGuardError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }
-}
-
-/// What a linked worktree's `commondir` and `gitdir` may hold, checked as they are written
-/// (so each prefix of an accepted value is accepted too).
-public enum GitWorktreeLinks {
-    public static func accepts(_ text: String, link: GitControlState.WorktreeLink, worktreeRoots: [String]) -> Bool {
-        switch link {
-        case .commondir:
-            // `git worktree add` writes exactly "../..\n": this git directory.
-            return "../..\n".hasPrefix(text) || text == "../.."
-        case .gitdir:
-            var body = Substring(text)
-            if body.hasSuffix("\n") { body = body.dropLast() }
-            guard !body.contains("\n"), !body.contains("\0") else { return false }
-            let parts = body.split(separator: "/", omittingEmptySubsequences: false)
-            guard !parts.contains(".."), !parts.contains(".") else { return false }
-            return worktreeRoots.contains { root in
-                root.hasPrefix(body) || body.hasPrefix(root + "/")
-            }
-        }
-    }
 }

@@ -7,8 +7,10 @@ import Foundation
 
 /// Watches the guarded workspaces for a `.git` that appears while the sandbox runs: a
 /// repository the agent makes (`git init`, `git clone`, a `.git` renamed into place) or a
-/// `.git` file that points anywhere. Git on the host would take hooks and config from it, so it
-/// is moved out of the host's view at once, into the sandbox's quarantine, and journalled.
+/// `.git` file that points anywhere. Git on the host would take hooks and config from it. A
+/// new repository whose control state is what `git init` or `git clone` leaves gets a filter
+/// of its own (`adopt`) and stays; any other is moved out of the host's view at once, into the
+/// sandbox's quarantine, and journalled.
 /// A `.git` file that leads into a filtered git directory's `worktrees/` or `modules/` (what
 /// `git worktree add` and a submodule checkout write) is left alone: the filter guards where
 /// it leads.
@@ -28,7 +30,9 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
 
     let roots: [Root]
     /// Host paths of the git directories behind filters, which `.git` files may lead into.
-    let filtered: [String]
+    private var filtered: [String]
+    /// Puts a filter in front of a new repository (host path, path inside); false if it could not.
+    let adopt: (@Sendable (String, String) -> Bool)?
     /// Every `.git` there was at start: the user's, left where they are.
     let known: Set<String>
     let quarantine: String
@@ -43,11 +47,13 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
 
     static let mask = UInt32(IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
 
-    public init(roots: [Root], filtered: [String], known: Set<String>, quarantine: String, journal: GuardJournal)
-        throws
-    {
+    public init(
+        roots: [Root], filtered: [String], known: Set<String>, quarantine: String, journal: GuardJournal,
+        adopt: (@Sendable (String, String) -> Bool)? = nil
+    ) throws {
         self.roots = roots
         self.filtered = filtered
+        self.adopt = adopt
         self.known = known
         self.quarantine = quarantine
         self.journal = journal
@@ -93,7 +99,10 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
                 let path = directory + "/" + name
                 if name == ".git" {
                     inspect(path)
-                } else if mask & UInt32(IN_ISDIR) != 0 && mask & UInt32(IN_CREATE | IN_MOVED_TO) != 0 {
+                    continue
+                }
+                if Self.gitDirectoryMarks.contains(name) { inspectDirectory(directory) }
+                if mask & UInt32(IN_ISDIR) != 0 && mask & UInt32(IN_CREATE | IN_MOVED_TO) != 0 {
                     watchTree(path)
                 }
             }
@@ -118,6 +127,7 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
                 continue
             }
             watched[wd] = directory
+            if !known.contains(directory) { inspectDirectory(directory) }
             for entry in Files.entries(of: directory) {
                 let path = directory + "/" + entry.name
                 if entry.name == ".git" {
@@ -137,15 +147,26 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
         if (info.st_mode & S_IFMT) == S_IFREG {
             // Empty (being written: git reads an empty one as no repository at all) or leading
             // into a filtered directory: left, and watched for what is written to it next.
-            if info.st_size == 0 || Self.leadsInto(path, filtered: filtered) != nil {
+            if info.st_size == 0 || Self.leadsInto(path, filtered: filtered, roots: roots) != nil {
                 let wd = inotify_add_watch(inotify, path, UInt32(IN_MODIFY | IN_CLOSE_WRITE | IN_DONT_FOLLOW))
                 if wd >= 0 { watchedFiles[wd] = path }
                 return
             }
         }
+        if (info.st_mode & S_IFMT) == S_IFDIR, let adopt, GitRepositoryCheck.problem(in: path) == nil,
+            adopt(path, insidePath(path))
+        {
+            // Behind a filter now; what was written before it was in place is checked again.
+            guard let problem = GitRepositoryCheck.problem(in: path) else {
+                filtered.append(path)
+                return
+            }
+            moveAway(path, kind: "a new repository that \(problem)")
+            return
+        }
         let kind: String
         switch info.st_mode & S_IFMT {
-        case S_IFDIR: kind = "a new repository"
+        case S_IFDIR: kind = "a new repository" + (GitRepositoryCheck.problem(in: path).map { " that \($0)" } ?? "")
         case S_IFREG: kind = "a .git file that leads outside the guarded git directories"
         case S_IFLNK: kind = "a .git symbolic link"
         default: kind = "a .git of an unexpected type"
@@ -153,19 +174,60 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
         moveAway(path, kind: kind)
     }
 
-    /// For a `.git` file: the filtered git directory its `gitdir:` leads into (under its
-    /// `worktrees/` or `modules/`), or nil.
-    static func leadsInto(_ file: String, filtered: [String]) -> String? {
-        guard let text = Files.readRegularFile(file, limit: 4096) else { return nil }
-        let line = text.split(separator: "\n", omittingEmptySubsequences: false).first ?? ""
-        guard line.hasPrefix("gitdir: ") else { return nil }
-        var target = String(line.dropFirst(8))
-        if !target.hasPrefix("/") { target = (file as NSString).deletingLastPathComponent + "/" + target }
-        let normalized = Files.absolute(target)
-        return filtered.first { gitDirectory in
-            Files.isWithin(normalized, gitDirectory + "/worktrees")
-                || Files.isWithin(normalized, gitDirectory + "/modules")
+    /// For a `.git` file: the filtered git directory whose `worktrees/<id>` or `modules/<name>`
+    /// its `gitdir:` leads to, or nil. Read as git reads it: the whole file is the line, less
+    /// the line ends at its end (a path with a line break in it is refused).
+    static func leadsInto(_ file: String, filtered: [String], roots: [Root] = []) -> String? {
+        guard let text = Files.readRegularFile(file, limit: 4096), text.hasPrefix("gitdir: ") else { return nil }
+        var target = Substring(text.dropFirst(8))
+        while target.hasSuffix("\n") || target.hasSuffix("\r") { target = target.dropLast() }
+        guard !target.isEmpty, !target.contains("\n"), !target.contains("\r"), !target.contains("\0") else {
+            return nil
         }
+        var path = String(target)
+        if !path.hasPrefix("/") {
+            path = (file as NSString).deletingLastPathComponent + "/" + path
+        } else if let root = roots.first(where: { Files.isWithin(path, $0.inside) }) {
+            // Written inside: the sandbox sees a mount at another path than the host.
+            path = root.host + String(path.dropFirst(root.inside.count))
+        }
+        let normalized = Files.absolute(path)
+        return filtered.first { gitDirectory in
+            let worktrees = gitDirectory + "/worktrees/"
+            if normalized.hasPrefix(worktrees) {
+                let id = normalized.dropFirst(worktrees.count)
+                return !id.isEmpty && !id.contains("/")
+            }
+            return normalized.hasPrefix(gitDirectory + "/modules/") && normalized.count > gitDirectory.count + 9
+        }
+    }
+
+    /// Names whose appearance can make a directory a git directory of its own (a bare
+    /// repository: git takes one for a repository when run inside it).
+    static let gitDirectoryMarks: Set<String> = ["HEAD", "objects", "refs", "commondir"]
+
+    /// What git's `is_git_directory` looks for: a HEAD, and objects and refs (or a commondir).
+    static func looksLikeGitDirectory(_ directory: String) -> Bool {
+        var info = stat()
+        guard lstat(directory + "/HEAD", &info) == 0 else { return false }
+        if lstat(directory + "/commondir", &info) == 0 { return true }
+        return Files.isDirectory(directory + "/objects") && Files.isDirectory(directory + "/refs")
+    }
+
+    /// A directory (not named `.git`) that git would take for a repository: guarded by a
+    /// filter of its own when it is clean, else its HEAD is moved away, which makes it none.
+    func inspectDirectory(_ directory: String) {
+        guard !filtered.contains(directory), Self.looksLikeGitDirectory(directory) else { return }
+        if let adopt, GitRepositoryCheck.problem(in: directory) == nil, adopt(directory, insidePath(directory)) {
+            guard let problem = GitRepositoryCheck.problem(in: directory) else {
+                filtered.append(directory)
+                return
+            }
+            moveAway(directory + "/HEAD", kind: "the HEAD of a directory git takes for a repository, that \(problem)")
+            return
+        }
+        let reason = GitRepositoryCheck.problem(in: directory).map { ", that \($0)" } ?? ""
+        moveAway(directory + "/HEAD", kind: "the HEAD of a directory git takes for a repository" + reason)
     }
 
     /// Moves a `.git` away from where git would find it: first to a name git ignores, in the

@@ -112,11 +112,14 @@ public struct RuntimeSpec: Codable, Sendable, Equatable {
             self.options = options
         }
 
-        /// A bind mount of a host path.
-        public static func bind(_ source: String, at destination: String, readOnly: Bool) -> Mount {
+        /// A bind mount of a host path; a `following` one is a slave of its source, so mounts
+        /// made there later appear in the container too.
+        public static func bind(_ source: String, at destination: String, readOnly: Bool, following: Bool = false)
+            -> Mount
+        {
             Mount(
                 destination: destination, type: "bind", source: source,
-                options: ["rbind", "nosuid", "nodev", readOnly ? "ro" : "rw"])
+                options: ["rbind", "nosuid", "nodev", readOnly ? "ro" : "rw"] + (following ? ["rslave"] : []))
         }
     }
 

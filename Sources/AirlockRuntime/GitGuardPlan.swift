@@ -98,12 +98,22 @@ public struct GitGuardPlan: Codable, Sendable, Equatable {
         return nil
     }
 
-    /// Every `.git` under `top`, at any depth; not into git directories or through symlinks.
+    /// Every `.git` under `top`, at any depth, and every directory git would take for a
+    /// repository of its own (a bare one: HEAD, objects/ and refs/); not into git directories
+    /// or through symlinks.
     static func gitEntries(under top: String) -> [(String, Files.DirectoryEntry.Kind)] {
         var found: [(String, Files.DirectoryEntry.Kind)] = []
         var queue = [top]
         while let directory = queue.popLast() {
-            for entry in Files.entries(of: directory) {
+            let entries = Files.entries(of: directory)
+            if directory != top, entries.contains(where: { $0.name == "HEAD" && $0.kind != .directory }),
+                entries.contains(where: { $0.name == "objects" && $0.kind == .directory }),
+                entries.contains(where: { $0.name == "refs" && $0.kind == .directory })
+            {
+                found.append((directory, .directory))
+                continue
+            }
+            for entry in entries {
                 let path = directory + "/" + entry.name
                 if entry.name == ".git" {
                     found.append((path, entry.kind))
@@ -166,36 +176,50 @@ public struct GitGuardPlan: Codable, Sendable, Equatable {
         return plan
     }
 
-    /// Mounts each filter's FUSE file system at its mount point (in the init's mount namespace,
-    /// as the sandbox's root) and returns the `/dev/fuse` descriptors, in plan order, for the
-    /// supervisor to serve.
-    public func mountFilters() throws -> [Int32] {
+    /// In the init's mount namespace, before the container starts: each guarded directory
+    /// becomes a shared mount (the container's bind of it follows it), and each filter's FUSE
+    /// file system is mounted at its mount point. Returns the `/dev/fuse` descriptors, in plan
+    /// order, for the supervisor to serve.
+    public func prepareInInit() throws -> [Int32] {
+        for root in roots {
+            guard Glibc.mount(root.host, root.host, nil, UInt(MS_BIND | MS_REC), nil) == 0,
+                Glibc.mount(nil, root.host, nil, UInt(MS_SHARED), nil) == 0
+            else { throw SystemCallError("share \(root.host) with the sandbox", errno: errno) }
+        }
         var devices: [Int32] = []
-        for entry in filtered {
-            let fd = open("/dev/fuse", O_RDWR | O_CLOEXEC)
-            guard fd >= 0 else { throw SystemCallError("open /dev/fuse", errno: errno) }
-            devices.append(fd)
-            let options = "fd=\(fd),rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions"
-            guard
-                Glibc.mount("airlock-git", entry.mountPoint, "fuse.airlock-git", UInt(MS_NOSUID | MS_NODEV), options)
-                    == 0
-            else {
-                let saved = errno
-                for device in devices { close(device) }
-                throw SystemCallError("mount the git filter at \(entry.mountPoint)", errno: saved)
-            }
+        do {
+            for entry in filtered { devices.append(try Self.mountFilter(at: entry.mountPoint)) }
+        } catch {
+            for device in devices { close(device) }
+            throw error
         }
         return devices
     }
 
-    /// Serves the filters on the descriptors the init mounted, and starts the watcher; both
-    /// run on threads of their own for as long as the supervisor lives.
+    /// Opens `/dev/fuse` and mounts a filter's file system at `path`; the descriptor serves it.
+    /// As root of the sandbox's user namespace, where the mount is allowed.
+    public static func mountFilter(at path: String) throws -> Int32 {
+        let fd = open("/dev/fuse", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemCallError("open /dev/fuse", errno: errno) }
+        let options = "fd=\(fd),rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions"
+        guard Glibc.mount("airlock-git", path, "fuse.airlock-git", UInt(MS_NOSUID | MS_NODEV), options) == 0 else {
+            let saved = errno
+            close(fd)
+            throw SystemCallError("mount the git filter at \(path)", errno: saved)
+        }
+        return fd
+    }
+
+    /// Serves the filters on the descriptors the init mounted, and starts the watcher, which
+    /// puts a filter in front of a new repository too; all run on threads of their own for as
+    /// long as the supervisor lives.
     public func serve(devices: [Int32], paths: SandboxPaths) throws {
         let journal = GuardJournal(file: paths.guardJournal)
         let owners = GitDirFilter.Owners(hostUID: getuid(), hostGID: getgid(), agentID: SandboxIdentityIDs.agent)
+        let worktreeRoots = roots.map(\.inside)
         for (entry, device) in zip(filtered, devices) {
             try GitDirFilter(
-                device: device, root: entry.host, shownAs: entry.inside, worktreeRoots: roots.map(\.inside),
+                device: device, root: entry.host, shownAs: entry.inside, worktreeRoots: worktreeRoots,
                 owners: owners, journal: journal
             ).start()
         }
@@ -203,17 +227,54 @@ public struct GitGuardPlan: Codable, Sendable, Equatable {
         let filteredHosts = filtered.map(\.host)
         let known = Set(known)
         let quarantine = paths.quarantine
+        let canFilter = filterUnavailable == nil
+        let adopt: @Sendable (String, String) -> Bool = { host, inside in
+            guard canFilter, let initPID = paths.loadStatus()?.initPID else { return false }
+            do {
+                let device = try Self.mountFilterInSandbox(at: host, initPID: initPID)
+                try GitDirFilter(
+                    device: device, root: host, shownAs: inside, worktreeRoots: worktreeRoots, owners: owners,
+                    journal: journal
+                ).start()
+                return true
+            } catch {
+                FileHandle.standardError.write(Data("git guard: cannot filter \(inside): \(error)\n".utf8))
+                return false
+            }
+        }
         // The first walk of a large workspace takes a while: not on the start's path.
         let thread = Thread {
             do {
                 try NewRepositoryWatcher(
                     roots: watcherRoots, filtered: filteredHosts, known: known, quarantine: quarantine,
-                    journal: journal
+                    journal: journal, adopt: adopt
                 ).serve()
             } catch {
                 FileHandle.standardError.write(Data("git guard: \(error)\n".utf8))
             }
         }
         thread.start()
+    }
+
+    /// Mounts a filter over a repository that appeared while the sandbox runs: a helper enters
+    /// the sandbox init's namespaces (where the guarded directories are shared with the
+    /// container), mounts it there, and passes `/dev/fuse` back. Its pid namespace too: the
+    /// `/proc` there is that namespace's, and Swift reads its arguments from `/proc/self`.
+    static func mountFilterInSandbox(at path: String, initPID: pid_t) throws -> Int32 {
+        let (here, there) = try DescriptorPassing.socketPair()
+        defer { close(here) }
+        let helper = try ChildProcess.spawn(
+            [
+                try Executables.require("nsenter"), "-t", String(initPID), "-U", "-m", "-p", "--", Executables.current,
+                "_git-filter-mount", "--state", "-", path,
+            ], stdin: .null, stdout: .null, extraDescriptors: [3: there])
+        close(there)
+        let devices = try? DescriptorPassing.receive(from: here)
+        let status = helper.wait()
+        guard let device = devices?.first, status == 0 else {
+            devices?.forEach { close($0) }
+            throw AirlockError(.failed, "the filter helper exited with \(status)")
+        }
+        return device
     }
 }

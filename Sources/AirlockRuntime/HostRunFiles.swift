@@ -89,6 +89,8 @@ public enum HostRunFiles {
         guard depth < 3, !HostPersistenceGuard.isSymlink(directory) else { return }
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
             let path = directory + "/" + entry
+            // git's sample hooks never run.
+            if entry.hasSuffix(".sample") && directory.hasSuffix("/.git/hooks") { continue }
             if let print = fingerprint(path) {
                 found[String(path.dropFirst(prefix.count))] = print
             } else if Files.isDirectory(path) {

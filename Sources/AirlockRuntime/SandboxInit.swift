@@ -116,9 +116,9 @@ public struct SandboxInit {
     /// container starts.
     private func mountGitFilters() throws {
         let plan = GitGuardPlan.load(paths)
-        guard !plan.filtered.isEmpty else { return }
         do {
-            let devices = try plan.mountFilters()
+            let devices = try plan.prepareInInit()
+            guard !devices.isEmpty else { return }
             try DescriptorPassing.send(devices, over: Self.listenersFD)
             for fd in devices { close(fd) }
         } catch {

@@ -162,7 +162,12 @@ public struct SandboxSpec: Sendable {
             mounts.append(Mount.bind(record.workspace, at: GitClone.originPath, readOnly: true))
         } else {
             mounts.append(Mount.bind(paths.home, at: homeDirectory, readOnly: false))
-            mounts.append(Mount.bind(record.workspace, at: record.workspace, readOnly: false))
+            // Following its source: a filter the supervisor mounts over a new repository's
+            // .git while the sandbox runs appears inside (see ``GitGuardPlan``).
+            mounts.append(
+                Mount.bind(
+                    record.workspace, at: record.workspace, readOnly: false,
+                    following: gitGuard.roots.contains { $0.inside == record.workspace }))
             for path in protectedPaths { mounts.append(Mount.bind(path, at: path, readOnly: true)) }
         }
         if let shared = record.sharedState, record.disposable == nil {
@@ -176,7 +181,10 @@ public struct SandboxSpec: Sendable {
             mounts.append(Mount.bind(paths.etc + "/airlock-ca.crt", at: Self.trustAnchor, readOnly: true))
         }
         for extra in record.mounts {
-            mounts.append(Mount.bind(extra.source, at: extra.destination, readOnly: extra.readOnly))
+            mounts.append(
+                Mount.bind(
+                    extra.source, at: extra.destination, readOnly: extra.readOnly,
+                    following: gitGuard.roots.contains { $0.inside == extra.destination }))
         }
         // Last: over the workspace and the mounts they guard.
         for filter in gitGuard.filtered {

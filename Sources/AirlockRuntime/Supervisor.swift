@@ -81,7 +81,9 @@ public struct Supervisor {
             // The init sends the git filters' descriptors, then the listeners, before it starts
             // the container, so they are served before anything in the sandbox can use them.
             let guardPlan = GitGuardPlan.load(paths)
-            if !guardPlan.filtered.isEmpty, let devices = try? DescriptorPassing.receive(from: listenersHere) {
+            // Nothing received means the init failed first; its readiness line says why.
+            let devices = guardPlan.filtered.isEmpty ? [] : try? DescriptorPassing.receive(from: listenersHere)
+            if let devices, !guardPlan.roots.isEmpty {
                 try guardPlan.serve(devices: devices, paths: paths)
             }
             if record.networkMode == .policy {

@@ -15,7 +15,7 @@ ws="$HOME/e2e-git-guard"
 twin="$HOME/e2e-git-guard-companion"
 pwned="$HOME/e2e-pwned-by-git"
 name=gg
-cleanup() { a rm -f "$name" ggclone >/dev/null 2>&1; }
+cleanup() { a rm -f "$name" ggclone ggfresh >/dev/null 2>&1; }
 trap cleanup EXIT
 cleanup
 
@@ -95,7 +95,7 @@ attack_nested='
     { printf "#!/bin/sh\ntouch '"$(marker module-hook)"'\n" > .git/modules/vendor/hooks/post-checkout; } 2>/dev/null && echo hook-written || echo hook-refused
     { echo "$PWD/evil-common" > .git/worktrees/wt2/commondir; } 2>/dev/null && echo wt-commondir-written || echo wt-commondir-refused
     { printf "[core]\n\tfsmonitor = \"touch '"$(marker worktree)"'; false\"\n" > .git/worktrees/wt2/config.worktree; } 2>/dev/null && echo wt-config-written || echo wt-config-refused
-    rm -f lock.tmp c.tmp'
+    rm -f lock.tmp c.tmp .git/modules/vendor/config.lock'
 expect "inside: submodule config (in place and by rename), its hooks, a worktree's commondir and config are refused" \
     "config-refused lock-refused hook-refused wt-commondir-refused wt-config-refused" "$(in_box "$attack_nested" 2>/dev/null | xargs)"
 git -C "$ws" status >/dev/null 2>&1
@@ -129,8 +129,13 @@ expect "companion: outside, a .git put in place of the renamed one runs its fsmo
 rm -rf "$twin/.git" && mv "$twin/.git-orig" "$twin/.git" && rm -f "$pwned"/*
 
 echo "== a repository the agent makes, and a .git file that points anywhere"
+# A repository git init makes is guarded like the others once the watcher has seen it (the
+# sleep); one renamed into place with a command in its config, and a .git file that leads
+# anywhere, are moved out of the workspace at once.
 attack_new='
-    mkdir -p made && git init -q made 2>/dev/null; printf "[core]\n\tfsmonitor = \"touch '"$(marker new-repo)"'; false\"\n" >> made/.git/config 2>/dev/null
+    mkdir -p made && git init -q made && sleep 1
+    { printf "[core]\n\tfsmonitor = \"touch '"$(marker new-repo)"'; false\"\n" >> made/.git/config; } 2>/dev/null && echo made-config-written || echo made-config-refused
+    git -C made -c user.name=a -c user.email=b commit -q --allow-empty -m first && echo made-commit
     mkdir -p prepared/.gitx && cp -r evil-common/. prepared/.gitx/ && sed -i "s|'"$(marker commondir)"'|'"$(marker prepared)"'|" prepared/.gitx/config
     mv prepared/.gitx prepared/.git
     mkdir -p pointer && echo "gitdir: $PWD/evil-common" > pointer/.git
@@ -138,24 +143,119 @@ attack_new='
     git update-index --add --cacheinfo "160000,$(git rev-parse HEAD),prepared" && echo gitlink
     sleep 1
     for d in made prepared pointer; do [ -e "$d/.git" ] && echo "$d:present" || echo "$d:gone"; done'
-expect "inside: each new .git is gone from the workspace at once" "gitlink made:gone prepared:gone pointer:gone" \
+expect "inside: a new repository works but its config is guarded; the prepared one and the .git file are gone" \
+    "made-config-refused made-commit gitlink made:present prepared:gone pointer:gone" \
     "$(in_box "$attack_new" 2>/dev/null | xargs)"
 git -C "$ws" status >/dev/null 2>&1
 for d in made prepared pointer; do git -C "$ws/$d" status >/dev/null 2>&1; done
 expect "host git status in the superproject (a gitlink to one) and in each: nothing ran" "did not run did not run did not run" \
     "$(ran new-repo) $(ran prepared) $(ran pointer)"
 guard=$(a guard "$name")
-expect_match "airlock guard lists the new repository" "moved +$ws/made/\.git" "$guard"
-expect_match "airlock guard lists the prepared one" "moved +$ws/prepared/\.git" "$guard"
+expect_match "airlock guard lists the refused write in the new repository" "refused +$ws/made/\.git/config" "$guard"
+expect_match "airlock guard lists the prepared one, and why" "moved +$ws/prepared/\.git \(a new repository that " "$guard"
 expect_match "airlock guard lists the .git file" "moved +$ws/pointer/\.git \(a \.git file" "$guard"
 expect_match "airlock guard lists the refused commondir" "refused +$ws/\.git/commondir" "$guard"
 expect_match "airlock ls counts what the guard did" "$name +running, guard: [0-9]+" "$(a ls)"
 (cd "$twin" && bash -c "$attack_new") >/dev/null 2>&1
 git -C "$twin" status >/dev/null 2>&1
+git -C "$twin/made" status >/dev/null 2>&1
 git -C "$twin/pointer" status >/dev/null 2>&1
+expect "companion: outside, a new repository's fsmonitor runs" "ran" "$(ran new-repo)"
 expect "companion: outside, the gitlinked repository runs its fsmonitor on the superproject's git status" "ran" "$(ran prepared)"
 expect "companion: outside, the .git file leads git to another config" "ran" "$(ran pointer)"
 rm -f "$pwned"/*
+
+echo "== a workspace that is not a repository yet"
+fresh="$HOME/e2e-git-guard-fresh"
+rm -rf "$fresh" "$fresh-twin" && mkdir -p "$fresh" "$fresh-twin"
+a run -d --name ggfresh shell "$fresh" >/dev/null
+attack_fresh='git init -q && git -c user.name=a -c user.email=b commit -q --allow-empty -m first && echo committed; sleep 1
+    git rev-parse --is-inside-work-tree >/dev/null && echo still-a-repository
+    { git config core.fsmonitor "touch '"$(marker fresh)"'; false"; } 2>/dev/null && echo config-written || echo config-refused
+    { printf "#!/bin/sh\ntouch '"$(marker fresh)"'\n" > .git/hooks/post-commit; } 2>/dev/null && echo hook-written || echo hook-refused'
+expect "inside: git init and commit work in a new project; its config and hooks are guarded" \
+    "committed still-a-repository config-refused hook-refused" \
+    "$(a exec ggfresh -- bash -c "cd '$fresh' && $attack_fresh" 2>/dev/null | xargs)"
+git -C "$fresh" status >/dev/null 2>&1
+expect "host git status in the new repository: nothing ran" "did not run" "$(ran fresh)"
+expect "the host sees the agent's first commit" "first" "$(git -C "$fresh" log -1 --format=%s 2>&1)"
+(cd "$fresh-twin" && bash -c "$attack_fresh") >/dev/null 2>&1
+git -C "$fresh-twin" status >/dev/null 2>&1
+expect "companion: outside, the same repository runs its fsmonitor" "ran" "$(ran fresh)"
+a rm -f ggfresh >/dev/null
+rm -rf "$fresh" "$fresh-twin" && rm -f "$pwned"/*
+
+echo "== what a determined agent tried next (each blocked inside, each works outside)"
+# attempt NAME INSIDE-WANT SCRIPT HOST-COMMAND: runs SCRIPT (in the repository's top directory)
+# in the sandbox, expects its last output line to be INSIDE-WANT, runs HOST-COMMAND (in the
+# repository, as the user) and expects the marker NAME untouched; then the companion runs the
+# same SCRIPT and HOST-COMMAND outside any sandbox, on a fresh copy, and expects the marker.
+attempt() {
+    local label="$1" want="$2" script="$3" host="$4" copy="$twin-$1"
+    expect "inside: $label" "$want" "$(in_box "$script" 2>/dev/null | tail -n 1)"
+    (cd "$ws" && bash -c "$host") >/dev/null 2>&1
+    expect "host ($host): $label ran nothing" "did not run" "$(ran "$label")"
+    rm -rf "$copy" && cp -a "$pristine" "$copy"
+    (cd "$copy" && bash -c "$script") >/dev/null 2>&1
+    (cd "$copy" && bash -c "$host") >/dev/null 2>&1
+    expect "companion: outside, $label runs" "ran" "$(ran "$label")"
+    rm -rf "$pwned" "$copy" && mkdir -p "$pwned"
+}
+# A clean index on both sides (the attacks above staged a gitlink), so that rebase --continue
+# would run; the companions start from a copy of the repository as it is now.
+git -C "$ws" reset -q
+mkdir -p "$ws/.atk"
+pristine="$twin-pristine"
+rm -rf "$pristine" && cp -a "$ws" "$pristine"
+attempt gitfile-newline "sub-gone" '
+    mkdir -p .git/evil/objects .git/evil/refs/heads && echo "ref: refs/heads/main" > .git/evil/HEAD
+    printf "[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tfsmonitor = \"touch '"$(marker gitfile-newline)"'; false\"\n" > .git/evil/config
+    mkdir -p ".git/modules"$'"'"'\n'"'"' sub && git update-index --add --cacheinfo "160000,$(git rev-parse HEAD),sub"
+    printf "gitdir: $PWD/.git/modules\n/../evil\n" > sub/.git; sleep 1
+    [ -e sub/.git ] && echo sub-present || echo sub-gone' \
+    'git status'
+attempt bare-lookalike "HEAD-gone" '
+    mkdir -p lookalike/objects lookalike/refs/heads && echo "ref: refs/heads/main" > lookalike/HEAD
+    printf "[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tworktree = ..\n\tfsmonitor = \"touch '"$(marker bare-lookalike)"'; false\"\n" > lookalike/config
+    sleep 1; [ -e lookalike/HEAD ] && echo HEAD-present || echo HEAD-gone' \
+    'cd lookalike && git status'
+attempt worktree-elsewhere "refused" '
+    b=$(echo planted | git hash-object -w --stdin); t=$( (git ls-tree HEAD; printf "100644 blob %s\t'"$(basename "$(marker worktree-elsewhere)")"'\n" $b) | git mktree)
+    git update-ref refs/heads/elsewhere $(echo e | git -c user.name=a -c user.email=b commit-tree $t -p HEAD)
+    { git config core.worktree '"$pwned"'; } 2>/dev/null && echo written || echo refused' \
+    'git checkout -q elsewhere'
+git -C "$ws" checkout -q -
+attempt rebase-exec "refused" '
+    mkdir -p .git/rebase-merge && cd .git/rebase-merge && git rev-parse HEAD > onto && cp onto orig-head
+    echo "refs/heads/$(git -C ../.. symbolic-ref --short HEAD)" > head-name && : > interactive && : > done && echo 0 > msgnum && echo 1 > end
+    { echo "exec touch '"$(marker rebase-exec)"'" > git-rebase-todo; } 2>/dev/null
+    grep -q exec git-rebase-todo 2>/dev/null && echo written || echo refused' \
+    'git rebase --continue; git rebase --abort; rm -rf .git/rebase-merge'
+attempt rebase-strategy "refused" '
+    h=$(git rev-parse HEAD); b=$(echo new | git hash-object -w --stdin); t2=$(printf "100644 blob %s\tnew.txt\n" $b | git mktree)
+    c1=$(echo one | git -c user.name=a -c user.email=b commit-tree $t2 -p $h); b3=$(echo newer | git hash-object -w --stdin)
+    t3=$(printf "100644 blob %s\tnew.txt\n" $b3 | git mktree); c2=$(echo two | git -c user.name=a -c user.email=b commit-tree $t3 -p $c1)
+    mkdir -p git-merge-x .git/rebase-merge && printf "#!/bin/sh\ntouch '"$(marker rebase-strategy)"'\nexit 1\n" > .atk/evil && chmod +x .atk/evil
+    cd .git/rebase-merge && echo "refs/heads/$(git -C ../.. symbolic-ref --short HEAD)" > head-name && echo $h > onto && echo $h > orig-head
+    : > interactive && printf "pick %s two\n" $c2 > git-rebase-todo && printf "pick %s one\n" $c1 > done && echo 1 > msgnum && echo 2 > end
+    { echo "x/../.atk/evil" > strategy; } 2>/dev/null
+    grep -q evil strategy 2>/dev/null && echo written || echo refused' \
+    'git rebase --continue; git rebase --abort; rm -rf .git/rebase-merge git-merge-x'
+attempt config-hardlink "refused" '
+    cp .git/config .git/cfg-a && ln .git/cfg-a .git/cfg-b
+    { mv .git/cfg-b .git/config; } 2>/dev/null && echo written || { echo refused; rm -f .git/cfg-a .git/cfg-b; exit; }
+    printf "[core]\n\tfsmonitor = \"touch '"$(marker config-hardlink)"'; false\"\n" >> .git/cfg-a' \
+    'git status'
+attempt config-open-fd "refused" '
+    cp .git/config .git/cfg-c && exec 3>>.git/cfg-c
+    { mv .git/cfg-c .git/config; } 2>/dev/null && echo written || { echo refused; rm -f .git/cfg-c; exit; }
+    printf "[core]\n\tfsmonitor = \"touch '"$(marker config-open-fd)"'; false\"\n" >&3' \
+    'git status'
+attempt submodule-update-command "refused" '
+    git -C vendor commit -q --allow-empty -m moved-on
+    cp .git/config .git/cfg-n && printf "[submodule \"vendor\"]\n\tupdate = \"\" !touch '"$(marker submodule-update-command)"'\n" >> .git/cfg-n
+    { mv .git/cfg-n .git/config; } 2>/dev/null && echo written || { echo refused; rm -f .git/cfg-n; }' \
+    'git -c protocol.file.allow=always submodule update'
 
 echo "== hooks on the host's own commit, after the sandbox stops"
 in_box '{ printf "#!/bin/sh\ntouch '"$(marker pre-commit)"'\n" > .git/hooks/pre-commit; chmod +x .git/hooks/pre-commit; } 2>/dev/null; echo change > host.txt' >/dev/null
@@ -167,8 +267,8 @@ git -C "$ws/vendor" status >/dev/null 2>&1
 expect "host git commit, status and checkout after stop: nothing ran" "did not run did not run did not run" \
     "$(ran pre-commit) $(ran commondir) $(ran module)"
 expect "the host's hooks are as they were" "0" "$(ls "$ws/.git/hooks" | grep -vc '\.sample$')"
-restored=$(a guard "$name" --restore "$ws/made/.git" 2>&1)
-expect "guard --restore puts a quarantined repository back once stopped" "yes" "$([ -d "$ws/made/.git" ] && echo yes || echo no)"
+a guard "$name" --restore "$ws/pointer/.git" >/dev/null 2>&1
+expect "guard --restore puts a quarantined .git back once stopped" "yes" "$([ -f "$ws/pointer/.git" ] && echo yes || echo no)"
 check_error "guard --restore of a path never moved says so" "nothing was moved away" a guard "$name" --restore "$ws/nothing/.git"
 
 echo "== files the host runs later, reported for run, exec and detached sessions"
@@ -204,5 +304,5 @@ git -C "$clone_dir" status >/dev/null 2>&1
 expect "companion: the same state runs its fsmonitor for git status in the clone" "ran" "$(ran fetch)"
 a rm -f ggclone >/dev/null 2>&1
 
-rm -rf "$ws" "$twin" "$ws-clone" "$pwned"
+rm -rf "$ws" "$twin" "$ws-clone" "$pwned" "$pristine"
 report

@@ -271,7 +271,10 @@ err=$(a run --name guard3 shell "$gws" -- -c '
     mkdir -p fresh && git -C fresh init -q && echo evil > fresh/.git/hooks/pre-commit && echo "{}" > .mcp.json' 2>&1)
 expect "guard: missing agent settings cannot be created at the top" \
     ".gemini/settings.json:refused .cursor/mcp.json:refused .kiro/hooks/h.json:refused" "$(grep -E ':(written|refused)$' <<<"$err" | xargs)"
-expect_match "guard: a repository made during the run is moved out of the workspace (tests/e2e/git-guard.sh has more)" "moved +$gws/fresh/\.git" "$err"
+# Behind a filter once the watcher sees it, or moved away if the hook got in first: either way
+# the host never has it (tests/e2e/git-guard.sh has more).
+expect_match "guard: a hook in a repository made during the run is refused or the repository moved away" \
+    "(moved +$gws/fresh/\.git|refused +$gws/fresh/\.git/hooks/pre-commit)" "$err"
 expect_match "guard: a new .mcp.json is listed after the run" "added +\.mcp\.json" "$err"
 a stop guard guard3 >/dev/null
 expect "guard: directories the guard made are removed at stop when still empty" "absent absent" \

@@ -1,5 +1,6 @@
 import AirlockRuntime
 import AirlockState
+import AirlockSystem
 import Foundation
 
 /// The internal commands `_supervise` (the per-sandbox supervisor, started by `run`) and
@@ -25,6 +26,17 @@ enum InternalCommand {
                 paths: paths, name: name, imageRootfs: store.imageRootfs(record.image),
                 driver: RuntimeDriver(record: record, paths: paths), network: record.networkMode
             ).run()
+        case "_git-filter-mount":
+            // In the sandbox init's namespaces, for the supervisor (GitGuardPlan): the mount's
+            // /dev/fuse goes back over descriptor 3.
+            do {
+                let device = try GitGuardPlan.mountFilter(at: name)
+                try DescriptorPassing.send([device], over: 3)
+                return 0
+            } catch {
+                FileHandle.standardError.write(Data("airlock _git-filter-mount: \(error)\n".utf8))
+                return 1
+            }
         default:
             return nil
         }
