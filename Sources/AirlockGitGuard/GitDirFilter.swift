@@ -188,6 +188,7 @@ public final class GitDirFilter: @unchecked Sendable {
     private func components(of node: UInt64) -> [String]? {
         guard let fd = nodes[node]?.fd else { return nil }
         if node == FUSEWire.rootNode { return [] }
+        // The descriptor's own path: where the file is now, whatever name it was found by.
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let length = Glibc.readlink(Self.procPath(fd), &buffer, buffer.count - 1)
         guard length > 0 else { return nil }
@@ -690,15 +691,6 @@ public final class GitDirFilter: @unchecked Sendable {
             out.u32(UInt32(size))
             out.u32(0)
         }
-    }
-
-    private func components(ofDescriptor fd: Int32) -> [String]? {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let length = Glibc.readlink(Self.procPath(fd), &buffer, buffer.count - 1)
-        guard length > 0 else { return nil }
-        let path = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        guard path.hasPrefix(root + "/") else { return nil }
-        return path.dropFirst(root.count + 1).split(separator: "/").map(String.init)
     }
 
     private func releaseFile(_ request: FUSEWire.Request) {
