@@ -135,6 +135,8 @@ public enum GitControlState {
             if path.count == 1 && linkedWorktree { return .checked(first == "commondir" ? .commondir : .gitdir) }
             return .control
         case "rebase-merge", "rebase-apply", "sequencer":
+            // The directory itself: made and removed by git, never moved into place ready-made.
+            if path.count == 1 { return .controlDirectory }
             guard path.count == 2 else { return .data }
             switch (first, path[1]) {
             case ("rebase-merge", "git-rebase-todo"), ("sequencer", "todo"): return .checked(.todo)

@@ -189,12 +189,19 @@ public final class GitDirFilter: @unchecked Sendable {
         guard let fd = nodes[node]?.fd else { return nil }
         if node == FUSEWire.rootNode { return [] }
         // The descriptor's own path: where the file is now, whatever name it was found by.
+        guard let path = Self.path(of: fd) else { return nil }
+        // Where the git directory is now: the sandbox may have moved the repository it is in.
+        guard let top = nodes[FUSEWire.rootNode].flatMap({ Self.path(of: $0.fd) }), path.hasPrefix(top + "/") else {
+            return nil
+        }
+        return path.dropFirst(top.count + 1).split(separator: "/").map(String.init)
+    }
+
+    private static func path(of fd: Int32) -> String? {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let length = Glibc.readlink(Self.procPath(fd), &buffer, buffer.count - 1)
+        let length = Glibc.readlink(procPath(fd), &buffer, buffer.count - 1)
         guard length > 0 else { return nil }
-        let path = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        guard path.hasPrefix(root + "/") else { return nil }
-        return path.dropFirst(root.count + 1).split(separator: "/").map(String.init)
+        return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Looks `name` up under `parent` and holds a node for it (one more lookup for the kernel).
@@ -755,7 +762,9 @@ public final class GitDirFilter: @unchecked Sendable {
 
     private func statfs(_ request: FUSEWire.Request) {
         var info = statvfs()
-        guard statvfs(root, &info) == 0 else { return reply(request, error: errno) }
+        guard let fd = nodes[FUSEWire.rootNode]?.fd, fstatvfs(fd, &info) == 0 else {
+            return reply(request, error: errno)
+        }
         reply(request) { out in
             out.u64(UInt64(info.f_blocks))
             out.u64(UInt64(info.f_bfree))

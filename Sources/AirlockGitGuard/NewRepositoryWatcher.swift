@@ -31,6 +31,8 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
     let roots: [Root]
     /// Host paths of the git directories behind filters, which `.git` files may lead into.
     private var filtered: [String]
+    /// The filtered directories by identity, to know one again after a move.
+    private var filteredFiles: Set<FileID> = []
     /// Puts a filter in front of a new repository (host path, path inside); false if it could not.
     let adopt: (@Sendable (String, String) -> Bool)?
     /// Every `.git` there was at start: the user's, left where they are.
@@ -53,6 +55,7 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
     ) throws {
         self.roots = roots
         self.filtered = filtered
+        self.filteredFiles = Set(filtered.compactMap { FileID(path: $0) })
         self.adopt = adopt
         self.known = known
         self.quarantine = quarantine
@@ -144,6 +147,11 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
         if filtered.contains(path) { return }
         var info = stat()
         guard lstat(path, &info) == 0 else { return }
+        // A filtered repository the sandbox moved: its filter went with it.
+        if (info.st_mode & S_IFMT) == S_IFDIR, filteredFiles.contains(FileID(info)) {
+            filtered.append(path)
+            return
+        }
         if (info.st_mode & S_IFMT) == S_IFREG {
             // Empty (being written: git reads an empty one as no repository at all) or leading
             // into a filtered directory: left, and watched for what is written to it next.
@@ -159,6 +167,7 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
             // Behind a filter now; what was written before it was in place is checked again.
             guard let problem = GitRepositoryCheck.problem(in: path) else {
                 filtered.append(path)
+                if let id = FileID(path: path) { filteredFiles.insert(id) }
                 return
             }
             moveAway(path, kind: "a new repository that \(problem)")
@@ -202,6 +211,23 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
         }
     }
 
+    /// A directory's identity, which a rename keeps.
+    struct FileID: Hashable {
+        var device: UInt64
+        var inode: UInt64
+
+        init(_ info: stat) {
+            device = UInt64(info.st_dev)
+            inode = UInt64(info.st_ino)
+        }
+
+        init?(path: String) {
+            var info = stat()
+            guard lstat(path, &info) == 0 else { return nil }
+            self.init(info)
+        }
+    }
+
     /// Names whose appearance can make a directory a git directory of its own (a bare
     /// repository: git takes one for a repository when run inside it).
     static let gitDirectoryMarks: Set<String> = ["HEAD", "objects", "refs", "commondir"]
@@ -221,6 +247,7 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
         if let adopt, GitRepositoryCheck.problem(in: directory) == nil, adopt(directory, insidePath(directory)) {
             guard let problem = GitRepositoryCheck.problem(in: directory) else {
                 filtered.append(directory)
+                if let id = FileID(path: directory) { filteredFiles.insert(id) }
                 return
             }
             moveAway(directory + "/HEAD", kind: "the HEAD of a directory git takes for a repository, that \(problem)")

@@ -44,7 +44,8 @@ public struct GuardReport: Codable, Sendable {
             lines.append(
                 "the git guard refused \(refused.count) write(s) to git's control state (nothing changed on the host):")
             for event in refused { lines.append("  refused  \(event.path): \(event.reason)") }
-            lines.append("  (to let an agent change a repository's git settings on purpose: --unprotect .git at create)")
+            lines.append(
+                "  (to let an agent change a repository's git settings on purpose: --unprotect .git at create)")
         }
         if !quarantined.isEmpty {
             lines.append(

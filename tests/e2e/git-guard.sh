@@ -231,6 +231,12 @@ attempt rebase-exec "refused" '
     { echo "exec touch '"$(marker rebase-exec)"'" > git-rebase-todo; } 2>/dev/null
     grep -q exec git-rebase-todo 2>/dev/null && echo written || echo refused' \
     'git rebase --continue; git rebase --abort; rm -rf .git/rebase-merge'
+attempt rebase-prepared-directory "refused" '
+    mkdir -p .git/prepared && cd .git/prepared && git rev-parse HEAD > onto && cp onto orig-head
+    echo "refs/heads/$(git -C ../.. symbolic-ref --short HEAD)" > head-name && : > interactive && : > done && echo 0 > msgnum && echo 1 > end
+    echo "exec touch '"$(marker rebase-prepared-directory)"'" > git-rebase-todo && cd ..
+    { mv prepared rebase-merge; } 2>/dev/null && echo written || { echo refused; rm -rf prepared; }' \
+    'git rebase --continue; git rebase --abort; rm -rf .git/rebase-merge'
 attempt rebase-strategy "refused" '
     h=$(git rev-parse HEAD); b=$(echo new | git hash-object -w --stdin); t2=$(printf "100644 blob %s\tnew.txt\n" $b | git mktree)
     c1=$(echo one | git -c user.name=a -c user.email=b commit-tree $t2 -p $h); b3=$(echo newer | git hash-object -w --stdin)
