@@ -230,13 +230,28 @@ public struct GitGuardPlan: Codable, Sendable, Equatable {
         let canFilter = filterUnavailable == nil
         let adopt: @Sendable (String, String) -> Bool = { host, inside in
             guard canFilter, let initPID = paths.loadStatus()?.initPID else { return false }
+            var info = stat()
+            guard stat(host, &info) == 0 else { return false }
             do {
                 let device = try Self.mountFilterInSandbox(at: host, initPID: initPID)
                 try GitDirFilter(
                     device: device, root: host, shownAs: inside, worktreeRoots: worktreeRoots, owners: owners,
                     journal: journal
                 ).start()
-                return true
+                // What was opened before the filter was there bypasses it. git's own opens end
+                // in a moment; one still held after that is the sandbox's way past the filter.
+                var held = SandboxOpenFiles.references(under: inside, device: UInt64(info.st_dev), initPID: initPID)
+                for _ in 0..<20 where !held.isEmpty {
+                    usleep(50_000)
+                    held = SandboxOpenFiles.references(under: inside, device: UInt64(info.st_dev), initPID: initPID)
+                }
+                if !held.isEmpty {
+                    FileHandle.standardError.write(
+                        Data(
+                            "git guard: \(inside) was held open past its filter (\(held.joined(separator: ", ")))\n"
+                                .utf8))
+                }
+                return held.isEmpty
             } catch {
                 FileHandle.standardError.write(Data("git guard: cannot filter \(inside): \(error)\n".utf8))
                 return false

@@ -247,6 +247,15 @@ attempt rebase-strategy "refused" '
     { echo "x/../.atk/evil" > strategy; } 2>/dev/null
     grep -q evil strategy 2>/dev/null && echo written || echo refused' \
     'git rebase --continue; git rebase --abort; rm -rf .git/rebase-merge git-merge-x'
+# A descriptor opened before the directory became a repository would write past a filter
+# mounted later: such a repository is moved away instead.
+attempt held-descriptor "gone" '
+    mkdir -p held/.gitx && touch held/.gitx/config && exec 3>>held/.gitx/config
+    cp -r made/.git/HEAD made/.git/objects made/.git/refs held/.gitx/ && sleep 1
+    mv held/.gitx held/.git 2>/dev/null; sleep 1
+    printf "[core]\n\tfsmonitor = \"touch '"$(marker held-descriptor)"'; false\"\n" >&3; exec 3>&-
+    [ -e held/.git/HEAD ] && echo present || echo gone' \
+    'cd held && git status'
 attempt config-hardlink "refused" '
     cp .git/config .git/cfg-a && ln .git/cfg-a .git/cfg-b
     { mv .git/cfg-b .git/config; } 2>/dev/null && echo written || { echo refused; rm -f .git/cfg-a .git/cfg-b; exit; }
