@@ -31,8 +31,12 @@ public enum GitCheckedContent {
             return gitdirAccepted(text, roots: context.roots) ? nil : "gitdir may only name a place in the workspace"
         case .todo:
             // "exec CMD" and its short form "x CMD" run a shell command on `rebase --continue`.
-            for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
-                let command = line.drop { $0 == " " || $0 == "\t" }.prefix { $0 != " " && $0 != "\t" }
+            // Lines as git splits them: at each "\n" byte, with a "\r" before it dropped (not
+            // Swift's characters, which take "\r\n" for one).
+            for line in text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: true) {
+                let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+                guard let first = words.first else { continue }
+                let command = String(String.UnicodeScalarView(first))
                 if command == "exec" || command == "x" { return "the todo list runs a command (\(command))" }
             }
             return nil

@@ -1,3 +1,5 @@
+import AirlockSystem
+
 /// A git configuration file read as git reads it: `[section "subsection"]` headers, `key = value`
 /// lines, quoting, escapes, continuation lines and comments. Enough to tell which settings a
 /// new version of a file adds or changes; never written back.
@@ -278,6 +280,12 @@ public enum GitConfigSafety {
                 value.hasPrefix("/") ? value : context.directory + "/" + value)
             guard context.roots.contains(where: { target.hasPrefix($0 + "/") }) else {
                 return "core.worktree leads outside the workspace"
+            }
+            // Through a symbolic link it would lead anywhere (as the sandbox sees the path,
+            // which is the host's for the workspace).
+            let resolved = Files.absolute(target)
+            guard resolved == target || context.roots.contains(where: { resolved.hasPrefix($0 + "/") }) else {
+                return "core.worktree leads outside the workspace through a symbolic link"
             }
         default:
             break

@@ -112,8 +112,11 @@ public enum GitControlState {
             }
             return
         }
-        // Every length of module name.
+        // Every length of module name, up to a step named like an entry of a git directory: a
+        // module is never read so (`modules/a/refs/remotes` is `refs/remotes` of module `a`),
+        // and a `.git` file that leads to such a name is not accepted either.
         for length in 1...inner.count {
+            if gitDirectoryEntries.contains(inner[inner.startIndex + length - 1]) { break }
             let after = inner.dropFirst(length)
             if after.isEmpty {
                 readings.append(Location(kind: .controlDirectory, nested: true, isNestedRoot: true))
@@ -170,7 +173,7 @@ public enum GitControlState {
     public enum Operation: Equatable, Sendable {
         case createFile([String])
         case createDirectory([String])
-        case createSymlink([String])
+        case createSymlink([String], target: String)
         case createSpecial([String])
         /// Opening for writing, or truncating.
         case write([String])
@@ -193,12 +196,14 @@ public enum GitControlState {
     /// Decides one operation.
     public static func decide(_ operation: Operation) -> Decision {
         switch operation {
-        case .createSymlink(let path):
-            // git init tries one (tXXXXXX); a link is harmless where git reads no control state
-            // through it. Never one that stands for a control path or the directory of one.
-            guard classify(path).kind == .data, let last = path.last, !stateDirectories.contains(last) else {
-                return .refuse("a symbolic link in place of \(describe(path))")
-            }
+        case .createSymlink(let path, let target):
+            // The host's git writes through a link as readily as it reads (COMMIT_EDITMSG,
+            // logs/HEAD, FETCH_HEAD, the index's lock): none, but git init's probe, a
+            // "tXXXXXX" at a git directory's top that points at "testing".
+            let location = classify(path, isFile: true)
+            guard target == "testing", let last = path.last, isProbeName(last), location.kind == .data,
+                path.count == 1 || location.nested
+            else { return .refuse("a symbolic link at \(describe(path))") }
             return .allow
         case .changeMode(let path):
             // A hook's mode decides whether it runs; no other file's does.
@@ -250,9 +255,29 @@ public enum GitControlState {
         }
     }
 
-    /// Data directories whose files are checked: a link in their place would lead git to files
-    /// no check saw.
-    static let stateDirectories: Set<String> = ["rebase-merge", "rebase-apply", "sequencer"]
+    /// Names of a git directory's entries, which no module name has as a step.
+    static let gitDirectoryEntries: Set<String> = [
+        "HEAD", "config", "config.worktree", "commondir", "gitdir", "hooks", "info", "objects", "refs", "logs",
+        "index", "packed-refs", "description", "branches", "remotes", "modules", "worktrees", "shallow",
+        "rebase-merge", "rebase-apply", "sequencer",
+    ]
+
+    /// Whether a path (components under the top git directory) is the root of a nested git
+    /// directory: `worktrees/<id>` or `modules/<name>`, through any nesting.
+    public static func isNestedGitDirectory(_ components: [String]) -> Bool {
+        guard components.count <= 24 else { return false }
+        var readings: [Location] = []
+        collectReadings(components[...], nested: false, linkedWorktree: false, into: &readings)
+        return readings.contains { $0.isNestedRoot }
+    }
+
+    /// git's temporary names: "t" and six letters or digits.
+    static func isProbeName(_ name: String) -> Bool {
+        name.count == 7 && name.hasPrefix("t")
+            && name.unicodeScalars.dropFirst().allSatisfy {
+                ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9")
+            }
+    }
 
     static func describe(_ path: [String]) -> String {
         path.isEmpty ? "the git directory" : path.joined(separator: "/")

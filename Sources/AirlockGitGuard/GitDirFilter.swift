@@ -197,6 +197,14 @@ public final class GitDirFilter: @unchecked Sendable {
         return path.dropFirst(top.count + 1).split(separator: "/").map(String.init)
     }
 
+    /// What a symbolic link points at (`name` under `directory`, or the descriptor itself).
+    private static func linkTarget(_ directory: Int32, _ name: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let length = readlinkat(directory, name, &buffer, buffer.count - 1)
+        guard length >= 0 else { return nil }
+        return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     private static func path(of fd: Int32) -> String? {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let length = Glibc.readlink(procPath(fd), &buffer, buffer.count - 1)
@@ -263,7 +271,7 @@ public final class GitDirFilter: @unchecked Sendable {
 
     private static func firstPath(_ operation: GitControlState.Operation) -> [String] {
         switch operation {
-        case .createFile(let path), .createDirectory(let path), .createSymlink(let path), .createSpecial(let path),
+        case .createFile(let path), .createDirectory(let path), .createSymlink(let path, _), .createSpecial(let path),
             .write(let path), .changeMode(let path), .remove(let path, _):
             return path
         case .rename(_, let to, _), .hardLink(_, let to):
@@ -399,7 +407,7 @@ public final class GitDirFilter: @unchecked Sendable {
         var createdFD: Int32 = -1
         switch opcode {
         case .symlink:
-            guard names.count >= 2, case .allow = permitted(.createSymlink(path)) else {
+            guard names.count >= 2, case .allow = permitted(.createSymlink(path, target: names[1])) else {
                 return reply(request, error: EPERM)
             }
             guard symlinkat(names[1], parentFD, name) == 0 else { return reply(request, error: errno) }
@@ -494,7 +502,9 @@ public final class GitDirFilter: @unchecked Sendable {
         let from = fromParent + [names[0]]
         let to = toParent + [names[1]]
         let isDirectory = (info.st_mode & S_IFMT) == S_IFDIR
-        if (info.st_mode & S_IFMT) == S_IFLNK, case .refuse = permitted(.createSymlink(to)) {
+        if (info.st_mode & S_IFMT) == S_IFLNK,
+            case .refuse = permitted(.createSymlink(to, target: Self.linkTarget(fromFD, names[0]) ?? ""))
+        {
             return reply(request, error: EPERM)
         }
         // An exchange moves both ways.
@@ -577,7 +587,7 @@ public final class GitDirFilter: @unchecked Sendable {
             return reply(request, error: EPERM)
         }
         if let info = stat(of: sourceFD), (info.st_mode & S_IFMT) == S_IFLNK,
-            case .refuse = permitted(.createSymlink(parent + [name]))
+            case .refuse = permitted(.createSymlink(parent + [name], target: Self.linkTarget(sourceFD, "") ?? ""))
         {
             return reply(request, error: EPERM)
         }

@@ -35,6 +35,13 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
     private var filteredFiles: Set<FileID> = []
     /// Puts a filter in front of a new repository (host path, path inside); false if it could not.
     let adopt: (@Sendable (String, String) -> Bool)?
+    /// Whether a process of the sandbox still holds a file (host path) open or mapped, a while
+    /// after it was written: a `.git` file so held can change without a word to inotify.
+    let isHeld: (@Sendable (String) -> Bool)?
+    /// Directories inotify could not watch (the user's limit ran out): looked through instead
+    /// every `pollInterval` seconds.
+    private var unwatchedTrees: Set<String> = []
+    static let pollInterval: Int32 = 2000
     /// Every `.git` there was at start: the user's, left where they are.
     let known: Set<String>
     let quarantine: String
@@ -44,19 +51,18 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
     /// `.git` files left where they are, watched for a rewrite.
     private var watchedFiles: [Int32: String] = [:]
     private var serial = 0
-    /// Directories not watched because the user's inotify limit ran out.
-    public private(set) var unwatched = 0
 
     static let mask = UInt32(IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
 
     public init(
         roots: [Root], filtered: [String], known: Set<String>, quarantine: String, journal: GuardJournal,
-        adopt: (@Sendable (String, String) -> Bool)? = nil
+        adopt: (@Sendable (String, String) -> Bool)? = nil, isHeld: (@Sendable (String) -> Bool)? = nil
     ) throws {
         self.roots = roots
         self.filtered = filtered
         self.filteredFiles = Set(filtered.compactMap { FileID(path: $0) })
         self.adopt = adopt
+        self.isHeld = isHeld
         self.known = known
         self.quarantine = quarantine
         self.journal = journal
@@ -71,6 +77,11 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
     public func serve() {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
+            var ready = pollfd(fd: inotify, events: Int16(POLLIN), revents: 0)
+            if poll(&ready, 1, unwatchedTrees.isEmpty ? -1 : Self.pollInterval) == 0 {
+                lookThroughUnwatched()
+                continue
+            }
             let count = buffer.withUnsafeMutableBytes { read(inotify, $0.baseAddress, $0.count) }
             if count < 0 {
                 if errno == EINTR { continue }
@@ -94,7 +105,9 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
                     continue
                 }
                 if let file = watchedFiles[wd] {
-                    if mask & UInt32(IN_MODIFY | IN_CLOSE_WRITE) != 0 { inspect(file) }
+                    if mask & UInt32(IN_MODIFY | IN_CLOSE_WRITE) != 0 {
+                        inspect(file)
+                    }
                     continue
                 }
                 guard let directory = watched[wd], !nameBytes.isEmpty else { continue }
@@ -126,7 +139,14 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
             if filtered.contains(directory) || Files.isWithin(directory, quarantine) { continue }
             let wd = inotify_add_watch(inotify, directory, Self.mask | UInt32(IN_ONLYDIR | IN_DONT_FOLLOW))
             if wd < 0 {
-                if errno == ENOSPC { unwatched += 1 }
+                if errno == ENOSPC && unwatchedTrees.insert(directory).inserted && unwatchedTrees.count == 1 {
+                    journal.record(
+                        .init(
+                            kind: .refused, path: insidePath(directory),
+                            reason: "inotify ran out of watches (fs.inotify.max_user_watches): directories "
+                                + "from here on are looked through every 2 s instead"))
+                }
+                if errno == ENOSPC { lookThrough(directory) }
                 continue
             }
             watched[wd] = directory
@@ -156,6 +176,12 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
             // Empty (being written: git reads an empty one as no repository at all) or leading
             // into a filtered directory: left, and watched for what is written to it next.
             if info.st_size == 0 || Self.leadsInto(path, filtered: filtered, roots: roots) != nil {
+                // Written, yet still open or mapped a while later: a write through a mapping
+                // would raise no event. (git's own write is over in a moment.)
+                if info.st_size > 0, let isHeld, isHeld(path) {
+                    moveAway(path, kind: "a .git file kept open or mapped after it was written")
+                    return
+                }
                 let wd = inotify_add_watch(inotify, path, UInt32(IN_MODIFY | IN_CLOSE_WRITE | IN_DONT_FOLLOW))
                 if wd >= 0 { watchedFiles[wd] = path }
                 return
@@ -183,6 +209,33 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
         moveAway(path, kind: kind)
     }
 
+    /// Without a watch, a directory tree is looked through: what `watchTree` would inspect.
+    private func lookThrough(_ top: String) {
+        var queue = [top]
+        while let directory = queue.popLast() {
+            if filtered.contains(directory) || Files.isWithin(directory, quarantine) { continue }
+            if !known.contains(directory) { inspectDirectory(directory) }
+            for entry in Files.entries(of: directory) {
+                let path = directory + "/" + entry.name
+                if entry.name == ".git" {
+                    if !known.contains(path) { inspect(path) }
+                } else if entry.kind == .directory {
+                    queue.append(path)
+                }
+            }
+        }
+    }
+
+    private func lookThroughUnwatched() {
+        for tree in unwatchedTrees.sorted() {
+            guard Files.isDirectory(tree) else {
+                unwatchedTrees.remove(tree)
+                continue
+            }
+            lookThrough(tree)
+        }
+    }
+
     /// For a `.git` file: the filtered git directory whose `worktrees/<id>` or `modules/<name>`
     /// its `gitdir:` leads to, or nil. Read as git reads it: the whole file is the line, less
     /// the line ends at its end (a path with a line break in it is refused).
@@ -202,12 +255,9 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
         }
         let normalized = Files.absolute(path)
         return filtered.first { gitDirectory in
-            let worktrees = gitDirectory + "/worktrees/"
-            if normalized.hasPrefix(worktrees) {
-                let id = normalized.dropFirst(worktrees.count)
-                return !id.isEmpty && !id.contains("/")
-            }
-            return normalized.hasPrefix(gitDirectory + "/modules/") && normalized.count > gitDirectory.count + 9
+            guard normalized.hasPrefix(gitDirectory + "/") else { return false }
+            let components = normalized.dropFirst(gitDirectory.count + 1).split(separator: "/").map(String.init)
+            return GitControlState.isNestedGitDirectory(components)
         }
     }
 

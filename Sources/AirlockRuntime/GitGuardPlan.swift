@@ -257,12 +257,29 @@ public struct GitGuardPlan: Codable, Sendable, Equatable {
                 return false
             }
         }
+        let insideOf: @Sendable (String) -> String = { host in
+            guard let root = watcherRoots.first(where: { Files.isWithin(host, $0.host) }) else { return host }
+            return root.inside + String(host.dropFirst(root.host.count))
+        }
+        let isHeld: @Sendable (String) -> Bool = { host in
+            var info = stat()
+            guard let initPID = paths.loadStatus()?.initPID, stat(host, &info) == 0 else { return false }
+            for _ in 0..<10 {
+                if SandboxOpenFiles.references(under: insideOf(host), device: UInt64(info.st_dev), initPID: initPID)
+                    .isEmpty
+                {
+                    return false
+                }
+                usleep(50_000)
+            }
+            return true
+        }
         // The first walk of a large workspace takes a while: not on the start's path.
         let thread = Thread {
             do {
                 try NewRepositoryWatcher(
                     roots: watcherRoots, filtered: filteredHosts, known: known, quarantine: quarantine,
-                    journal: journal, adopt: adopt
+                    journal: journal, adopt: adopt, isHeld: isHeld
                 ).serve()
             } catch {
                 FileHandle.standardError.write(Data("git guard: \(error)\n".utf8))

@@ -9,15 +9,16 @@ import Foundation
 /// directories and mapped files. A filter mounted over a new repository guards every path from
 /// then on, but not what a process opened before it: such a descriptor would write past it.
 enum SandboxOpenFiles {
-    /// Processes of the sandbox (those in its init's pid namespace) that hold something of
+    /// Processes of the sandbox (those in its user namespace: the container is in a pid
+    /// namespace of its own) that hold something of
     /// `directory` (as the sandbox sees it) on the file system `device`, as "pid path" lines.
     static func references(under directory: String, device: UInt64, initPID: pid_t) -> [String] {
-        guard let namespace = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(initPID)/ns/pid")
+        guard let namespace = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(initPID)/ns/user")
         else { return [] }
         var found: [String] = []
         for entry in Files.entries(of: "/proc") where entry.kind == .directory {
             guard let pid = Int32(entry.name),
-                (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/pid")) == namespace
+                (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/user")) == namespace
             else { continue }
             let base = "/proc/\(pid)"
             let links = ["cwd", "root"] + Files.entries(of: base + "/fd").map { "fd/" + $0.name }

@@ -45,10 +45,14 @@ import Testing
         }
         #expect(refused(.remove(path("config"), isDirectory: false)))
         #expect(refused(.remove(path("hooks/pre-commit"), isDirectory: false)))
-        #expect(decide(.createSymlink(path("tAbC123"))) == .allow)  // git init's probe
-        #expect(refused(.createSymlink(path("rebase-merge"))))
-        #expect(refused(.createSymlink(path("hooks/pre-commit"))))
-        #expect(refused(.createSymlink(path("modules/x/y"))))
+        #expect(decide(.createSymlink(path("tAbC123"), target: "testing")) == .allow)  // git init's probe
+        #expect(decide(.createSymlink(path("modules/sub/tAbC123"), target: "testing")) == .allow)
+        #expect(refused(.createSymlink(path("tAbC123"), target: "/home/u/.bashrc")))
+        #expect(refused(.createSymlink(path("COMMIT_EDITMSG"), target: "testing")))
+        #expect(refused(.createSymlink(path("logs/HEAD"), target: "/home/u/.bashrc")))
+        #expect(refused(.createSymlink(path("refs/tAbC123"), target: "testing")))
+        #expect(refused(.createSymlink(path("rebase-merge"), target: "testing")))
+        #expect(refused(.createSymlink(path("hooks/pre-commit"), target: "testing")))
         #expect(refused(.changeMode(path("hooks/pre-commit"))))
         #expect(decide(.changeMode(path("config"))) == .allow)
         #expect(refused(.createSpecial(path("objects/fifo"))))
@@ -117,6 +121,7 @@ import Testing
         #expect(refusal("pick abc one\n# exec in a comment\nfixup def two\n", .todo) == nil)
         #expect(refusal("pick abc one\nexec touch /tmp/x\n", .todo) != nil)
         #expect(refusal("pick abc one\n  x make\n", .todo) != nil)
+        #expect(refusal("noop\r\nexec touch /tmp/x\r\n", .todo) != nil)
         #expect(refusal("ort\n", .strategy) == nil)
         #expect(refusal("x/../.atk/evil\n", .strategy) != nil)
         #expect(refusal("[options]\n\tstrategy = recursive\n", .sequencerOptions) == nil)
@@ -129,6 +134,15 @@ import Testing
         #expect(GitControlState.classify(path("modules/a/b/hooks/x"), isFile: true).kind == .control)
         #expect(GitControlState.classify(path("modules/a/b"), isFile: false).kind == .controlDirectory)
         #expect(GitControlState.classify(path("modules/sub/index.lock"), isFile: true).kind == .data)
+        // No module is named with a git directory's entry as a step.
+        #expect(decide(.createDirectory(path("modules/vendor/refs/remotes/origin"))) == .allow)
+        #expect(decide(.createFile(path("modules/vendor/refs/remotes/origin/main.lock"))) == .allow)
+        #expect(GitControlState.isNestedGitDirectory(path("modules/a/b")))
+        #expect(GitControlState.isNestedGitDirectory(path("modules/a/modules/b")))
+        #expect(GitControlState.isNestedGitDirectory(path("worktrees/wt")))
+        #expect(!GitControlState.isNestedGitDirectory(path("modules/a/refs/b")))
+        #expect(!GitControlState.isNestedGitDirectory(path("modules")))
+        #expect(!GitControlState.isNestedGitDirectory(path("worktrees/wt/x")))
         let deep = Array(repeating: "modules", count: 40)
         #expect(GitControlState.classify(deep).kind == .control)
     }

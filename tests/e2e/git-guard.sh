@@ -256,6 +256,45 @@ attempt held-descriptor "gone" '
     printf "[core]\n\tfsmonitor = \"touch '"$(marker held-descriptor)"'; false\"\n" >&3; exec 3>&-
     [ -e held/.git/HEAD ] && echo present || echo gone' \
     'cd held && git status'
+attempt rebase-todo-crlf "refused" '
+    mkdir -p .git/rebase-merge && cd .git/rebase-merge && git rev-parse HEAD > onto && cp onto orig-head
+    echo "refs/heads/$(git -C ../.. symbolic-ref --short HEAD)" > head-name && : > interactive && : > done && echo 0 > msgnum && echo 1 > end
+    { printf "noop\r\nexec touch '"$(marker rebase-todo-crlf)"'\r\n" > git-rebase-todo; } 2>/dev/null
+    grep -q exec git-rebase-todo 2>/dev/null && echo written || echo refused' \
+    'git rebase --continue; git rebase --abort; rm -rf .git/rebase-merge'
+attempt symlink-out-of-git "refused" '
+    rm -f .git/COMMIT_EDITMSG; { ln -s '"$(marker symlink-out-of-git)"' .git/COMMIT_EDITMSG; } 2>/dev/null
+    [ -L .git/COMMIT_EDITMSG ] && echo written || echo refused' \
+    'git commit -q --allow-empty -m "through a link"'
+mkdir -p "$pwned-target"
+attempt worktree-through-link "refused" '
+    ln -sfn '"$pwned-target"' vendor-link && sed "s|../../../vendor|../../../vendor-link|" .git/modules/vendor/config > .git/modules/vendor/c.lock
+    { mv .git/modules/vendor/c.lock .git/modules/vendor/config; } 2>/dev/null && echo written || { echo refused; rm -f .git/modules/vendor/c.lock vendor-link; }' \
+    'git -C vendor checkout -q -f HEAD; [ -e '"$pwned-target"'/README.md ] && touch '"$(marker worktree-through-link)"''
+# A working directory (or a descriptor) in a repository from before its filter was mounted
+# would write past the filter: such a repository is moved away.
+attempt cwd-in-new-repository "gone" '
+    mkdir -p cwdrepo/.gitx && cd cwdrepo/.gitx && mv ../.gitx ../.git && sleep 2
+    mkdir -p objects refs/heads 2>/dev/null; echo "ref: refs/heads/main" > HEAD 2>/dev/null
+    printf "[core]\n\tfsmonitor = \"touch '"$(marker cwd-in-new-repository)"'; false\"\n" > config 2>/dev/null
+    cd ../.. && [ -e cwdrepo/.git/HEAD ] && echo present || echo gone' \
+    'cd cwdrepo && git status'
+# A .git file written right, then rewritten through a mapping (no event for that) to lead to a
+# repository in the agent's home, which the host can reach: moved away while still mapped.
+agent_home="$AIRLOCK_HOME/sandboxes/$name/home"
+attempt gitfile-mapped "gone" '
+    mkdir -p $HOME/evilgd && cp -r made/.git/HEAD made/.git/objects made/.git/refs $HOME/evilgd/ 2>/dev/null
+    printf "[core]\n\tbare = false\n\tfsmonitor = \"touch '"$(marker gitfile-mapped)"'; false\"\n" > $HOME/evilgd/config
+    python3 -c "
+import mmap, os, time
+os.makedirs(\"mapped\", exist_ok=True)
+good = b\"gitdir: ../.git/modules/vendor\" + b\"/\" * 96 + b\"\\n\"
+fd = os.open(\"mapped/.git\", os.O_RDWR | os.O_CREAT, 0o644); os.ftruncate(fd, len(good))
+m = mmap.mmap(fd, len(good)); m[:] = good; os.close(fd); time.sleep(2)
+bad = b\"gitdir: '"$agent_home"'/evilgd\"; m[:] = bad + b\"/\" * (len(good) - len(bad) - 1) + b\"\\n\"
+time.sleep(1); print(\"present\" if os.path.exists(\"mapped/.git\") else \"gone\")"' \
+    'cd mapped && git status'
+rm -rf "$HOME/evilgd"
 attempt config-hardlink "refused" '
     cp .git/config .git/cfg-a && ln .git/cfg-a .git/cfg-b
     { mv .git/cfg-b .git/config; } 2>/dev/null && echo written || { echo refused; rm -f .git/cfg-a .git/cfg-b; exit; }
@@ -319,5 +358,5 @@ git -C "$clone_dir" status >/dev/null 2>&1
 expect "companion: the same state runs its fsmonitor for git status in the clone" "ran" "$(ran fetch)"
 a rm -f ggclone >/dev/null 2>&1
 
-rm -rf "$ws" "$twin" "$ws-clone" "$pwned" "$pristine"
+rm -rf "$ws" "$twin" "$ws-clone" "$pwned" "$pristine" "$pwned-target"
 report
