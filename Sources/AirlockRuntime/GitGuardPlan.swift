@@ -181,7 +181,8 @@ public struct GitGuardPlan: Codable, Sendable, Equatable {
     /// file system is mounted at its mount point. Returns the `/dev/fuse` descriptors, in plan
     /// order, for the supervisor to serve.
     public func prepareInInit() throws -> [Int32] {
-        for root in roots {
+        // A root inside another (a --mount of a workspace directory) shares its mount already.
+        for root in roots where !roots.contains(where: { $0.host != root.host && Files.isWithin(root.host, $0.host) }) {
             guard Glibc.mount(root.host, root.host, nil, UInt(MS_BIND | MS_REC), nil) == 0,
                 Glibc.mount(nil, root.host, nil, UInt(MS_SHARED), nil) == 0
             else { throw SystemCallError("share \(root.host) with the sandbox", errno: errno) }

@@ -144,7 +144,7 @@ expect_match "Write reported success" "^File created successfully at: $ws/hello.
     "$(from_log 'result("toolu_e2e_03_write")')"
 expect "hello.txt landed in the host workspace" "hello from claude in airlock" "$(cat "$ws/hello.txt" 2>&1)"
 hook_probe=$(from_log 'result("toolu_e2e_04_hook")')
-expect_match "writing .git/hooks/pre-commit fails: read-only" "\.git/hooks/pre-commit: Read-only file system" "$hook_probe"
+expect_match "writing .git/hooks/pre-commit fails: refused by the git guard" "\.git/hooks/pre-commit: Operation not permitted" "$hook_probe"
 expect_match "  with a nonzero status" "(^|[[:space:]])rc=[1-9]" "$hook_probe"
 expect "  and the host has no such hook" "absent" \
     "$([ -e "$ws/.git/hooks/pre-commit" ] && cat "$ws/.git/hooks/pre-commit" || echo absent)"

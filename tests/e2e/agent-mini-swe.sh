@@ -165,7 +165,7 @@ expect "companion: the same command read the workspace README" "1" "$(grep -cx "
 expect "writing hello.txt worked" "$hello returncode=0" "$(from_log 'output(3)' | xargs)"
 expect "hello.txt landed in the host workspace" "$hello" "$(cat "$ws/hello.txt" 2>&1)"
 hook_probe=$(from_log 'output(4)')
-expect_match "writing .git/hooks/pre-commit fails: read-only" "\.git/hooks/pre-commit: Read-only file system" "$hook_probe"
+expect_match "writing .git/hooks/pre-commit fails: refused by the git guard" "\.git/hooks/pre-commit: Operation not permitted" "$hook_probe"
 expect_match "  with a nonzero status" "(^|[[:space:]])rc=[1-9]" "$hook_probe"
 expect "  and the host has no such hook" "absent" \
     "$([ -e "$ws/.git/hooks/pre-commit" ] && cat "$ws/.git/hooks/pre-commit" || echo absent)"

@@ -255,7 +255,7 @@ rm -rf "$gws" && mkdir -p "$gws/sub/deep" "$gws/.claude" && echo '{}' > "$gws/.c
 git -C "$gws" init -q && git -C "$gws/sub/deep" init -q
 probe='for p in .git/hooks/pre-commit .git/config sub/deep/.git/hooks/post-checkout sub/deep/.git/config .vscode/tasks.json .idea/workspace.xml .claude/settings.json notes.txt; do
     { echo x >> "$p"; } 2>/dev/null && echo "$p:written" || echo "$p:refused"; done'
-out=$(a run --name guard shell "$gws" -- -c "$probe" 2>&1 | xargs)
+out=$(a run --name guard shell "$gws" -- -c "$probe" 2>/dev/null | xargs)
 expect "guard: git hooks and config (at any depth), editor and agent settings are read-only; companion: other files are not" \
     ".git/hooks/pre-commit:refused .git/config:refused sub/deep/.git/hooks/post-checkout:refused sub/deep/.git/config:refused .vscode/tasks.json:refused .idea/workspace.xml:refused .claude/settings.json:refused notes.txt:written" \
     "$out"
@@ -264,11 +264,13 @@ expect "guard: .vscode and .idea, missing before, exist on the host, empty" ".id
 expect "guard: the host's hooks and settings are as they were" "0 {}" \
     "$(ls "$gws/.git/hooks" | grep -c '^pre-commit$') $(cat "$gws/.claude/settings.json")"
 # Agent settings that do not exist yet cannot be made either: their directories are made at
-# the top, read-only; what cannot be guarded before it exists is listed after the run.
+# the top, read-only; what cannot be guarded before it exists is listed after the run. (The
+# first sandbox stops first: its own guard would take the new repository into its report.)
+a stop guard >/dev/null
 err=$(a run --name guard3 shell "$gws" -- -c '
     for p in .gemini/settings.json .cursor/mcp.json .kiro/hooks/h.json; do
         { mkdir -p "$(dirname "$p")" && echo "{}" > "$p"; } 2>/dev/null && echo "$p:written" || echo "$p:refused"; done
-    mkdir -p fresh && git -C fresh init -q && echo evil > fresh/.git/hooks/pre-commit && echo "{}" > .mcp.json' 2>&1)
+    mkdir -p fresh && git -C fresh init -q && echo evil > fresh/.git/hooks/pre-commit; echo "{}" > .mcp.json; sleep 2' 2>&1)
 expect "guard: missing agent settings cannot be created at the top" \
     ".gemini/settings.json:refused .cursor/mcp.json:refused .kiro/hooks/h.json:refused" "$(grep -E ':(written|refused)$' <<<"$err" | xargs)"
 # Behind a filter once the watcher sees it, or moved away if the hook got in first: either way

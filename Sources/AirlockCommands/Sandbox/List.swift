@@ -23,11 +23,13 @@ struct List: ParsableCommand {
         } else if quiet {
             for report in reports { print(report.name) }
         } else {
+            // What the guard did, where it did anything (`airlock guard NAME` shows it).
+            let guarded = reports.contains { $0.guardEvents != nil }
             let rows =
-                [["NAME", "STATUS", "AGENT", "RUNTIME", "WORKSPACE"]]
+                [["NAME", "STATUS", "AGENT", "RUNTIME", "WORKSPACE"] + (guarded ? ["GUARD"] : [])]
                 + reports.map { report in
-                    let status = report.guardEvents.map { "\(report.status), guard: \($0)" } ?? report.status
-                    return [report.name, status, report.agent, report.runtime, report.workspace]
+                    [report.name, report.status, report.agent, report.runtime, report.workspace]
+                        + (guarded ? [report.guardEvents.map { "\($0) to review" } ?? "-"] : [])
                 }
             print(Table.render(rows), terminator: "")
         }
