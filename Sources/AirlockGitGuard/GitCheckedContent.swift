@@ -1,3 +1,10 @@
+import AirlockSystem
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// What the files of ``GitControlState/CheckedFile`` may hold: nothing that makes git run a
 /// program or look outside the guarded directories.
 public enum GitCheckedContent {
@@ -70,7 +77,28 @@ public enum GitCheckedContent {
         guard !body.contains("\n"), !body.contains("\r"), !body.contains("\0") else { return false }
         let parts = body.split(separator: "/", omittingEmptySubsequences: false)
         guard !parts.contains(".."), !parts.contains(".") else { return false }
-        return roots.contains { root in root.hasPrefix(body) || body.hasPrefix(root + "/") }
+        guard roots.contains(where: { body.hasPrefix($0 + "/") }) else { return false }
+        // `git worktree repair` on the host writes a .git file there: not through a link.
+        let path = String(body)
+        let resolved = resolvedOnDisk(path)
+        return resolved == path || roots.contains { resolved.hasPrefix($0 + "/") }
+    }
+
+    /// `path` with every symbolic link on its way followed, as far as it exists; the rest as
+    /// written (a link as the last existing step still counts).
+    static func resolvedOnDisk(_ path: String) -> String {
+        var existing = path
+        var rest: [String] = []
+        while existing != "/" && !existing.isEmpty {
+            if let real = realpath(existing, nil) {
+                defer { free(real) }
+                let resolved = String(cString: real)
+                return rest.isEmpty ? resolved : resolved + "/" + rest.reversed().joined(separator: "/")
+            }
+            rest.append((existing as NSString).lastPathComponent)
+            existing = (existing as NSString).deletingLastPathComponent
+        }
+        return path
     }
 
     /// `path` with `.` and `..` steps resolved by name (no file system lookups).

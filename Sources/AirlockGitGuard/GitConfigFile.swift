@@ -283,7 +283,7 @@ public enum GitConfigSafety {
             }
             // Through a symbolic link it would lead anywhere (as the sandbox sees the path,
             // which is the host's for the workspace).
-            let resolved = Files.absolute(target)
+            let resolved = GitCheckedContent.resolvedOnDisk(target)
             guard resolved == target || context.roots.contains(where: { resolved.hasPrefix($0 + "/") }) else {
                 return "core.worktree leads outside the workspace through a symbolic link"
             }

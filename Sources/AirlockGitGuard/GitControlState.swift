@@ -3,8 +3,7 @@
 ///
 /// Git runs what its control state names: `config` (fsmonitor, hooksPath, pager, aliases,
 /// includes, remote helpers), `hooks/`, `commondir` (which moves config and hooks elsewhere),
-/// `info/attributes` (filter drivers), `objects/info/alternates`, legacy `branches/` and
-/// `remotes/`, and the same again in every nested git directory: `modules/<name>/` of
+/// `info/attributes` (filter drivers), `objects/info/alternates`, and the same again in every nested git directory: `modules/<name>/` of
 /// submodules and `worktrees/<id>/` of linked worktrees. The state of an operation in progress
 /// runs something too when the user continues it: a rebase's todo list (`exec` lines) and the
 /// merge strategy of a rebase or cherry-pick (`git merge-<strategy>`, a path if it has a
@@ -112,11 +111,8 @@ public enum GitControlState {
             }
             return
         }
-        // Every length of module name, up to a step named like an entry of a git directory: a
-        // module is never read so (`modules/a/refs/remotes` is `refs/remotes` of module `a`),
-        // and a `.git` file that leads to such a name is not accepted either.
+        // Every length of module name: git takes any (`a/refs/x` is a name it accepts).
         for length in 1...inner.count {
-            if gitDirectoryEntries.contains(inner[inner.startIndex + length - 1]) { break }
             let after = inner.dropFirst(length)
             if after.isEmpty {
                 readings.append(Location(kind: .controlDirectory, nested: true, isNestedRoot: true))
@@ -162,7 +158,9 @@ public enum GitControlState {
             }
             return .data
         case "branches", "remotes":
-            return path.count == 1 ? .controlDirectory : .control
+            // Legacy remote definitions: a URL, as `remote.*.url` (which a sandbox may set);
+            // data, so that `refs/remotes/…` under a module's every reading stays writable.
+            return .data
         default:
             return .data
         }
@@ -254,13 +252,6 @@ public enum GitControlState {
             return .allow
         }
     }
-
-    /// Names of a git directory's entries, which no module name has as a step.
-    static let gitDirectoryEntries: Set<String> = [
-        "HEAD", "config", "config.worktree", "commondir", "gitdir", "hooks", "info", "objects", "refs", "logs",
-        "index", "packed-refs", "description", "branches", "remotes", "modules", "worktrees", "shallow",
-        "rebase-merge", "rebase-apply", "sequencer",
-    ]
 
     /// Whether a path (components under the top git directory) is the root of a nested git
     /// directory: `worktrees/<id>` or `modules/<name>`, through any nesting.

@@ -14,7 +14,7 @@ public enum GitRepositoryCheck {
         where exists(gitDirectory + "/" + name) {
             return "has \(name)"
         }
-        for directory in ["branches", "remotes", "modules", "worktrees"]
+        for directory in ["modules", "worktrees"]
         where !Files.entries(of: gitDirectory + "/" + directory).isEmpty {
             return "has \(directory)/ entries"
         }

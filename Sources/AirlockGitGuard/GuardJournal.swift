@@ -23,15 +23,20 @@ public struct GuardJournal: Sendable {
         /// The path as the sandbox sees it.
         public var path: String
         public var reason: String
-        /// For a quarantined repository: where it is kept.
+        /// For a quarantined repository: where it is kept, and where it was on the host.
         public var keptAt: String?
+        public var hostPath: String?
 
-        public init(time: Date = Date(), kind: Kind, path: String, reason: String, keptAt: String? = nil) {
+        public init(
+            time: Date = Date(), kind: Kind, path: String, reason: String, keptAt: String? = nil,
+            hostPath: String? = nil
+        ) {
             self.time = time
             self.kind = kind
             self.path = path
             self.reason = reason
             self.keptAt = keptAt
+            self.hostPath = hostPath
         }
     }
 

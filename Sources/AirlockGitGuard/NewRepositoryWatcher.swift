@@ -319,7 +319,7 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
         if (try? Files.makeDirectory(quarantine, mode: 0o700)) != nil, rename(aside, target) == 0 {
             keptAt = target
         }
-        journal.record(.init(kind: .quarantined, path: insidePath(path), reason: kind, keptAt: keptAt))
+        journal.record(.init(kind: .quarantined, path: insidePath(path), reason: kind, keptAt: keptAt, hostPath: path))
     }
 
     private func insidePath(_ host: String) -> String {

@@ -65,21 +65,30 @@ public struct GuardReport: Codable, Sendable {
             throw AirlockError(.busy, "stop the sandbox first: a repository restored while it runs is unguarded")
         }
         let events = GuardJournal(file: paths.guardJournal).events().filter { $0.kind == .quarantined }
-        guard let event = events.last(where: { $0.path == path || $0.keptAt == path }), let kept = event.keptAt else {
+        guard let event = events.last(where: { $0.path == path || $0.hostPath == path || $0.keptAt == path }),
+            let kept = event.keptAt
+        else {
             throw AirlockError(.notFound, "nothing was moved away from \(path) (see `airlock guard`)")
         }
         guard Files.exists(kept) || (try? FileManager.default.destinationOfSymbolicLink(atPath: kept)) != nil else {
             throw AirlockError(.notFound, "\(kept) is gone")
         }
+        let destination = event.hostPath ?? event.path
+        // Back to where it was, not through a link the sandbox put in its place since.
+        let parent = (destination as NSString).deletingLastPathComponent
+        guard Files.absolute(parent) == parent, Files.isDirectory(parent) else {
+            throw AirlockError(
+                .conflict, "\(parent) is no longer the directory it was (a symbolic link?); not restoring there")
+        }
         var info = stat()
-        guard lstat(event.path, &info) != 0 else {
-            throw AirlockError(.conflict, "\(event.path) exists again; move it away first")
+        guard lstat(destination, &info) != 0 else {
+            throw AirlockError(.conflict, "\(destination) exists again; move it away first")
         }
         do {
-            try FileManager.default.moveItem(atPath: kept, toPath: event.path)
+            try FileManager.default.moveItem(atPath: kept, toPath: destination)
         } catch {
-            throw AirlockError(.failed, "cannot move \(kept) back to \(event.path): \(error.localizedDescription)")
+            throw AirlockError(.failed, "cannot move \(kept) back to \(destination): \(error.localizedDescription)")
         }
-        return event.path
+        return destination
     }
 }

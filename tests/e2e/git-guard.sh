@@ -295,6 +295,19 @@ bad = b\"gitdir: '"$agent_home"'/evilgd\"; m[:] = bad + b\"/\" * (len(good) - le
 time.sleep(1); print(\"present\" if os.path.exists(\"mapped/.git\") else \"gone\")"' \
     'cd mapped && git status'
 rm -rf "$HOME/evilgd"
+attempt module-under-refs "refused" '
+    git clone -q --bare .git/modules/vendor .git/modules/a/refs/x 2>/dev/null && git -C .git/modules/a/refs/x config core.bare false
+    { printf "#!/bin/sh\ntouch '"$(marker module-under-refs)"'\n" > .git/modules/a/refs/x/hooks/post-checkout; chmod +x .git/modules/a/refs/x/hooks/post-checkout; } 2>/dev/null
+    { printf "[core]\n\tfsmonitor = \"touch '"$(marker module-under-refs)"'; false\"\n" >> .git/modules/a/refs/x/config; } 2>/dev/null
+    printf "[submodule \"a/refs/x\"]\n\tpath = sub2\n\turl = '"$ws"'/vendor-src\n" >> .gitmodules
+    git update-index --add --cacheinfo "160000,$(git -C vendor rev-parse HEAD),sub2"
+    { [ -e .git/modules/a/refs/x/hooks/post-checkout ] || grep -q fsmonitor .git/modules/a/refs/x/config; } && echo written || echo refused' \
+    'git -c protocol.file.allow=always submodule update --init'
+attempt worktree-gitdir-link "refused" '
+    ln -sfn '"$pwned-target"' wt-link && mkdir -p .git/worktrees/evil && git rev-parse HEAD > .git/worktrees/evil/HEAD
+    echo ../.. > .git/worktrees/evil/commondir; { echo "$PWD/wt-link/.git" > .git/worktrees/evil/gitdir; } 2>/dev/null
+    [ -s .git/worktrees/evil/gitdir ] && echo written || { echo refused; rm -rf .git/worktrees/evil wt-link; }' \
+    'git worktree repair; [ -e '"$pwned-target"'/.git ] && touch '"$(marker worktree-gitdir-link)"''
 attempt config-hardlink "refused" '
     cp .git/config .git/cfg-a && ln .git/cfg-a .git/cfg-b
     { mv .git/cfg-b .git/config; } 2>/dev/null && echo written || { echo refused; rm -f .git/cfg-a .git/cfg-b; exit; }
@@ -324,6 +337,16 @@ expect "the host's hooks are as they were" "0" "$(ls "$ws/.git/hooks" | grep -vc
 a guard "$name" --restore "$ws/pointer/.git" >/dev/null 2>&1
 expect "guard --restore puts a quarantined .git back once stopped" "yes" "$([ -f "$ws/pointer/.git" ] && echo yes || echo no)"
 check_error "guard --restore of a path never moved says so" "nothing was moved away" a guard "$name" --restore "$ws/nothing/.git"
+# A directory the sandbox swapped for a link since: restoring there would put the agent's
+# .git outside the workspace.
+rm -rf "$pwned-target" && mkdir -p "$pwned-target"
+a run -d --name "$name" shell "$ws" >/dev/null
+in_box 'mkdir -p swapped && echo "gitdir: /elsewhere" > swapped/.git && sleep 1 && rm -rf swapped && ln -s '"$pwned-target"' swapped' >/dev/null 2>&1
+a stop "$name" >/dev/null 2>&1
+check_error "guard --restore does not follow a link put in the directory's place" "no longer the directory it was" \
+    a guard "$name" --restore "$ws/swapped/.git"
+expect "and nothing was put outside the workspace" "absent" "$([ -e "$pwned-target/.git" ] && echo present || echo absent)"
+rm -f "$ws/swapped"
 
 echo "== files the host runs later, reported for run, exec and detached sessions"
 a run -d --name "$name" shell "$ws" >/dev/null
