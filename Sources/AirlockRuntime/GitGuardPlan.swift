@@ -239,17 +239,23 @@ public struct GitGuardPlan: Codable, Sendable, Equatable {
                     device: device, root: host, shownAs: inside, worktreeRoots: worktreeRoots, owners: owners,
                     journal: journal
                 ).start()
-                // What was opened before the filter was there bypasses it. git's own opens end
-                // in a moment; one still held after that is the sandbox's way past the filter.
-                var held = SandboxOpenFiles.references(under: inside, device: UInt64(info.st_dev), initPID: initPID)
+                // What was opened before the filter was there bypasses it: a directory (any
+                // name can be made under it) or a control file. git's own data files (objects,
+                // the index, locks) are harmless, and its directories are let go in a moment.
+                let dangerous = {
+                    SandboxOpenFiles.references(under: inside, device: UInt64(info.st_dev), initPID: initPID).filter {
+                        $0.isDirectory || Self.isControl($0.path, in: inside)
+                    }
+                }
+                var held = dangerous()
                 for _ in 0..<20 where !held.isEmpty {
                     usleep(50_000)
-                    held = SandboxOpenFiles.references(under: inside, device: UInt64(info.st_dev), initPID: initPID)
+                    held = dangerous()
                 }
                 if !held.isEmpty {
                     FileHandle.standardError.write(
                         Data(
-                            "git guard: \(inside) was held open past its filter (\(held.joined(separator: ", ")))\n"
+                            "git guard: \(inside) was held open past its filter (\(held.map(\.description).joined(separator: ", ")))\n"
                                 .utf8))
                 }
                 return held.isEmpty
@@ -287,6 +293,12 @@ public struct GitGuardPlan: Codable, Sendable, Equatable {
             }
         }
         thread.start()
+    }
+
+    /// Whether a file of a git directory is anything but data to git.
+    static func isControl(_ path: String, in gitDirectory: String) -> Bool {
+        let components = path.dropFirst(gitDirectory.count).split(separator: "/").map(String.init)
+        return GitControlState.classify(components, isFile: true).kind != .data
     }
 
     /// Mounts a filter over a repository that appeared while the sandbox runs: a helper enters

@@ -25,6 +25,7 @@ public struct Supervisor {
 
     public func run() -> Int32 {
         let paths = store.sandbox(name)
+        Self.raiseOpenFileLimit()
         // Looked at once: the group the chain joins, the status's note and the release agree.
         let cgroup = SandboxCgroup(paths)
         let signals = SignalSet([SIGCHLD, SIGTERM, SIGINT, SIGHUP])
@@ -239,6 +240,16 @@ public struct Supervisor {
     private func log(_ message: String) {
         let stamp = ISO8601DateFormatter().string(from: Date())
         FileHandle.standardError.write(Data("\(stamp) \(message)\n".utf8))
+    }
+
+    /// The git filters hold a descriptor per file the sandbox's git has looked up, and the
+    /// proxy one per connection: the soft limit a shell gives (1024) is far too few, so the
+    /// supervisor takes the hard limit.
+    static func raiseOpenFileLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
     }
 
     /// The single child of `pid` (the chain's `unshare` forks exactly one: the init).
