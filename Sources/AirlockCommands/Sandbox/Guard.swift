@@ -11,9 +11,10 @@ struct Guard: ParsableCommand {
             While a sandbox runs, every .git in its workspace sits behind a filter: the agent can \
             commit, branch, rebase, stash, add worktrees and update submodules, but not write what \
             makes git run a program on the host (hooks, fsmonitor or pager settings, includes, \
-            commondir, attributes, alternates). A .git that appears in the workspace while it runs \
-            (a new repository, or a .git file that leads elsewhere) is moved to the sandbox's \
-            quarantine at once. Files the host runs later (.envrc, Makefile, package.json scripts, \
+            commondir, attributes, alternates). A repository made while it runs (git init, git \
+            clone) gets a filter of its own; one that already holds something git would run, or a \
+            .git file that leads elsewhere, is moved to the sandbox's quarantine at once. Files the \
+            host runs later (.envrc, Makefile, package.json scripts, \
             CI workflows, editor settings) are compared with how they were at the start.
 
             Example: airlock guard shell-myproject
