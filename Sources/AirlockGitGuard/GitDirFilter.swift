@@ -570,10 +570,7 @@ public final class GitDirFilter: @unchecked Sendable {
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var info = Glibc.stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size <= 1 << 20 else { return nil }
-        var data = [UInt8](repeating: 0, count: Int(info.st_size))
-        let count = data.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
-        guard count == data.count else { return nil }
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, let data = readAll(fd) else { return nil }
         return String(decoding: data, as: UTF8.self)
     }
 
