@@ -68,7 +68,8 @@ install -m 755 tests/e2e/sandbox.sh tests/e2e/machine.sh tests/e2e/egress.sh tes
     tests/e2e/agent-mini-swe.sh tests/e2e/fake_openai.py tests/e2e/gateway.sh tests/e2e/gateway_client.py \
     tests/e2e/gateway_test_server.py tests/e2e/e2e_checks.py tests/e2e/tls_server.py "$bin_dir/"
 install -m 644 tests/e2e/lib.sh "$bin_dir/lib.sh"
-install -m 755 tests/e2e/policy-errors.sh tests/e2e/exit-codes.sh tests/e2e/git-guard.sh "$bin_dir/"
+install -m 755 tests/e2e/policy-errors.sh tests/e2e/exit-codes.sh tests/e2e/git-guard.sh tests/e2e/load.sh \
+    tests/e2e/proxy_load.py "$bin_dir/"
 # Limits for the ordinary user, and the git guard's /dev/fuse, set up as scripts/install.sh
 # sets them up for a user.
 scripts/cgroup-delegate.sh "$user"
@@ -107,6 +108,9 @@ as_user "$bin_dir/egress.sh" || status=1
 
 step "end-to-end: a malformed policy file (as an ordinary user)"
 as_user "$bin_dir/policy-errors.sh" || status=1
+
+step "end-to-end: the proxy under load and stalls (as an ordinary user)"
+as_user "$bin_dir/load.sh" || status=1
 
 step "end-to-end: exit statuses (as an ordinary user)"
 as_user "$bin_dir/exit-codes.sh" || status=1

@@ -62,6 +62,7 @@ final class EgressEngine: Sendable {
     let policy: PolicyStore
     let log: NetworkLog
     let synthetic = SyntheticAddresses()
+    let gate = ConnectionGate()
     let threadPool: NIOThreadPool
     /// The CA and the upstream TLS context, made on the first interception rather than at
     /// start: most sandboxes' starts never need them.
@@ -74,6 +75,41 @@ final class EgressEngine: Sendable {
         self.policy = PolicyStore(files: configuration.policyFiles)
         self.log = try NetworkLog(path: configuration.logPath)
         self.threadPool = threadPool
+    }
+
+    /// The caps and timeouts in effect (the defaults while a policy file is broken: then
+    /// every request is refused anyway).
+    func connectionLimits() -> ConnectionLimits {
+        (try? policy.current().get())?.connections ?? .defaults
+    }
+
+    /// Admits a new connection from the sandbox and sets up its pipeline: the timeouts first,
+    /// then `handler`; past the cap, a refusal (logged at most once a second).
+    func accept(_ channel: Channel, via listener: EgressListener, handler: (ConnectionTimeouts) -> ChannelHandler)
+        throws
+    {
+        let limits = connectionLimits()
+        let operations = channel.pipeline.syncOperations
+        guard gate.admit(cap: limits.max) else {
+            let cap = min(limits.max, gate.descriptorBudget)
+            try operations.addHandler(OverCapacity(speaksHTTP: listener == .proxy || listener == .http, cap: cap))
+            if let refused = gate.refused() {
+                log.append(
+                    NetworkLogEntry(
+                        time: Date(), sandbox: configuration.sandbox, method: "LIMIT",
+                        scheme: listener == .dnsTCP ? "dns" : listener == .https ? "https" : "http", host: "-",
+                        port: listener.port, path: nil, address: nil, decision: "error", rule: nil,
+                        reason:
+                            "\(refused) connection(s) refused: the sandbox has \(cap) open (connections.max)",
+                        bytesOut: 0, bytesIn: 0, durationMs: 0, via: listener == .proxy ? "proxy" : "capture"))
+            }
+            return
+        }
+        let gate = self.gate
+        channel.closeFuture.whenComplete { _ in gate.release() }
+        let timeouts = ConnectionTimeouts(limits: limits)
+        try operations.addHandler(timeouts)
+        try operations.addHandler(handler(timeouts))
     }
 
     /// What TLS interception needs: the user's CA, and a client context that trusts the
@@ -316,6 +352,7 @@ public final class EgressServer: Sendable {
                     let entry: ProxyConnection.Entry =
                         listener == .proxy ? .proxy : listener == .http ? .captureHTTP : .captureTLS
                     let bootstrap = ServerBootstrap(group: group)
+                        .serverChannelInitializer(Self.backOffWhenOutOfDescriptors)
                         .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                         .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                         .childChannelOption(.autoRead, value: true)
@@ -323,11 +360,13 @@ public final class EgressServer: Sendable {
                         .childChannelOption(.writeBufferWaterMark, value: EgressEngine.writeBuffers)
                         .childChannelInitializer { channel in
                             channel.eventLoop.makeCompletedFuture {
-                                try channel.pipeline.syncOperations.addHandler(
-                                    ProxyConnection(entry: entry, engine: engine))
+                                try engine.accept(channel, via: listener) { timeouts in
+                                    ProxyConnection(entry: entry, engine: engine, timeouts: timeouts)
+                                }
                             }
                         }
                     channels.append(try bootstrap.withBoundSocket(fd).wait())
+                    Self.lengthenQueue(fd)
                 case .dnsUDP:
                     let bootstrap = DatagramBootstrap(group: group).channelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
@@ -336,12 +375,16 @@ public final class EgressServer: Sendable {
                     }
                     channels.append(try bootstrap.withBoundSocket(fd).wait())
                 case .dnsTCP:
-                    let bootstrap = ServerBootstrap(group: group).childChannelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(DNSStub.StreamHandler(engine: engine))
+                    let bootstrap = ServerBootstrap(group: group)
+                        .serverChannelInitializer(Self.backOffWhenOutOfDescriptors)
+                        .childChannelInitializer { channel in
+                            channel.eventLoop.makeCompletedFuture {
+                                // A DNS connection has the header timeout to live, all of it.
+                                try engine.accept(channel, via: listener) { _ in DNSStub.StreamHandler(engine: engine) }
+                            }
                         }
-                    }
                     channels.append(try bootstrap.withBoundSocket(fd).wait())
+                    Self.lengthenQueue(fd)
                 }
             }
         } catch {
@@ -351,6 +394,21 @@ public final class EgressServer: Sendable {
             throw AirlockError(.failed, "cannot serve the sandbox's egress listeners: \(error)")
         }
         return EgressServer(group: group, threadPool: threadPool, channels: channels)
+    }
+
+    /// NIO listens again on an inherited socket with a queue of 128, whatever its options say;
+    /// a burst of connections past that would be dropped by the kernel and then reset. Listening
+    /// once more sets the length (the kernel caps it at the namespace's `somaxconn`).
+    private static func lengthenQueue(_ fd: Int32) {
+        _ = listen(fd, 4096)
+    }
+
+    /// Out of descriptors (`EMFILE`), a listener stops accepting for a moment instead of
+    /// spinning on the same error: NIO adds this for `bind` but not for an inherited socket.
+    @Sendable private static func backOffWhenOutOfDescriptors(_ channel: Channel) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler())
+        }
     }
 
     public func stop() {

@@ -54,9 +54,44 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
     /// Input waiting for a decision is capped; a sandbox cannot fill the supervisor's memory.
     static let bufferLimit = 1 << 20
 
-    init(entry: Entry, engine: EgressEngine) {
+    /// The connection's deadlines, told the phase as it changes.
+    private let timeouts: ConnectionTimeouts
+
+    init(entry: Entry, engine: EgressEngine, timeouts: ConnectionTimeouts) {
         self.entry = entry
         self.engine = engine
+        self.timeouts = timeouts
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timeouts.onExpiry = { expiry in
+            let (handler, context) = loopBound.value
+            return handler.expired(expiry, context: context)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timeouts.onExpiry = nil
+    }
+
+    /// A deadline passed: a program that is sending HTTP is told so (408); anything else closes.
+    private func expired(_ expiry: ConnectionTimeouts.Expiry, context: ChannelHandlerContext) -> Bool {
+        let limits = engine.connectionLimits()
+        switch (expiry, state) {
+        case (.header, .head) where entry != .captureTLS && pinned?.scheme != "https":
+            refuse(
+                context: context, status: "408 Request Timeout",
+                message: "No complete request head within \(limits.headerTimeout) (connections.headerTimeout)")
+            return true
+        case (.body, .body):
+            refuse(
+                context: context, status: "408 Request Timeout",
+                message: "The request body stopped for \(limits.bodyTimeout) (connections.bodyTimeout)", failed: true)
+            return true
+        default:
+            return false
+        }
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -66,6 +101,12 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
+        if buffer.readableBytes == 0 {
+            switch state {
+            case .head, .hello: timeouts.expectHead()
+            default: break
+            }
+        }
         buffer.writeBuffer(&incoming)
         guard buffer.readableBytes <= Self.bufferLimit else {
             refuse(context: context, status: "413 Content Too Large", message: "Too much input before a decision")
@@ -106,14 +147,19 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
                     return
                 case .complete(let head, let length):
                     buffer.moveReaderIndex(forwardBy: length)
+                    timeouts.awaitResponse()
                     handle(head, context: context)
                 }
             case .body(var framer):
                 if framer.isComplete {
+                    timeouts.awaitResponse()
                     state = .head
                     continue
                 }
-                guard buffer.readableBytes > 0 else { return }
+                guard buffer.readableBytes > 0 else {
+                    timeouts.bodyProgress()
+                    return
+                }
                 let taken: Int
                 do {
                     taken = try buffer.withUnsafeReadableBytes { try framer.consume($0) }
@@ -130,7 +176,11 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
                     }
                 }
                 state = framer.isComplete ? .head : .body(framer)
-                if !framer.isComplete { return }
+                guard framer.isComplete else {
+                    timeouts.bodyProgress()
+                    return
+                }
+                timeouts.awaitResponse()
             case .hello(let authority):
                 switch ClientHello.peek(buffer.readableBytesView) {
                 case .needMore:
@@ -200,6 +250,7 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
                     wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 200 Connection established\r\n\r\n")), promise: nil)
                 adopt(upstream, context: context)
                 state = .hello(authority)
+                timeouts.expectHead()
                 process(context: context)
             }
         case (.proxy, .absolute(let scheme, let authority, let path)?):
@@ -463,6 +514,7 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         state = .done
+        timeouts.tunnel()
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let (clientSide, upstreamSide) = RelayHandler.pair { loopBound.value.finishCurrent() }
         let pending = buffer

@@ -11,10 +11,13 @@ public struct PolicySettings: Codable, Sendable, Equatable {
     public var bypassHosts: [String]
     /// Static resolution, `NAME:IP`, as for internal hosts without public DNS.
     public var addHosts: [String]
+    /// Connection caps and timeouts (``ConnectionSettings``).
+    public var connections: ConnectionSettings?
 
     public init(
         preset: EgressPolicy.Preset? = nil, allowHosts: [String] = [], blockHosts: [String] = [],
-        allowCIDRs: [String] = [], blockCIDRs: [String] = [], bypassHosts: [String] = [], addHosts: [String] = []
+        allowCIDRs: [String] = [], blockCIDRs: [String] = [], bypassHosts: [String] = [], addHosts: [String] = [],
+        connections: ConnectionSettings? = nil
     ) {
         self.preset = preset
         self.allowHosts = allowHosts
@@ -23,10 +26,11 @@ public struct PolicySettings: Codable, Sendable, Equatable {
         self.blockCIDRs = blockCIDRs
         self.bypassHosts = bypassHosts
         self.addHosts = addHosts
+        self.connections = connections
     }
 
     enum CodingKeys: String, CodingKey {
-        case preset, allowHosts, blockHosts, allowCIDRs, blockCIDRs, bypassHosts, addHosts
+        case preset, allowHosts, blockHosts, allowCIDRs, blockCIDRs, bypassHosts, addHosts, connections
     }
 
     /// Any key of a mapping, to find those a policy does not know.
@@ -41,8 +45,11 @@ public struct PolicySettings: Codable, Sendable, Equatable {
     /// know is an error, not ignored: `blockhosts:` for `blockHosts:` would drop the blocks.
     public init(from decoder: any Decoder) throws {
         let known = Set(
-            [CodingKeys.preset, .allowHosts, .blockHosts, .allowCIDRs, .blockCIDRs, .bypassHosts, .addHosts].map(
-                \.stringValue))
+            [
+                CodingKeys.preset, .allowHosts, .blockHosts, .allowCIDRs, .blockCIDRs, .bypassHosts, .addHosts,
+                .connections,
+            ]
+            .map(\.stringValue))
         for key in try decoder.container(keyedBy: AnyKey.self).allKeys where !known.contains(key.stringValue) {
             throw DecodingError.dataCorrupted(
                 DecodingError.Context(
@@ -58,6 +65,7 @@ public struct PolicySettings: Codable, Sendable, Equatable {
         blockCIDRs = try container.decodeIfPresent([String].self, forKey: .blockCIDRs) ?? []
         bypassHosts = try container.decodeIfPresent([String].self, forKey: .bypassHosts) ?? []
         addHosts = try container.decodeIfPresent([String].self, forKey: .addHosts) ?? []
+        connections = try container.decodeIfPresent(ConnectionSettings.self, forKey: .connections)
     }
 
     /// This layer with `changes` added: their preset if they name one, their rules after these
@@ -70,13 +78,18 @@ public struct PolicySettings: Codable, Sendable, Equatable {
             preset: changes.preset ?? preset, allowHosts: merge(allowHosts, changes.allowHosts),
             blockHosts: merge(blockHosts, changes.blockHosts), allowCIDRs: merge(allowCIDRs, changes.allowCIDRs),
             blockCIDRs: merge(blockCIDRs, changes.blockCIDRs), bypassHosts: merge(bypassHosts, changes.bypassHosts),
-            addHosts: merge(addHosts, changes.addHosts))
+            addHosts: merge(addHosts, changes.addHosts), connections: Self.merge(connections, changes.connections))
+    }
+
+    private static func merge(_ existing: ConnectionSettings?, _ changes: ConnectionSettings?) -> ConnectionSettings? {
+        guard let changes else { return existing }
+        return (existing ?? ConnectionSettings()).adding(changes)
     }
 
     /// Only what narrows: the blocks. The user's layer of a sandbox whose own layer alone says
     /// what it reaches (an MCP server with `allowHosts`).
     public var restrictions: PolicySettings {
-        PolicySettings(blockHosts: blockHosts, blockCIDRs: blockCIDRs)
+        PolicySettings(blockHosts: blockHosts, blockCIDRs: blockCIDRs, connections: connections)
     }
 
     /// Checks every entry; the error names the first bad one.
@@ -88,6 +101,7 @@ public struct PolicySettings: Codable, Sendable, Equatable {
             throw PolicyError("'\(range)' is not an address range (ADDRESS or ADDRESS/PREFIX)")
         }
         for entry in addHosts { _ = try Self.staticHost(entry) }
+        try connections?.validate()
     }
 
     /// Parses `NAME:IP` (the IP may be IPv6, bracketed or not).
@@ -116,6 +130,7 @@ public struct EffectivePolicy: Sendable, Equatable {
     public var egress: EgressPolicy
     public var bypassHosts: [HostRule]
     public var staticHosts: [String: [IPAddress]]
+    public var connections = ConnectionLimits.defaults
 
     /// Combines the layers, strongest first. The organisation's blocks can't be allowed away
     /// (deny beats allow), and its preset is a ceiling: `locked` < `balanced` < `open`.
@@ -144,7 +159,9 @@ public struct EffectivePolicy: Sendable, Equatable {
             blockRanges: layers.flatMap(\.blockCIDRs).compactMap { AddressRange($0) })
         return EffectivePolicy(
             egress: egress, bypassHosts: layers.flatMap(\.bypassHosts).compactMap { HostRule($0) },
-            staticHosts: staticHosts)
+            staticHosts: staticHosts,
+            connections: ConnectionLimits.combine(
+                organisation: organisation?.connections, user: user?.connections, sandbox: sandbox?.connections))
     }
 }
 

@@ -14,7 +14,8 @@ struct NetworkCommand: ParsableCommand {
             A sandbox's policy combines, strongest first: the organisation's \
             \(UserConfig.organisationPolicy) (nothing loosens it), your \
             $XDG_CONFIG_HOME/airlock/policy.yaml, and the sandbox's own flags. Nothing in a \
-            workspace sets policy.
+            workspace sets policy. The same layers set the proxy's connection cap and timeouts \
+            (`connections:` in a file, --connection-limit on the command line).
             """,
         subcommands: [PolicyCommand.self, LogCommand.self])
 }
@@ -92,6 +93,7 @@ extension NetworkCommand {
                 addHosts: effective.staticHosts.keys.sorted().flatMap { name in
                     effective.staticHosts[name, default: []].map { "\(name):\($0)" }
                 },
+                connections: effective.connections,
                 layers: [files.organisation, files.user, files.sandbox].filter { Files.exists($0) })
             if json {
                 print(try JSONText.pretty(view))
@@ -105,6 +107,7 @@ extension NetworkCommand {
             ] where !values.isEmpty {
                 print(label.padding(toLength: 14, withPad: " ", startingAt: 0) + values.joined(separator: " "))
             }
+            print("connections:  " + ConnectionLimitsText.line(view.connections))
             print("always blocked unless --allow-cidr: private, loopback, link-local, metadata, CGNAT, unique-local")
             print("from:         " + view.layers.joined(separator: ", "))
         }
@@ -119,6 +122,7 @@ extension NetworkCommand {
         var blockCIDRs: [String]
         var bypassHosts: [String]
         var addHosts: [String]
+        var connections: ConnectionLimits
         var layers: [String]
     }
 
@@ -151,10 +155,44 @@ extension NetworkCommand {
             help: ArgumentHelp("Resolve NAME to IP, as for internal hosts (repeatable).", valueName: "name:ip"))
         var addHost: [String] = []
 
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                """
+                Set a connection cap or timeout (repeatable): max (open connections), headerTimeout, \
+                bodyTimeout, idleTimeout, tunnelIdleTimeout (durations such as 30s, 5m, 1h).
+                """, valueName: "key=value"))
+        var connectionLimit: [String] = []
+
+        func validate() throws {
+            _ = try connections()
+        }
+
+        func connections() throws -> ConnectionSettings? {
+            guard !connectionLimit.isEmpty else { return nil }
+            var settings = ConnectionSettings()
+            do {
+                for assignment in connectionLimit { try settings.set(assignment) }
+                try settings.validate()
+            } catch {
+                throw ValidationError(error.description)
+            }
+            return settings
+        }
+
         func settings(preset: EgressPolicy.Preset?) -> PolicySettings {
             PolicySettings(
                 preset: preset, allowHosts: allowHost, blockHosts: blockHost, allowCIDRs: allowCidr,
-                blockCIDRs: blockCidr, bypassHosts: bypassHost, addHosts: addHost)
+                blockCIDRs: blockCidr, bypassHosts: bypassHost, addHosts: addHost,
+                connections: (try? connections()) ?? nil)
         }
+    }
+}
+
+/// The one-line form of a sandbox's connection limits, as `network policy` and `inspect` show them.
+enum ConnectionLimitsText {
+    static func line(_ limits: ConnectionLimits) -> String {
+        "max \(limits.max), header \(limits.headerTimeout), body \(limits.bodyTimeout), "
+            + "idle \(limits.idleTimeout), tunnel idle \(limits.tunnelIdleTimeout)"
     }
 }

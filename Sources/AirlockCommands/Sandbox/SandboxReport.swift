@@ -26,6 +26,8 @@ struct SandboxReport: Codable {
     /// `policy` (through the proxy) or `none`, and the sandbox's own policy layer.
     var network: String?
     var networkPolicy: PolicySettings?
+    /// The caps and timeouts its proxy applies, from every policy layer and the defaults.
+    var connections: ConnectionLimits?
     /// For a sandbox a program made for itself: its owner process and tmpfs size.
     var disposable: SandboxRecord.Disposable?
     /// What the git guard refused or moved away and not yet cleared (`airlock guard`).
@@ -67,6 +69,10 @@ struct SandboxReport: Codable {
         started = status?.started
         network = record.networkMode.rawValue
         networkPolicy = record.networkMode == .policy ? (try? PolicyStore.load(paths.policy)) ?? nil : nil
+        if record.networkMode == .policy {
+            let files = PolicyStore.Files(paths: paths, userNarrowsOnly: record.ownPolicyOnly ?? false)
+            connections = try? PolicyStore(files: files).current().get().connections
+        }
         disposable = record.disposable
         let support = CgroupSupport.detect()
         let cgroup = SandboxCgroup(paths, support: support)

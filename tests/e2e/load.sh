@@ -1,0 +1,109 @@
+#!/bin/bash
+# End-to-end tests of a sandbox's proxy under load and stalls, loopback only, as an ordinary
+# user: 1000 requests at once all answered; 1100 slow-header (slowloris) connections while
+# normal requests keep being answered in under a second; a stalled head, a stalled body, an
+# idle kept-alive connection and an idle relayed connection each closed at its timeout; past
+# connections.max the newest are refused with a 503 and one log line. The load client runs
+# inside the sandbox (tests/e2e/proxy_load.py), the upstream on the host's loopback.
+# Prints "N passed, N failed".
+set -uo pipefail
+AIRLOCK="${AIRLOCK:-airlock}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$here/lib.sh"
+
+work="$(mktemp -d /var/tmp/airlock-load.XXXXXX)"
+export AIRLOCK_HOME="$HOME/.airlock-e2e"
+ws="$work/project"
+mkdir -p "$ws"
+name="load"
+upstream_pid=""
+cleanup() {
+    a rm -f "$name" >/dev/null 2>&1
+    [ -n "$upstream_pid" ] && kill "$upstream_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=18380
+cp "$here/proxy_load.py" "$ws/"
+python3 "$here/proxy_load.py" serve "$port" > "$work/upstream.out" 2>&1 &
+upstream_pid=$!
+for _ in $(seq 50); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && break; sleep 0.1; done
+url="http://127.0.0.1:$port/small"
+a create --name "$name" --allow-cidr 127.0.0.1/32 shell "$ws" >/dev/null
+a run -d shell "$ws" --name "$name" >/dev/null
+# The workspace is at its own path inside.
+inside() { a exec "$name" -- python3 "$ws/proxy_load.py" "$@"; }
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1]).get('$2'))" "$1"; }
+
+echo "== the proxy shows its limits"
+inspect="$(a inspect "$name")"
+expect_match "inspect shows connections.max (default 4096)" '"max" : 4096' "$inspect"
+expect_match "inspect shows the header timeout (30s)" '"headerTimeout" : "30s"' "$inspect"
+
+echo "== 1000 requests at once, each on its own connection"
+result="$(inside burst 1000 "$url")"
+expect "all 1000 succeed" "1000" "$(field "$result" succeeded)"
+[ "$(field "$result" succeeded)" = 1000 ] || echo "      $result"
+
+echo "== 1100 slowloris connections beside normal requests"
+result="$(inside slowloris 1100 8 "$url")"
+echo "      $result"
+expect "the 1100 slow connections were all opened" "1100" "$(field "$result" slow_connections)"
+expect "and still open after 8 s (the header timeout is 30 s)" "1100" "$(field "$result" still_open)"
+expect "no normal request failed meanwhile" "0" "$(field "$result" normal_failed)"
+slowest="$(field "$result" normal_max_s)"
+if python3 -c "import sys; sys.exit(0 if 0 < float(sys.argv[1]) < 1 else 1)" "$slowest"; then
+    pass "every normal request answered in under 1 s (slowest ${slowest} s)"
+else
+    fail "every normal request answered in under 1 s" "slowest: $slowest"
+fi
+
+echo "== stalls are closed at their timeouts"
+a network policy "$name" --connection-limit headerTimeout=2s --connection-limit bodyTimeout=3s \
+    --connection-limit idleTimeout=4s --connection-limit tunnelIdleTimeout=6s >/dev/null
+expect_match "network policy --show lists them" 'header 2s, body 3s, idle 4s, tunnel idle 6s' \
+    "$(a network policy "$name" --show)"
+within() { # LABEL RESULT LOW HIGH FIRST_LINE_PATTERN
+    local took first
+    took="$(field "$2" closed_after_s)"
+    first="$(field "$2" first_line)"
+    if python3 -c "import sys; sys.exit(0 if $3 <= float(sys.argv[1]) <= $4 else 1)" "$took" \
+        && [[ "$first" =~ $5 ]]; then
+        pass "$1 (after $took s: $first)"
+    else
+        fail "$1" "closed after $took s, want $3..$4; first line [$first], want /$5/"
+    fi
+}
+stalls=()
+for kind in head body idle tunnel; do
+    inside stall "$kind" "$url" > "$work/$kind" &
+    stalls+=($!)
+done
+wait "${stalls[@]}"
+within "a request head stalled: 408 at headerTimeout (2 s)" "$(cat "$work/head")" 1.8 4 '408 Request Timeout'
+within "a request body stalled: 408 at bodyTimeout (3 s)" "$(cat "$work/body")" 2.8 5 '408 Request Timeout'
+within "an idle kept-alive connection: closed at idleTimeout (4 s)" "$(cat "$work/idle")" 3.8 6 '200 OK'
+within "an idle relayed connection (after a 101): closed at tunnelIdleTimeout (6 s)" "$(cat "$work/tunnel")" \
+    5.8 8.5 '101 Switching'
+log="$(a network log "$name" --json)"
+expect_match "the stalled body is an error in the log, with its reason" \
+    '"decision":"error".*"reason":"The request body stopped for 3s' "$log"
+
+echo "== past connections.max, the newest connections are refused"
+a network policy "$name" --connection-limit max=50 --connection-limit headerTimeout=30s >/dev/null
+result="$(inside slowloris 60 2 "$url")"
+echo "      $result"
+expect "50 slow connections hold the cap; the rest were refused" "50" "$(field "$result" still_open)"
+expect_match "a request past the cap gets 503 naming connections.max" \
+    '503 Service Unavailable' "$(field "$result" failures)"
+expect_match "the refusal is in the network log" \
+    '"method":"LIMIT".*connection\(s\) refused: the sandbox has 50 open \(connections.max\)' \
+    "$(a network log "$name" --json)"
+result="$(inside burst 20 "$url")"
+expect "companion: once they close, requests go through again" "20" "$(field "$result" succeeded)"
+a network policy "$name" --connection-limit max=0 >/dev/null 2>"$work/err"
+expect "max=0 is refused with exit 64" "64" "$?"
+expect_match "with one line" "connections.max must be at least 1" "$(cat "$work/err")"
+
+report
