@@ -51,6 +51,14 @@ public actor CodeSandboxService {
         var calls = 0
         var processes: [String: BackgroundProcess] = [:]
         var nextProcess = 1
+        /// Calls running now, and those waiting for one of them to end.
+        var running = 0
+        var waiting: [CheckedContinuation<Void, Never>] = []
+
+        /// Calls that may run at once: each costs a few processes (the runtime's helper,
+        /// `timeout`, a shell), and a burst past the sandbox's process limit would fail
+        /// commands that would have run a moment later.
+        var slots: Int { max(2, Int(shape.pids / 16)) }
     }
 
     private var active: [String: Active] = [:]
@@ -139,7 +147,40 @@ public actor CodeSandboxService {
     ) async throws -> T {
         try begin(name)
         defer { end(name) }
+        await takeSlot(name)
+        defer { releaseSlot(name) }
         return try await body(sandboxes)
+    }
+
+    /// Waits, in order of arrival, for one of the sandbox's call slots.
+    private func takeSlot(_ name: String) async {
+        guard var entry = active[name] else { return }
+        if entry.running < entry.slots {
+            entry.running += 1
+            active[name] = entry
+            return
+        }
+        await withCheckedContinuation { continuation in active[name]?.waiting.append(continuation) }
+    }
+
+    /// Hands the slot to the next waiting call, or frees it.
+    private func releaseSlot(_ name: String) {
+        guard var entry = active[name] else { return }
+        if entry.waiting.isEmpty {
+            entry.running -= 1
+            active[name] = entry
+        } else {
+            let next = entry.waiting.removeFirst()
+            active[name] = entry
+            next.resume()
+        }
+    }
+
+    /// Lets go of a sandbox's entry; calls still waiting for a slot go on (and find it gone).
+    private func forget(_ name: String) -> Active? {
+        let entry = active.removeValue(forKey: name)
+        for waiting in entry?.waiting ?? [] { waiting.resume() }
+        return entry
     }
 
     private func begin(_ name: String) throws {
@@ -161,7 +202,7 @@ public actor CodeSandboxService {
 
     /// Removes one of this client's sandboxes.
     public func stop(_ name: String) async throws {
-        guard let entry = active.removeValue(forKey: name) else {
+        guard let entry = forget(name) else {
             throw AirlockError(.notFound, "no sandbox '\(name)'")
         }
         await remove([name], processes: Array(entry.processes.values))
@@ -227,7 +268,7 @@ public actor CodeSandboxService {
         reaper?.cancel()
         let names = Array(active.keys) + pool
         let processes = active.values.flatMap { $0.processes.values }
-        active.removeAll()
+        for name in Array(active.keys) { _ = forget(name) }
         pool.removeAll()
         await remove(names, processes: processes)
         // Sandboxes still being made remove themselves once made (`closed`): wait for them.
@@ -241,7 +282,7 @@ public actor CodeSandboxService {
         let now = Monotonic.now()
         let idle = active.filter { $0.value.calls == 0 && now - $0.value.lastUsed > settings.idleTimeout }
         guard !idle.isEmpty else { return }
-        for name in idle.keys { active.removeValue(forKey: name) }
+        for name in idle.keys { _ = forget(name) }
         log("removing \(idle.count) sandboxes idle for more than \(Int(settings.idleTimeout)) s")
         await remove(Array(idle.keys), processes: idle.values.flatMap { $0.processes.values })
     }

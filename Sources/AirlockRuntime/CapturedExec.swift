@@ -64,9 +64,33 @@ extension Sandboxes {
     /// them all. Inside, coreutils' `timeout` leads the command's process group and kills all
     /// of it at the deadline; what escaped that group is killed from outside a second later,
     /// with the runtime, and the result says `timedOut`.
+    ///
+    /// When the runtime itself failed, nothing of the command ran: that is an error, never the
+    /// command's output. A runtime that could not start a thread or a process (a burst of
+    /// commands at once) is tried again, twice, after a pause.
     public func capture(
         _ name: String, _ request: ExecRequest, input: [UInt8]? = nil, timeout: Double, outputLimit: Int
     ) throws -> CapturedOutput {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let (output, failure) = try captureOnce(
+                name, request, input: input, timeout: timeout, outputLimit: outputLimit)
+            guard let failure else { return output }
+            let stderr = String(decoding: output.stderr.kept.prefix(4096), as: UTF8.self)
+            let transient =
+                stderr.contains("pthread_create failed") || failure.message.contains("init-p")
+                || failure.message.localizedCaseInsensitiveContains("resource temporarily unavailable")
+            guard transient, attempt < 3 else {
+                throw AirlockError(.failed, "the runtime could not start the command in \(name): \(failure.message)")
+            }
+            usleep(UInt32(100_000 * attempt))
+        }
+    }
+
+    private func captureOnce(
+        _ name: String, _ request: ExecRequest, input: [UInt8]?, timeout: Double, outputLimit: Int
+    ) throws -> (CapturedOutput, ExecFailure?) {
         var wrapped = request
         wrapped.command = ["timeout", "-s", "KILL", "--", String(format: "%.3f", timeout)] + request.command
         let prepared = try prepareExec(name, wrapped)
@@ -157,7 +181,9 @@ extension Sandboxes {
             ProcessTree.killCommand(
                 runtime: nil, session: session ?? prepared.commandPID(), sandboxInit: prepared.initPID)
         }
-        return CapturedOutput(status: final, stdout: stdout, stderr: stderr, timedOut: timedOut, duration: duration)
+        let output = CapturedOutput(
+            status: final, stdout: stdout, stderr: stderr, timedOut: timedOut, duration: duration)
+        return (output, timedOut ? nil : prepared.failure(status: final))
     }
 }
 

@@ -3,6 +3,10 @@ import AirlockImages
 import AirlockOCI
 import AirlockState
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Turns a sandbox record into the OCI runtime spec the runtime enforces.
 public struct SandboxSpec: Sendable {
     public var record: SandboxRecord
@@ -79,14 +83,34 @@ public struct SandboxSpec: Sendable {
         extraEnvironment: [String]
     ) -> RuntimeSpec.Process {
         let isRoot = uid == 0
+        var args = args
+        var rlimits = rlimits
+        if let processes = rlimits?.first(where: { $0.type == "RLIMIT_NPROC" }), let prlimit = trustedPrlimit {
+            // The runtime would set the process count while its helper still runs as the
+            // sandbox's root, whose count holds the threads of every `exec` in flight: forty
+            // at once, and the helper cannot start a thread. The command's own user gets it.
+            rlimits = rlimits?.filter { $0.type != "RLIMIT_NPROC" }
+            args = [prlimit, "--nproc=\(processes.soft):\(processes.hard)", "--"] + args
+        }
         return RuntimeSpec.Process(
             terminal: tty, user: RuntimeSpec.User(uid: uid, gid: gid, additionalGids: nil), args: args,
             env: environment(user: userName, home: home, extra: extraEnvironment),
             cwd: cwd ?? record.workspace,
             capabilities: isRoot ? .root : .agent,
-            rlimits: rlimits,
+            rlimits: rlimits?.isEmpty == true ? nil : rlimits,
             // setuid sudo needs privileges to rise; without sudo nothing in the sandbox may.
             noNewPrivileges: !user.sudo, oomScoreAdj: Self.oomScoreAdjustment)
+    }
+
+    /// util-linux's `prlimit` inside, where nothing in the sandbox can replace it: a disposable
+    /// sandbox's root is read-only. Elsewhere the runtime sets the limit itself.
+    var trustedPrlimit: String? {
+        let path = "/usr/bin/prlimit"
+        guard record.disposable != nil else { return nil }
+        var info = stat()
+        guard lstat(imageRootfs + path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_mode & 0o111 != 0
+        else { return nil }
+        return path
     }
 
     /// What the sandbox's processes add to their OOM badness. The sandbox init (Airlock's own

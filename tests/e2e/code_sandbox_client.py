@@ -289,6 +289,32 @@ async def two_sandboxes(server, s):
     expect("companion: the /tmp write landed inside the sandbox", "x", await server.out(s["a"], f"cat /tmp/{tag}-abs"))
 
 
+async def concurrent_exec(server, s):
+    """100 sandbox_exec calls at once on one sandbox: every one runs, none gets the runtime's
+    failure as its output (once runc crashed in a burst: exit 255 and a Go dump as stderr)."""
+    count = 100
+    results = [None] * count
+
+    async def one(i):
+        results[i] = await server.sh(s["a"], f"echo run-{i}", timeout_s=60)
+
+    started = time.monotonic()
+    async with anyio.create_task_group() as group:
+        for i in range(count):
+            group.start_soon(one, i)
+    took = time.monotonic() - started
+    good = [i for i, r in enumerate(results)
+            if not r.is_error and r.get("exit_code") == 0 and r.get("stdout") == f"run-{i}\n" and not r.get("stderr")]
+    good_set = set(good)
+    bad = [short(results[i].text if results[i] else "no result") for i in range(count) if i not in good_set]
+    expect(f"{count} concurrent sandbox_exec calls all succeed with their own output ({took:.1f} s)",
+           count, len(good))
+    if bad:
+        print(f"   first failures: {bad[:3]}", flush=True)
+    dumps = [r for r in results if "goroutine" in (r.get("stderr") or "") or "pthread_create" in (r.get("stderr") or "")]
+    expect("no result carries a runtime crash dump as the command's stderr", 0, len(dumps))
+
+
 async def run_code(server, s):
     snippets = {
         "python": ("import sys; print('py', sys.version_info[0])", "py 3"),
@@ -675,7 +701,8 @@ async def checks_over(session, state):
     if not await section(server, "two sandboxes, files and commands", two_sandboxes, state) or "a" not in state:
         check("a sandbox to run the other checks in", False, "giving up on the MCP session")
         return
-    steps = [("run_code", run_code), ("background processes", background),
+    steps = [("run_code", run_code), ("100 concurrent sandbox_exec", concurrent_exec),
+             ("background processes", background),
              ("network none: nothing leads out", network_none),
              ("network policy: through the proxy", network_policy),
              ("limits: pids, memory, timeout, output, disk", limits)]
