@@ -32,22 +32,18 @@ public struct NetworkLogEntry: Codable, Sendable, Equatable {
     public var injected: [String]? = nil
 }
 
-/// Appends JSON lines to the network log. Each line is one `write` on an `O_APPEND`
-/// descriptor, so lines from several threads never interleave.
+/// Appends JSON lines to the network log: a ``RotatingLog``, so a sandbox that makes requests
+/// for weeks keeps a bounded log (the current file and three older ones of 8 MiB each).
 public final class NetworkLog: Sendable {
-    private let fd: Int32
+    private let file: RotatingLog
 
     public init(path: String) throws {
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw SystemCallError("open \(path)", errno: errno) }
+        file = try RotatingLog(path: path)
     }
 
-    deinit { close(fd) }
-
     public func append(_ entry: NetworkLogEntry) {
-        guard var line = try? Self.encoder.encode(entry) else { return }
-        line.append(UInt8(ascii: "\n"))
-        _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard let line = try? Self.encoder.encode(entry) else { return }
+        file.append(Array(line))
     }
 
     private static let encoder: JSONEncoder = {

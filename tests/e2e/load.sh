@@ -31,6 +31,25 @@ upstream_pid=$!
 for _ in $(seq 50); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && break; sleep 0.1; done
 url="http://127.0.0.1:$port/small"
 a create --name "$name" --allow-cidr 127.0.0.1/32 shell "$ws" >/dev/null
+# A network log of 100k lines (30 MB), as months of use left one before logs were rotated.
+log_file="$AIRLOCK_HOME/sandboxes/$name/network.log"
+python3 - "$log_file" <<'EOF'
+import json, sys
+entry = {"address": "127.0.0.1", "bytesIn": 0, "bytesOut": 65, "decision": "allow", "durationMs": 3.2,
+         "host": "old.example", "method": "GET", "path": "/a/longer/path?with=a&query=string", "port": 80,
+         "rule": "allow-cidr 127.0.0.1/32", "sandbox": "load", "scheme": "http", "time": "2026-01-01T00:00:00.000Z",
+         "via": "proxy"}
+with open(sys.argv[1], "w") as log:
+    for index in range(100000):
+        entry["bytesIn"] = index
+        log.write(json.dumps(entry, separators=(",", ":"), sort_keys=True) + "\n")
+EOF
+echo "== the network log: the last lines of 100k, read from the end"
+started=$(date +%s%N)
+last="$(a network log "$name" --limit 5 --json)"
+echo "      network log --limit 5 on 100000 lines took $(( ($(date +%s%N) - started) / 1000000 )) ms"
+expect "--limit 5 gives the last five lines, in order" "99995 99996 99997 99998 99999" \
+    "$(python3 -c "import json,sys; print(*[json.loads(l)['bytesIn'] for l in sys.stdin])" <<<"$last")"
 a run -d shell "$ws" --name "$name" >/dev/null
 # The workspace is at its own path inside.
 inside() { a exec "$name" -- python3 "$ws/proxy_load.py" "$@"; }
@@ -105,5 +124,14 @@ expect "companion: once they close, requests go through again" "20" "$(field "$r
 a network policy "$name" --connection-limit max=0 >/dev/null 2>"$work/err"
 expect "max=0 is refused with exit 64" "64" "$?"
 expect_match "with one line" "connections.max must be at least 1" "$(cat "$work/err")"
+
+echo "== the network log stays bounded"
+echo "      files and sizes: $(stat -c '%n %s' "$log_file"* | xargs -n2 sh -c 'printf "%s=%s " "$(basename "$0")" "$1"')"
+expect "the 30 MB log was rotated away at the first new line (network.log.1)" "yes" \
+    "$([ -e "$log_file.1" ] && echo yes)"
+expect "the current file is under its 8 MiB bound" "yes" "$([ "$(stat -c %s "$log_file")" -lt 8388608 ] && echo yes)"
+expect "at most three older files are kept" "yes" "$([ "$(ls "$log_file".* | wc -l)" -le 3 ] && echo yes)"
+expect_match "network log reads across the rotation: the old entries, then the new ones" \
+    '"host":"old.example".*"host":"127.0.0.1"' "$(a network log "$name" --json | sed -n '99999,100001p' | tr -d '\n')"
 
 report

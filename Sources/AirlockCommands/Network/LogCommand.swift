@@ -39,12 +39,15 @@ extension NetworkCommand {
             } else {
                 names = context.store.sandboxNames()
             }
+            // The last lines are read from the end of each log; following reads only what is new.
             var readers = names.map { LogReader(path: context.store.sandbox($0).networkLog) }
-            var entries = readers.indices.flatMap { readers[$0].readNew() }.sorted { $0.entry.time < $1.entry.time }
+            var entries = readers.indices.flatMap { readers[$0].readFirst(limit: limit) }
+                .sorted { $0.entry.time < $1.entry.time }
             if let limit { entries = Array(entries.suffix(limit)) }
             if !json { print(Self.header) }
             for line in entries { emit(line) }
             guard follow else { return }
+            fflush(nil)
             while true {
                 usleep(200_000)
                 let fresh = readers.indices.flatMap { readers[$0].readNew() }.sorted { $0.entry.time < $1.entry.time }
@@ -93,38 +96,36 @@ extension NetworkCommand {
     }
 }
 
-/// Reads the lines appended to a network log since the last read.
+/// Reads a sandbox's network log (a ``RotatingLog``): its last lines, or all of it, and then
+/// what is appended.
 struct LogReader {
     struct Line {
         var text: String
         var entry: NetworkLogEntry
     }
 
-    let path: String
-    private var offset: UInt64 = 0
-    private var partial = Data()
+    private var tail: LogTail
 
     init(path: String) {
-        self.path = path
+        tail = LogTail(path: path)
+    }
+
+    /// The last `limit` entries, or every entry when there is no limit.
+    mutating func readFirst(limit: Int?) -> [Line] {
+        Self.decode(limit.map { tail.readLast($0) } ?? tail.readAll())
     }
 
     mutating func readNew() -> [Line] {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return [] }
-        defer { try? handle.close() }
-        guard (try? handle.seek(toOffset: offset)) != nil, let data = try? handle.readToEnd(), !data.isEmpty else {
-            return []
-        }
-        offset += UInt64(data.count)
-        partial.append(data)
-        var lines: [Line] = []
-        while let newline = partial.firstIndex(of: UInt8(ascii: "\n")) {
-            let bytes = partial[partial.startIndex..<newline]
-            partial = Data(partial[partial.index(after: newline)...])
-            if let entry = try? NetworkLog.decoder.decode(NetworkLogEntry.self, from: bytes) {
-                lines.append(Line(text: String(decoding: bytes, as: UTF8.self), entry: entry))
+        Self.decode(tail.readNew())
+    }
+
+    private static func decode(_ lines: [[UInt8]]) -> [Line] {
+        lines.compactMap { bytes in
+            guard let entry = try? NetworkLog.decoder.decode(NetworkLogEntry.self, from: Data(bytes)) else {
+                return nil
             }
+            return Line(text: String(decoding: bytes, as: UTF8.self), entry: entry)
         }
-        return lines
     }
 }
 
