@@ -42,7 +42,10 @@ public struct ImageBuilder: Sendable {
     }
 
     /// Returns the image for `template`, building it first when needed; progress goes to `log`.
+    /// What killed builds left is swept first (at every run and create, not only at builds).
     public func ensure(_ template: Template, log: @escaping @Sendable (String) -> Void) throws -> Image {
+        let leftovers = BuildLeftovers(store: store, identity: identity)
+        if !leftovers.find().isEmpty { _ = try? leftovers.sweep() }
         if let image = existing(template) { return image }
         try store.prepare()
         let lock = try buildLock(for: template)
@@ -76,11 +79,12 @@ public struct ImageBuilder: Sendable {
             let mmdebstrap = Mmdebstrap(
                 template: template, mode: getuid() == 0 ? "root" : "unshare", output: tarball,
                 mirror: ProcessInfo.processInfo.environment["AIRLOCK_DEBIAN_MIRROR"])
-            // If airlock is killed mid-build, mmdebstrap goes too: no second writer can appear
-            // once the build lock is free again.
+            // If airlock is killed mid-build, mmdebstrap and everything it started go too: no
+            // second writer can appear once the build lock is free again.
+            let scratch = try BuildScratch()
+            defer { scratch.remove(using: namespace) }
             try runStreaming(
-                ["setpriv", "--pdeathsig", "SIGKILL", "--"] + mmdebstrap.arguments, template: template.name,
-                started: started, log: log)
+                scratch.contained(mmdebstrap.arguments), template: template.name, started: started, log: log)
             log(String(format: "[%5.1fs] unpacking root filesystem", Monotonic.now() - started))
             try Files.makeDirectory(partial + "/rootfs")
             try namespace.run(
@@ -110,7 +114,8 @@ public struct ImageBuilder: Sendable {
         _ argv: [String], template: String, started: Double, log: @escaping @Sendable (String) -> Void
     ) throws {
         let output = try Pipe2()
-        let child = try ChildProcess.spawn(argv, stdin: .null, stdout: .fd(output.write), stderr: .fd(output.write))
+        let child = try ChildProcess.spawn(
+            argv, stdin: .null, stdout: .fd(output.write), stderr: .fd(output.write), newSession: true)
         output.closeWrite()
         let reader = FileHandle(fileDescriptor: output.read, closeOnDealloc: false)
         var pending = ""

@@ -17,6 +17,13 @@ public struct HostCheck: Codable, Sendable {
     public var detail: String
     /// What to do about it, when something is wrong.
     public var fix: String?
+
+    public init(name: String, level: Level, detail: String, fix: String?) {
+        self.name = name
+        self.level = level
+        self.detail = detail
+        self.fix = fix
+    }
 }
 
 /// Checks what Airlock needs from the host, each with a fix.

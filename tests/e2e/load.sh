@@ -4,7 +4,8 @@
 # normal requests keep being answered in under a second; a stalled head, a stalled body, an
 # idle kept-alive connection and an idle relayed connection each closed at its timeout; past
 # connections.max the newest are refused with a 503 and one log line. The load client runs
-# inside the sandbox (tests/e2e/proxy_load.py), the upstream on the host's loopback.
+# inside the sandbox (tests/e2e/proxy_load.py), the upstream on the host's loopback. Then the
+# network log at 100k lines, and a build killed with SIGKILL: nothing may be left behind.
 # Prints "N passed, N failed".
 set -uo pipefail
 AIRLOCK="${AIRLOCK:-airlock}"
@@ -133,5 +134,42 @@ expect "the current file is under its 8 MiB bound" "yes" "$([ "$(stat -c %s "$lo
 expect "at most three older files are kept" "yes" "$([ "$(ls "$log_file".* | wc -l)" -le 3 ] && echo yes)"
 expect_match "network log reads across the rotation: the old entries, then the new ones" \
     '"host":"old.example".*"host":"127.0.0.1"' "$(a network log "$name" --json | sed -n '99999,100001p' | tr -d '\n')"
+
+echo "== kill -9 of the CLI during an image build leaves nothing behind"
+a rm -f "$name" >/dev/null 2>&1
+templates="${XDG_CONFIG_HOME:-$HOME/.config}/airlock/templates"
+mkdir -p "$templates"
+template="killed-build-$$"
+# A recipe of its own (a new digest): this build is never one that is already made.
+printf 'name: %s\npackages: []\nuser: {name: agent, sudo: false}\nsteps:\n  - echo %s > /etc/marker\n' \
+    "$template" "$(rand 8)" > "$templates/$template.yaml"
+"$AIRLOCK" template build "$template" > "$work/build.out" 2>&1 &
+build_pid=$!
+for _ in $(seq 600); do grep -q "extracting archives\|installing\|customize" "$work/build.out" && break; sleep 0.1; done
+subuid_start="$(awk -F: -v u="$(id -un)" '$1 == u { print $2 }' /etc/subuid)"
+subuid_count="$(awk -F: -v u="$(id -un)" '$1 == u { print $3 }' /etc/subuid)"
+ours() { # the build's processes by uid (the user's and its subordinate ids'), the dead aside
+    ps -eo uid=,pid=,stat=,args= | awk -v me="$(id -u)" -v lo="$subuid_start" -v n="$subuid_count" \
+        '($1 == me || ($1 >= lo && $1 < lo + n)) && $3 !~ /^Z/ && $0 ~ /mmdebstrap|apt|dpkg|tar |sh -c/ && $0 !~ /awk|ps -eo/'
+}
+sleep 1
+expect_match "companion: the probe sees the build's processes while it runs" "mmdebstrap" "$(ours)"
+kill -9 "$build_pid"
+wait "$build_pid" 2>/dev/null
+sleep 1
+expect_match "the build was under way when it was killed" "extracting archives|installing|customize" \
+    "$(cat "$work/build.out")"
+expect "no process of the build is left (by uid: the user's and its subordinate ids')" "" "$(ours)"
+scratch="${TMPDIR:-/tmp}/airlock-builds-$(id -u)"
+left="$(find "$scratch" /tmp -maxdepth 2 -uid "$subuid_start" 2>/dev/null | head -3)"
+echo "      what the killed build left for the next command: ${left:-nothing}"
+doctor="$(a doctor 2>&1)"
+expect_match "the next command (doctor) sweeps it and says so" "build leftovers: removed" "$doctor"
+expect "no file owned by a subordinate id is left in the scratch space or /tmp" "" \
+    "$(find "$scratch" /tmp -maxdepth 3 -uid "$subuid_start" 2>/dev/null | head -3)"
+expect "no tarball or partial image is left in the image store" "" \
+    "$(ls -A "$AIRLOCK_HOME/images" | grep -E '^\.(build|partial|removing)-' | head -3)"
+expect_match "companion: a second doctor finds nothing" "build leftovers: none" "$(a doctor 2>&1)"
+rm -f "$templates/$template.yaml"
 
 report

@@ -1,3 +1,4 @@
+import AirlockImages
 import AirlockSystem
 import ArgumentParser
 import Foundation
@@ -8,7 +9,7 @@ import Foundation
 
 struct Reset: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Stop and remove every sandbox (images stay cached).")
+        abstract: "Stop and remove every sandbox (images stay cached), and what killed builds left.")
 
     @Flag(name: .shortAndLong, help: "Do not ask for confirmation.")
     var force = false
@@ -18,6 +19,7 @@ struct Reset: ParsableCommand {
         let names = context.store.sandboxNames()
         guard !names.isEmpty else {
             Context.progress("no sandboxes")
+            try sweepLeftovers(context)
             return
         }
         if !force {
@@ -31,6 +33,16 @@ struct Reset: ParsableCommand {
         for name in names {
             try context.sandboxes.remove(name, force: true)
             print(name)
+        }
+        try sweepLeftovers(context)
+    }
+
+    private func sweepLeftovers(_ context: Context) throws {
+        let builder = try context.imageBuilder()
+        for leftover in try BuildLeftovers(store: context.store, identity: builder.identity).sweep(
+            earlierVersions: true)
+        {
+            Context.progress("removed \(leftover.path) (\(leftover.what))")
         }
     }
 }

@@ -1,3 +1,4 @@
+import AirlockImages
 import AirlockRuntime
 import AirlockSystem
 import ArgumentParser
@@ -11,7 +12,8 @@ struct Doctor: ParsableCommand {
     var json = false
 
     func run() throws {
-        let checks = HostDoctor().run()
+        var checks = HostDoctor().run()
+        checks.append(leftovers())
         if json {
             print(try JSONText.pretty(checks))
         } else {
@@ -22,5 +24,22 @@ struct Doctor: ParsableCommand {
             }
         }
         if checks.contains(where: { $0.level == .error }) { throw ExitCode(1) }
+    }
+
+    /// What killed image builds left (processes, trees owned by subordinate ids), removed.
+    private func leftovers() -> HostCheck {
+        let name = "build leftovers"
+        do {
+            let context = Context()
+            let builder = try context.imageBuilder()
+            let removed = try BuildLeftovers(store: context.store, identity: builder.identity).sweep(
+                earlierVersions: true)
+            guard !removed.isEmpty else { return HostCheck(name: name, level: .ok, detail: "none", fix: nil) }
+            let list = removed.map { "\($0.path) (\($0.what))" }.joined(separator: ", ")
+            return HostCheck(name: name, level: .warning, detail: "removed \(removed.count): \(list)", fix: nil)
+        } catch {
+            return HostCheck(
+                name: name, level: .warning, detail: "cannot sweep: \(error)", fix: "airlock reset -f, once it works")
+        }
     }
 }

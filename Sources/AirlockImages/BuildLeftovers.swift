@@ -1,0 +1,158 @@
+import AirlockState
+import AirlockSystem
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Where one image build works, and how it dies with the command that runs it.
+///
+/// mmdebstrap builds the tree in a temporary directory under `TMPDIR`, owned by the user's
+/// subordinate ids (so the user cannot delete it directly), with tar, apt and dpkg as its
+/// children. A build gets its own directory, `/tmp/airlock-builds-UID/build-PID-XXXXXX`, with a
+/// lock held for as long as the build runs; and its processes run in a process group of their
+/// own led by a shell that kills the whole group when the command dies (`PR_SET_PDEATHSIG`),
+/// however it dies. What a killed build still left, ``BuildLeftovers`` finds and removes.
+public struct BuildScratch {
+    public let directory: String
+    private let lock: FileLock
+
+    /// Makes the directory for a build by this process and takes its lock.
+    public init() throws {
+        let parent = try BuildLeftovers.scratchParent(create: true)
+        var template = Array((parent + "/build-\(getpid())-XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else { throw SystemCallError("mkdtemp in \(parent)", errno: errno) }
+        directory = String(cString: made)
+        // mmdebstrap's root (a subordinate id) must reach its tree below.
+        chmod(directory, 0o755)
+        lock = try FileLock(path: directory + ".lock")
+        guard lock.tryAcquire() else { throw AirlockError(.busy, "\(directory) is in use") }
+    }
+
+    /// `argv` in a process group of its own, led by a shell that kills the group when this
+    /// process dies (or at the end, so nothing the build started outlives it).
+    public func contained(_ argv: [String]) -> [String] {
+        let script =
+            #"trap 'kill -KILL 0' TERM; TMPDIR="$0" "$@" & wait $!; status=$?; "#
+            + #"trap '' TERM; kill -TERM 0 2>/dev/null; exit $status"#
+        return ["setpriv", "--pdeathsig", "SIGTERM", "--", "sh", "-c", script, directory] + argv
+    }
+
+    /// Removes the directory (with what the build's subordinate ids own in it) and its lock.
+    public func remove(using namespace: UserNamespace) {
+        try? namespace.removeTree([directory])
+        Files.remove(directory + ".lock")
+        lock.release()
+    }
+}
+
+/// What killed builds left behind: scratch directories whose lock nobody holds, and in the
+/// image store partial trees, tarballs and half-removed images whose recipe's build lock is
+/// free. Swept before every build, and by `reset -f` and `doctor`.
+public struct BuildLeftovers {
+    public let store: StateStore
+    public let identity: SandboxIdentity
+
+    public init(store: StateStore, identity: SandboxIdentity) {
+        self.store = store
+        self.identity = identity
+    }
+
+    /// The directory for this user's build scratch space: made on first use, and refused if
+    /// anything but the user's own plain directory is at that path (another user could have
+    /// put something there first).
+    static func scratchParent(create: Bool) throws -> String {
+        let tmp = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        let path = tmp + "/airlock-builds-\(getuid())"
+        if create && mkdir(path, 0o755) != 0 && errno != EEXIST {
+            throw SystemCallError("mkdir \(path)", errno: errno)
+        }
+        var info = stat()
+        guard lstat(path, &info) == 0 else { throw SystemCallError("stat \(path)", errno: errno) }
+        guard info.st_mode & S_IFMT == S_IFDIR, info.st_uid == getuid() else {
+            throw AirlockError(.failed, "\(path) is not a directory of yours; remove it and try again")
+        }
+        chmod(path, 0o755)
+        return path
+    }
+
+    /// Every leftover, with what it is, the path first. With `earlierVersions`, also the trees
+    /// builds by earlier versions left in `/tmp` itself (`mmdebstrap.*`, owned by the user's
+    /// subordinate root or, for its keyrings, by the user): only `reset -f` and `doctor` take
+    /// those, as a build by such a version could still be running.
+    public func find(earlierVersions: Bool = false) -> [(path: String, what: String)] {
+        var found: [(String, String)] = []
+        if earlierVersions {
+            for entry in Files.entries(of: "/tmp") where entry.name.hasPrefix("mmdebstrap.") {
+                var info = stat()
+                let path = "/tmp/" + entry.name
+                guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { continue }
+                if info.st_uid == identity.hostRootUID || info.st_uid == getuid() {
+                    found.append((path, "tree of a killed build by an earlier version"))
+                }
+            }
+        }
+        if let parent = try? Self.scratchParent(create: false) {
+            for entry in Files.entries(of: parent) where entry.name.hasPrefix("build-") {
+                let path = parent + "/" + entry.name
+                if entry.name.hasSuffix(".lock") {
+                    let directory = String(path.dropLast(5))
+                    if !Files.exists(directory) && !FileLock.isHeld(path: path) { found.append((path, "build lock")) }
+                    continue
+                }
+                if !FileLock.isHeld(path: path + ".lock") { found.append((path, "scratch of a killed build")) }
+            }
+        }
+        for entry in Files.entries(of: store.imagesDirectory) {
+            let name = entry.name
+            let kind: String
+            if name.hasPrefix(".build-") {
+                kind = "tarball of a killed build"
+            } else if name.hasPrefix(".partial-") {
+                kind = "partial image of a killed build"
+            } else if name.hasPrefix(".removing-") {
+                kind = "image whose removal was cut short"
+            } else {
+                continue
+            }
+            let digest = name.split(separator: "-").dropFirst().first.map(String.init) ?? ""
+            let lock = store.imagesDirectory + "/." + digest + ".lock"
+            if !FileLock.isHeld(path: lock) { found.append((store.imagesDirectory + "/" + name, kind)) }
+        }
+        return found
+    }
+
+    /// Removes what ``find()`` finds; returns what it removed. Processes of a killed build that
+    /// still run in a leftover (a build by an earlier version) are killed first.
+    @discardableResult
+    public func sweep(earlierVersions: Bool = false) throws -> [(path: String, what: String)] {
+        let found = find(earlierVersions: earlierVersions)
+        guard !found.isEmpty else { return [] }
+        let trees = found.filter { $0.what != "build lock" }.map(\.path)
+        let namespace = try UserNamespace(identity: identity)
+        defer { namespace.close() }
+        killProcesses(using: trees, in: namespace)
+        try namespace.removeTree(trees)
+        for entry in found {
+            Files.remove(entry.path)
+            if entry.what == "scratch of a killed build" { Files.remove(entry.path + ".lock") }
+        }
+        return found
+    }
+
+    /// Kills the processes that still use `paths` (tar and dpkg of a build killed before builds
+    /// died with their command): those whose working directory, root or an open file is there.
+    /// Looked for as the namespace's root, which owns the build's processes and may read their
+    /// descriptors.
+    private func killProcesses(using paths: [String], in namespace: UserNamespace) {
+        let script = #"""
+            for tree in "$@"; do
+                find /proc/[0-9]*/cwd /proc/[0-9]*/root /proc/[0-9]*/fd -maxdepth 1 \( -lname "$tree" -o -lname "$tree/*" \) \
+                    2>/dev/null
+            done | cut -d/ -f3 | sort -u | xargs -r kill -KILL 2>/dev/null
+            true
+            """#
+        _ = try? namespace.run(["sh", "-c", script, "sh"] + paths, what: "stopping what killed builds left running")
+    }
+}
