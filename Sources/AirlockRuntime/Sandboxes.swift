@@ -69,6 +69,14 @@ public struct Sandboxes: Sendable {
 
     // MARK: create
 
+    /// The command that starts this sandbox again: `run` finds it by its name, which must be
+    /// given where it is not the one `run` would make from the agent and workspace.
+    public static func startCommand(for record: SandboxRecord) -> String {
+        let named = record.name == defaultName(agent: record.agent, workspace: record.workspace)
+        return (["airlock", "run"] + (named ? [] : ["--name", record.name]) + [record.agent, record.workspace])
+            .map(shellQuote).joined(separator: " ")
+    }
+
     /// The sandbox name for an agent and workspace: `<agent>-<directory name>`.
     public static func defaultName(agent: String, workspace: String) -> String {
         let base = (workspace as NSString).lastPathComponent
@@ -674,8 +682,7 @@ public struct Sandboxes: Sendable {
         let record = try record(name)
         let paths = store.sandbox(name)
         guard paths.isRunning, let status = paths.loadStatus() else {
-            let hint =
-                record.disposable == nil ? " (start it with: airlock run \(record.agent) \(record.workspace))" : ""
+            let hint = record.disposable == nil ? " (start it with: \(Self.startCommand(for: record)))" : ""
             throw AirlockError(.conflict, "sandbox \(name) is not running" + hint)
         }
         let spec = try spec(for: record)

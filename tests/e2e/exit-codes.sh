@@ -55,6 +55,13 @@ expect "run of a workspace that does not exist exits 125" "125" \
     "$(status a run shell "$work/no-such-dir" -- -c true)"
 a stop "$name" >/dev/null
 expect "exec in a stopped sandbox exits 125" "125" "$(status a exec "$name" -- true)"
+hint="$(a exec "$name" -- true 2>&1 | sed -n 's/.*(start it with: \(.*\))$/\1/p')"
+expect "its hint names the sandbox (made with --name, not the default name)" \
+    "airlock run --name $name shell $ws" "$hint"
+count="$(a ls -q | wc -l)"
+expect "companion: the hint runs a sandbox (exit 0)" "0" "$(status eval "${hint/#airlock/a} -- -c true")"
+expect "the hint started that sandbox, not a second one" "$count" "$(a ls -q | wc -l)"
+a stop "$name" >/dev/null 2>&1
 
 echo "== usage errors: 64 for every command"
 expect "exec with an unknown option exits 64" "64" "$(status a exec --no-such-option "$name" -- true)"
