@@ -30,6 +30,6 @@ public enum DefaultLimits {
     {
         SandboxRecord.Limits(
             memoryBytes: requested.memoryBytes ?? defaults.memoryBytes, cpus: requested.cpus ?? defaults.cpus,
-            pids: requested.pids ?? defaults.pids)
+            pids: requested.pids ?? defaults.pids, tmpBytes: requested.tmpBytes)
     }
 }

@@ -137,11 +137,11 @@ public struct SandboxSpec: Sendable {
 
     func mounts() -> [RuntimeSpec.Mount] {
         typealias Mount = RuntimeSpec.Mount
-        // A disposable sandbox's /tmp has its disk size; another's half its memory: tmpfs pages
+        // `--tmp-size`, or a disposable sandbox's disk size, or half the memory: tmpfs pages
         // count against the memory limit but belong to no process, so a full /tmp must say
         // ENOSPC before the OOM killer has nothing left to take but the sandbox itself.
         let tmpSize =
-            record.disposable.map { ",size=\($0.diskBytes)" }
+            (record.limits.tmpBytes ?? record.disposable?.diskBytes).map { ",size=\($0)" }
             ?? record.limits.memoryBytes.map { ",size=\(max($0 / 2, 1 << 20))" } ?? ""
         var mounts = [
             Mount(destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"]),

@@ -22,6 +22,8 @@ public struct CreateRequest: Sendable {
     public var memory: String?
     public var cpus: Double?
     public var pids: Int64?
+    /// The size of `/tmp` inside, e.g. `512m` (default: half the memory limit).
+    public var tmpSize: String?
     public var runtime: String?
     public var network: SandboxRecord.NetworkMode?
     /// The sandbox's own policy layer (`--network-policy`, `--allow-host`, ...).
@@ -135,7 +137,14 @@ public struct Sandboxes: Sendable {
         let limits = DefaultLimits.filling(
             SandboxRecord.Limits(
                 memoryBytes: try request.memory.map(Self.parseBytes), cpus: try request.cpus.map(Self.checkCPUs),
-                pids: try request.pids.map(Self.checkPids)))
+                pids: try request.pids.map(Self.checkPids),
+                tmpBytes: try request.tmpSize.map { try Self.parseSize($0, what: "--tmp-size", minimum: 1 << 20) }))
+        if let tmp = limits.tmpBytes, let memory = limits.memoryBytes, tmp > memory {
+            throw AirlockError(
+                .invalidArgument,
+                "--tmp-size \(request.tmpSize ?? "") is more than the sandbox's memory (\(memory >> 20)m): /tmp is kept in memory"
+            )
+        }
         let mounts = try request.volumes.map(Self.parseVolume)
         for mount in mounts {
             try Self.checkWorkspace(mount.source)

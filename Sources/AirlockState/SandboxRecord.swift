@@ -156,14 +156,17 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
         public var memoryBytes: Int64?
         public var cpus: Double?
         public var pids: Int64?
+        /// The size of `/tmp` inside (a tmpfs: its pages count against the memory limit).
+        public var tmpBytes: Int64?
 
-        public init(memoryBytes: Int64? = nil, cpus: Double? = nil, pids: Int64? = nil) {
+        public init(memoryBytes: Int64? = nil, cpus: Double? = nil, pids: Int64? = nil, tmpBytes: Int64? = nil) {
             self.memoryBytes = memoryBytes
             self.cpus = cpus
             self.pids = pids
+            self.tmpBytes = tmpBytes
         }
 
-        public var isEmpty: Bool { memoryBytes == nil && cpus == nil && pids == nil }
+        public var isEmpty: Bool { memoryBytes == nil && cpus == nil && pids == nil && tmpBytes == nil }
     }
 }
 

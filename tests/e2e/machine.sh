@@ -240,6 +240,32 @@ else
     a rm -f ca noca >/dev/null
 fi
 
+echo "== --tmp-size bounds /tmp; inspect and ls --size report disk use"
+tws="$work/tmp-size"
+mkdir -p "$tws" && head -c 3M /dev/urandom > "$tws/blob"
+a create --name tmpsize --memory 512m --tmp-size 32m shell "$tws" >/dev/null
+ts() { a run --name tmpsize shell "$tws" -- -c "$1"; }
+expect "/tmp is the size asked for" "32M" "$(ts 'df -h --output=size /tmp | tail -1' | xargs)"
+expect "writing past it fails with ENOSPC, and the sandbox goes on" "full ok" \
+    "$(ts 'head -c 40M /dev/zero > /tmp/fill 2>/dev/null || echo full; rm -f /tmp/fill; echo ok' | xargs)"
+expect "companion: what fits is written" "ok" "$(ts 'head -c 16M /dev/zero > /tmp/f && rm /tmp/f && echo ok')"
+ts 'sudo head -c 10M /dev/urandom | sudo tee /opt/layer-blob >/dev/null' >/dev/null
+report_json="$(a inspect tmpsize)"
+layer="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["disk"]["layerBytes"])' <<<"$report_json")"
+wsbytes="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["disk"]["workspaceBytes"])' <<<"$report_json")"
+if [ "$layer" -ge 10000000 ] 2>/dev/null && [ "$wsbytes" -ge 3000000 ] 2>/dev/null; then
+    pass "inspect: the layer holds the 10 MB written outside the workspace, the workspace its 3 MB ($layer, $wsbytes)"
+else
+    fail "inspect reports disk use" "layer=$layer workspace=$wsbytes"
+fi
+expect "inspect shows --tmp-size" "33554432" \
+    "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["limits"]["requested"]["tmpBytes"])' <<<"$report_json")"
+expect_match "ls --size shows the layer's and workspace's size" "tmpsize +[a-z]+ +shell +runc +1[0-9]M +3\.[0-9]M" \
+    "$(a ls --size)"
+check_error "a /tmp larger than the memory is refused" "--tmp-size 2g is more than the sandbox's memory (512m)" \
+    a create --name tmpsize2 --memory 512m --tmp-size 2g shell "$tws"
+a rm -f tmpsize >/dev/null
+
 echo "== no litter in the project (item 8)"
 lws="$HOME/e2e-litter"
 rm -rf "$lws" && git_workspace "$lws" litter

@@ -22,6 +22,12 @@ struct CreateOptions: ParsableArguments {
         name: .long, help: "Memory limit of the whole sandbox, e.g. 2g (default: half the host's memory, at most 32g).")
     var memory: String?
 
+    @Option(
+        name: .long,
+        help: "Size of /tmp inside, e.g. 512m; it is kept in memory and counts against --memory (default: half of it)."
+    )
+    var tmpSize: String?
+
     @Option(name: .long, help: "CPU limit, e.g. 1.5 (default: all CPUs but one, at least 1).")
     var cpus: Double?
 
@@ -104,6 +110,7 @@ struct CreateOptions: ParsableArguments {
         request.memory = memory
         request.cpus = cpus
         request.pids = pids
+        request.tmpSize = tmpSize
         request.runtime = runtime
         request.network = network.network
         request.policy = network.settings

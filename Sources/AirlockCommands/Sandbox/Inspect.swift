@@ -1,3 +1,4 @@
+import AirlockSystem
 import ArgumentParser
 
 struct Inspect: ParsableCommand {
@@ -10,6 +11,9 @@ struct Inspect: ParsableCommand {
     func run() throws {
         let context = Context()
         let record = try context.sandboxes.record(name)
-        print(try SandboxReport.json(SandboxReport(record: record, paths: context.store.sandbox(name), detailed: true)))
+        let report = SandboxReport(
+            record: record, paths: context.store.sandbox(name), detailed: true,
+            measure: try? SandboxIdentity.current())
+        print(try SandboxReport.json(report))
     }
 }

@@ -1,3 +1,5 @@
+import AirlockRuntime
+import AirlockSystem
 import ArgumentParser
 import Foundation
 
@@ -11,12 +13,16 @@ struct List: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print names only.")
     var quiet = false
 
+    @Flag(name: .shortAndLong, help: "Show what each sandbox's own layer and its workspace take on disk.")
+    var size = false
+
     func run() throws {
         let context = Context()
         // Disposable sandboxes whose owner died and whose supervisor did not clean up.
         context.sandboxes.sweepAbandoned()
+        let identity = size ? try SandboxIdentity.current() : nil
         let reports = context.store.records().map {
-            SandboxReport(record: $0, paths: context.store.sandbox($0.name), detailed: false)
+            SandboxReport(record: $0, paths: context.store.sandbox($0.name), detailed: false, measure: identity)
         }
         if json {
             print(try SandboxReport.json(reports))
@@ -25,11 +31,20 @@ struct List: ParsableCommand {
         } else {
             // What the guard did, where it did anything (`airlock guard NAME` shows it).
             let guarded = reports.contains { $0.guardEvents != nil }
-            let rows =
-                [["NAME", "STATUS", "AGENT", "RUNTIME", "WORKSPACE"] + (guarded ? ["GUARD"] : [])]
+            var header = ["NAME", "STATUS", "AGENT", "RUNTIME"]
+            if size { header += ["LAYER", "WORKSPACE SIZE"] }
+            header.append("WORKSPACE")
+            if guarded { header.append("GUARD") }
+            let rows: [[String]] =
+                [header]
                 + reports.map { report in
-                    [report.name, report.status, report.agent, report.runtime, report.workspace]
-                        + (guarded ? [report.guardEvents.map { "\($0) to review" } ?? "-"] : [])
+                    var row = [report.name, report.status, report.agent, report.runtime]
+                    if size {
+                        row += [DiskUsage.text(report.disk?.layerBytes), DiskUsage.text(report.disk?.workspaceBytes)]
+                    }
+                    row.append(report.workspace)
+                    if guarded { row.append(report.guardEvents.map { "\($0) to review" } ?? "-") }
+                    return row
                 }
             print(Table.render(rows), terminator: "")
         }

@@ -3,6 +3,7 @@ import AirlockGitGuard
 import AirlockPolicy
 import AirlockRuntime
 import AirlockState
+import AirlockSystem
 import Foundation
 
 /// One sandbox as `ls --json` and `inspect` show it.
@@ -32,6 +33,8 @@ struct SandboxReport: Codable {
     var disposable: SandboxRecord.Disposable?
     /// What the git guard refused or moved away and not yet cleared (`airlock guard`).
     var guardEvents: Int?
+    /// Bytes on disk of the sandbox's own layer and of its workspace (`inspect`, `ls --size`).
+    var disk: DiskUsage?
 
     struct Limits: Codable {
         var requested: SandboxRecord.Limits
@@ -46,7 +49,7 @@ struct SandboxReport: Codable {
         var note: String?
     }
 
-    init(record: SandboxRecord, paths: SandboxPaths, detailed: Bool) {
+    init(record: SandboxRecord, paths: SandboxPaths, detailed: Bool, measure identity: SandboxIdentity? = nil) {
         let running = paths.isRunning
         let status = running ? paths.loadStatus() : nil
         name = record.name
@@ -60,6 +63,7 @@ struct SandboxReport: Codable {
         command = record.command
         let events = GuardJournal(file: paths.guardJournal).events().count
         guardEvents = events > 0 ? events : nil
+        if let identity { disk = DiskUsage.measure(record, paths: paths, identity: identity) }
         guard detailed else { return }
         environment = record.environment
         mounts = record.mounts
