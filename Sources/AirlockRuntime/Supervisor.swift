@@ -182,6 +182,7 @@ public struct Supervisor {
             [
                 "setpriv", "--pdeathsig", "SIGTERM", "--", Executables.current, "mcp", "gateway", "run", "--transport",
                 "streaming", "--port", String(route.port), "--workspace", record.workspace, "--no-profile-writes",
+                "--call-log", paths.mcpCallLog,
             ]
                 + attachment.gatewayArguments,
             environment: environment, stdin: .null, stdout: .file(paths.mcpGatewayLog),

@@ -105,6 +105,8 @@ public struct SandboxPaths: Sendable {
     public var hostRunSnapshot: String { directory + "/host-run-files.json" }
     /// What the sandbox's MCP gateway (`--mcp`) logs.
     public var mcpGatewayLog: String { directory + "/mcp-gateway.log" }
+    /// The tool calls through the sandbox's gateway, as JSON lines (rotated; `airlock mcp log`).
+    public var mcpCallLog: String { directory + "/mcp-calls.log" }
     /// Held for the length of one command that changes the sandbox.
     public var lock: String { directory + "/lock" }
     /// Held by the supervisor for as long as the sandbox runs.

@@ -209,6 +209,21 @@ expect_match "the network log shows Claude Code's MCP requests routed to the gat
 expect "the sandbox holds no gateway token (no Authorization in its environment or settings)" "0" \
     "$(a exec "$name-mcp" -- bash -c 'grep -rs -c "Bearer" ~/.claude/.claude.json /proc/[0-9]*/environ 2>/dev/null | awk -F: "{s+=\$NF} END {print s+0}"')"
 expect_match "a gateway server sandbox runs beside it" "mcp-time" "$(a ls)"
+# A tool call through the sandbox's gateway (the MCP handshake with curl, inside) lands in the
+# sandbox's call log, which `airlock mcp log NAME` reads.
+mcp_post() {
+    a exec "$name-mcp" -- curl -s -D - -H 'Content-Type: application/json' \
+        -H 'Accept: application/json, text/event-stream' ${2:+-H "Mcp-Session-Id: $2"} -d "$1" \
+        http://mcp.airlock.internal/mcp
+}
+session=$(mcp_post '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"e2e-curl","version":"1"}}}' \
+    | tr -d '\r' | awk -F': ' 'tolower($1) == "mcp-session-id" { print $2 }')
+mcp_post '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$session" >/dev/null
+mcp_post '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_current_time","arguments":{"timezone":"UTC"}}}' \
+    "$session" >"$work/mcp-call.out"
+expect_match "companion: a tool call through the gateway from inside answers" "UTC" "$(cat "$work/mcp-call.out")"
+expect_match "mcp log NAME: the call is in the sandbox's call log (server, tool, argument names)" \
+    "ok +[0-9]+ +time / get_current_time +timezone" "$(a mcp log "$name-mcp" --limit 5)"
 a rm -f "$name-mcp" >/dev/null 2>&1
 # This sandbox's gateway: the one serving this workspace (others may run, a benchmark's say).
 gateway_of_ws="mcp gateway run .*--workspace $ws( |\$)"

@@ -192,6 +192,14 @@ expect "--log-calls: one JSON line with client, server, tool, argument names, du
 log_line=$(gw_call resolve --arg "name=value-$run_id.example" --log-calls 2>&1 >/dev/null | grep '"duration_ms"')
 expect "  argument names, never values" "['name'] 0" \
     "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["arguments"])' "$log_line" 2>&1) $(grep -c "value-$run_id" <<<"$log_line")"
+gw_call whoami --call-log "$work/calls.log" >/dev/null 2>&1
+gw_call resolve --arg "name=value-$run_id.example" --call-log "$work/calls.log" >/dev/null 2>&1
+expect "--call-log: each call is a line in the file" "2" "$(grep -c '"duration_ms"' "$work/calls.log")"
+expect "mcp log --file --limit 1 --json: the last call, as stored" "resolve ['name']" \
+    "$(a mcp log --file "$work/calls.log" --limit 1 --json | python3 -c 'import json,sys; e=json.loads(sys.stdin.read()); print(e["tool"], e["arguments"])' 2>&1)"
+expect_match "mcp log --file: a table of the calls, oldest first" "ok +[0-9]+ +srva / whoami.*srva / resolve +name" \
+    "$(a mcp log --file "$work/calls.log" | tr '\n' ' ')"
+check_error "mcp log with neither a sandbox nor --file: one line" "name a sandbox or give --file" a mcp log
 # code-mode: a script composes two tools of time in one call, in a sandbox with no network.
 cat > "$work/code_mode.py" <<'EOF'
 import asyncio, json, os, sys

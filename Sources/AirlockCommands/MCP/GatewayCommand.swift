@@ -36,6 +36,12 @@ struct GatewaySelection: ParsableArguments {
     )
     var logCalls = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Also append each tool call's JSON line to FILE, rotated at 8 MiB with three older files kept (read it with `airlock mcp log --file FILE`).",
+            valueName: "file"))
+    var callLog: String?
+
     @Flag(
         help:
             "Refuse calls whose arguments hold the value of a stored secret (MCP or API key), and redact such values in results."
@@ -71,7 +77,14 @@ struct GatewaySelection: ParsableArguments {
         options.longLived = longLived
         options.blockSecrets = blockSecrets
         options.profileWrites = !noProfileWrites
-        if logCalls { options.callLog = { line in FileHandle.standardError.write(Data((line + "\n").utf8)) } }
+        let file = try callLog.map { try RotatingLog(path: Files.absolute($0)) }
+        if logCalls || file != nil {
+            let toStderr = logCalls
+            options.callLog = { line in
+                if toStderr { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+                file?.append(Array(line.utf8))
+            }
+        }
         options.workspace = Files.absolute(workspace ?? FileManager.default.currentDirectoryPath)
         return try Gateway(
             sandboxes: Sandboxes(store: context.store, templates: context.templates, log: log), catalog: catalog,

@@ -15,7 +15,10 @@ struct MCPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mcp",
         abstract: "MCP: the gateway to sandboxed MCP servers, its catalog and secrets, and Airlock's own servers.",
-        subcommands: [Serve.self, GatewayCommand.self, CatalogCommand.self, MCPSecretCommand.self, ToolsCommand.self])
+        subcommands: [
+            Serve.self, GatewayCommand.self, CatalogCommand.self, MCPSecretCommand.self, ToolsCommand.self,
+            CallLogCommand.self,
+        ])
 }
 
 extension MCPCommand {
