@@ -54,10 +54,21 @@ final class ConnectionGate: Sendable {
         }
     }
 
-    static func descriptorLimit() -> Int {
+    static func descriptorLimit(hard: Bool = false) -> Int {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
-        return Int(min(limit.rlim_cur, 1 << 20))
+        return Int(min(hard ? limit.rlim_max : limit.rlim_cur, 1 << 20))
+    }
+}
+
+extension ConnectionLimits {
+    /// These limits as a supervisor started from here enforces them: `max` no more than its
+    /// descriptors leave room for (it raises its limit to the hard one).
+    public var enforced: ConnectionLimits {
+        var limits = self
+        limits.max = min(
+            max, ConnectionGate(descriptorLimit: ConnectionGate.descriptorLimit(hard: true)).descriptorBudget)
+        return limits
     }
 }
 
@@ -83,13 +94,16 @@ final class ConnectionTimeouts: ChannelDuplexHandler, RemovableChannelHandler {
         case head
         /// Reading a request body: each byte moves the deadline.
         case body
-        /// A request was sent on; nothing has come back yet.
+        /// A request was sent on (or its body waits for the upstream) and its answer is due.
         case awaitingResponse
-        /// Between requests, or while a response flows.
+        /// Nothing due: between requests.
         case http
         /// Relayed byte for byte.
         case tunnel
     }
+
+    /// What the responses written to the sandbox say about what is still due.
+    private var responses = ResponseFraming()
 
     private let limits: ConnectionLimits
     private var phase = Phase.head
@@ -133,7 +147,10 @@ final class ConnectionTimeouts: ChannelDuplexHandler, RemovableChannelHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         lastActivity = .now()
-        if phase == .awaitingResponse { phase = .http }
+        if phase == .awaitingResponse || phase == .http {
+            responses.consume(unwrapOutboundIn(data))
+            phase = responses.awaiting ? .awaitingResponse : .http
+        }
         context.write(data, promise: promise)
     }
 
@@ -142,9 +159,18 @@ final class ConnectionTimeouts: ChannelDuplexHandler, RemovableChannelHandler {
     /// The first byte of a request head (or the start of one): it has the header timeout to finish.
     func expectHead() {
         guard phase != .head || deadline == nil else { return }
+        responses.nextRequest()
         phase = .head
         deadline = .now() + Self.amount(limits.headerTimeout)
         schedule()
+    }
+
+    /// A whole request head was read: its answer is due (none is followed through TLS the
+    /// proxy terminates, whose bytes this handler sees encrypted).
+    func requestRead(isHead: Bool, readable: Bool) {
+        responses.requestSent(isHead: isHead)
+        if !readable { responses.giveUp() }
+        awaitResponse()
     }
 
     /// Waiting for a request body's bytes; each one moves the deadline.
@@ -154,8 +180,10 @@ final class ConnectionTimeouts: ChannelDuplexHandler, RemovableChannelHandler {
         schedule()
     }
 
+    /// The request is sent on, or its body waits for the upstream to take more: nothing is
+    /// expected of the sandbox until its answer has come.
     func awaitResponse() {
-        phase = .awaitingResponse
+        phase = responses.awaiting ? .awaitingResponse : .http
         deadline = nil
         schedule()
     }
@@ -204,7 +232,8 @@ final class ConnectionTimeouts: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     static func amount(_ seconds: Seconds) -> TimeAmount {
-        .nanoseconds(Int64(min(seconds.value, 1e9) * 1e9))
+        let value = seconds.value.isFinite ? min(max(seconds.value, Seconds.shortest.value), Seconds.longest.value) : 30
+        return .nanoseconds(Int64(value * 1e9))
     }
 }
 

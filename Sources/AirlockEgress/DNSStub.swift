@@ -36,13 +36,18 @@ enum DNSStub {
         }
         // Answers to allowed names are routine; what the stub refused is worth a line, once
         // per name (a flood of made-up names must not fill the disk).
+        // At most a few lines a second, with a count of those left out.
         if let refusal, engine.firstRefusal(of: name, reason: refusal) {
-            engine.log.append(
-                NetworkLogEntry(
-                    time: started, sandbox: engine.configuration.sandbox, method: "DNS", scheme: "dns",
-                    host: name, port: 53, path: nil, address: nil, decision: "deny", rule: nil,
-                    reason: refusal, bytesOut: message.count,
-                    bytesIn: reply.count, durationMs: Date().timeIntervalSince(started) * 1000, via: "dns"))
+            let (allowed, leftOut) = engine.dnsLineAllowed()
+            if allowed {
+                let note = leftOut > 0 ? " (and \(leftOut) more refused names not logged before this one)" : ""
+                engine.log.append(
+                    NetworkLogEntry(
+                        time: started, sandbox: engine.configuration.sandbox, method: "DNS", scheme: "dns",
+                        host: name, port: 53, path: nil, address: nil, decision: "deny", rule: nil,
+                        reason: refusal + note, bytesOut: message.count,
+                        bytesIn: reply.count, durationMs: Date().timeIntervalSince(started) * 1000, via: "dns"))
+            }
         }
         return reply
     }

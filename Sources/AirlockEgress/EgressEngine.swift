@@ -69,6 +69,11 @@ final class EgressEngine: Sendable {
     private let interception = Mutex<(authority: CertificateAuthority, upstreamTLS: NIOSSLContext)?>(nil)
     private let credentialCache = Mutex<(stamp: [String: FileStamp?], credentials: [Credential])?>(nil)
     private let refusedNames = Mutex<Set<String>>([])
+    /// DNS refusals logged in the current second, and those left out since the last line.
+    private let dnsLines = Mutex<(second: Int, logged: Int, leftOut: Int)>((0, 0, 0))
+    /// Lines of DNS refusals a second: a flood of made-up names cannot push the log's other
+    /// entries out through its rotation in a minute.
+    static let dnsLinesPerSecond = 20
 
     init(configuration: EgressConfiguration, threadPool: NIOThreadPool) throws {
         self.configuration = configuration
@@ -100,7 +105,7 @@ final class EgressEngine: Sendable {
                         scheme: listener == .dnsTCP ? "dns" : listener == .https ? "https" : "http", host: "-",
                         port: listener.port, path: nil, address: nil, decision: "error", rule: nil,
                         reason:
-                            "\(refused) connection(s) refused: the sandbox has \(cap) open (connections.max)",
+                            "\(refused) connection(s) refused since the last such line: the sandbox has \(cap) open (connections.max)",
                         bytesOut: 0, bytesIn: 0, durationMs: 0, via: listener == .proxy ? "proxy" : "capture"))
             }
             return
@@ -241,6 +246,9 @@ final class EgressEngine: Sendable {
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.recvAllocator, value: Self.receiveBuffers)
             .channelOption(.writeBufferWaterMark, value: Self.writeBuffers)
+            // One read at a time: the relay stops reading once the sandbox's side is full, and
+            // several reads a turn would queue a megabyte past that first.
+            .channelOption(.maxMessagesPerRead, value: 1)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -279,10 +287,11 @@ final class EgressEngine: Sendable {
     }
 
     /// Large reads when there is much to read: a bulk download costs fewer trips through the
-    /// event loop.
-    static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 2048, initial: 65_536, maximum: 1 << 20)
+    /// event loop. Together with the write buffers, this bounds what one connection whose
+    /// reader never reads can make the supervisor hold (about 0.5 MiB each way).
+    static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 2048, initial: 65_536, maximum: 256 << 10)
     /// How much may wait to be written before reading from the other side pauses.
-    static let writeBuffers = ChannelOptions.Types.WriteBufferWaterMark(low: 1 << 19, high: 1 << 21)
+    static let writeBuffers = ChannelOptions.Types.WriteBufferWaterMark(low: 64 << 10, high: 256 << 10)
 
     /// Whether a refused DNS name is new enough to log, or refused for a new reason (a policy
     /// file that broke since); the set is bounded.
@@ -290,6 +299,22 @@ final class EgressEngine: Sendable {
         refusedNames.withLock { names in
             if names.count > 4096 { names.removeAll() }
             return names.insert(name + "\n" + reason).inserted
+        }
+    }
+
+    /// Whether a new DNS refusal may have its line, and how many were left out before it.
+    func dnsLineAllowed(now: Double = Monotonic.now()) -> (allowed: Bool, leftOut: Int) {
+        dnsLines.withLock { state in
+            let second = Int(now)
+            if second != state.second { state = (second, 0, state.leftOut) }
+            guard state.logged < Self.dnsLinesPerSecond else {
+                state.leftOut += 1
+                return (false, 0)
+            }
+            state.logged += 1
+            let leftOut = state.leftOut
+            state.leftOut = 0
+            return (true, leftOut)
         }
     }
 
@@ -358,6 +383,7 @@ public final class EgressServer: Sendable {
                         .childChannelOption(.autoRead, value: true)
                         .childChannelOption(.recvAllocator, value: EgressEngine.receiveBuffers)
                         .childChannelOption(.writeBufferWaterMark, value: EgressEngine.writeBuffers)
+                        .childChannelOption(.maxMessagesPerRead, value: 1)
                         .childChannelInitializer { channel in
                             channel.eventLoop.makeCompletedFuture {
                                 try engine.accept(channel, via: listener) { timeouts in

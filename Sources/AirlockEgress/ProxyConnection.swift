@@ -79,6 +79,9 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
     private func expired(_ expiry: ConnectionTimeouts.Expiry, context: ChannelHandlerContext) -> Bool {
         let limits = engine.connectionLimits()
         switch (expiry, state) {
+        case (.header, _) where buffer.readableBytes == 0:
+            // Nothing was asked: nothing to answer.
+            return false
         case (.header, .head) where entry != .captureTLS && pinned?.scheme != "https":
             refuse(
                 context: context, status: "408 Request Timeout",
@@ -101,12 +104,6 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
-        if buffer.readableBytes == 0 {
-            switch state {
-            case .head, .hello: timeouts.expectHead()
-            default: break
-            }
-        }
         buffer.writeBuffer(&incoming)
         guard buffer.readableBytes <= Self.bufferLimit else {
             refuse(context: context, status: "413 Content Too Large", message: "Too much input before a decision")
@@ -141,13 +138,16 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
                 guard buffer.readableBytes > 0 else { return }
                 switch HTTPRequestHead.parse(buffer.readableBytesView) {
                 case .incomplete:
+                    // A head has begun (perhaps with the end of the request before it): it has
+                    // the header timeout from now, or from its first byte if it began earlier.
+                    timeouts.expectHead()
                     return
                 case .invalid(let reason):
                     refuse(context: context, status: "400 Bad Request", message: "Bad request: \(reason)")
                     return
                 case .complete(let head, let length):
                     buffer.moveReaderIndex(forwardBy: length)
-                    timeouts.awaitResponse()
+                    timeouts.requestRead(isHead: head.method == "HEAD", readable: pinned?.scheme != "https")
                     handle(head, context: context)
                 }
             case .body(var framer):
@@ -167,23 +167,27 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
                     refuse(context: context, status: "400 Bad Request", message: "Bad request body: \(error)")
                     return
                 }
+                var waitingForUpstream = false
                 if taken > 0, let slice = buffer.readSlice(length: taken) {
                     bytesOut += taken
                     upstream?.writeAndFlush(slice, promise: nil)
-                    // A body goes only as fast as the upstream takes it.
+                    // A body goes only as fast as the upstream takes it; while it waits, the
+                    // sandbox is not the one holding it up.
                     if let upstream, !upstream.isWritable {
                         context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+                        waitingForUpstream = true
                     }
                 }
                 state = framer.isComplete ? .head : .body(framer)
                 guard framer.isComplete else {
-                    timeouts.bodyProgress()
+                    if waitingForUpstream { timeouts.awaitResponse() } else { timeouts.bodyProgress() }
                     return
                 }
                 timeouts.awaitResponse()
             case .hello(let authority):
                 switch ClientHello.peek(buffer.readableBytesView) {
                 case .needMore:
+                    timeouts.expectHead()
                     return
                 case .invalid(let reason):
                     deny(

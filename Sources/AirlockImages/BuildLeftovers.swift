@@ -78,19 +78,19 @@ public struct BuildLeftovers {
     }
 
     /// Every leftover, with what it is, the path first. With `earlierVersions`, also the trees
-    /// builds by earlier versions left in `/tmp` itself (`mmdebstrap.*`, owned by the user's
-    /// subordinate root or, for its keyrings, by the user): only `reset -f` and `doctor` take
-    /// those, as a build by such a version could still be running.
+    /// that builds by earlier versions left in `/tmp` itself: `mmdebstrap.*` owned by the
+    /// user's subordinate root, untouched for a day. Only `reset -f` takes those, and only
+    /// where no process uses them: the user may run mmdebstrap of their own.
     public func find(earlierVersions: Bool = false) -> [(path: String, what: String)] {
         var found: [(String, String)] = []
         if earlierVersions {
             for entry in Files.entries(of: "/tmp") where entry.name.hasPrefix("mmdebstrap.") {
                 var info = stat()
                 let path = "/tmp/" + entry.name
-                guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { continue }
-                if info.st_uid == identity.hostRootUID || info.st_uid == getuid() {
-                    found.append((path, "tree of a killed build by an earlier version"))
-                }
+                guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == identity.hostRootUID,
+                    Date().timeIntervalSince1970 - Double(info.st_mtim.tv_sec) > 86400
+                else { continue }
+                found.append((path, Self.earlierVersion))
             }
         }
         if let parent = try? Self.scratchParent(create: false) {
@@ -124,21 +124,40 @@ public struct BuildLeftovers {
     }
 
     /// Removes what ``find()`` finds; returns what it removed. Processes of a killed build that
-    /// still run in a leftover (a build by an earlier version) are killed first.
+    /// still use its scratch or partial image are killed first.
     @discardableResult
     public func sweep(earlierVersions: Bool = false) throws -> [(path: String, what: String)] {
-        let found = find(earlierVersions: earlierVersions)
-        guard !found.isEmpty else { return [] }
-        let trees = found.filter { $0.what != "build lock" }.map(\.path)
+        let candidates = find(earlierVersions: earlierVersions)
+        guard !candidates.isEmpty else { return [] }
         let namespace = try UserNamespace(identity: identity)
         defer { namespace.close() }
+        // An earlier version's tree that something still uses is not a leftover: it stays.
+        let older: [String] = candidates.filter { $0.what == Self.earlierVersion }.map { $0.path }
+        let inUse = Set(processes(using: older, in: namespace))
+        let found = candidates.filter { !inUse.contains($0.path) }
+        let trees: [String] = found.filter { $0.what != "build lock" && $0.what != Self.earlierVersion }.map { $0.path }
         killProcesses(using: trees, in: namespace)
-        try namespace.removeTree(trees)
+        try namespace.removeTree(trees + older.filter { !inUse.contains($0) })
         for entry in found {
             Files.remove(entry.path)
             if entry.what == "scratch of a killed build" { Files.remove(entry.path + ".lock") }
         }
         return found
+    }
+
+    static let earlierVersion = "tree of a killed build by an earlier version"
+
+    /// Which of `paths` some process uses (its working directory, root or an open file).
+    private func processes(using paths: [String], in namespace: UserNamespace) -> [String] {
+        guard !paths.isEmpty else { return [] }
+        let script = #"""
+            for tree in "$@"; do
+                if find /proc/[0-9]*/cwd /proc/[0-9]*/root /proc/[0-9]*/fd -maxdepth 1 \( -lname "$tree" -o -lname "$tree/*" \) \
+                    2>/dev/null | grep -q .; then echo "$tree"; fi
+            done
+            """#
+        let output = try? namespace.run(["sh", "-c", script, "sh"] + paths, what: "looking for builds still running")
+        return (output?.stdout ?? "").split(separator: "\n").map(String.init)
     }
 
     /// Kills the processes that still use `paths` (tar and dpkg of a build killed before builds

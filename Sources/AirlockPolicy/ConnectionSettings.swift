@@ -3,7 +3,7 @@
 /// sets a field wins, and the organisation's `max` is a ceiling.
 ///
 ///     connections:
-///       max: 4096              # open connections from the sandbox (proxy, capture, DNS over TCP)
+///       max: 2048              # open connections from the sandbox (proxy, capture, DNS over TCP)
 ///       headerTimeout: 30s     # from a connection's first byte (or its accept) to a whole request head
 ///       bodyTimeout: 60s       # longest pause while a request body is being sent
 ///       idleTimeout: 5m        # nothing either way on a connection that speaks HTTP to the proxy
@@ -43,7 +43,13 @@ public struct ConnectionSettings: Codable, Sendable, Equatable {
                         "unknown key 'connections.\(key.stringValue)' (known: \(Self.keys.joined(separator: ", ")))"))
         }
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        max = try container.decodeIfPresent(Int.self, forKey: .max)
+        if container.contains(.max) {
+            guard let count = try? container.decode(Int.self, forKey: .max) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .max, in: container, debugDescription: "connections.max must be a whole number")
+            }
+            max = count
+        }
         headerTimeout = try container.decodeIfPresent(Seconds.self, forKey: .headerTimeout)
         bodyTimeout = try container.decodeIfPresent(Seconds.self, forKey: .bodyTimeout)
         idleTimeout = try container.decodeIfPresent(Seconds.self, forKey: .idleTimeout)
@@ -93,8 +99,9 @@ public struct ConnectionSettings: Codable, Sendable, Equatable {
         for case (let key, let value?) in [
             ("headerTimeout", headerTimeout), ("bodyTimeout", bodyTimeout), ("idleTimeout", idleTimeout),
             ("tunnelIdleTimeout", tunnelIdleTimeout),
-        ] where value.value <= 0 {
-            throw PolicyError("connections.\(key) must be longer than 0s")
+        ] where !(Seconds.shortest.value...Seconds.longest.value).contains(value.value) {
+            throw PolicyError(
+                "connections.\(key) must be from \(Seconds.shortest) to \(Seconds.longest), not \(value.value)s")
         }
     }
 }
@@ -102,6 +109,10 @@ public struct ConnectionSettings: Codable, Sendable, Equatable {
 /// A duration in a policy file: a number of seconds, or a number with `ms`, `s`, `m` or `h`.
 public struct Seconds: Codable, Sendable, Equatable, CustomStringConvertible {
     public var value: Double
+
+    /// The range a timeout may take: a millisecond to thirty days.
+    public static let shortest = Seconds(0.001)
+    public static let longest = Seconds(30 * 86400)
 
     public init(_ value: Double) {
         self.value = value
@@ -135,6 +146,7 @@ public struct Seconds: Codable, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
+        guard value.isFinite, value < 1e12 else { return "\(value)s" }
         for (suffix, scale) in [("h", 3600.0), ("m", 60.0), ("s", 1.0)] where value >= scale {
             let count = value / scale
             if count == count.rounded() { return "\(Int(count))\(suffix)" }
@@ -153,7 +165,7 @@ public struct ConnectionLimits: Sendable, Equatable, Codable {
     public var tunnelIdleTimeout: Seconds
 
     public static let defaults = ConnectionLimits(
-        max: 4096, headerTimeout: Seconds(30), bodyTimeout: Seconds(60), idleTimeout: Seconds(300),
+        max: 2048, headerTimeout: Seconds(30), bodyTimeout: Seconds(60), idleTimeout: Seconds(300),
         tunnelIdleTimeout: Seconds(3600))
 
     public init(

@@ -47,7 +47,8 @@ public struct CreateRequest: Sendable {
     /// True when an option that only `create` can apply was given.
     public var hasCreateOptions: Bool {
         template != nil || !environment.isEmpty || !volumes.isEmpty || memory != nil || cpus != nil || pids != nil
-            || runtime != nil || network != nil || policy != PolicySettings() || clone || !unprotected.isEmpty
+            || tmpSize != nil || runtime != nil || network != nil || policy != PolicySettings() || clone
+            || !unprotected.isEmpty
             || shareAgentState || mcp != nil || !trustHostCAs
     }
 }

@@ -164,17 +164,23 @@ public struct LogTail {
         guard fstat(fd, &info) == 0 else { return ([], 0, nil) }
         let size = Int64(info.st_size)
         var position = size
-        var tail: [UInt8] = []
+        var chunks: [[UInt8]] = []
+        var newlines = 0
         let block: Int64 = 64 << 10
-        // Enough bytes for count + 1 newlines (the last may end an incomplete line), or all.
-        while position > 0 && tail.count(where: { $0 == UInt8(ascii: "\n") }) <= count {
+        // Enough bytes for count + 1 newlines (the last may end an incomplete line), or all;
+        // each block is read and counted once.
+        while position > 0 && newlines <= count {
             let start = max(0, position - block)
             var chunk = [UInt8](repeating: 0, count: Int(position - start))
             let read = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(start)) }
             guard read == chunk.count else { break }
-            tail = chunk + tail
+            newlines += chunk.count(where: { $0 == UInt8(ascii: "\n") })
+            chunks.append(chunk)
             position = start
         }
+        var tail = [UInt8]()
+        tail.reserveCapacity(chunks.reduce(0) { $0 + $1.count })
+        for chunk in chunks.reversed() { tail += chunk }
         // A line still being written is left for the next read.
         var end = size
         if let last = tail.lastIndex(of: UInt8(ascii: "\n")) {

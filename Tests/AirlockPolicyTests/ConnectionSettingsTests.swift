@@ -47,6 +47,13 @@ import Testing
         #expect(plain.connections == .defaults)
     }
 
+    @Test(arguments: [Double.nan, .infinity, 1e30, 0.0004, 31 * 86400.0])
+    func timeoutsOutsideAMillisecondToThirtyDaysAreRefused(value: Double) {
+        #expect(throws: PolicyError.self) { try ConnectionSettings(idleTimeout: Seconds(value)).validate() }
+        // Printing one never fails either.
+        #expect(!Seconds(value).description.isEmpty)
+    }
+
     @Test func aBadValueInAFileFailsThePolicy() {
         let layer = PolicySettings(connections: ConnectionSettings(max: -3))
         #expect(throws: PolicyError.self) { try layer.validate() }

@@ -58,7 +58,7 @@ field() { python3 -c "import json,sys; print(json.loads(sys.argv[1]).get('$2'))"
 
 echo "== the proxy shows its limits"
 inspect="$(a inspect "$name")"
-expect_match "inspect shows connections.max (default 4096)" '"max" : 4096' "$inspect"
+expect_match "inspect shows connections.max (default 2048)" '"max" : 2048' "$inspect"
 expect_match "inspect shows the header timeout (30s)" '"headerTimeout" : "30s"' "$inspect"
 
 echo "== 1000 requests at once, each on its own connection"
@@ -96,7 +96,7 @@ within() { # LABEL RESULT LOW HIGH FIRST_LINE_PATTERN
     fi
 }
 stalls=()
-for kind in head body idle tunnel; do
+for kind in head body idle tunnel pipelined headfirst; do
     inside stall "$kind" "$url" > "$work/$kind" &
     stalls+=($!)
 done
@@ -106,6 +106,13 @@ within "a request body stalled: 408 at bodyTimeout (3 s)" "$(cat "$work/body")" 
 within "an idle kept-alive connection: closed at idleTimeout (4 s)" "$(cat "$work/idle")" 3.8 6 '200 OK'
 within "an idle relayed connection (after a 101): closed at tunnelIdleTimeout (6 s)" "$(cat "$work/tunnel")" \
     5.8 8.5 '101 Switching'
+within "a head whose first bytes came with the request before it: 408 at headerTimeout" \
+    "$(cat "$work/pipelined")" 1.5 4 '200 OK'
+expect_match "  the 408 comes after the first answer" "200 OK.*408 Request Timeout" \
+    "$(field "$(cat "$work/pipelined")" statuses)"
+headfirst="$(cat "$work/headfirst")"
+expect "a long-poll whose head came at once gets its body 5 s later (past idleTimeout, within tunnelIdleTimeout)" \
+    "0123456789" "$(field "$headfirst" body)"
 log="$(a network log "$name" --json)"
 expect_match "the stalled body is an error in the log, with its reason" \
     '"decision":"error".*"reason":"The request body stopped for 3s' "$log"
@@ -118,7 +125,7 @@ expect "50 slow connections hold the cap; the rest were refused" "50" "$(field "
 expect_match "a request past the cap gets 503 naming connections.max" \
     '503 Service Unavailable' "$(field "$result" failures)"
 expect_match "the refusal is in the network log" \
-    '"method":"LIMIT".*connection\(s\) refused: the sandbox has 50 open \(connections.max\)' \
+    '"method":"LIMIT".*connection\(s\) refused since the last such line: the sandbox has 50 open \(connections.max\)' \
     "$(a network log "$name" --json)"
 result="$(inside burst 20 "$url")"
 expect "companion: once they close, requests go through again" "20" "$(field "$result" succeeded)"

@@ -16,6 +16,7 @@ Run inside the sandbox (all but serve), where the proxy is 127.0.0.1:3128.
 """
 import asyncio
 import json
+import re
 import resource
 import sys
 import time
@@ -47,6 +48,14 @@ async def serve(port):
                         length = int(line.split(b":", 1)[1])
                 if length:
                     await reader.readexactly(length)
+                if b" /headfirst" in head.split(b"\r\n", 1)[0]:
+                    # A long-poll that answers with its head at once and its body 5 s later.
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+                    await writer.drain()
+                    await asyncio.sleep(5)
+                    writer.write(b"0123456789")
+                    await writer.drain()
+                    continue
                 if b"\r\nupgrade:" in head.lower():
                     # A protocol switch (as WebSocket's): then an echo, byte for byte.
                     writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
@@ -167,12 +176,32 @@ async def stall(kind, url):
         writer.write(f"POST {url} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 100\r\n\r\nabc".encode())
     elif kind == "idle":
         writer.write(f"GET {url} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode())
+    elif kind == "pipelined":
+        # A whole request and the first bytes of the next one together; then nothing more.
+        writer.write(f"GET {url} HTTP/1.1\r\nHost: {authority}\r\n\r\nGET {url} HT".encode())
+    elif kind == "headfirst":
+        writer.write(f"GET http://{authority}/headfirst HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode())
     elif kind == "tunnel":
         # A protocol switch: after the 101 the proxy relays bytes as it relays a tunnel.
         writer.write(f"GET {url} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n".encode())
     await writer.drain()
     started = time.monotonic()
     received = b""
+    if kind == "headfirst":
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        started = time.monotonic()
+        try:
+            body = await asyncio.wait_for(reader.readexactly(10), 60)
+        except (asyncio.IncompleteReadError, ConnectionError) as error:
+            body = getattr(error, "partial", b"")
+        writer.close()
+        print(json.dumps({"kind": kind, "body_after_s": round(time.monotonic() - started, 2),
+                          "body": body.decode(errors="replace"), "first_line": answer.split(b"\r\n")[0].decode()}))
+        return
+    if kind == "pipelined":
+        # The first answer comes at once; the clock for the second head started with its bytes.
+        received = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        received += await reader.readexactly(64)
     if kind in ("idle", "tunnel"):
         # The answer (or the tunnel's 200) comes at once; the idle clock starts after it.
         received = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
@@ -186,7 +215,10 @@ async def stall(kind, url):
     received += rest
     writer.close()
     first = received.split(b"\r\n", 1)[0].decode(errors="replace")
-    print(json.dumps({"kind": kind, "closed_after_s": round(time.monotonic() - started, 2), "first_line": first}))
+    # Every status line, also one that follows a body without a line break.
+    statuses = [match.decode(errors="replace") for match in re.findall(rb"HTTP/1\.[01] \d{3}[^\r]*", received)]
+    print(json.dumps({"kind": kind, "closed_after_s": round(time.monotonic() - started, 2), "first_line": first,
+                      "statuses": statuses}))
 
 
 def main():

@@ -44,6 +44,15 @@ extension MCPCommand {
             if let file {
                 path = Files.absolute(file)
                 guard Files.exists(path) else { throw AirlockError(.notFound, "no call log at \(path)") }
+                let fd = open(path, O_RDONLY | O_CLOEXEC)
+                var info = stat()
+                defer { if fd >= 0 { close(fd) } }
+                guard fd >= 0, fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+                    throw AirlockError(
+                        .invalidArgument,
+                        "cannot read \(path) as a call log: "
+                            + (fd < 0 ? String(cString: strerror(errno)) : "not a file"))
+                }
             } else {
                 let context = Context()
                 let name = name ?? ""

@@ -93,7 +93,7 @@ extension NetworkCommand {
                 addHosts: effective.staticHosts.keys.sorted().flatMap { name in
                     effective.staticHosts[name, default: []].map { "\(name):\($0)" }
                 },
-                connections: effective.connections,
+                connections: effective.connections.enforced,
                 layers: [files.organisation, files.user, files.sandbox].filter { Files.exists($0) })
             if json {
                 print(try JSONText.pretty(view))

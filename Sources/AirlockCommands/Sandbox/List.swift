@@ -32,7 +32,7 @@ struct List: ParsableCommand {
             // What the guard did, where it did anything (`airlock guard NAME` shows it).
             let guarded = reports.contains { $0.guardEvents != nil }
             var header = ["NAME", "STATUS", "AGENT", "RUNTIME"]
-            if size { header += ["LAYER", "WORKSPACE SIZE"] }
+            if size { header += ["LAYER", "HOME", "WORKSPACE SIZE"] }
             header.append("WORKSPACE")
             if guarded { header.append("GUARD") }
             let rows: [[String]] =
@@ -40,7 +40,8 @@ struct List: ParsableCommand {
                 + reports.map { report in
                     var row = [report.name, report.status, report.agent, report.runtime]
                     if size {
-                        row += [DiskUsage.text(report.disk?.layerBytes), DiskUsage.text(report.disk?.workspaceBytes)]
+                        row += [report.disk?.layerBytes, report.disk?.homeBytes, report.disk?.workspaceBytes].map(
+                            DiskUsage.text)
                     }
                     row.append(report.workspace)
                     if guarded { row.append(report.guardEvents.map { "\($0) to review" } ?? "-") }

@@ -33,7 +33,7 @@ struct SandboxReport: Codable {
     var disposable: SandboxRecord.Disposable?
     /// What the git guard refused or moved away and not yet cleared (`airlock guard`).
     var guardEvents: Int?
-    /// Bytes on disk of the sandbox's own layer and of its workspace (`inspect`, `ls --size`).
+    /// Bytes on disk of the sandbox's own layer, home and workspace (`inspect`, `ls --size`).
     var disk: DiskUsage?
 
     struct Limits: Codable {
@@ -75,7 +75,7 @@ struct SandboxReport: Codable {
         networkPolicy = record.networkMode == .policy ? (try? PolicyStore.load(paths.policy)) ?? nil : nil
         if record.networkMode == .policy {
             let files = PolicyStore.Files(paths: paths, userNarrowsOnly: record.ownPolicyOnly ?? false)
-            connections = try? PolicyStore(files: files).current().get().connections
+            connections = (try? PolicyStore(files: files).current().get().connections)?.enforced
         }
         disposable = record.disposable
         let support = CgroupSupport.detect()

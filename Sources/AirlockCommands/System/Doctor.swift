@@ -32,8 +32,7 @@ struct Doctor: ParsableCommand {
         do {
             let context = Context()
             let builder = try context.imageBuilder()
-            let removed = try BuildLeftovers(store: context.store, identity: builder.identity).sweep(
-                earlierVersions: true)
+            let removed = try BuildLeftovers(store: context.store, identity: builder.identity).sweep()
             guard !removed.isEmpty else { return HostCheck(name: name, level: .ok, detail: "none", fix: nil) }
             let list = removed.map { "\($0.path) (\($0.what))" }.joined(separator: ", ")
             return HostCheck(name: name, level: .warning, detail: "removed \(removed.count): \(list)", fix: nil)
