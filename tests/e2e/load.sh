@@ -150,6 +150,8 @@ template="killed-build-$$"
 # A recipe of its own (a new digest): this build is never one that is already made.
 printf 'name: %s\npackages: []\nuser: {name: agent, sudo: false}\nsteps:\n  - echo %s > /etc/marker\n' \
     "$template" "$(rand 8)" > "$templates/$template.yaml"
+# Only what appears from here on is this build's (an earlier version's run may have left trees).
+touch "$work/build.start"
 "$AIRLOCK" template build "$template" > "$work/build.out" 2>&1 &
 build_pid=$!
 for _ in $(seq 600); do grep -q "extracting archives\|installing\|customize" "$work/build.out" && break; sleep 0.1; done
@@ -168,12 +170,12 @@ expect_match "the build was under way when it was killed" "extracting archives|i
     "$(cat "$work/build.out")"
 expect "no process of the build is left (by uid: the user's and its subordinate ids')" "" "$(ours)"
 scratch="${TMPDIR:-/tmp}/airlock-builds-$(id -u)"
-left="$(find "$scratch" /tmp -maxdepth 2 -uid "$subuid_start" 2>/dev/null | head -3)"
+left="$(find "$scratch" /tmp -maxdepth 2 -uid "$subuid_start" -newer "$work/build.start" 2>/dev/null | head -3)"
 echo "      what the killed build left for the next command: ${left:-nothing}"
 doctor="$(a doctor 2>&1)"
 expect_match "the next command (doctor) sweeps it and says so" "build leftovers: removed" "$doctor"
 expect "no file owned by a subordinate id is left in the scratch space or /tmp" "" \
-    "$(find "$scratch" /tmp -maxdepth 3 -uid "$subuid_start" 2>/dev/null | head -3)"
+    "$(find "$scratch" /tmp -maxdepth 3 -uid "$subuid_start" -newer "$work/build.start" 2>/dev/null | head -3)"
 expect "no tarball or partial image is left in the image store" "" \
     "$(ls -A "$AIRLOCK_HOME/images" | grep -E '^\.(build|partial|removing)-' | head -3)"
 expect_match "companion: a second doctor finds nothing" "build leftovers: none" "$(a doctor 2>&1)"
