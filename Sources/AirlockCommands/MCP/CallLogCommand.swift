@@ -14,9 +14,9 @@ extension MCPCommand {
             commandName: "log",
             abstract: "Show the tool calls through a sandbox's MCP gateway (or a gateway's --call-log file).",
             discussion: """
-                Each line: when, which client, which server and tool, the argument names (never \
-                their values), how long it took and how it ended. The log is rotated at 8 MiB, \
-                three older files kept; --limit reads from its end.
+                Each call: when, how it ended, how long it took, which server and tool, and the \
+                argument names (never their values); --json adds the client. The log is rotated \
+                at 8 MiB, three older files kept; --limit reads from its end.
                 """)
 
         @Argument(help: "A sandbox made with --mcp.")

@@ -13,7 +13,9 @@ struct List: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print names only.")
     var quiet = false
 
-    @Flag(name: .shortAndLong, help: "Show what each sandbox's own layer and its workspace take on disk.")
+    @Flag(
+        name: .shortAndLong,
+        help: "Show what each sandbox's own layer, its agent's home and its workspace take on disk.")
     var size = false
 
     func run() throws {
