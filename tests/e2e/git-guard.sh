@@ -179,6 +179,13 @@ expect "inside: git init and commit work in a new project; its config and hooks 
 git -C "$fresh" status >/dev/null 2>&1
 expect "host git status in the new repository: nothing ran" "did not run" "$(ran fresh)"
 expect "the host sees the agent's first commit" "first" "$(git -C "$fresh" log -1 --format=%s 2>&1)"
+if [ "$(git -C "$fresh" log -1 --format=%s 2>&1)" != first ]; then
+    # What the guard did and said, before rm takes the sandbox's logs with it (a rare race
+    # seen once in CI: the new repository was moved away while git committed).
+    echo "      airlock guard ggfresh:"; a guard ggfresh 2>&1 | sed 's/^/        /'
+    echo "      supervisor.log (git guard lines):"
+    grep -i "git guard" "$AIRLOCK_HOME/sandboxes/ggfresh/supervisor.log" 2>/dev/null | tail -5 | sed 's/^/        /'
+fi
 (cd "$fresh-twin" && bash -c "$attack_fresh") >/dev/null 2>&1
 git -C "$fresh-twin" status >/dev/null 2>&1
 expect "companion: outside, the same repository runs its fsmonitor" "ran" "$(ran fresh)"
