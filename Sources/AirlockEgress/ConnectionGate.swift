@@ -20,7 +20,11 @@ final class ConnectionGate: Sendable {
     let descriptorBudget: Int
 
     init(descriptorLimit: Int = ConnectionGate.descriptorLimit()) {
-        descriptorBudget = max(64, (descriptorLimit - 512) / 2)
+        descriptorBudget = Self.budget(descriptorLimit: descriptorLimit)
+    }
+
+    static func budget(descriptorLimit: Int) -> Int {
+        max(64, (descriptorLimit - 512) / 2)
     }
 
     /// Takes a place for a new connection; false when `cap` are open already.
@@ -40,8 +44,6 @@ final class ConnectionGate: Sendable {
     func release() {
         open.subtract(1, ordering: .relaxed)
     }
-
-    var count: Int { open.load(ordering: .relaxed) }
 
     /// Counts a refusal; returns how many to report when a line is due (at most one a second).
     func refused(now: Double = Monotonic.now()) -> Int? {
@@ -66,8 +68,7 @@ extension ConnectionLimits {
     /// descriptors leave room for (it raises its limit to the hard one).
     public var enforced: ConnectionLimits {
         var limits = self
-        limits.max = min(
-            max, ConnectionGate(descriptorLimit: ConnectionGate.descriptorLimit(hard: true)).descriptorBudget)
+        limits.max = min(max, ConnectionGate.budget(descriptorLimit: ConnectionGate.descriptorLimit(hard: true)))
         return limits
     }
 }

@@ -35,8 +35,8 @@ enum DNSStub {
             reply = DNSMessage.answer(query, addresses: [], ttl: ttl)
         }
         // Answers to allowed names are routine; what the stub refused is worth a line, once
-        // per name (a flood of made-up names must not fill the disk).
-        // At most a few lines a second, with a count of those left out.
+        // per name and at most a few a second, with a count of those left out (a flood of
+        // made-up names must not fill the log and push everything else out of it).
         if let refusal, engine.firstRefusal(of: name, reason: refusal) {
             let (allowed, leftOut) = engine.dnsLineAllowed()
             if allowed {

@@ -133,10 +133,14 @@ public struct BuildLeftovers {
         defer { namespace.close() }
         // An earlier version's tree that something still uses is not a leftover: it stays.
         let older: [String] = candidates.filter { $0.what == Self.earlierVersion }.map { $0.path }
-        let inUse = Set(processes(using: older, in: namespace))
+        let inUse = Set(users(of: older, in: namespace).map(\.path))
         let found = candidates.filter { !inUse.contains($0.path) }
         let trees: [String] = found.filter { $0.what != "build lock" && $0.what != Self.earlierVersion }.map { $0.path }
-        killProcesses(using: trees, in: namespace)
+        let stragglers = users(of: trees, in: namespace).map(\.pid)
+        if !stragglers.isEmpty {
+            _ = try? namespace.run(
+                ["kill", "-KILL"] + Set(stragglers).sorted(), what: "stopping what killed builds left running")
+        }
         try namespace.removeTree(trees + older.filter { !inUse.contains($0) })
         for entry in found {
             Files.remove(entry.path)
@@ -147,31 +151,22 @@ public struct BuildLeftovers {
 
     static let earlierVersion = "tree of a killed build by an earlier version"
 
-    /// Which of `paths` some process uses (its working directory, root or an open file).
-    private func processes(using paths: [String], in namespace: UserNamespace) -> [String] {
+    /// The processes that use `paths`: their working directory, root or an open file is there
+    /// (tar and dpkg of a build killed before builds died with their command). Looked for as
+    /// the namespace's root, which owns a build's processes and may read their descriptors.
+    private func users(of paths: [String], in namespace: UserNamespace) -> [(pid: String, path: String)] {
         guard !paths.isEmpty else { return [] }
         let script = #"""
             for tree in "$@"; do
-                if find /proc/[0-9]*/cwd /proc/[0-9]*/root /proc/[0-9]*/fd -maxdepth 1 \( -lname "$tree" -o -lname "$tree/*" \) \
-                    2>/dev/null | grep -q .; then echo "$tree"; fi
-            done
-            """#
-        let output = try? namespace.run(["sh", "-c", script, "sh"] + paths, what: "looking for builds still running")
-        return (output?.stdout ?? "").split(separator: "\n").map(String.init)
-    }
-
-    /// Kills the processes that still use `paths` (tar and dpkg of a build killed before builds
-    /// died with their command): those whose working directory, root or an open file is there.
-    /// Looked for as the namespace's root, which owns the build's processes and may read their
-    /// descriptors.
-    private func killProcesses(using paths: [String], in namespace: UserNamespace) {
-        let script = #"""
-            for tree in "$@"; do
                 find /proc/[0-9]*/cwd /proc/[0-9]*/root /proc/[0-9]*/fd -maxdepth 1 \( -lname "$tree" -o -lname "$tree/*" \) \
-                    2>/dev/null
-            done | cut -d/ -f3 | sort -u | xargs -r kill -KILL 2>/dev/null
+                    2>/dev/null | cut -d/ -f3 | sort -u | while read -r pid; do echo "$pid $tree"; done
+            done
             true
             """#
-        _ = try? namespace.run(["sh", "-c", script, "sh"] + paths, what: "stopping what killed builds left running")
+        let output = try? namespace.run(["sh", "-c", script, "sh"] + paths, what: "looking for builds still running")
+        return (output?.stdout ?? "").split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ", maxSplits: 1)
+            return fields.count == 2 ? (String(fields[0]), String(fields[1])) : nil
+        }
     }
 }

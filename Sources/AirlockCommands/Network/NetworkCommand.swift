@@ -189,7 +189,7 @@ extension NetworkCommand {
     }
 }
 
-/// The one-line form of a sandbox's connection limits, as `network policy` and `inspect` show them.
+/// The one-line form of a sandbox's connection limits, as `network policy --show` prints them.
 enum ConnectionLimitsText {
     static func line(_ limits: ConnectionLimits) -> String {
         "max \(limits.max), header \(limits.headerTimeout), body \(limits.bodyTimeout), "
