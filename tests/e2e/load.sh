@@ -150,13 +150,18 @@ template="killed-build-$$"
 # A recipe of its own (a new digest): this build is never one that is already made.
 printf 'name: %s\npackages: []\nuser: {name: agent, sudo: false}\nsteps:\n  - echo %s > /etc/marker\n' \
     "$template" "$(rand 8)" > "$templates/$template.yaml"
-# Only what appears from here on is this build's (an earlier version's run may have left trees).
-touch "$work/build.start"
+subuid_start="$(awk -F: -v u="$(id -un)" '$1 == u { print $2 }' /etc/subuid)"
+subuid_count="$(awk -F: -v u="$(id -un)" '$1 == u { print $3 }' /etc/subuid)"
+scratch="${TMPDIR:-/tmp}/airlock-builds-$(id -u)"
+# What a subordinate id owns in /tmp before the build is not this build's (an earlier version's
+# run may have left trees); dates cannot tell, as unpacked files keep their packages' times.
+find /tmp -maxdepth 1 -uid "$subuid_start" > "$work/preexisting" 2>/dev/null
+subuid_files() { # DEPTH: what a subordinate id owns in the scratch space and /tmp, earlier trees aside
+    find "$scratch" /tmp -maxdepth "$1" -uid "$subuid_start" 2>/dev/null | grep -v -F -f "$work/preexisting" | head -3
+}
 "$AIRLOCK" template build "$template" > "$work/build.out" 2>&1 &
 build_pid=$!
 for _ in $(seq 600); do grep -q "extracting archives\|installing\|customize" "$work/build.out" && break; sleep 0.1; done
-subuid_start="$(awk -F: -v u="$(id -un)" '$1 == u { print $2 }' /etc/subuid)"
-subuid_count="$(awk -F: -v u="$(id -un)" '$1 == u { print $3 }' /etc/subuid)"
 ours() { # the build's processes by uid (the user's and its subordinate ids'), the dead aside
     ps -eo uid=,pid=,stat=,args= | awk -v me="$(id -u)" -v lo="$subuid_start" -v n="$subuid_count" \
         '($1 == me || ($1 >= lo && $1 < lo + n)) && $3 !~ /^Z/ && $0 ~ /mmdebstrap|apt|dpkg|tar |sh -c/ && $0 !~ /awk|ps -eo/'
@@ -169,13 +174,12 @@ sleep 1
 expect_match "the build was under way when it was killed" "extracting archives|installing|customize" \
     "$(cat "$work/build.out")"
 expect "no process of the build is left (by uid: the user's and its subordinate ids')" "" "$(ours)"
-scratch="${TMPDIR:-/tmp}/airlock-builds-$(id -u)"
-left="$(find "$scratch" /tmp -maxdepth 2 -uid "$subuid_start" -newer "$work/build.start" 2>/dev/null | head -3)"
-echo "      what the killed build left for the next command: ${left:-nothing}"
+left="$(subuid_files 2)"
+expect_match "companion: the probe finds the tree the killed build left for the next command" "mmdebstrap\." "$left"
 doctor="$(a doctor 2>&1)"
 expect_match "the next command (doctor) sweeps it and says so" "build leftovers: removed" "$doctor"
 expect "no file owned by a subordinate id is left in the scratch space or /tmp" "" \
-    "$(find "$scratch" /tmp -maxdepth 3 -uid "$subuid_start" -newer "$work/build.start" 2>/dev/null | head -3)"
+    "$(subuid_files 3)"
 expect "no tarball or partial image is left in the image store" "" \
     "$(ls -A "$AIRLOCK_HOME/images" | grep -E '^\.(build|partial|removing)-' | head -3)"
 expect_match "companion: a second doctor finds nothing" "build leftovers: none" "$(a doctor 2>&1)"
