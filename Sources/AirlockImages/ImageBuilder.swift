@@ -44,8 +44,8 @@ public struct ImageBuilder: Sendable {
     /// Returns the image for `template`, building it first when needed; progress goes to `log`.
     /// What killed builds left is swept first (at every run and create, not only at builds).
     public func ensure(_ template: Template, log: @escaping @Sendable (String) -> Void) throws -> Image {
-        let leftovers = BuildLeftovers(store: store, identity: identity)
-        if !leftovers.find().isEmpty { _ = try? leftovers.sweep() }
+        // Cheap when there is nothing: the namespace is made only for what is found.
+        _ = try? BuildLeftovers(store: store, identity: identity).sweep()
         if let image = existing(template) { return image }
         try store.prepare()
         let lock = try buildLock(for: template)
