@@ -36,6 +36,10 @@ public final class GitDirFilter: @unchecked Sendable {
     let worktreeRoots: [String]
     let owners: Owners
     let journal: GuardJournal
+    /// A repository that stood unfiltered for a moment while the sandbox ran (see
+    /// ``FreshCopy``): its files from before the filter may become checked files by a rename,
+    /// as a copy the filter makes.
+    let adopted: Bool
     static let maxWrite = 1 << 20
     /// `UTIME_NOW` and `UTIME_OMIT` of utimensat(2).
     static let timeNow = (1 << 30) - 1
@@ -83,8 +87,10 @@ public final class GitDirFilter: @unchecked Sendable {
 
     /// Serves `device` (an open `/dev/fuse` mounted over the sandbox's view of `root`).
     public init(
-        device: Int32, root: String, shownAs: String, worktreeRoots: [String], owners: Owners, journal: GuardJournal
+        device: Int32, root: String, shownAs: String, worktreeRoots: [String], owners: Owners, journal: GuardJournal,
+        adopted: Bool = false
     ) throws {
+        self.adopted = adopted
         self.device = device
         self.root = root
         self.shownAs = shownAs
@@ -98,6 +104,8 @@ public final class GitDirFilter: @unchecked Sendable {
         let key = FileKey(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
         nodes[FUSEWire.rootNode] = Node(fd: fd, lookups: 1, key: key)
         nodeByKey[key] = FUSEWire.rootNode
+        // Before the first request is answered: the kernel holds them until then.
+        if adopted { FreshCopy.renewCheckedFiles(root: fd) }
     }
 
     /// Starts serving on a thread of its own; the thread ends when the mount goes away.
@@ -517,10 +525,18 @@ public final class GitDirFilter: @unchecked Sendable {
         case .refuse:
             return reply(request, error: EPERM)
         case .checkRename(let file):
-            if let reason = renameRefusal(info, from: (fromFD, names[0]), onto: (toFD, names[1]), file: file, path: to)
-            {
+            switch renameCheck(info, from: (fromFD, names[0]), onto: (toFD, names[1]), file: file, path: to) {
+            case .refuse(let reason):
                 refuse(reason: "a change to \(to.joined(separator: "/")): \(reason)", path: to)
                 return reply(request, error: EPERM)
+            case .copy(let content):
+                // Made before the filter: a copy takes its place, and the original goes.
+                guard flags == 0 else { return reply(request, error: EINVAL) }
+                var result = FreshCopy.replace(names[1], in: toFD, with: content, mode: info.st_mode & 0o7777)
+                if result == 0 && unlinkat(fromFD, names[0], 0) != 0 { result = errno }
+                return reply(request, error: result)
+            case .rename:
+                break
             }
         default:
             break
@@ -535,27 +551,43 @@ public final class GitDirFilter: @unchecked Sendable {
         reply(request, error: result == 0 ? 0 : errno)
     }
 
-    /// Why a file may not become a checked file by a rename, or nil. Its content is checked,
-    /// and it must be reachable by no other way once it is there: one link, made through this
-    /// filter, open for writing nowhere.
-    private func renameRefusal(
+    /// What becomes of a rename onto a checked file.
+    private enum RenameCheck {
+        case refuse(String)
+        case rename
+        /// The content (checked) goes in as a new file: the source was made before the filter.
+        case copy([UInt8])
+    }
+
+    /// Whether a file may become a checked file by a rename. Its content is checked, and it
+    /// must be reachable by no other way once it is there: one link, made through this filter,
+    /// open for writing nowhere. In an adopted repository a file from before the filter is
+    /// copied in instead, as what a descriptor the filter never saw holds is not what git reads.
+    private func renameCheck(
         _ info: Glibc.stat, from source: (Int32, String), onto target: (Int32, String),
         file: GitControlState.CheckedFile, path: [String]
-    ) -> String? {
+    ) -> RenameCheck {
         let key = FileKey(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
-        guard (info.st_mode & S_IFMT) == S_IFREG, info.st_nlink == 1 else { return "the new file has other links" }
-        guard created.contains(key) else { return "the new file was not made in this session's git directory" }
+        guard (info.st_mode & S_IFMT) == S_IFREG, info.st_nlink == 1 else {
+            return .refuse("the new file has other links")
+        }
+        let inherited = !created.contains(key)
+        guard !inherited || adopted else { return .refuse("the new file was not made in this session's git directory") }
         for case .file(let fd, _) in handles.values {
             var open = Glibc.stat()
             if fstat(fd, &open) == 0, UInt64(open.st_ino) == key.inode, UInt64(open.st_dev) == key.device,
                 fcntl(fd, F_GETFL) & O_ACCMODE != O_RDONLY
             {
-                return "the new file is still open for writing"
+                return .refuse("the new file is still open for writing")
             }
         }
-        guard let new = Self.readSmallFile(source.0, source.1) else { return "the new file cannot be read" }
-        return GitCheckedContent.refusal(
+        guard let new = Self.readSmallFile(source.0, source.1) else { return .refuse("the new file cannot be read") }
+        if let reason = GitCheckedContent.refusal(
             new, file: file, partial: false, old: Self.readSmallFile(target.0, target.1), context: context(of: path))
+        {
+            return .refuse(reason)
+        }
+        return inherited ? .copy(Array(new.utf8)) : .rename
     }
 
     /// Where a path of this git directory is, for the content checks.

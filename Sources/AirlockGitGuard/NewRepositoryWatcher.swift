@@ -38,6 +38,13 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
     /// Whether a process of the sandbox still holds a file (host path) open or mapped, a while
     /// after it was written: a `.git` file so held can change without a word to inotify.
     let isHeld: (@Sendable (String) -> Bool)?
+    /// A descriptor or mapping a process of the sandbox holds in a repository (host path) that
+    /// does not go through its filter, described; nil if there is none.
+    let heldPastFilter: (@Sendable (String) -> String?)?
+    /// Repositories adopted while the sandbox runs, by host path (see ``AdoptedRepository``).
+    private var adopted: [String: AdoptedRepository] = [:]
+    /// Watches on their control directories: which repository, and where in it.
+    private var adoptedWatches: [Int32: (repository: String, path: [String])] = [:]
     /// Directories inotify could not watch (the user's limit ran out): looked through instead
     /// every `pollInterval` seconds.
     private var unwatchedTrees: Set<String> = []
@@ -53,11 +60,16 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
     private var serial = 0
 
     static let mask = UInt32(IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
+    /// What is watched in an adopted repository: opens, and every way to write.
+    static let adoptedMask = UInt32(IN_OPEN | IN_CREATE | IN_MOVED_TO | IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB)
+    static let written = UInt32(IN_CREATE | IN_MOVED_TO | IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB)
 
     public init(
         roots: [Root], filtered: [String], known: Set<String>, quarantine: String, journal: GuardJournal,
-        adopt: (@Sendable (String, String) -> Bool)? = nil, isHeld: (@Sendable (String) -> Bool)? = nil
+        adopt: (@Sendable (String, String) -> Bool)? = nil, isHeld: (@Sendable (String) -> Bool)? = nil,
+        heldPastFilter: (@Sendable (String) -> String?)? = nil
     ) throws {
+        self.heldPastFilter = heldPastFilter
         self.roots = roots
         self.filtered = filtered
         self.filteredFiles = Set(filtered.compactMap { FileID(path: $0) })
@@ -78,8 +90,11 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             var ready = pollfd(fd: inotify, events: Int16(POLLIN), revents: 0)
-            if poll(&ready, 1, unwatchedTrees.isEmpty ? -1 : Self.pollInterval) == 0 {
+            let timeout = unwatchedTrees.isEmpty && adopted.isEmpty ? -1 : Self.pollInterval
+            if poll(&ready, 1, timeout) == 0 {
                 lookThroughUnwatched()
+                // A write through a mapping raises no event: its mapping is looked for.
+                for repository in adopted.keys.sorted() { verify(repository, content: true) }
                 continue
             }
             let count = buffer.withUnsafeMutableBytes { read(inotify, $0.baseAddress, $0.count) }
@@ -88,6 +103,13 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
                 return
             }
             var offset = 0
+            var opened: Set<String> = []
+            var written: Set<String> = []
+            defer {
+                for repository in opened.union(written).sorted() {
+                    verify(repository, content: written.contains(repository))
+                }
+            }
             while offset + 16 <= count {
                 let wd = Self.load32(buffer, offset)
                 let mask = UInt32(bitPattern: Self.load32(buffer, offset + 4))
@@ -97,12 +119,31 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
                 if mask & UInt32(IN_Q_OVERFLOW) != 0 {
                     // Events were lost: look everywhere again.
                     for root in roots { watchTree(root.host) }
+                    written.formUnion(adopted.keys)
                     continue
                 }
                 if mask & UInt32(IN_IGNORED) != 0 {
                     watched[wd] = nil
                     watchedFiles[wd] = nil
+                    adoptedWatches[wd] = nil
                     continue
+                }
+                if let place = adoptedWatches[wd], !nameBytes.isEmpty {
+                    let name = String(decoding: nameBytes, as: UTF8.self)
+                    let path = place.path + [name]
+                    let isDirectory = mask & UInt32(IN_ISDIR) != 0
+                    let kind = GitControlState.classify(path, isFile: !isDirectory).kind
+                    if kind != .data {
+                        if isDirectory && mask & UInt32(IN_CREATE | IN_MOVED_TO) != 0 {
+                            watchAdopted(place.repository, from: path)
+                        }
+                        if mask & Self.written != 0 {
+                            written.insert(place.repository)
+                        } else if !isDirectory {
+                            opened.insert(place.repository)
+                        }
+                    }
+                    if watched[wd] == nil { continue }
                 }
                 if let file = watchedFiles[wd] {
                     if mask & UInt32(IN_MODIFY | IN_CLOSE_WRITE) != 0 {
@@ -194,6 +235,7 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
             guard let problem = GitRepositoryCheck.problem(in: path) else {
                 filtered.append(path)
                 if let id = FileID(path: path) { filteredFiles.insert(id) }
+                startWatching(adopted: path, movedAway: path)
                 return
             }
             moveAway(path, kind: "a new repository that \(problem)")
@@ -298,6 +340,7 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
             guard let problem = GitRepositoryCheck.problem(in: directory) else {
                 filtered.append(directory)
                 if let id = FileID(path: directory) { filteredFiles.insert(id) }
+                startWatching(adopted: directory, movedAway: directory + "/HEAD")
                 return
             }
             moveAway(directory + "/HEAD", kind: "the HEAD of a directory git takes for a repository, that \(problem)")
@@ -305,6 +348,42 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
         }
         let reason = GitRepositoryCheck.problem(in: directory).map { ", that \($0)" } ?? ""
         moveAway(directory + "/HEAD", kind: "the HEAD of a directory git takes for a repository" + reason)
+    }
+
+    /// Watches an adopted repository's control directories, and looks at it once now.
+    private func startWatching(adopted repository: String, movedAway: String) {
+        adopted[repository] = AdoptedRepository(
+            root: repository, inside: insidePath(repository), worktreeRoots: roots.map(\.inside),
+            movedAway: movedAway)
+        watchAdopted(repository, from: [])
+        verify(repository, content: true)
+    }
+
+    private func watchAdopted(_ repository: String, from start: [String]) {
+        for path in AdoptedRepository.controlDirectories(under: repository, from: start) {
+            let directory = ([repository] + path).joined(separator: "/")
+            let wd = inotify_add_watch(
+                inotify, directory, Self.adoptedMask | UInt32(IN_ONLYDIR | IN_DONT_FOLLOW | IN_MASK_ADD))
+            if wd >= 0 { adoptedWatches[wd] = (repository, path) }
+        }
+    }
+
+    /// Moves an adopted repository away if it was written past its filter (`content`: its
+    /// control state is read again) or is held so.
+    private func verify(_ repository: String, content: Bool) {
+        guard let record = adopted[repository] else { return }
+        let problem =
+            (content ? record.tampering() : nil)
+            ?? heldPastFilter?(repository).map { "is held by a descriptor from before its filter (\($0))" }
+        guard let problem else { return }
+        adopted[repository] = nil
+        for (wd, place) in adoptedWatches where place.repository == repository {
+            inotify_rm_watch(inotify, wd)
+            adoptedWatches[wd] = nil
+        }
+        filtered.removeAll { $0 == repository }
+        if let id = FileID(path: repository) { filteredFiles.remove(id) }
+        moveAway(record.movedAway, kind: "a repository adopted while the sandbox ran, that \(problem)")
     }
 
     /// Moves a `.git` away from where git would find it: first to a name git ignores, in the

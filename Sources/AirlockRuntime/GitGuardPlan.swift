@@ -237,16 +237,12 @@ public struct GitGuardPlan: Codable, Sendable, Equatable {
                 let device = try Self.mountFilterInSandbox(at: host, initPID: initPID)
                 try GitDirFilter(
                     device: device, root: host, shownAs: inside, worktreeRoots: worktreeRoots, owners: owners,
-                    journal: journal
+                    journal: journal, adopted: true
                 ).start()
                 // What was opened before the filter was there bypasses it: a directory (any
                 // name can be made under it) or a control file. git's own data files (objects,
                 // the index, locks) are harmless, and its directories are let go in a moment.
-                let dangerous = {
-                    SandboxOpenFiles.references(under: inside, device: UInt64(info.st_dev), initPID: initPID).filter {
-                        $0.isDirectory || Self.isControl($0.path, in: inside)
-                    }
-                }
+                let dangerous = { Self.heldPastFilter(inside, device: UInt64(info.st_dev), initPID: initPID) }
                 var held = dangerous()
                 for _ in 0..<20 where !held.isEmpty {
                     usleep(50_000)
@@ -281,18 +277,34 @@ public struct GitGuardPlan: Codable, Sendable, Equatable {
             }
             return true
         }
+        let heldPastFilter: @Sendable (String) -> String? = { host in
+            var info = stat()
+            guard let initPID = paths.loadStatus()?.initPID, stat(host, &info) == 0 else { return nil }
+            // The supervisor sees the directory itself; the sandbox, through its filter, another device.
+            return Self.heldPastFilter(insideOf(host), device: UInt64(info.st_dev), initPID: initPID).first?.description
+        }
         // The first walk of a large workspace takes a while: not on the start's path.
         let thread = Thread {
             do {
                 try NewRepositoryWatcher(
                     roots: watcherRoots, filtered: filteredHosts, known: known, quarantine: quarantine,
-                    journal: journal, adopt: adopt, isHeld: isHeld
+                    journal: journal, adopt: adopt, isHeld: isHeld, heldPastFilter: heldPastFilter
                 ).serve()
             } catch {
                 FileHandle.standardError.write(Data("git guard: \(error)\n".utf8))
             }
         }
         thread.start()
+    }
+
+    /// What the sandbox's processes hold in a git directory (inside path) on its own device,
+    /// not through a filter, that writes control state: a directory (any name can be made
+    /// under it) or a control file. A file replaced since (``FreshCopy``) reads as
+    /// `NAME (deleted)`, which is data.
+    static func heldPastFilter(_ inside: String, device: UInt64, initPID: pid_t) -> [SandboxOpenFiles.Reference] {
+        SandboxOpenFiles.references(under: inside, device: device, initPID: initPID).filter {
+            $0.isDirectory || isControl($0.path, in: inside)
+        }
     }
 
     /// Whether a file of a git directory is anything but data to git.

@@ -192,6 +192,43 @@ expect "companion: outside, the same repository runs its fsmonitor" "ran" "$(ran
 a rm -f ggfresh >/dev/null
 rm -rf "$fresh" "$fresh-twin" && rm -f "$pwned"/*
 
+echo "== a repository made while the sandbox runs, and descriptors from before its filter"
+# git init can write a lock file before the guard has a filter in front of the new .git, and
+# rename it after (seen in CI under load). An attacker can do the same on purpose and keep a
+# descriptor through adoption in a unix socket, where no look at /proc finds it.
+adopt="$HOME/e2e-git-guard-adopt"
+rm -rf "$adopt" "$adopt-twin" && mkdir -p "$adopt" "$adopt-twin"
+cp "$(dirname "${BASH_SOURCE[0]}")/git_inflight.py" "$adopt/" && cp "$adopt/git_inflight.py" "$adopt-twin/"
+a run -d --name ggfresh shell "$adopt" >/dev/null
+expect "inside: a config lock written before the guard adopted the repository becomes its config" \
+    "renamed committed" \
+    "$(a exec ggfresh -- bash -c "mkdir -p '$adopt/early' && cd '$adopt/early' && mkdir .git &&
+        printf '[core]\n\trepositoryformatversion = 0\n' > .git/config.lock && sleep 2 &&
+        mv .git/config.lock .git/config && echo renamed && git init -q &&
+        git -c user.name=a -c user.email=b commit -q --allow-empty -m first && echo committed" 2>&1 | one_line)"
+expect "inside: everyday git in the adopted repository, and it is still there after the guard's next look" \
+    "config remote branch worktree still-a-repository" \
+    "$(a exec ggfresh -- bash -c "cd '$adopt/early' && git config user.name agent && echo config &&
+        git remote add origin https://example.com/r.git && echo remote && git branch -q topic && echo branch &&
+        git worktree add -q ../early-wt topic && echo worktree && sleep 3 &&
+        git rev-parse --is-inside-work-tree >/dev/null && echo still-a-repository" 2>&1 | one_line)"
+expect "the host sees the repository and its first commit" "first" "$(git -C "$adopt/early" log -1 --format=%s 2>&1)"
+for mode in file dir-write dir-mmap dir-hook; do
+    a exec ggfresh -- bash -c "mkdir -p '$adopt/$mode' && cd '$adopt/$mode' && python3 ../git_inflight.py $mode '$(marker "$mode")'" \
+        >/dev/null 2>&1
+    (cd "$adopt/$mode" && git status >/dev/null 2>&1; git checkout -q -b probe >/dev/null 2>&1)
+    expect "host git status and checkout after the agent wrote through a descriptor from before adoption ($mode): nothing ran" \
+        "did not run" "$(ran "$mode")"
+    (mkdir -p "$adopt-twin/$mode" && cd "$adopt-twin/$mode" && python3 ../git_inflight.py "$mode" "$(marker "$mode")" &&
+        git status && git checkout -q -b probe) >/dev/null 2>&1
+    expect "companion: outside, the same descriptor plants what git runs ($mode)" "ran" "$(ran "$mode")"
+done
+moved=$(a guard ggfresh 2>&1 | grep -c "held by a descriptor from before its filter\|which its filter never writes")
+expect "the guard says why it moved the repositories written through old descriptors" "yes" \
+    "$([ "$moved" -ge 2 ] && echo yes || echo "no ($moved)")"
+a rm -f ggfresh >/dev/null
+rm -rf "$adopt" "$adopt-twin" && rm -f "$pwned"/*
+
 echo "== what a determined agent tried next (each blocked inside, each works outside)"
 # attempt NAME INSIDE-WANT SCRIPT HOST-COMMAND: runs SCRIPT (in the repository's top directory)
 # in the sandbox, expects its last output line to be INSIDE-WANT, runs HOST-COMMAND (in the

@@ -17,6 +17,8 @@ check_error() {
     if [ $rc -ne 0 ] && [ "$lines" = 1 ] && [[ "$err" == *"$want"* ]]; then pass "$label"; else fail "$label" "rc=$rc err=[$err]"; fi
 }
 a() { "$AIRLOCK" "$@"; }
+# A command's output on one line, words separated by one space (xargs, without its quoting).
+one_line() { tr -s ' \t\n' '   ' | sed 's/^ //; s/ $//'; }
 # report: prints the totals; its status is the suite's.
 report() {
     echo

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+
+@testable import AirlockGitGuard
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What keeps a descriptor from before a new repository's filter from writing past it.
+@Suite struct AdoptionTests {
+    /// A git directory as `git init` leaves it, in a fresh temporary directory.
+    func newGitDirectory() throws -> String {
+        let top = NSTemporaryDirectory() + "airlock-adoption-\(UUID().uuidString)"
+        let git = top + "/.git"
+        for directory in ["hooks", "info", "objects/info", "objects/pack", "refs/heads", "refs/tags", "logs/refs"] {
+            try FileManager.default.createDirectory(atPath: git + "/" + directory, withIntermediateDirectories: true)
+        }
+        try "ref: refs/heads/main\n".write(toFile: git + "/HEAD", atomically: false, encoding: .utf8)
+        try "[core]\n\trepositoryformatversion = 0\n\tbare = false\n".write(
+            toFile: git + "/config", atomically: false, encoding: .utf8)
+        try "#!/bin/sh\n".write(toFile: git + "/hooks/pre-commit.sample", atomically: false, encoding: .utf8)
+        try "x\n".write(toFile: git + "/objects/pack/pack-1.pack", atomically: false, encoding: .utf8)
+        return git
+    }
+
+    func repository(_ git: String) -> AdoptedRepository {
+        AdoptedRepository(
+            root: git, inside: git, worktreeRoots: [(git as NSString).deletingLastPathComponent], movedAway: git)
+    }
+
+    @Test func aDescriptorOfTheOldConfigWritesIntoNothingGitReads() throws {
+        let git = try newGitDirectory()
+        defer { try? FileManager.default.removeItem(atPath: (git as NSString).deletingLastPathComponent) }
+        chmod(git + "/config", 0o640)
+        let held = open(git + "/config", O_WRONLY)
+        #expect(held >= 0)
+        defer { close(held) }
+        let root = open(git, O_RDONLY | O_DIRECTORY)
+        defer { close(root) }
+
+        FreshCopy.renewCheckedFiles(root: root)
+        _ = "[core]\n\tfsmonitor = \"touch /tmp/x\"\n".withCString { write(held, $0, strlen($0)) }
+
+        let read = try String(contentsOfFile: git + "/config", encoding: .utf8)
+        #expect(read == "[core]\n\trepositoryformatversion = 0\n\tbare = false\n")
+        var info = stat()
+        #expect(stat(git + "/config", &info) == 0 && info.st_mode & 0o777 == 0o640)
+        // Nothing of the copy is left beside it.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: git).filter { $0.hasPrefix(".airlock") }.isEmpty)
+    }
+
+    @Test func aFreshRepositoryAndEverydayGitStateAreNotTampering() throws {
+        let git = try newGitDirectory()
+        defer { try? FileManager.default.removeItem(atPath: (git as NSString).deletingLastPathComponent) }
+        #expect(repository(git).tampering() == nil)
+        // What `git worktree add` writes, through the filter.
+        let worktree = (git as NSString).deletingLastPathComponent + "/wt"
+        try FileManager.default.createDirectory(atPath: git + "/worktrees/wt", withIntermediateDirectories: true)
+        try "../..\n".write(toFile: git + "/worktrees/wt/commondir", atomically: false, encoding: .utf8)
+        try (worktree + "/.git\n").write(toFile: git + "/worktrees/wt/gitdir", atomically: false, encoding: .utf8)
+        #expect(repository(git).tampering() == nil)
+    }
+
+    @Test func controlStateTheFilterNeverWritesIsTampering() throws {
+        let cases: [(String, String, String)] = [
+            ("hooks/post-checkout", "#!/bin/sh\n", "hooks/post-checkout"),
+            ("info/attributes", "* filter=x\n", "info/attributes"),
+            ("objects/info/alternates", "/elsewhere\n", "alternates"),
+            ("config", "[core]\n\tfsmonitor = \"touch /tmp/x\"\n", "config"),
+            ("worktrees/wt/commondir", "/elsewhere\n", "commondir"),
+        ]
+        for (file, content, said) in cases {
+            let git = try newGitDirectory()
+            defer { try? FileManager.default.removeItem(atPath: (git as NSString).deletingLastPathComponent) }
+            try FileManager.default.createDirectory(
+                atPath: ((git + "/" + file) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try content.write(toFile: git + "/" + file, atomically: false, encoding: .utf8)
+            let problem = repository(git).tampering()
+            #expect(problem?.contains(said) == true, "\(file): \(problem ?? "nil")")
+        }
+    }
+
+    @Test func aLinkInPlaceOfConfigOrHooksIsTampering() throws {
+        let git = try newGitDirectory()
+        defer { try? FileManager.default.removeItem(atPath: (git as NSString).deletingLastPathComponent) }
+        unlink(git + "/config")
+        symlink("/etc/hostname", git + "/config")
+        #expect(repository(git).tampering()?.contains("not a plain file") == true)
+        unlink(git + "/config")
+        rmdir(git + "/hooks/pre-commit.sample")
+        try FileManager.default.removeItem(atPath: git + "/hooks")
+        symlink("/tmp", git + "/hooks")
+        #expect(repository(git).tampering()?.contains("hooks") == true)
+    }
+
+    @Test func onlyControlDirectoriesAreWatched() throws {
+        let git = try newGitDirectory()
+        defer { try? FileManager.default.removeItem(atPath: (git as NSString).deletingLastPathComponent) }
+        let watched = Set(AdoptedRepository.controlDirectories(under: git).map { $0.joined(separator: "/") })
+        #expect(watched == ["", "hooks", "info", "objects", "objects/info"])
+    }
+}
