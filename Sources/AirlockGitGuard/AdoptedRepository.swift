@@ -17,20 +17,34 @@ import Foundation
 /// mapping of the file goes) has the control state checked against what the filter lets a
 /// writer make. Either failing moves the repository away.
 struct AdoptedRepository {
-    /// The git directory on the host.
-    let root: String
-    /// It as the sandbox sees it, for the content checks.
-    let inside: String
+    /// The git directory, held (`O_PATH`): the sandbox can move it, by renaming a directory
+    /// above it, and a path taken at adoption would then lead nowhere.
+    let fd: Int32
+    /// Whether it is a directory git takes for a repository by its content (not a `.git`):
+    /// then its HEAD is what is moved away, not the directory.
+    let movesHead: Bool
     let worktreeRoots: [String]
-    /// What is moved away if it was written past its filter: the `.git`, or the HEAD of a
-    /// directory git takes for a repository.
-    let movedAway: String
-    init(root: String, inside: String, worktreeRoots: [String], movedAway: String) {
-        self.movedAway = movedAway
-        self.root = root
-        self.inside = inside
+
+    init?(root: String, movesHead: Bool, worktreeRoots: [String]) {
+        // O_PATH, which Glibc does not export to Swift.
+        fd = open(root, 0o10_000_000 | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        self.movesHead = movesHead
         self.worktreeRoots = worktreeRoots
     }
+
+    /// Where it is now on the host, or nil once it was removed.
+    func currentRoot() -> String? {
+        guard let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)"),
+            path.hasPrefix("/"), !path.hasSuffix(" (deleted)")
+        else { return nil }
+        return path
+    }
+
+    /// What is moved away if it was written past its filter.
+    func movedAway(from root: String) -> String { movesHead ? root + "/HEAD" : root }
+
+    func close() { Glibc.close(fd) }
 
     /// The directories whose entries are control state (the top, `hooks`, `info`, `objects`
     /// and `objects/info`, nested git directories and an operation's state), by path under the
@@ -49,8 +63,9 @@ struct AdoptedRepository {
         return found
     }
 
-    /// What makes the repository one the filter would not have let a writer make, or nil.
-    func tampering() -> String? {
+    /// What makes the repository (now at `root`, `inside` as the sandbox sees it) one the
+    /// filter would not have let a writer make, or nil.
+    func tampering(root: String, inside: String) -> String? {
         for directory in Self.controlDirectories(under: root) {
             let hostDirectory = ([root] + directory).joined(separator: "/")
             for entry in Files.entries(of: hostDirectory) where entry.kind != .directory {

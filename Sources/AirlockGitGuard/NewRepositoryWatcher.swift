@@ -41,16 +41,17 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
     /// A descriptor or mapping a process of the sandbox holds in a repository (host path) that
     /// does not go through its filter, described; nil if there is none.
     let heldPastFilter: (@Sendable (String) -> String?)?
-    /// Repositories adopted while the sandbox runs, by host path (see ``AdoptedRepository``).
-    private var adopted: [String: AdoptedRepository] = [:]
+    /// Repositories adopted while the sandbox runs (see ``AdoptedRepository``), by identity.
+    private var adopted: [FileID: AdoptedRepository] = [:]
     /// Watches on their control directories: which repository, and where in it.
-    private var adoptedWatches: [Int32: (repository: String, path: [String])] = [:]
+    private var adoptedWatches: [Int32: (repository: FileID, path: [String])] = [:]
     /// Directories inotify could not watch (the user's limit ran out): looked through instead
     /// every `pollInterval` seconds.
     private var unwatchedTrees: Set<String> = []
     static let pollInterval: Int32 = 2000
-    /// Every `.git` there was at start: the user's, left where they are.
-    let known: Set<String>
+    /// Every `.git` there was at start, by identity: the user's, left where they are. (A path
+    /// would also pass what the sandbox puts there after moving the directory above it.)
+    let known: Set<FileID>
     let quarantine: String
     let journal: GuardJournal
     private let inotify: Int32
@@ -65,14 +66,15 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
     static let written = UInt32(IN_CREATE | IN_MOVED_TO | IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB)
 
     public init(
-        roots: [Root], filtered: [String], known: Set<String>, quarantine: String, journal: GuardJournal,
+        roots: [Root], filtered: [(path: String, id: FileID)], known: Set<FileID>, quarantine: String,
+        journal: GuardJournal,
         adopt: (@Sendable (String, String) -> Bool)? = nil, isHeld: (@Sendable (String) -> Bool)? = nil,
         heldPastFilter: (@Sendable (String) -> String?)? = nil
     ) throws {
         self.heldPastFilter = heldPastFilter
         self.roots = roots
-        self.filtered = filtered
-        self.filteredFiles = Set(filtered.compactMap { FileID(path: $0) })
+        self.filtered = filtered.map(\.path)
+        self.filteredFiles = Set(filtered.map(\.id))
         self.adopt = adopt
         self.isHeld = isHeld
         self.known = known
@@ -94,7 +96,7 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
             if poll(&ready, 1, timeout) == 0 {
                 lookThroughUnwatched()
                 // A write through a mapping raises no event: its mapping is looked for.
-                for repository in adopted.keys.sorted() { verify(repository, content: true) }
+                for repository in Array(adopted.keys) { verify(repository, content: true) }
                 continue
             }
             let count = buffer.withUnsafeMutableBytes { read(inotify, $0.baseAddress, $0.count) }
@@ -103,10 +105,10 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
                 return
             }
             var offset = 0
-            var opened: Set<String> = []
-            var written: Set<String> = []
+            var opened: Set<FileID> = []
+            var written: Set<FileID> = []
             defer {
-                for repository in opened.union(written).sorted() {
+                for repository in opened.union(written) {
                     verify(repository, content: written.contains(repository))
                 }
             }
@@ -177,7 +179,7 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
     func watchTree(_ top: String) {
         var queue = [top]
         while let directory = queue.popLast() {
-            if filtered.contains(directory) || Files.isWithin(directory, quarantine) { continue }
+            if isFiltered(directory) || Files.isWithin(directory, quarantine) { continue }
             let wd = inotify_add_watch(inotify, directory, Self.mask | UInt32(IN_ONLYDIR | IN_DONT_FOLLOW))
             if wd < 0 {
                 if errno == ENOSPC && unwatchedTrees.insert(directory).inserted && unwatchedTrees.count == 1 {
@@ -191,11 +193,11 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
                 continue
             }
             watched[wd] = directory
-            if !known.contains(directory) { inspectDirectory(directory) }
+            if !isKnown(directory) { inspectDirectory(directory) }
             for entry in Files.entries(of: directory) {
                 let path = directory + "/" + entry.name
                 if entry.name == ".git" {
-                    if !known.contains(path) { inspect(path) }
+                    if !isKnown(path) { inspect(path) }
                     continue
                 }
                 if entry.kind == .directory { queue.append(path) }
@@ -205,7 +207,6 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
 
     /// Leaves a `.git` that is safe where it is, quarantines any other.
     func inspect(_ path: String) {
-        if filtered.contains(path) { return }
         var info = stat()
         guard lstat(path, &info) == 0 else { return }
         // A filtered repository the sandbox moved: its filter went with it.
@@ -216,7 +217,7 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
         if (info.st_mode & S_IFMT) == S_IFREG {
             // Empty (being written: git reads an empty one as no repository at all) or leading
             // into a filtered directory: left, and watched for what is written to it next.
-            if info.st_size == 0 || Self.leadsInto(path, filtered: filtered, roots: roots) != nil {
+            if info.st_size == 0 || Self.leadsInto(path, filtered: filteredNow, roots: roots) != nil {
                 // Written, yet still open or mapped a while later: a write through a mapping
                 // would raise no event. (git's own write is over in a moment.)
                 if info.st_size > 0, let isHeld, isHeld(path) {
@@ -235,7 +236,7 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
             guard let problem = GitRepositoryCheck.problem(in: path) else {
                 filtered.append(path)
                 if let id = FileID(path: path) { filteredFiles.insert(id) }
-                startWatching(adopted: path, movedAway: path)
+                startWatching(adopted: path, movesHead: false)
                 return
             }
             moveAway(path, kind: "a new repository that \(problem)")
@@ -255,12 +256,12 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
     private func lookThrough(_ top: String) {
         var queue = [top]
         while let directory = queue.popLast() {
-            if filtered.contains(directory) || Files.isWithin(directory, quarantine) { continue }
-            if !known.contains(directory) { inspectDirectory(directory) }
+            if isFiltered(directory) || Files.isWithin(directory, quarantine) { continue }
+            if !isKnown(directory) { inspectDirectory(directory) }
             for entry in Files.entries(of: directory) {
                 let path = directory + "/" + entry.name
                 if entry.name == ".git" {
-                    if !known.contains(path) { inspect(path) }
+                    if !isKnown(path) { inspect(path) }
                 } else if entry.kind == .directory {
                     queue.append(path)
                 }
@@ -303,8 +304,8 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
         }
     }
 
-    /// A directory's identity, which a rename keeps.
-    struct FileID: Hashable {
+    /// A file's identity, which a rename keeps.
+    public struct FileID: Hashable, Sendable {
         var device: UInt64
         var inode: UInt64
 
@@ -313,7 +314,7 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
             inode = UInt64(info.st_ino)
         }
 
-        init?(path: String) {
+        public init?(path: String) {
             var info = stat()
             guard lstat(path, &info) == 0 else { return nil }
             self.init(info)
@@ -335,12 +336,12 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
     /// A directory (not named `.git`) that git would take for a repository: guarded by a
     /// filter of its own when it is clean, else its HEAD is moved away, which makes it none.
     func inspectDirectory(_ directory: String) {
-        guard !filtered.contains(directory), Self.looksLikeGitDirectory(directory) else { return }
+        guard !isFiltered(directory), Self.looksLikeGitDirectory(directory) else { return }
         if let adopt, GitRepositoryCheck.problem(in: directory) == nil, adopt(directory, insidePath(directory)) {
             guard let problem = GitRepositoryCheck.problem(in: directory) else {
                 filtered.append(directory)
                 if let id = FileID(path: directory) { filteredFiles.insert(id) }
-                startWatching(adopted: directory, movedAway: directory + "/HEAD")
+                startWatching(adopted: directory, movesHead: true)
                 return
             }
             moveAway(directory + "/HEAD", kind: "the HEAD of a directory git takes for a repository, that \(problem)")
@@ -351,40 +352,64 @@ public final class NewRepositoryWatcher: @unchecked Sendable {
     }
 
     /// Watches an adopted repository's control directories, and looks at it once now.
-    private func startWatching(adopted repository: String, movedAway: String) {
-        adopted[repository] = AdoptedRepository(
-            root: repository, inside: insidePath(repository), worktreeRoots: roots.map(\.inside),
-            movedAway: movedAway)
-        watchAdopted(repository, from: [])
-        verify(repository, content: true)
+    private func startWatching(adopted repository: String, movesHead: Bool) {
+        guard let id = FileID(path: repository),
+            let record = AdoptedRepository(
+                root: repository, movesHead: movesHead, worktreeRoots: roots.map(\.inside))
+        else { return }
+        adopted[id]?.close()
+        adopted[id] = record
+        watchAdopted(id, from: [])
+        verify(id, content: true)
     }
 
-    private func watchAdopted(_ repository: String, from start: [String]) {
-        for path in AdoptedRepository.controlDirectories(under: repository, from: start) {
-            let directory = ([repository] + path).joined(separator: "/")
+    private func watchAdopted(_ id: FileID, from start: [String]) {
+        guard let root = adopted[id]?.currentRoot() else { return }
+        for path in AdoptedRepository.controlDirectories(under: root, from: start) {
+            let directory = ([root] + path).joined(separator: "/")
             let wd = inotify_add_watch(
                 inotify, directory, Self.adoptedMask | UInt32(IN_ONLYDIR | IN_DONT_FOLLOW | IN_MASK_ADD))
-            if wd >= 0 { adoptedWatches[wd] = (repository, path) }
+            if wd >= 0 { adoptedWatches[wd] = (id, path) }
         }
     }
 
     /// Moves an adopted repository away if it was written past its filter (`content`: its
-    /// control state is read again) or is held so.
-    private func verify(_ repository: String, content: Bool) {
-        guard let record = adopted[repository] else { return }
+    /// control state is read again) or is held so. Wherever it is now: found by its descriptor.
+    private func verify(_ id: FileID, content: Bool) {
+        guard let record = adopted[id] else { return }
+        guard let root = record.currentRoot(), roots.contains(where: { Files.isWithin(root, $0.host) }) else {
+            // Removed, or no longer where the sandbox reaches it.
+            forget(id)
+            return
+        }
         let problem =
-            (content ? record.tampering() : nil)
-            ?? heldPastFilter?(repository).map { "is held by a descriptor from before its filter (\($0))" }
+            (content ? record.tampering(root: root, inside: insidePath(root)) : nil)
+            ?? heldPastFilter?(root).map { "is held by a descriptor from before its filter (\($0))" }
         guard let problem else { return }
-        adopted[repository] = nil
-        for (wd, place) in adoptedWatches where place.repository == repository {
+        forget(id)
+        moveAway(record.movedAway(from: root), kind: "a repository adopted while the sandbox ran, that \(problem)")
+    }
+
+    private func forget(_ id: FileID) {
+        adopted.removeValue(forKey: id)?.close()
+        for (wd, place) in adoptedWatches where place.repository == id {
             inotify_rm_watch(inotify, wd)
             adoptedWatches[wd] = nil
         }
-        filtered.removeAll { $0 == repository }
-        if let id = FileID(path: repository) { filteredFiles.remove(id) }
-        moveAway(record.movedAway, kind: "a repository adopted while the sandbox ran, that \(problem)")
+        filteredFiles.remove(id)
     }
+
+    /// Whether a directory is one behind a filter: by identity, as the sandbox can move one.
+    private func isFiltered(_ path: String) -> Bool {
+        FileID(path: path).map { filteredFiles.contains($0) } ?? false
+    }
+
+    private func isKnown(_ path: String) -> Bool {
+        FileID(path: path).map { known.contains($0) } ?? false
+    }
+
+    /// Paths of the filtered directories that are still filtered ones.
+    private var filteredNow: [String] { filtered.filter(isFiltered) }
 
     /// Moves a `.git` away from where git would find it: first to a name git ignores, in the
     /// same directory (one rename, at once), then into the sandbox's quarantine.

@@ -225,8 +225,12 @@ public struct GitGuardPlan: Codable, Sendable, Equatable {
             ).start()
         }
         let watcherRoots = roots.map { NewRepositoryWatcher.Root(host: $0.host, inside: $0.inside) }
-        let filteredHosts = filtered.map(\.host)
-        let known = Set(known)
+        // Identities taken now, before the sandbox runs anything: it can move a directory
+        // above a repository and put another at its path.
+        let filteredHosts = filtered.compactMap { entry in
+            NewRepositoryWatcher.FileID(path: entry.host).map { (path: entry.host, id: $0) }
+        }
+        let known = Set(known.compactMap(NewRepositoryWatcher.FileID.init(path:)))
         let quarantine = paths.quarantine
         let canFilter = filterUnavailable == nil
         let adopt: @Sendable (String, String) -> Bool = { host, inside in

@@ -24,9 +24,14 @@ import Testing
         return git
     }
 
-    func repository(_ git: String) -> AdoptedRepository {
-        AdoptedRepository(
-            root: git, inside: git, worktreeRoots: [(git as NSString).deletingLastPathComponent], movedAway: git)
+    /// The check of an adopted repository at `git`, made there.
+    func tampering(_ git: String) -> String? {
+        guard
+            let repository = AdoptedRepository(
+                root: git, movesHead: false, worktreeRoots: [(git as NSString).deletingLastPathComponent])
+        else { return "cannot be opened" }
+        defer { repository.close() }
+        return repository.tampering(root: git, inside: git)
     }
 
     @Test func aDescriptorOfTheOldConfigWritesIntoNothingGitReads() throws {
@@ -53,13 +58,13 @@ import Testing
     @Test func aFreshRepositoryAndEverydayGitStateAreNotTampering() throws {
         let git = try newGitDirectory()
         defer { try? FileManager.default.removeItem(atPath: (git as NSString).deletingLastPathComponent) }
-        #expect(repository(git).tampering() == nil)
+        #expect(tampering(git) == nil)
         // What `git worktree add` writes, through the filter.
         let worktree = (git as NSString).deletingLastPathComponent + "/wt"
         try FileManager.default.createDirectory(atPath: git + "/worktrees/wt", withIntermediateDirectories: true)
         try "../..\n".write(toFile: git + "/worktrees/wt/commondir", atomically: false, encoding: .utf8)
         try (worktree + "/.git\n").write(toFile: git + "/worktrees/wt/gitdir", atomically: false, encoding: .utf8)
-        #expect(repository(git).tampering() == nil)
+        #expect(tampering(git) == nil)
     }
 
     @Test func controlStateTheFilterNeverWritesIsTampering() throws {
@@ -76,7 +81,7 @@ import Testing
             try FileManager.default.createDirectory(
                 atPath: ((git + "/" + file) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try content.write(toFile: git + "/" + file, atomically: false, encoding: .utf8)
-            let problem = repository(git).tampering()
+            let problem = tampering(git)
             #expect(problem?.contains(said) == true, "\(file): \(problem ?? "nil")")
         }
     }
@@ -86,12 +91,25 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: (git as NSString).deletingLastPathComponent) }
         unlink(git + "/config")
         symlink("/etc/hostname", git + "/config")
-        #expect(repository(git).tampering()?.contains("not a plain file") == true)
+        #expect(tampering(git)?.contains("not a plain file") == true)
         unlink(git + "/config")
         rmdir(git + "/hooks/pre-commit.sample")
         try FileManager.default.removeItem(atPath: git + "/hooks")
         symlink("/tmp", git + "/hooks")
-        #expect(repository(git).tampering()?.contains("hooks") == true)
+        #expect(tampering(git)?.contains("hooks") == true)
+    }
+
+    @Test func aMovedRepositoryIsFoundWhereItIsNow() throws {
+        let git = try newGitDirectory()
+        let top = (git as NSString).deletingLastPathComponent
+        defer { try? FileManager.default.removeItem(atPath: top + "-moved") }
+        let repository = try #require(AdoptedRepository(root: git, movesHead: false, worktreeRoots: []))
+        defer { repository.close() }
+        #expect(rename(top, top + "-moved") == 0)
+        #expect(repository.currentRoot() == top + "-moved/.git")
+        #expect(repository.movedAway(from: top + "-moved/.git") == top + "-moved/.git")
+        try FileManager.default.removeItem(atPath: top + "-moved")
+        #expect(repository.currentRoot() == nil)
     }
 
     @Test func onlyControlDirectoriesAreWatched() throws {

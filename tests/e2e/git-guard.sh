@@ -213,14 +213,17 @@ expect "inside: everyday git in the adopted repository, and it is still there af
         git worktree add -q ../early-wt topic && echo worktree && sleep 3 &&
         git rev-parse --is-inside-work-tree >/dev/null && echo still-a-repository" 2>&1 | one_line)"
 expect "the host sees the repository and its first commit" "first" "$(git -C "$adopt/early" log -1 --format=%s 2>&1)"
-for mode in file dir-write dir-mmap dir-hook; do
+for mode in file dir-write dir-mmap dir-hook dir-moved; do
     a exec ggfresh -- bash -c "mkdir -p '$adopt/$mode' && cd '$adopt/$mode' && python3 ../git_inflight.py $mode '$(marker "$mode")'" \
         >/dev/null 2>&1
-    (cd "$adopt/$mode" && git status >/dev/null 2>&1; git checkout -q -b probe >/dev/null 2>&1)
+    for at in "$adopt/$mode" "$adopt/$mode-moved"; do
+        [ -d "$at" ] && (cd "$at" && git status >/dev/null 2>&1; git checkout -q -b probe >/dev/null 2>&1)
+    done
     expect "host git status and checkout after the agent wrote through a descriptor from before adoption ($mode): nothing ran" \
         "did not run" "$(ran "$mode")"
-    (mkdir -p "$adopt-twin/$mode" && cd "$adopt-twin/$mode" && python3 ../git_inflight.py "$mode" "$(marker "$mode")" &&
-        git status && git checkout -q -b probe) >/dev/null 2>&1
+    (mkdir -p "$adopt-twin/$mode" && cd "$adopt-twin/$mode" && python3 ../git_inflight.py "$mode" "$(marker "$mode")"
+        cd "$adopt-twin/$mode" 2>/dev/null || cd "$adopt-twin/$mode-moved" && git status && git checkout -q -b probe) \
+        >/dev/null 2>&1
     expect "companion: outside, the same descriptor plants what git runs ($mode)" "ran" "$(ran "$mode")"
 done
 moved=$(a guard ggfresh 2>&1 | grep -c "held by a descriptor from before its filter\|which its filter never writes")
@@ -339,6 +342,17 @@ bad = b\"gitdir: '"$agent_home"'/evilgd\"; m[:] = bad + b\"/\" * (len(good) - le
 time.sleep(1); print(\"present\" if os.path.exists(\"mapped/.git\") else \"gone\")"' \
     'cd mapped && git status'
 rm -rf "$HOME/evilgd"
+# A repository filtered from the start cannot be moved (its .git is a mount point), but the
+# directory above it can; another .git then put at its old path is a new one, not the user's.
+attempt moved-repository-replaced "gone" '
+    mkdir -p .atk/p/g/objects .atk/p/g/refs/heads
+    printf "[core]\n\tbare = false\n\tfsmonitor = \"touch '"$(marker moved-repository-replaced)"'; false\"\n" > .atk/p/g/config
+    printf "ref: refs/heads/main\n" > .atk/p/g/HEAD.x
+    mv vendor-src .atk/vendor-src-moved && mkdir vendor-src && mv .atk/p/g vendor-src/.git &&
+        mv vendor-src/.git/HEAD.x vendor-src/.git/HEAD
+    sleep 1; [ -e vendor-src/.git ] && echo present || echo gone' \
+    'cd vendor-src && git status'
+rm -rf "$ws/vendor-src" "$ws/.atk/p" && mv "$ws/.atk/vendor-src-moved" "$ws/vendor-src"
 attempt module-under-refs "refused" '
     git clone -q --bare .git/modules/vendor .git/modules/a/refs/x 2>/dev/null && git -C .git/modules/a/refs/x config core.bare false
     { printf "#!/bin/sh\ntouch '"$(marker module-under-refs)"'\n" > .git/modules/a/refs/x/hooks/post-checkout; chmod +x .git/modules/a/refs/x/hooks/post-checkout; } 2>/dev/null

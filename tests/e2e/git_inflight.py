@@ -7,7 +7,8 @@ looks, so it survives adoption; received afterwards, it writes past the filter.
     git_inflight.py MODE MARKER
 
 MODE: `file` keeps a descriptor of .git/config; `dir-write`, `dir-mmap` and `dir-hook` keep one
-of .git itself and write config (by write(2) or a shared mapping) or a hook through it. The
+of .git itself and write config (by write(2) or a shared mapping) or a hook through it;
+`dir-moved` first renames the directory above .git (to NAME-moved), then writes config. The
 planted command touches MARKER when the host's git runs it. Prints what git says the
 repository is at the end.
 """
@@ -56,12 +57,16 @@ else:
     subprocess.run(
         ["git", "-c", "user.name=a", "-c", "user.email=b", "commit", "-q", "--allow-empty", "-m", "first"], check=False)
 fd = receive(sockets[1])
+if mode == "dir-moved":
+    here = os.getcwd()
+    os.rename(here, here + "-moved")
+    os.chdir(here + "-moved")
 if mode == "file":
     os.lseek(fd, 0, os.SEEK_SET)
     os.ftruncate(fd, 0)
     os.write(fd, planted)
     os.close(fd)
-elif mode == "dir-write":
+elif mode in ("dir-write", "dir-moved"):
     config = os.open("config", os.O_WRONLY | os.O_TRUNC, dir_fd=fd)
     os.write(config, planted)
     os.close(config)
