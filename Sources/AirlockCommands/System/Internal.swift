@@ -1,3 +1,4 @@
+import AirlockImages
 import AirlockRuntime
 import AirlockState
 import AirlockSystem
@@ -35,6 +36,17 @@ enum InternalCommand {
                 return 0
             } catch {
                 FileHandle.standardError.write(Data("airlock _git-filter-mount: \(error)\n".utf8))
+                return 1
+            }
+        case "_unpack-layer":
+            // In a user namespace with the sandbox's id map (LayerStore): the layer's tar
+            // arrives on standard input, uncompressed.
+            do {
+                let summary = try LayerUnpacker.unpack(from: 0, into: name, setOwners: true)
+                print("\(summary.entries) \(summary.bytes) \(summary.devicesSkipped)")
+                return 0
+            } catch {
+                FileHandle.standardError.write(Data("\(error)\n".utf8))
                 return 1
             }
         default:

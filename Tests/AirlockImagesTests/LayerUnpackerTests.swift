@@ -1,0 +1,189 @@
+import Foundation
+import Testing
+
+@testable import AirlockImages
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Layers made by Python's tarfile (as Docker and BuildKit write them), unpacked for real.
+@Suite struct LayerUnpackerTests {
+    /// Writes a tar made by `script` (Python, with `tar` an open tarfile and `add` a helper)
+    /// and returns its path.
+    func makeTar(_ script: String) throws -> String {
+        let path = NSTemporaryDirectory() + "airlock-layer-\(UUID().uuidString).tar"
+        let program = """
+            import io, sys, tarfile
+            tar = tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT)
+            def add(name, kind=tarfile.REGTYPE, data=b"", mode=0o644, uid=0, gid=0, link="", pax=None, mtime=1700000000):
+                info = tarfile.TarInfo(name)
+                info.type = kind; info.mode = mode; info.uid = uid; info.gid = gid; info.linkname = link
+                info.mtime = mtime; info.size = len(data) if kind == tarfile.REGTYPE else 0
+                if pax: info.pax_headers = pax
+                tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+            \(script)
+            tar.close()
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", program, path]
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        return path
+    }
+
+    func unpack(_ tar: String, into directory: String) throws -> LayerUnpacker.Summary {
+        let fd = open(tar, O_RDONLY)
+        defer { close(fd) }
+        return try LayerUnpacker.unpack(from: fd, into: directory, setOwners: getuid() == 0)
+    }
+
+    func scratch() -> String { NSTemporaryDirectory() + "airlock-layer-\(UUID().uuidString)" }
+
+    func attribute(_ path: String, _ name: String) -> String? {
+        typealias Get = @convention(c) (UnsafePointer<CChar>, UnsafePointer<CChar>, UnsafeMutableRawPointer, Int) -> Int
+        guard let symbol = dlsym(nil, "lgetxattr") else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let count = buffer.withUnsafeMutableBytes { bytes in
+            bytes.baseAddress.map { unsafeBitCast(symbol, to: Get.self)(path, name, $0, 256) } ?? -1
+        }
+        return count < 0 ? nil : String(decoding: buffer[0..<count], as: UTF8.self)
+    }
+
+    @Test func filesLinksAndModesAreAsTheLayerSays() throws {
+        let long = String(repeating: "d", count: 120)
+        let tar = try makeTar(
+            """
+            add("usr", tarfile.DIRTYPE, mode=0o755)
+            add("usr/bin/tool", data=b"#!/bin/sh\\n", mode=0o4755)
+            add("usr/bin/same", tarfile.LNKTYPE, link="usr/bin/tool")
+            add("root-link", tarfile.SYMTYPE, link="/")
+            add("etc/\(long)/file", data=b"long")
+            add("dev/null", tarfile.CHRTYPE)
+            add("run/pipe", tarfile.FIFOTYPE, mode=0o600)
+            add("home/agent/notes", data=b"x", uid=1000, gid=1000, pax={"SCHILY.xattr.user.note": "kept", "SCHILY.xattr.user.overlay.opaque": "y"})
+            add("readonly", tarfile.DIRTYPE, mode=0o555)
+            add("readonly/inside", data=b"made before its directory was closed")
+            """)
+        defer { unlink(tar) }
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let summary = try unpack(tar, into: root)
+
+        #expect(summary.devicesSkipped == 1)
+        var info = stat()
+        #expect(lstat(root + "/usr/bin/tool", &info) == 0 && info.st_mode & 0o7777 == 0o4755)
+        var same = stat()
+        #expect(lstat(root + "/usr/bin/same", &same) == 0 && same.st_ino == info.st_ino)
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: root + "/root-link") == "/")
+        #expect(try String(contentsOfFile: root + "/etc/\(long)/file", encoding: .utf8) == "long")
+        #expect(lstat(root + "/dev/null", &info) != 0)
+        #expect(lstat(root + "/run/pipe", &info) == 0 && info.st_mode & S_IFMT == S_IFIFO)
+        #expect(attribute(root + "/home/agent/notes", "user.note") == "kept")
+        #expect(attribute(root + "/home/agent/notes", "user.overlay.opaque") == nil)
+        #expect(lstat(root + "/readonly", &info) == 0 && info.st_mode & 0o777 == 0o555)
+        #expect(lstat(root + "/readonly/inside", &info) == 0)
+        #expect(lstat(root + "/usr/bin/tool", &info) == 0 && info.st_mtim.tv_sec == 1_700_000_000)
+        if getuid() == 0 {
+            #expect(lstat(root + "/home/agent/notes", &info) == 0 && info.st_uid == 1000 && info.st_gid == 1000)
+        }
+        chmod(root + "/readonly", 0o755)
+    }
+
+    @Test func pathsNeverLeaveTheLayer() throws {
+        let outside = scratch()
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: outside) }
+        try "host".write(toFile: outside + "/victim", atomically: false, encoding: .utf8)
+        let tar = try makeTar(
+            """
+            add("\(outside)", tarfile.DIRTYPE, mode=0o755)
+            add("abs", tarfile.SYMTYPE, link="\(outside)")
+            add("abs/planted", data=b"through an absolute link")
+            add("up", tarfile.SYMTYPE, link="../../../../../../..\(outside)")
+            add("up/planted-up", data=b"through a relative link")
+            add("../../../../../..\(outside)/dotdot", data=b"by dot-dot")
+            add("root", tarfile.SYMTYPE, link="/")
+            add("root\(outside)/via-root", data=b"through a link to /")
+            """)
+        defer { unlink(tar) }
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        _ = try unpack(tar, into: root)
+
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside) == ["victim"])
+        #expect(try String(contentsOfFile: outside + "/victim", encoding: .utf8) == "host")
+        for name in ["planted", "planted-up", "dotdot", "via-root"] {
+            #expect(FileManager.default.fileExists(atPath: root + outside + "/" + name), "\(name)")
+        }
+    }
+
+    @Test func aLinkToADirectoryTheLayerLacksLeadsNowhere() throws {
+        let outside = scratch()
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: outside) }
+        let tar = try makeTar(
+            """
+            add("abs", tarfile.SYMTYPE, link="\(outside)")
+            add("abs/planted", data=b"through an absolute link")
+            """)
+        defer { unlink(tar) }
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(throws: (any Error).self) { _ = try unpack(tar, into: root) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty)
+    }
+
+    @Test func aHardLinkToAFileOutsideTheLayerIsRefused() throws {
+        let tar = try makeTar(#"add("passwd", tarfile.LNKTYPE, link="/etc/passwd")"#)
+        defer { unlink(tar) }
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(throws: (any Error).self) { _ = try unpack(tar, into: root) }
+        #expect(!FileManager.default.fileExists(atPath: root + "/passwd"))
+    }
+
+    @Test(.enabled(if: getuid() == 0, "a whiteout is a device node: made as root, or root of a user namespace"))
+    func whiteoutsAndOpaqueDirectoriesAreOverlayfsOnes() throws {
+        let tar = try makeTar(
+            """
+            add("etc", tarfile.DIRTYPE, mode=0o755)
+            add("etc/.wh.gone")
+            add("var/cache/.wh..wh..opq")
+            add("var/cache/new", data=b"after the marker")
+            """)
+        defer { unlink(tar) }
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        _ = try unpack(tar, into: root)
+        var info = stat()
+        #expect(lstat(root + "/etc/gone", &info) == 0 && info.st_mode & S_IFMT == S_IFCHR && info.st_rdev == 0)
+        #expect(!FileManager.default.fileExists(atPath: root + "/etc/.wh.gone"))
+        #expect(attribute(root + "/var/cache", "user.overlay.opaque") == "y")
+        #expect(FileManager.default.fileExists(atPath: root + "/var/cache/new"))
+    }
+
+    @Test func tarHeadersInEveryFormatAreRead() throws {
+        // GNU long names and base-256 numbers, as GNU tar writes them.
+        let tar = try makeTar(
+            """
+            tar.format = tarfile.GNU_FORMAT
+            add("g/" + "n" * 150, data=b"gnu long name")
+            add("big-uid", data=b"", uid=0o10000000 + 5)
+            """)
+        defer { unlink(tar) }
+        let fd = open(tar, O_RDONLY)
+        defer { close(fd) }
+        var reader = TarReader(fd: fd)
+        let first = try #require(try reader.next())
+        #expect(first.path == "g/" + String(repeating: "n", count: 150))
+        var body: [UInt8] = []
+        try reader.readBody(first) { body += $0 }
+        #expect(String(decoding: body, as: UTF8.self) == "gnu long name")
+        let second = try #require(try reader.next())
+        #expect(second.uid == 0o10000000 + 5)
+        #expect(try reader.next() == nil)
+    }
+}
