@@ -6,6 +6,8 @@ packages=(
     runc crun runsc        # OCI runtimes (runc is the default)
     uidmap                 # newuidmap/newgidmap for rootless id maps
     mmdebstrap             # builds image root filesystems
+    skopeo                 # pulls container images (airlock image pull, run --image)
+    tini                   # tini-static: the sandbox init, added to images that lack one
     util-linux procps      # nsenter, unshare, setpriv, setsid; ps/pgrep for tests
     bubblewrap             # benchmark peer
     ca-certificates tar

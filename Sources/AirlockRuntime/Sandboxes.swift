@@ -17,6 +17,8 @@ public struct CreateRequest: Sendable {
     public var workspace: String
     public var name: String?
     public var template: String?
+    /// A container image to start from instead of a template (`run --image`): pulled if missing.
+    public var image: String?
     public var environment: [String] = []
     public var volumes: [String] = []
     public var memory: String?
@@ -132,8 +134,19 @@ public struct Sandboxes: Sendable {
             return (existing, false)
         }
 
-        let templateName = request.template ?? agent.template
-        let template = try templates.find(templateName).template
+        let identity = try SandboxIdentity.current()
+        var template: Template
+        var prepared: (image: Image, pulled: PulledImage)?
+        if let reference = request.image {
+            guard request.template == nil else {
+                throw AirlockError(.invalidArgument, "--image and --template name two starting points: give one")
+            }
+            let (image, pulled, user) = try Self.prepareImage(reference, store: store, identity: identity, log: log)
+            prepared = (image, pulled)
+            template = Template(name: "image", description: reference, packages: [], user: user)
+        } else {
+            template = try templates.find(request.template ?? agent.template).template
+        }
         let runtime = try Self.runtime(named: request.runtime)
         let limits = DefaultLimits.filling(
             SandboxRecord.Limits(
@@ -151,9 +164,9 @@ public struct Sandboxes: Sendable {
             try Self.checkWorkspace(mount.source)
             try checkOutsideStateStore(mount.source, what: "mount source")
         }
-        // The agent's own settings first, so the user's `-e` can override them.
+        // The image's settings, then the agent's own, so the user's `-e` can override them.
         let environment =
-            try agent.environment(home: "/home/" + template.user.name)
+            try (prepared?.pulled.run.env ?? []) + agent.environment(home: "/home/" + template.user.name)
             + request.environment.map(Self.checkEnvironment)
         if request.shareAgentState && agent.state.isEmpty {
             throw AirlockError(
@@ -176,10 +189,9 @@ public struct Sandboxes: Sendable {
         for note in Self.unreachableAddedHosts(policy) { log("note: " + note) }
         // The hosts the agent needs join the sandbox's own layer, where `network policy` shows them.
         for host in agent.hosts where !policy.allowHosts.contains(host) { policy.allowHosts.append(host) }
-        let identity = try SandboxIdentity.current()
         let image: Image
         do {
-            image = try ImageBuilder(store: store, identity: identity).ensure(template, log: log)
+            image = try prepared?.image ?? ImageBuilder(store: store, identity: identity).ensure(template, log: log)
         } catch let error as AirlockError where !agent.sources.isEmpty && request.template == nil {
             throw AirlockError(
                 error.code,
@@ -216,7 +228,9 @@ public struct Sandboxes: Sendable {
             try Files.makeDirectory(paths.runtimeRoot, mode: 0o700)
             try seedHome(paths.home, imageRootfs: image.rootfs(in: store))
             var record = SandboxRecord(
-                name: name, agent: agent.name, workspace: workspace, template: template.name, image: image.digest,
+                name: name, agent: agent.name, workspace: workspace,
+                template: prepared == nil ? template.name : "image " + (template.description ?? ""),
+                image: image.digest,
                 user: template.user.name, sudo: template.user.sudo, runtime: runtime.rawValue,
                 command: agent.fullCommand,
                 environment: environment, mounts: mounts,
@@ -495,6 +509,28 @@ public struct Sandboxes: Sendable {
             throw AirlockError(.invalidArgument, "invalid -v '\(spec)': the sandbox path must be absolute")
         }
         return SandboxRecord.MountRequest(source: source, destination: destination, readOnly: readOnly)
+    }
+
+    /// A pulled image ready to start from (pulled first when missing), and its account.
+    static func prepareImage(
+        _ reference: String, store: StateStore, identity: SandboxIdentity, log: @escaping @Sendable (String) -> Void
+    ) throws -> (Image, PulledImage, Template.UserSetup) {
+        let images = ImageStore(store: store)
+        let pulled: PulledImage
+        if let found = images.find(reference) {
+            pulled = found
+        } else {
+            let source: ImageSource
+            do {
+                source = try ImageSource(parsing: reference)
+            } catch {
+                throw AirlockError(.invalidArgument, "\(error)")
+            }
+            log("image \(reference) is not pulled yet: pulling it")
+            pulled = try ImagePuller(images: images, identity: identity).pull(source, log: log)
+        }
+        let (image, user) = try PulledImageRootfs(images: images, identity: identity).ensure(pulled, log: log)
+        return (image, pulled, user)
     }
 
     // MARK: start

@@ -12,6 +12,15 @@ struct CreateOptions: ParsableArguments {
     @Option(name: .long, help: "Image template (default: the agent's).")
     var template: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "A container image to start from instead of a template (node:22, oci:DIR, docker-archive:FILE, …).",
+            discussion:
+                "Pulled first if missing (see `airlock image`); the agent runs as the image's uid-1000 user, or an added `agent`."
+        ))
+    var image: String?
+
     @Option(name: [.customShort("e"), .long], help: "Set an environment variable inside (KEY=VALUE; repeatable).")
     var env: [String] = []
 
@@ -105,6 +114,7 @@ struct CreateOptions: ParsableArguments {
         var request = CreateRequest(agent: agent, workspace: workspace ?? ".")
         request.name = name
         request.template = template
+        request.image = image
         request.environment = env
         request.volumes = volume
         request.memory = memory

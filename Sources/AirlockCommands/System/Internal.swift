@@ -38,6 +38,19 @@ enum InternalCommand {
                 FileHandle.standardError.write(Data("airlock _git-filter-mount: \(error)\n".utf8))
                 return 1
             }
+        case "_flatten-image":
+            // In a user namespace with the sandbox's id map (PulledImageRootfs): the layers'
+            // roots arrive on standard input, bottom first; the account goes out as JSON.
+            do {
+                let input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+                let layers = input.split(separator: "\n").map(String.init)
+                let user = try PulledImageRootfs.make(rootfs: name, layers: layers)
+                print(String(decoding: try JSONEncoder().encode(user), as: UTF8.self))
+                return 0
+            } catch {
+                FileHandle.standardError.write(Data("\(error)\n".utf8))
+                return 1
+            }
         case "_unpack-layer":
             // In a user namespace with the sandbox's id map (LayerStore): the layer's tar
             // arrives on standard input, uncompressed.

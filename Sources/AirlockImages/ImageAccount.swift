@@ -1,0 +1,128 @@
+import AirlockSystem
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The account an agent runs as in a root filesystem made from someone else's image: the
+/// image's own user with uid 1000 (`node` in node's images, `vscode` in devcontainers), else
+/// an `agent` added with uid 1000; with password-less sudo only if the image has sudo.
+///
+/// The files are the image's, so nothing in them is followed: `/etc` is opened inside the root
+/// (`RESOLVE_IN_ROOT`), and a link in place of `/etc/passwd` is replaced, never written
+/// through. Runs as root of the user namespace, on a tree whose files are links to the
+/// layers': a changed file is written anew, never in place.
+public enum ImageAccount {
+    public static let uid = 1000
+
+    /// Sets the account up in `rootfs` and returns it.
+    public static func setUp(in rootfs: String, preferredName: String = "agent") throws -> Template.UserSetup {
+        let root = open(rootfs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard root >= 0 else { throw SystemCallError("open \(rootfs)", errno: errno) }
+        defer { close(root) }
+        _ = mkdirat(root, "etc", 0o755)
+        let etc = LayerUnpacker.openInRoot(root, "etc")
+        guard etc >= 0 else { throw SystemCallError("open the image's /etc", errno: errno) }
+        defer { close(etc) }
+        let shell = exists(root, "bin/bash") ? "/bin/bash" : "/bin/sh"
+        let passwd = read(etc, "passwd") ?? "root:x:0:0:root:/root:/bin/sh\n"
+        var name = preferredName
+        var home = "/home/" + preferredName
+        if let line = passwd.split(separator: "\n").first(where: {
+            $0.split(separator: ":", omittingEmptySubsequences: false).dropFirst(2).first == "\(uid)"
+        }) {
+            let fields = line.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            name = fields[0]
+            if fields.count > 5, !fields[5].isEmpty { home = fields[5] }
+        } else {
+            let taken = Set(passwd.split(separator: "\n").map { String($0.prefix { $0 != ":" }) })
+            if taken.contains(name) { name = "airlock-agent" }
+            try replace(etc, "passwd", with: Self.appending(passwd, "\(name):x:\(uid):\(uid)::\(home):\(shell)"))
+            let group = read(etc, "group") ?? "root:x:0:\n"
+            if !group.split(separator: "\n").contains(where: {
+                $0.split(separator: ":", omittingEmptySubsequences: false).dropFirst(2).first == "\(uid)"
+            }) {
+                try replace(etc, "group", with: Self.appending(group, "\(name):x:\(uid):"))
+            }
+            if let shadow = read(etc, "shadow") {
+                try replace(etc, "shadow", with: Self.appending(shadow, "\(name):!:19000::::::"), mode: 0o640)
+            }
+        }
+        try makeHome(root, home)
+        let sudo = exists(root, "usr/bin/sudo")
+        if sudo {
+            _ = mkdirat(etc, "sudoers.d", 0o750)
+            let directory = openat(etc, "sudoers.d", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if directory >= 0 {
+                defer { close(directory) }
+                let rules =
+                    "\(name) ALL=(ALL:ALL) NOPASSWD:ALL\nDefaults env_keep += \"\(Mmdebstrap.sudoKeptVariables.joined(separator: " "))\"\n"
+                try replace(directory, "airlock", with: rules, mode: 0o440)
+            }
+        }
+        return Template.UserSetup(name: name, shell: shell, sudo: sudo)
+    }
+
+    static func appending(_ text: String, _ line: String) -> String {
+        (text.isEmpty || text.hasSuffix("\n") ? text : text + "\n") + line + "\n"
+    }
+
+    private static func exists(_ root: Int32, _ path: String) -> Bool {
+        let components = path.split(separator: "/")
+        let parent = LayerUnpacker.openInRoot(root, components.dropLast().joined(separator: "/"))
+        guard parent >= 0, let last = components.last else { return false }
+        defer { close(parent) }
+        var info = stat()
+        return fstatat(parent, String(last), &info, AT_SYMLINK_NOFOLLOW) == 0
+    }
+
+    /// A small regular file of `directory`, or nil (missing, or not a plain file).
+    static func read(_ directory: Int32, _ name: String) -> String? {
+        let fd = openat(directory, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
+            let bytes = FileHandle(fileDescriptor: fd, closeOnDealloc: false).readDataToEndOfFile() as Data?
+        else {
+            return nil
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Writes a new file in place of `name` (whatever it was: a link is not followed).
+    static func replace(_ directory: Int32, _ name: String, with text: String, mode: mode_t = 0o644) throws {
+        let temporary = ".airlock-\(getpid())-\(name)"
+        unlinkat(directory, temporary, 0)
+        let fd = openat(directory, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw SystemCallError("write the image's /etc/\(name)", errno: errno) }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        fchown(fd, 0, 0)
+        fchmod(fd, mode)
+        close(fd)
+        guard written == bytes.count, renameat(directory, temporary, directory, name) == 0 else {
+            unlinkat(directory, temporary, 0)
+            throw SystemCallError("write the image's /etc/\(name)", errno: errno)
+        }
+    }
+
+    /// The home directory, the user's own, made where the image has none (never through a link).
+    private static func makeHome(_ root: Int32, _ home: String) throws {
+        let components = home.split(separator: "/").map(String.init)
+        guard let last = components.last else { return }
+        var parent = dup(root)
+        for name in components.dropLast() {
+            _ = mkdirat(parent, name, 0o755)
+            let next = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            close(parent)
+            guard next >= 0 else { return }
+            parent = next
+        }
+        defer { close(parent) }
+        if mkdirat(parent, last, 0o755) == 0 {
+            fchownat(parent, last, uid_t(uid), gid_t(uid), AT_SYMLINK_NOFOLLOW)
+        }
+    }
+}

@@ -1,0 +1,139 @@
+import AirlockState
+import AirlockSystem
+import Crypto
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A pulled image made into what a sandbox starts from: an ``Image`` whose root filesystem is
+/// its layers merged (hard links, ``ImageFlattener``) with the agent's account set up
+/// (``ImageAccount``). Made once per image, by `_flatten-image` in the user namespace; a
+/// sandbox's own layer goes on top of it as on a template's image.
+public struct PulledImageRootfs: Sendable {
+    public let images: ImageStore
+    public let identity: SandboxIdentity
+
+    /// Bumped when what is made here changes, so that older trees are made again.
+    static let formatVersion = 2
+
+    public init(images: ImageStore, identity: SandboxIdentity) {
+        self.images = images
+        self.identity = identity
+    }
+
+    /// The image's digest in `images/`.
+    static func digest(of pulled: PulledImage) -> String {
+        let text = "pulled-image v\(formatVersion) \(pulled.id)"
+        return SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The image and the account the agent runs as in it, made if missing.
+    public func ensure(_ pulled: PulledImage, log: @escaping @Sendable (String) -> Void) throws -> (
+        Image, Template.UserSetup
+    ) {
+        let store = images.store
+        let digest = Self.digest(of: pulled)
+        let directory = store.imagesDirectory + "/" + digest
+        if let made = load(directory) { return made }
+        try store.prepare()
+        let lock = try FileLock(path: store.imagesDirectory + "/." + digest + ".lock")
+        if !lock.tryAcquire() {
+            log("waiting for another command preparing image \(pulled.shortID)")
+            try lock.acquire(timeout: 600, what: "the preparation of image \(pulled.shortID)")
+        }
+        defer { lock.release() }
+        if let made = load(directory) { return made }
+        let started = Monotonic.now()
+        for layer in pulled.layers where !images.hasLayer(layer) {
+            throw AirlockError(
+                .notFound, "layer \(layer.prefix(19)) of image \(pulled.shortID) is gone (airlock image pull it again)")
+        }
+        let namespace = try UserNamespace(identity: identity)
+        defer { namespace.close() }
+        let partial = store.imagesDirectory + "/.partial-\(getpid())-" + digest
+        try namespace.removeTree([partial])
+        try Files.makeDirectory(partial)
+        do {
+            let output = try ChildProcess.run(
+                namespace.enterPrefix + [Executables.current, "_flatten-image", "--state", "-", partial + "/rootfs"],
+                input: pulled.layers.map(images.layerRoot).joined(separator: "\n") + "\n")
+            guard output.status == 0,
+                let user = try? JSONDecoder().decode(Template.UserSetup.self, from: Data(output.stdout.utf8))
+            else {
+                throw AirlockError(.failed, "preparing image \(pulled.shortID) failed: \(output.lastErrorLine)")
+            }
+            let image = Image(
+                digest: digest, template: pulled.references.first ?? pulled.shortID, built: Date(),
+                buildSeconds: Monotonic.now() - started)
+            let encoder = JSONEncoder()
+            encoder.dateEncodingStrategy = .iso8601
+            try Files.writeAtomically(
+                partial + "/account.json", String(decoding: try encoder.encode(user), as: UTF8.self))
+            try Files.writeAtomically(
+                partial + "/image.json", String(decoding: try encoder.encode(image), as: UTF8.self))
+            guard rename(partial, directory) == 0 else {
+                throw SystemCallError("rename \(partial)", errno: errno)
+            }
+            log(String(format: "prepared image %@ for sandboxes in %.1fs", pulled.shortID, image.buildSeconds))
+            return (image, user)
+        } catch {
+            try? namespace.removeTree([partial])
+            throw error
+        }
+    }
+
+    private func load(_ directory: String) -> (Image, Template.UserSetup)? {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        guard let image = Files.readRegularFile(directory + "/image.json", limit: 1 << 16),
+            let account = Files.readRegularFile(directory + "/account.json", limit: 1 << 16),
+            let decodedImage = try? decoder.decode(Image.self, from: Data(image.utf8)),
+            let user = try? decoder.decode(Template.UserSetup.self, from: Data(account.utf8))
+        else { return nil }
+        return (decodedImage, user)
+    }
+
+    /// What `_flatten-image` does, in the namespace: merge the layers, give it the sandbox's
+    /// init, set the account up.
+    public static func make(rootfs: String, layers: [String]) throws -> Template.UserSetup {
+        try ImageFlattener.flatten(layers: layers, into: rootfs)
+        try addInit(to: rootfs)
+        return try ImageAccount.setUp(in: rootfs)
+    }
+
+    /// The host's static tini, where a sandbox's init is (`/usr/bin/tini`), if the image has none.
+    static let hostInit = "/usr/bin/tini-static"
+
+    static func addInit(to rootfs: String) throws {
+        let root = open(rootfs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard root >= 0 else { throw SystemCallError("open \(rootfs)", errno: errno) }
+        defer { close(root) }
+        var directory = LayerUnpacker.openInRoot(root, "usr/bin")
+        if directory < 0 {
+            _ = mkdirat(root, "usr", 0o755)
+            let usr = LayerUnpacker.openInRoot(root, "usr")
+            if usr >= 0 {
+                _ = mkdirat(usr, "bin", 0o755)
+                close(usr)
+            }
+            directory = LayerUnpacker.openInRoot(root, "usr/bin")
+        }
+        guard directory >= 0 else { throw SystemCallError("open the image's /usr/bin", errno: errno) }
+        defer { close(directory) }
+        var info = stat()
+        if fstatat(directory, "tini", &info, AT_SYMLINK_NOFOLLOW) == 0 { return }
+        guard let program = FileManager.default.contents(atPath: hostInit) else {
+            throw AirlockError(
+                .unsupported,
+                "the image has no /usr/bin/tini and this machine no \(hostInit) (sudo apt-get install tini)")
+        }
+        let fd = openat(directory, "tini", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o755)
+        guard fd >= 0 else { throw SystemCallError("add /usr/bin/tini to the image", errno: errno) }
+        defer { close(fd) }
+        let written = program.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == program.count else { throw SystemCallError("add /usr/bin/tini to the image", errno: errno) }
+        fchmod(fd, 0o755)
+    }
+}
