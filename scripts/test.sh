@@ -63,13 +63,9 @@ if ! id "$user" >/dev/null 2>&1; then
 fi
 grep -q "^$user:" /etc/subuid || usermod --add-subuids 200000-265535 "$user"
 grep -q "^$user:" /etc/subgid || usermod --add-subgids 200000-265535 "$user"
-install -m 755 tests/e2e/sandbox.sh tests/e2e/machine.sh tests/e2e/egress.sh tests/e2e/upstream.py tests/e2e/certs.sh \
-    tests/e2e/code-sandbox.sh tests/e2e/code_sandbox_client.py tests/e2e/agent-claude.sh tests/e2e/fake_anthropic.py \
-    tests/e2e/agent-mini-swe.sh tests/e2e/fake_openai.py tests/e2e/gateway.sh tests/e2e/gateway_client.py \
-    tests/e2e/gateway_test_server.py tests/e2e/e2e_checks.py tests/e2e/tls_server.py "$bin_dir/"
+# Every suite and helper: a suite finds its helpers beside it.
+install -m 755 tests/e2e/*.sh tests/e2e/*.py "$bin_dir/"
 install -m 644 tests/e2e/lib.sh "$bin_dir/lib.sh"
-install -m 755 tests/e2e/policy-errors.sh tests/e2e/exit-codes.sh tests/e2e/git-guard.sh tests/e2e/load.sh \
-    tests/e2e/proxy_load.py "$bin_dir/"
 # Limits for the ordinary user, and the git guard's /dev/fuse, set up as scripts/install.sh
 # sets them up for a user.
 scripts/cgroup-delegate.sh "$user"
