@@ -10,10 +10,11 @@ packages=(
     tini                   # tini-static: the sandbox init, added to images that lack one
     util-linux procps      # nsenter, unshare, setpriv, setsid; ps/pgrep for tests
     bubblewrap             # benchmark peer
-    ca-certificates tar
+    ca-certificates tar curl
     git                    # clone mode (the host fetches the agent's clone)
     openssl python3        # test upstreams (certificates, servers) in the egress tests
     python3-venv           # the real MCP client (the mcp package from PyPI) in the code-sandbox tests
+    docker-registry        # the registry the image tests pull from, on loopback
 )
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()

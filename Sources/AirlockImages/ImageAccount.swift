@@ -33,8 +33,14 @@ public enum ImageAccount {
             $0.split(separator: ":", omittingEmptySubsequences: false).dropFirst(2).first == "\(uid)"
         }) {
             let fields = line.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            guard isUserName(fields[0]) else {
+                throw AirlockError(
+                    .unsupported,
+                    "the image's account with uid \(uid) has a name Airlock cannot use: '\(fields[0].prefix(40))'")
+            }
             name = fields[0]
-            if fields.count > 5, !fields[5].isEmpty { home = fields[5] }
+            // Its home as the image says, if it is a plain absolute path; /home/NAME otherwise.
+            home = fields.count > 5 && isPlainPath(fields[5]) ? fields[5] : "/home/" + name
         } else {
             let taken = Set(passwd.split(separator: "\n").map { String($0.prefix { $0 != ":" }) })
             if taken.contains(name) { name = "airlock-agent" }
@@ -50,8 +56,8 @@ public enum ImageAccount {
             }
         }
         try makeHome(root, home)
-        let sudo = exists(root, "usr/bin/sudo")
-        if sudo {
+        var sudo = false
+        if exists(root, "usr/bin/sudo") {
             _ = mkdirat(etc, "sudoers.d", 0o750)
             let directory = openat(etc, "sudoers.d", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             if directory >= 0 {
@@ -59,9 +65,27 @@ public enum ImageAccount {
                 let rules =
                     "\(name) ALL=(ALL:ALL) NOPASSWD:ALL\nDefaults env_keep += \"\(Mmdebstrap.sudoKeptVariables.joined(separator: " "))\"\n"
                 try replace(directory, "airlock", with: rules, mode: 0o440)
+                sudo = true
             }
         }
         return Template.UserSetup(name: name, shell: shell, sudo: sudo)
+    }
+
+    /// A name `useradd` accepts: lowercase letters, digits, `_`, `-`, `.`, not starting with `-`.
+    static func isUserName(_ name: String) -> Bool {
+        guard let first = name.utf8.first, first != UInt8(ascii: "-"), name.utf8.count <= 32 else { return false }
+        return name.utf8.allSatisfy {
+            (97...122).contains($0) || (48...57).contains($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")
+                || $0 == UInt8(ascii: ".")
+        }
+    }
+
+    /// An absolute path with no `.`, `..` or empty components.
+    static func isPlainPath(_ path: String) -> Bool {
+        guard path.hasPrefix("/") else { return false }
+        let components = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
+        return !components.isEmpty
+            && components.allSatisfy { !$0.isEmpty && !$0.elementsEqual(".".utf8) && !$0.elementsEqual("..".utf8) }
     }
 
     static func appending(_ text: String, _ line: String) -> String {
@@ -110,12 +134,14 @@ public enum ImageAccount {
 
     /// The home directory, the user's own, made where the image has none (never through a link).
     private static func makeHome(_ root: Int32, _ home: String) throws {
+        guard isPlainPath(home) else { return }
         let components = home.split(separator: "/").map(String.init)
         guard let last = components.last else { return }
         var parent = dup(root)
-        for name in components.dropLast() {
+        for (index, name) in components.dropLast().enumerated() {
             _ = mkdirat(parent, name, 0o755)
-            let next = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            // Resolved inside the root: a link on the way leads where it would in the sandbox.
+            let next = LayerUnpacker.openInRoot(root, components[0...index].joined(separator: "/"))
             close(parent)
             guard next >= 0 else { return }
             parent = next

@@ -50,6 +50,10 @@ public struct ImagePuller: Sendable {
         }
         try Self.checkPlatform(config, source: source)
         let diffIDs = config.rootfs?.diffIDs ?? []
+        // Digests become paths in the store: each must be one, not a path of its own.
+        for digest in [manifest.config.digest] + manifest.layers.map(\.digest) + diffIDs {
+            try ImageStore.check(digest, in: source)
+        }
         guard diffIDs.count == manifest.layers.count else {
             throw AirlockError(
                 .failed,
@@ -190,6 +194,9 @@ public struct ImagePuller: Sendable {
     }
 
     private func readBlob(_ digest: String) throws -> Data {
+        guard ImageReference.isDigest(digest) else {
+            throw AirlockError(.failed, "the image names a blob '\(digest.prefix(80))' that is not a sha256 digest")
+        }
         let path = images.blobs + "/sha256/" + ImageStore.hex(digest)
         guard let data = FileManager.default.contents(atPath: path) else {
             throw AirlockError(.failed, "blob \(digest) is missing from \(images.blobs)")
@@ -268,12 +275,19 @@ public struct ImagePuller: Sendable {
             let unpacked = unpacker.wait()
             let decompressed = decompressor?.wait() ?? 0
             let lines = said.split(separator: "\n").map(String.init)
-            guard unpacked == 0, decompressed == 0,
-                let counts = lines.last?.split(separator: " ").compactMap({ Int64($0) }),
-                counts.count == 3
-            else {
+            let fields = lines.last?.split(separator: " ").map(String.init) ?? []
+            let counts = fields.prefix(3).compactMap { Int64($0) }
+            guard unpacked == 0, decompressed == 0, counts.count == 3, fields.count == 4 else {
                 throw AirlockError(
                     .failed, "unpacking layer \(diffID.prefix(19)) failed: \(lines.last ?? "exit status \(unpacked)")")
+            }
+            // What was unpacked is what the config names: no image can plant its content under
+            // another's layer digest, for every image that shares it.
+            guard fields[3] == diffID else {
+                throw AirlockError(
+                    .failed,
+                    "layer \(diffID.prefix(19)) is not what the image's config says (its content is \(fields[3].prefix(19))): a corrupt or forged image"
+                )
             }
             let record = LayerRecord(
                 diffID: diffID, blob: layer.digest, entries: Int(counts[0]), bytes: counts[1],

@@ -56,6 +56,14 @@ public struct ImageStore: Sendable {
         digest.hasPrefix("sha256:") ? String(digest.dropFirst(7)) : digest
     }
 
+    /// Refuses what is not `sha256:` and 64 lowercase hex digits: a digest names a path here.
+    static func check(_ digest: String, in source: ImageSource) throws {
+        guard ImageReference.isDigest(digest) else {
+            throw AirlockError(
+                .failed, "\(source) names a digest that is not sha256:<64 hex digits>: a broken or forged image")
+        }
+    }
+
     public func all() -> [PulledImage] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: imagesDirectory)) ?? []
         return names.filter { $0.hasSuffix(".json") }.compactMap { load(String($0.dropLast(5))) }

@@ -22,6 +22,9 @@ public struct LayerUnpacker {
         public var bytes: Int64 = 0
         /// Device nodes the layer holds, which are not made.
         public var devicesSkipped = 0
+        /// `sha256:` of the whole uncompressed stream: what an image's config calls the layer's
+        /// diff ID, which the puller checks before the layer is shared.
+        public var digest = ""
     }
 
     let root: Int32
@@ -43,6 +46,7 @@ public struct LayerUnpacker {
             try unpacker.apply(entry, body: &reader)
         }
         try unpacker.finishDirectories()
+        unpacker.summary.digest = try reader.finish()
         return unpacker.summary
     }
 
@@ -52,16 +56,24 @@ public struct LayerUnpacker {
     }
 
     /// The path's components inside the layer, as Docker cleans it: `.` and empty ones
-    /// dropped, `..` never above the top.
-    static func components(_ path: String) -> [String] {
+    /// dropped, `..` never above the top. Split on the byte `/`, never on characters: Swift's
+    /// characters join a `/` to a neighbouring combining or prepended mark, and such a
+    /// "component" would carry a slash to the kernel. A NUL anywhere is refused.
+    static func components(_ path: String) throws -> [String] {
+        let bytes = Array(path.utf8)
+        guard !bytes.contains(0) else { throw TarError("a tar member's path holds a NUL byte") }
         var result: [String] = []
-        for part in path.split(separator: "/") where part != "." {
-            if part == ".." {
+        for part in bytes.split(separator: UInt8(ascii: "/")) {
+            if part.elementsEqual([UInt8(ascii: ".")]) { continue }
+            if part.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) {
                 _ = result.popLast()
             } else {
-                result.append(String(part))
+                result.append(String(decoding: part, as: UTF8.self))
             }
         }
+        // Invalid UTF-8 would decode to other bytes than the archive's: refused, not renamed.
+        guard result.allSatisfy({ !$0.utf8.contains(UInt8(ascii: "/")) && !$0.unicodeScalars.contains("\u{FFFD}") })
+        else { throw TarError("a tar member's path is not UTF-8") }
         return result
     }
 
@@ -70,7 +82,7 @@ public struct LayerUnpacker {
 
     mutating func apply(_ entry: TarEntry, body reader: inout TarReader) throws {
         summary.entries += 1
-        let path = Self.components(entry.path)
+        let path = try Self.components(entry.path)
         guard let name = path.last else {
             // The layer's top directory itself.
             if entry.kind == .directory { directories.append(([], entry)) }
@@ -78,14 +90,14 @@ public struct LayerUnpacker {
         }
         let parent = try openParent(Array(path.dropLast()))
         defer { close(parent) }
-        if name == Self.opaqueMarker {
+        if name.utf8.elementsEqual(Self.opaqueMarker.utf8) {
             guard Self.setAttribute(parent, "user.overlay.opaque", "y", 1, 0) == 0 else {
                 throw SystemCallError("mark \(Self.shown(path.dropLast())) opaque", errno: errno)
             }
             return
         }
-        if name.hasPrefix(Self.whiteoutPrefix) {
-            let hidden = String(name.dropFirst(Self.whiteoutPrefix.count))
+        if name.utf8.starts(with: Self.whiteoutPrefix.utf8) {
+            let hidden = String(decoding: name.utf8.dropFirst(Self.whiteoutPrefix.utf8.count), as: UTF8.self)
             guard !hidden.isEmpty, hidden != ".", hidden != ".." else { return }
             try Self.remove(hidden, in: parent)
             guard mknodat(parent, hidden, S_IFCHR | 0o000, 0) == 0 else {
@@ -130,7 +142,7 @@ public struct LayerUnpacker {
             var times = [entry.modified, entry.modified]
             utimensat(parent, name, &times, AT_SYMLINK_NOFOLLOW)
         case .hardLink:
-            let targetPath = Self.components(entry.linkTarget)
+            let targetPath = try Self.components(entry.linkTarget)
             guard let targetName = targetPath.last else {
                 throw TarError("\(Self.shown(path)) is a hard link to the layer's top")
             }

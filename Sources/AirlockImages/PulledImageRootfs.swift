@@ -16,7 +16,7 @@ public struct PulledImageRootfs: Sendable {
     public let identity: SandboxIdentity
 
     /// Bumped when what is made here changes, so that older trees are made again.
-    static let formatVersion = 2
+    static let formatVersion = 3
 
     public init(images: ImageStore, identity: SandboxIdentity) {
         self.images = images
@@ -24,7 +24,7 @@ public struct PulledImageRootfs: Sendable {
     }
 
     /// The image's digest in `images/`.
-    static func digest(of pulled: PulledImage) -> String {
+    public static func digest(of pulled: PulledImage) -> String {
         let text = "pulled-image v\(formatVersion) \(pulled.id)"
         return SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
     }
@@ -99,8 +99,31 @@ public struct PulledImageRootfs: Sendable {
     /// init, set the account up.
     public static func make(rootfs: String, layers: [String]) throws -> Template.UserSetup {
         try ImageFlattener.flatten(layers: layers, into: rootfs)
+        try checkRunnable(rootfs)
         try addInit(to: rootfs)
         return try ImageAccount.setUp(in: rootfs)
+    }
+
+    /// A sandbox's init is `tini -- sleep infinity`, and the agent's commands run through a
+    /// shell: an image without them (distroless, `scratch`) is refused before a sandbox is made.
+    static func checkRunnable(_ rootfs: String) throws {
+        let root = open(rootfs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard root >= 0 else { throw SystemCallError("open \(rootfs)", errno: errno) }
+        defer { close(root) }
+        func has(_ directory: String, _ name: String) -> Bool {
+            let fd = LayerUnpacker.openInRoot(root, directory)
+            guard fd >= 0 else { return false }
+            defer { close(fd) }
+            var info = stat()
+            return fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0
+        }
+        let missing = [("bin", "sh"), ("bin", "sleep")].filter { !has("usr/" + $0.0, $0.1) && !has($0.0, $0.1) }
+        guard missing.isEmpty else {
+            throw AirlockError(
+                .unsupported,
+                "the image has no \(missing.map { "/bin/" + $0.1 }.joined(separator: " or ")): a sandbox needs a shell and sleep (images without them, such as distroless ones, are not supported yet)"
+            )
+        }
     }
 
     /// The host's static tini, where a sandbox's init is (`/usr/bin/tini`), if the image has none.

@@ -1,4 +1,5 @@
 import AirlockSystem
+import Crypto
 import Foundation
 
 #if canImport(Glibc)
@@ -46,6 +47,8 @@ public struct TarReader {
     /// Bytes of the current member's body (and its padding) not read yet.
     private var pending: Int64 = 0
     private var globalPax: [String: [UInt8]] = [:]
+    /// Every byte read, hashed.
+    private var hasher = SHA256()
 
     static let block = 512
 
@@ -124,6 +127,20 @@ public struct TarReader {
         pending = Self.padded(entry.size) - entry.size
     }
 
+    /// Reads what follows the end of the archive (its zero blocks and any padding) and returns
+    /// the `sha256:` digest of the whole stream.
+    public mutating func finish() throws -> String {
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let got = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if got < 0 && errno == EINTR { continue }
+            guard got >= 0 else { throw TarError("cannot read the archive: \(String(cString: strerror(errno)))") }
+            if got == 0 { break }
+            chunk.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<got])) }
+        }
+        return "sha256:" + hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
     // MARK: reading
 
     private mutating func readBody(size: Int64) throws -> [UInt8] {
@@ -167,6 +184,7 @@ public struct TarReader {
             if got < 0 && errno == EINTR { continue }
             guard got >= 0 else { throw TarError("cannot read the archive: \(String(cString: strerror(errno)))") }
             if got == 0 { return }
+            chunk.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<got])) }
             buffer += chunk[0..<got]
         }
     }

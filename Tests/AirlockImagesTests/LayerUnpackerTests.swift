@@ -136,6 +136,46 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty)
     }
 
+    @Test func aSlashJoinedToAMarkIsStillASlash() throws {
+        // Swift's characters join "/" to a prepended (U+0600) or combining (U+0301) mark.
+        #expect(try LayerUnpacker.components("v\u{600}/.bashrc") == ["v\u{600}", ".bashrc"])
+        #expect(try LayerUnpacker.components("evil2/\u{301}x") == ["evil2", "\u{301}x"])
+        #expect(try LayerUnpacker.components("a/./b/../../../c") == ["c"])
+        #expect(throws: TarError.self) { try LayerUnpacker.components("..\u{0}x") }
+        let outside = scratch()
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: outside) }
+        let tar = try makeTar(
+            """
+            add("v\\u0600", tarfile.SYMTYPE, link="\(outside)")
+            add("v\\u0600/planted", data=b"through a joined slash")
+            add("w", tarfile.SYMTYPE, link="\(outside)")
+            add("w/\\u0301planted", data=b"through a combining mark")
+            """)
+        defer { unlink(tar) }
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        _ = try? unpack(tar, into: root)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty)
+    }
+
+    @Test func theDigestOfTheWholeStreamIsReported() throws {
+        let tar = try makeTar(#"add("a", data=b"x")"#)
+        defer { unlink(tar) }
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let summary = try unpack(tar, into: root)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        process.arguments = [tar]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        process.waitUntilExit()
+        let expected = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).prefix(64)
+        #expect(summary.digest == "sha256:" + expected)
+    }
+
     @Test func aHardLinkToAFileOutsideTheLayerIsRefused() throws {
         let tar = try makeTar(#"add("passwd", tarfile.LNKTYPE, link="/etc/passwd")"#)
         defer { unlink(tar) }

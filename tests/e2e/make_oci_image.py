@@ -7,7 +7,7 @@ a sandbox image's), gzip-compressed. On top:
 
 - layer 2: /opt/app/{keep,gone,data/old}, /etc/airlock-test/hardlink-source, a set-uid copy
   of /usr/bin/id at /usr/local/bin/suid-id, /rootlink -> /, /opt/app/through-root written
-  through /rootlink/opt/app, /opt/app/dir-to-delete/x, /home/owned owned by 1000
+  through /rootlink/opt/app, /opt/app/dir-to-delete/x, /home/owned{,/notes} owned by 1000
 - layer 3: whiteouts of /opt/app/gone and /opt/app/dir-to-delete, /opt/app/data made opaque
   (old hidden, new added), and a hard link /opt/app/hardlink to a file of the same layer
 
@@ -82,6 +82,7 @@ def second(add):
     add("rootlink", tarfile.SYMTYPE, link="/")
     add("rootlink/opt/app/through-root", data=b"written through a link to /\n")
     add("home/owned", tarfile.DIRTYPE, mode=0o750, uid=1000, gid=1000)
+    add("home/owned/notes", data=b"kept\n", uid=1000, gid=1000)
 
 
 def third(add):

@@ -154,8 +154,16 @@ struct ImageRemove: ParsableCommand {
         guard let found = images.find(image) else {
             throw AirlockError(.notFound, "no pulled image '\(image)' (airlock image ls)")
         }
+        // The tree sandboxes start from goes too, unless a sandbox still uses it.
+        let prepared = PulledImageRootfs.digest(of: found)
+        let users = context.store.records().filter { $0.image == prepared }.map(\.name)
+        guard users.isEmpty else {
+            throw AirlockError(
+                .conflict, "image \(found.shortID) is used by \(users.joined(separator: ", ")) (remove them first)")
+        }
         let namespace = try UserNamespace(identity: try SandboxIdentity.current())
         defer { namespace.close() }
+        try namespace.removeTree([context.store.imagesDirectory + "/" + prepared])
         let removed = try images.remove(found, namespace: namespace)
         Context.progress("removed \(found.shortID) and \(removed.count) layer(s) no other image has")
         print(found.id)

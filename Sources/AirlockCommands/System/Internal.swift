@@ -56,7 +56,7 @@ enum InternalCommand {
             // arrives on standard input, uncompressed.
             do {
                 let summary = try LayerUnpacker.unpack(from: 0, into: name, setOwners: true)
-                print("\(summary.entries) \(summary.bytes) \(summary.devicesSkipped)")
+                print("\(summary.entries) \(summary.bytes) \(summary.devicesSkipped) \(summary.digest)")
                 return 0
             } catch {
                 FileHandle.standardError.write(Data("\(error)\n".utf8))

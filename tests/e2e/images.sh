@@ -1,0 +1,140 @@
+#!/bin/bash
+# End-to-end tests of container images, as an ordinary user: a registry on loopback (Debian's
+# docker-registry, TLS from a test CA, one anonymous and one behind a password) seeded with an
+# image this suite builds layer by layer (make_oci_image.py: whiteouts, an opaque directory, a
+# hard link, a link to /, a set-uid binary, User/Env/WorkingDir/Entrypoint); pulls from it, from
+# an OCI layout and from a docker-archive; the errors a user meets; and sandboxes started from
+# the image, where each of those shows as in the image.
+# Prints "N passed, N failed"; exits non-zero on any failure.
+set -uo pipefail
+AIRLOCK="${AIRLOCK:-airlock}"
+export AIRLOCK_HOME="$HOME/.airlock-e2e-images"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$here/lib.sh"
+
+work=$(mktemp -d /tmp/airlock-e2e-images.XXXXXX)
+registry_pids=()
+cleanup() {
+    a rm -f img-e2e >/dev/null 2>&1
+    for pid in "${registry_pids[@]}"; do kill "$pid" 2>/dev/null; done
+    rm -rf "$work" "$HOME/e2e-images-ws"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+echo "== a registry on loopback, and an image built layer by layer"
+bash "$here/certs.sh" "$work" "IP:127.0.0.1,DNS:localhost"
+# skopeo (Go) trusts what SSL_CERT_FILE holds: the system's CAs and the test CA.
+cat /etc/ssl/certs/ca-certificates.crt "$work/ca.pem" > "$work/bundle.pem"
+export SSL_CERT_FILE="$work/bundle.pem"
+python3 -c 'import crypt; print("e2e:" + crypt.crypt("right-password", crypt.mksalt(crypt.METHOD_BLOWFISH)))' \
+    > "$work/htpasswd" 2>/dev/null
+start_registry() { # NAME PORT [auth]
+    local dir="$work/$1"
+    mkdir -p "$dir/storage"
+    {
+        printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n' "$dir/storage"
+        printf 'http:\n  addr: 127.0.0.1:%s\n  tls:\n    certificate: %s\n    key: %s\n' "$2" "$work/server.pem" "$work/server.key"
+        [ "${3:-}" = auth ] && printf 'auth:\n  htpasswd:\n    realm: e2e\n    path: %s\n' "$work/htpasswd"
+    } > "$dir/config.yml"
+    docker-registry serve "$dir/config.yml" > "$dir/log" 2>&1 &
+    registry_pids+=($!)
+    for _ in $(seq 50); do curl -s --cacert "$work/ca.pem" "https://127.0.0.1:$2/v2/" >/dev/null && return 0; sleep 0.1; done
+    return 1
+}
+open_port=$(free_port)
+auth_port=$(free_port)
+start_registry open "$open_port" && start_registry locked "$auth_port" auth
+expect "two registries answer on loopback (one anonymous, one with a password)" "yes" \
+    "$(curl -s --cacert "$work/ca.pem" "https://127.0.0.1:$open_port/v2/" >/dev/null &&
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/ca.pem" "https://127.0.0.1:$auth_port/v2/")" = 401 ] &&
+        echo yes)"
+
+mmdebstrap --quiet --variant=essential --mode=unshare bookworm "$work/base.tar" http://deb.debian.org/debian \
+    >/dev/null 2>&1 || fail "mmdebstrap of the base layer"
+v1_digest=$(python3 "$here/make_oci_image.py" "$work/layout" v1 "$work/base.tar")
+python3 "$here/make_oci_image.py" "$work/layout" v2 "$work/base.tar" --extra more >/dev/null
+open="127.0.0.1:$open_port"
+push() { skopeo --insecure-policy copy -q "$@" >/dev/null 2>&1; }
+push "oci:$work/layout:v1" "docker://$open/e2e/app:v1" && push "oci:$work/layout:v2" "docker://$open/e2e/app:v2" &&
+    push --dest-creds e2e:right-password "oci:$work/layout:v1" "docker://127.0.0.1:$auth_port/e2e/app:v1"
+expect "the test image is in both registries" "0" "$?"
+
+echo "== pulling"
+out=$(a image pull "$open/e2e/app:v1" 2>"$work/pull.err")
+expect_match "image pull from the registry prints the image ID" '^[0-9a-f]{64}$' "$out"
+expect "it shows progress: each blob, each layer unpacked" "yes" \
+    "$(grep -q 'Copying blob' "$work/pull.err" && grep -q 'layer 3/3 .*unpacked' "$work/pull.err" && echo yes)"
+second=$(a image pull "$open/e2e/app:v2" 2>&1 >/dev/null)
+expect "a second image that shares three layers fetches and unpacks only its own" "1 3" \
+    "$(printf '%s\n' "$second" | grep -c 'unpacked .* in ') $(printf '%s\n' "$second" | grep -c 'already unpacked')"
+expect "image ls lists both" "2" "$(a image ls --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+expect "image inspect shows the config: User, Env, WorkingDir, Entrypoint, Cmd" \
+    "1000 APP_MODE=test /opt/app /bin/sh -c echo entry" \
+    "$(a image inspect "$open/e2e/app:v1" | python3 -c 'import json,sys; i=json.load(sys.stdin); print(i["user"], i["env"][1], i["workingDir"], *i["entrypoint"], *i["cmd"])')"
+pinned="$open/e2e/app@$v1_digest"
+expect_match "a reference pinned by its right digest pulls" '^[0-9a-f]{64}$' "$(a image pull "$pinned" 2>/dev/null)"
+
+echo "== what goes wrong says so in one line, and leaves nothing"
+before=$(ls "$AIRLOCK_HOME/pulled" "$AIRLOCK_HOME/layers" | sort | md5sum)
+wrong="sha256:$(printf '0%.0s' $(seq 64))"
+check_error "a digest pinned wrong is refused" "not found" a image pull "$open/e2e/app@$wrong"
+check_error "an unknown image" "image $open/e2e/nothing:v1 not found" a image pull "$open/e2e/nothing:v1"
+check_error "an unreachable registry" "cannot reach the registry" a image pull "127.0.0.1:$(free_port)/e2e/app:v1"
+printf 'e2e:wrong-password\n' | a secret set e2e-registry --host 127.0.0.1 --header Authorization >/dev/null 2>&1
+check_error "a wrong password" "refused the credentials" a image pull --creds-secret e2e-registry "127.0.0.1:$auth_port/e2e/app:v1"
+check_error "no password at all" "refused the credentials" a image pull "127.0.0.1:$auth_port/e2e/app:v1"
+check_error "a malformed reference" "invalid image reference" a image pull "E2E/App"
+expect "nothing was left by the failed pulls" "$before" "$(ls "$AIRLOCK_HOME/pulled" "$AIRLOCK_HOME/layers" | sort | md5sum)"
+expect "and no staging layout or partial layer" "" "$(ls -A "$AIRLOCK_HOME/pulls" | grep -v '^.lock$'; ls -A "$AIRLOCK_HOME/layers" | grep '^\.')"
+printf 'e2e:right-password\n' | a secret set e2e-registry --host 127.0.0.1 --header Authorization >/dev/null 2>&1
+expect_match "the right password (an airlock secret) pulls" '^[0-9a-f]{64}$' \
+    "$(a image pull --creds-secret e2e-registry "127.0.0.1:$auth_port/e2e/app:v1" 2>/dev/null)"
+a secret rm e2e-registry >/dev/null
+
+echo "== other sources: an OCI layout and a docker-archive"
+skopeo --insecure-policy copy -q "oci:$work/layout:v1" "docker-archive:$work/app.tar:e2e/app:v1" >/dev/null 2>&1
+id_registry=$(a image inspect "$open/e2e/app:v1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+expect "an oci: layout gives the same image" "$id_registry" "$(a image pull "oci:$work/layout:v1" 2>/dev/null)"
+# A docker-archive holds Docker's form of the config (another digest), and the same layers.
+layers_of() { a image inspect "$1" | python3 -c 'import json,sys; print(" ".join(json.load(sys.stdin)["layers"]))'; }
+layer_count=$(ls "$AIRLOCK_HOME/layers" | wc -l)
+a image pull "docker-archive:$work/app.tar" >/dev/null 2>&1
+expect "a docker-archive: gives the same layers, none unpacked again" "$(layers_of "$open/e2e/app:v1") $layer_count" \
+    "$(layers_of "docker-archive:$work/app.tar") $(ls "$AIRLOCK_HOME/layers" | wc -l)"
+
+echo "== a sandbox from the image"
+ws="$HOME/e2e-images-ws"
+mkdir -p "$ws"
+inside=$(a run --name img-e2e --image "$open/e2e/app:v1" shell "$ws" -- -c '
+    id -u; echo "$APP_MODE"; ls /opt/app | xargs; cat /opt/app/data/* | xargs
+    [ "$(stat -c %i /opt/app/hardlink)" = "$(stat -c %i /etc/airlock-test/hardlink-source)" ] && echo same-inode
+    readlink /rootlink; cat /opt/app/through-root; stat -c "%A %U" /usr/local/bin/suid-id
+    stat -c "%U %a" /home/owned; pwd; ls /dev/null >/dev/null && echo dev-ok
+    echo changed > /home/owned/notes' 2>/dev/null)
+expect "the agent runs as the image's uid 1000" "1000" "$(sed -n 1p <<<"$inside")"
+expect "the image's Env is set" "test" "$(sed -n 2p <<<"$inside")"
+expect "whiteouts and the opaque directory hide what lower layers had" "data hardlink keep through-root" "$(sed -n 3p <<<"$inside")"
+expect "the opaque directory holds only its own layer's file" "after the opaque marker" "$(sed -n 4p <<<"$inside")"
+expect "a hard link is one file" "same-inode" "$(sed -n 5p <<<"$inside")"
+expect "a link to / is a link, and a file written through it landed in the image" "/ written through a link to /" \
+    "$(sed -n 6,7p <<<"$inside" | xargs)"
+expect "the set-uid bit and owner are kept" "-rwsr-xr-x root" "$(sed -n 8p <<<"$inside")"
+expect "an owner from the layer maps to the sandbox's user (uid 1000: the added agent)" "agent 750" "$(sed -n 9p <<<"$inside")"
+expect "the agent works in the workspace, at its host path" "$ws" "$(sed -n 10p <<<"$inside")"
+expect "the sandbox's own /dev, not the layer's" "dev-ok" "$(sed -n 11p <<<"$inside")"
+expect "a write to the image's file goes to the sandbox's layer, never to the shared layers" "kept" \
+    "$(cat "$AIRLOCK_HOME"/layers/*/root/home/owned/notes "$AIRLOCK_HOME"/images/*/rootfs/home/owned/notes 2>/dev/null | sort -u | xargs)"
+a rm -f img-e2e >/dev/null
+
+echo "== removing"
+a image rm "$open/e2e/app:v2" >/dev/null 2>&1
+expect "rm of an image keeps the layers another image has" "3" "$(ls "$AIRLOCK_HOME/layers" | wc -l)"
+for name in $(a image ls --json | python3 -c 'import json,sys; print(" ".join(i["id"] for i in json.load(sys.stdin)))'); do
+    a image rm "$name" >/dev/null 2>&1
+done
+expect "rm of the last image removes its layers, blobs and the tree sandboxes started from" "0 0 0" \
+    "$(ls "$AIRLOCK_HOME/layers" | wc -l) $(ls "$AIRLOCK_HOME/blobs/sha256" | wc -l) $(ls "$AIRLOCK_HOME/images" | wc -l)"
+check_error "rm of an image never pulled" "no pulled image" a image rm "$open/e2e/none:v1"
+
+report
