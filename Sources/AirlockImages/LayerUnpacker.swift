@@ -272,19 +272,9 @@ public struct LayerUnpacker {
         guard fstatat(parent, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return }
         if (info.st_mode & S_IFMT) == S_IFDIR {
             let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard fd >= 0, let stream = fdopendir(dup(fd)) else {
-                if fd >= 0 { close(fd) }
-                throw SystemCallError("open \(name) to replace it", errno: errno)
-            }
-            var children: [String] = []
-            while let item = readdir(stream) {
-                let child = withUnsafeBytes(of: item.pointee.d_name) {
-                    String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
-                }
-                if child != "." && child != ".." { children.append(child) }
-            }
-            closedir(stream)
+            guard fd >= 0 else { throw SystemCallError("open \(name) to replace it", errno: errno) }
             defer { close(fd) }
+            let children = try ImageFlattener.names(in: fd)
             for child in children { try remove(child, in: fd) }
             guard unlinkat(parent, name, AT_REMOVEDIR) == 0 else {
                 throw SystemCallError("replace the directory \(name)", errno: errno)
