@@ -48,7 +48,8 @@ public struct CreateRequest: Sendable {
 
     /// True when an option that only `create` can apply was given.
     public var hasCreateOptions: Bool {
-        template != nil || !environment.isEmpty || !volumes.isEmpty || memory != nil || cpus != nil || pids != nil
+        template != nil || image != nil || !environment.isEmpty || !volumes.isEmpty || memory != nil || cpus != nil
+            || pids != nil
             || tmpSize != nil || runtime != nil || network != nil || policy != PolicySettings() || clone
             || !unprotected.isEmpty
             || shareAgentState || mcp != nil || !trustHostCAs
