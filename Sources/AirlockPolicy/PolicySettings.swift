@@ -13,12 +13,16 @@ public struct PolicySettings: Codable, Sendable, Equatable {
     public var addHosts: [String]
     /// Connection caps and timeouts (``ConnectionSettings``).
     public var connections: ConnectionSettings?
+    /// The registries images may be pulled from (`HOST[:PORT]`, `*.DOMAIN`; Docker Hub is
+    /// `docker.io`): read from the organisation's file only. Nil: any.
+    public var allowedRegistries: [String]?
 
     public init(
         preset: EgressPolicy.Preset? = nil, allowHosts: [String] = [], blockHosts: [String] = [],
         allowCIDRs: [String] = [], blockCIDRs: [String] = [], bypassHosts: [String] = [], addHosts: [String] = [],
-        connections: ConnectionSettings? = nil
+        connections: ConnectionSettings? = nil, allowedRegistries: [String]? = nil
     ) {
+        self.allowedRegistries = allowedRegistries
         self.preset = preset
         self.allowHosts = allowHosts
         self.blockHosts = blockHosts
@@ -31,6 +35,7 @@ public struct PolicySettings: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case preset, allowHosts, blockHosts, allowCIDRs, blockCIDRs, bypassHosts, addHosts, connections
+        case allowedRegistries
     }
 
     /// Any key of a mapping, to find those a policy does not know.
@@ -47,7 +52,7 @@ public struct PolicySettings: Codable, Sendable, Equatable {
         let known = Set(
             [
                 CodingKeys.preset, .allowHosts, .blockHosts, .allowCIDRs, .blockCIDRs, .bypassHosts, .addHosts,
-                .connections,
+                .connections, .allowedRegistries,
             ]
             .map(\.stringValue))
         for key in try decoder.container(keyedBy: AnyKey.self).allKeys where !known.contains(key.stringValue) {
@@ -66,6 +71,7 @@ public struct PolicySettings: Codable, Sendable, Equatable {
         bypassHosts = try container.decodeIfPresent([String].self, forKey: .bypassHosts) ?? []
         addHosts = try container.decodeIfPresent([String].self, forKey: .addHosts) ?? []
         connections = try container.decodeIfPresent(ConnectionSettings.self, forKey: .connections)
+        allowedRegistries = try container.decodeIfPresent([String].self, forKey: .allowedRegistries)
     }
 
     /// This layer with `changes` added: their preset if they name one, their rules after these
@@ -102,6 +108,22 @@ public struct PolicySettings: Codable, Sendable, Equatable {
         }
         for entry in addHosts { _ = try Self.staticHost(entry) }
         try connections?.validate()
+        for registry in allowedRegistries ?? [] where HostRule(registry) == nil {
+            throw PolicyError("'\(registry)' in allowedRegistries is not a registry (HOST, *.DOMAIN, optionally :PORT)")
+        }
+    }
+
+    /// Whether `allowedRegistries` lets images come from `registry` (`HOST[:PORT]`).
+    public func allowsRegistry(_ registry: String) -> Bool {
+        guard let allowed = allowedRegistries else { return true }
+        var host = Substring(registry)
+        var port: UInt16 = 443
+        if let colon = host.lastIndex(of: ":"), let number = UInt16(host[host.index(after: colon)...]) {
+            port = number
+            host = host[..<colon]
+        }
+        let name = HostName.normalize(String(host))
+        return allowed.compactMap(HostRule.init).contains { $0.matches(host: name, port: port) }
     }
 
     /// Parses `NAME:IP` (the IP may be IPv6, bracketed or not).

@@ -527,6 +527,7 @@ public struct Sandboxes: Sendable {
             } catch {
                 throw AirlockError(.invalidArgument, "\(error)")
             }
+            try RegistryAccess.check(source)
             log("image \(reference) is not pulled yet: pulling it")
             pulled = try ImagePuller(images: images, identity: identity).pull(source, log: log)
         }

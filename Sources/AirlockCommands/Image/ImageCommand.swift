@@ -1,5 +1,6 @@
 import AirlockEgress
 import AirlockImages
+import AirlockRuntime
 import AirlockState
 import AirlockSystem
 import ArgumentParser
@@ -44,6 +45,7 @@ struct ImagePull: ParsableCommand {
         } catch {
             throw AirlockError(.invalidArgument, "\(error)")
         }
+        try RegistryAccess.check(source)
         let context = Context()
         var puller = ImagePuller(images: context.imageStore(), identity: try SandboxIdentity.current())
         if let credsSecret {
