@@ -25,6 +25,7 @@ done
 
 work="$(mktemp -d /tmp/airlock-bench-images.XXXXXX)"
 chmod 755 "$work"
+mkdir "$work/user" && chown "$user" "$work/user"
 registry="127.0.0.1:$port"
 certs_d="/etc/docker/certs.d/$registry"
 ws="$home/bench-images-ws"
@@ -44,7 +45,7 @@ start_dockerd "$work"
 
 echo "building the test images (not timed)"
 bash "$here/tests/e2e/certs.sh" "$work" "IP:127.0.0.1"
-chmod 644 "$work"/*
+chmod 644 "$work/ca.pem"
 cat /etc/ssl/certs/ca-certificates.crt "$work/ca.pem" >"$work/bundle.pem"
 export SSL_CERT_FILE="$work/bundle.pem"
 mkdir -p "$certs_d" && cp "$work/ca.pem" "$certs_d/ca.crt"
@@ -82,8 +83,8 @@ echo "first pull of an image, $runs runs each (empty store before each)"
 python3 "$here/bench/timeit.py" "$runs" \
     "airlock image pull@$user=$env_user $airlock image pull $v1" \
     --teardown "airlock image pull=$env_user $airlock image rm $v1" \
-    "skopeo copy (fetch only)@$user=$env_user skopeo --insecure-policy copy -q docker://$v1 oci:$work/skopeo-{i}:v1" \
-    --teardown "skopeo copy (fetch only)=rm -rf $work/skopeo-{i}" \
+    "skopeo copy (fetch only)@$user=$env_user skopeo --insecure-policy copy -q docker://$v1 oci:$work/user/skopeo-{i}:v1" \
+    --teardown "skopeo copy (fetch only)=rm -rf $work/user/skopeo-{i}" \
     "docker pull=docker pull -q $v1" \
     --teardown "docker pull=docker rmi -f $v1"
 
