@@ -69,6 +69,8 @@ second=$(a image pull "$open/e2e/app:v2" 2>&1 >/dev/null)
 expect "a second image that shares three layers fetches and unpacks only its own" "1 3" \
     "$(printf '%s\n' "$second" | grep -c 'unpacked .* in ') $(printf '%s\n' "$second" | grep -c 'already unpacked')"
 expect "image ls lists both" "2" "$(a image ls --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+expect "template ls lists them where templates are" "2" \
+    "$(a template ls --json | python3 -c 'import json,sys; print(sum(r["source"].startswith("image") for r in json.load(sys.stdin)))')"
 expect "image inspect shows the config: User, Env, WorkingDir, Entrypoint, Cmd" \
     "1000 APP_MODE=test /opt/app /bin/sh -c echo entry" \
     "$(a image inspect "$open/e2e/app:v1" | python3 -c 'import json,sys; i=json.load(sys.stdin); print(i["user"], i["env"][1], i["workingDir"], *i["entrypoint"], *i["cmd"])')"

@@ -13,7 +13,7 @@ struct TemplateCommand: ParsableCommand {
 
 struct TemplateList: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "ls", abstract: "List templates and whether they are built.")
+        commandName: "ls", abstract: "List templates and pulled images, and whether they are built.")
 
     @Flag(help: "Print JSON.")
     var json = false
@@ -29,10 +29,21 @@ struct TemplateList: ParsableCommand {
     func run() throws {
         let context = Context()
         let builder = try? context.imageBuilder()
-        let rows = try context.templates.all().map { entry in
+        var rows = try context.templates.all().map { entry in
             Row(
                 name: entry.template.name, source: entry.source, digest: String(entry.template.digest.prefix(12)),
                 built: builder?.existing(entry.template) != nil, description: entry.template.description)
+        }
+        // Pulled images serve as templates too (`run --image NAME`); built once merged for a sandbox.
+        for image in context.imageStore().all() {
+            let prepared = Files.exists(
+                context.store.imagesDirectory + "/" + PulledImageRootfs.digest(of: image) + "/image.json")
+            for reference in image.references {
+                rows.append(
+                    Row(
+                        name: reference, source: "image (run --image)", digest: image.shortID, built: prepared,
+                        description: "container image (\(image.layers.count) layers: airlock image inspect)"))
+            }
         }
         if json {
             print(try JSONText.pretty(rows))
