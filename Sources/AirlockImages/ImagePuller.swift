@@ -90,6 +90,11 @@ public struct ImagePuller: Sendable {
         return image
     }
 
+    /// A prefix that kills a child when this process dies, however it dies: a killed pull
+    /// leaves no fetch or unpack running (what they left, the next pull sweeps). Inside the
+    /// namespace it comes after `nsenter`, whose entering the namespace would clear it.
+    static let diesWithUs = ["setpriv", "--pdeathsig", "SIGKILL", "--"]
+
     // MARK: fetching
 
     /// The source as skopeo names it.
@@ -117,9 +122,10 @@ public struct ImagePuller: Sendable {
             throw AirlockError(
                 .unsupported, "pulling images needs skopeo (sudo apt-get install skopeo, or scripts/install.sh)")
         }
-        var argv = [
-            skopeo, "--insecure-policy", "copy", "--dest-shared-blob-dir", images.blobs,
-        ]
+        var argv =
+            Self.diesWithUs + [
+                skopeo, "--insecure-policy", "copy", "--dest-shared-blob-dir", images.blobs,
+            ]
         if let credentials { argv += ["--src-creds", credentials] }
         argv += [Self.skopeoName(source), "oci:" + staging + ":image"]
         let output = try Pipe2()
@@ -251,19 +257,23 @@ public struct ImagePuller: Sendable {
             switch compression {
             case .gzip:
                 decompressor = try ChildProcess.spawn(
-                    ["gzip", "-dc"], stdin: .fd(input), stdout: .fd(pipe.write), stderr: .fd(errors.write))
+                    Self.diesWithUs + ["gzip", "-dc"], stdin: .fd(input), stdout: .fd(pipe.write),
+                    stderr: .fd(errors.write))
             case .zstd:
                 guard Executables.find("zstd") != nil else {
                     throw AirlockError(.unsupported, "this image has zstd layers: sudo apt-get install zstd")
                 }
                 decompressor = try ChildProcess.spawn(
-                    ["zstd", "-dc"], stdin: .fd(input), stdout: .fd(pipe.write), stderr: .fd(errors.write))
+                    Self.diesWithUs + ["zstd", "-dc"], stdin: .fd(input), stdout: .fd(pipe.write),
+                    stderr: .fd(errors.write))
             case .none:
                 break
             }
             pipe.closeWrite()
             let unpacker = try ChildProcess.spawn(
-                namespace.enterPrefix + [Executables.current, "_unpack-layer", "--state", "-", partial + "/root"],
+                namespace.enterPrefix + Self.diesWithUs + [
+                    Executables.current, "_unpack-layer", "--state", "-", partial + "/root",
+                ],
                 stdin: .fd(decompressor == nil ? input : pipe.read), stdout: .fd(errors.write),
                 stderr: .fd(errors.write))
             pipe.closeRead()

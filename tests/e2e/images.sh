@@ -60,6 +60,22 @@ push "oci:$work/layout:v1" "docker://$open/e2e/app:v1" && push "oci:$work/layout
     push --dest-creds e2e:right-password "oci:$work/layout:v1" "docker://127.0.0.1:$auth_port/e2e/app:v1"
 expect "the test image is in both registries" "0" "$?"
 
+echo "== kill -9 of a pull while it unpacks"
+"$AIRLOCK" image pull "$open/e2e/app:v1" >/dev/null 2>&1 &
+pull_pid=$!
+for _ in $(seq 200); do compgen -G "$AIRLOCK_HOME/layers/.partial-*" >/dev/null && break; sleep 0.05; done
+seen=$(compgen -G "$AIRLOCK_HOME/layers/.partial-*" >/dev/null && echo unpacking || echo "not seen")
+kill -KILL "$pull_pid" 2>/dev/null; wait "$pull_pid" 2>/dev/null
+sleep 0.5
+expect "companion: the pull was caught while it unpacked" "unpacking" "$seen"
+expect "no fetch or unpack of the killed pull runs on" "" \
+    "$(pgrep -af "_unpack-layer --state - $AIRLOCK_HOME|skopeo .*$AIRLOCK_HOME/blobs" | grep -v pgrep)"
+expect "no image was recorded half-made" "" "$(ls "$AIRLOCK_HOME/pulled" 2>/dev/null)"
+a image pull "$open/e2e/app:v1" >/dev/null 2>&1
+expect "the next pull sweeps what it left and pulls" "1 " \
+    "$(a image ls --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))') $(ls -A "$AIRLOCK_HOME/layers" | grep '^\.' ; ls -A "$AIRLOCK_HOME/pulls" | grep -v '^.lock$')"
+a image rm "$open/e2e/app:v1" >/dev/null 2>&1
+
 echo "== pulling"
 out=$(a image pull "$open/e2e/app:v1" 2>"$work/pull.err")
 expect_match "image pull from the registry prints the image ID" '^[0-9a-f]{64}$' "$out"
