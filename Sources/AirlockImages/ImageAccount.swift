@@ -80,12 +80,21 @@ public enum ImageAccount {
         }
     }
 
-    /// An absolute path with no `.`, `..` or empty components.
+    /// An absolute path of printable ASCII with no `.`, `..` or empty components (an image's
+    /// other homes are not followed: `/home/NAME` is used instead).
     static func isPlainPath(_ path: String) -> Bool {
-        guard path.hasPrefix("/") else { return false }
+        guard path.utf8.first == UInt8(ascii: "/"), path.utf8.allSatisfy({ (33...126).contains($0) }) else {
+            return false
+        }
         let components = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
         return !components.isEmpty
             && components.allSatisfy { !$0.isEmpty && !$0.elementsEqual(".".utf8) && !$0.elementsEqual("..".utf8) }
+    }
+
+    /// A path's components, split on the byte `/` (never on Swift's characters, which join a
+    /// `/` to a combining mark after it).
+    static func bytewiseComponents(_ path: String) -> [String] {
+        path.utf8.split(separator: UInt8(ascii: "/")).map { String(decoding: $0, as: UTF8.self) }
     }
 
     static func appending(_ text: String, _ line: String) -> String {
@@ -93,7 +102,7 @@ public enum ImageAccount {
     }
 
     private static func exists(_ root: Int32, _ path: String) -> Bool {
-        let components = path.split(separator: "/")
+        let components = bytewiseComponents(path)
         let parent = LayerUnpacker.openInRoot(root, components.dropLast().joined(separator: "/"))
         guard parent >= 0, let last = components.last else { return false }
         defer { close(parent) }
@@ -135,7 +144,7 @@ public enum ImageAccount {
     /// The home directory, the user's own, made where the image has none (never through a link).
     private static func makeHome(_ root: Int32, _ home: String) throws {
         guard isPlainPath(home) else { return }
-        let components = home.split(separator: "/").map(String.init)
+        let components = bytewiseComponents(home)
         guard let last = components.last else { return }
         var parent = dup(root)
         for (index, name) in components.dropLast().enumerated() {

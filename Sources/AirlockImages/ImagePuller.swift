@@ -126,7 +126,15 @@ public struct ImagePuller: Sendable {
             Self.diesWithUs + [
                 skopeo, "--insecure-policy", "copy", "--dest-shared-blob-dir", images.blobs,
             ]
-        if let credentials { argv += ["--src-creds", credentials] }
+        // Credentials go in a file only this user reads, never on a command line (`/proc`).
+        let authFile = staging + ".auth.json"
+        defer { Files.remove(authFile) }
+        if let credentials, case .registry(let reference) = source {
+            let entry = ["auths": [reference.registry: ["auth": Data(credentials.utf8).base64EncodedString()]]]
+            try Files.writeAtomically(
+                authFile, String(decoding: try JSONEncoder().encode(entry), as: UTF8.self), mode: 0o600)
+            argv += ["--src-authfile", authFile]
+        }
         argv += [Self.skopeoName(source), "oci:" + staging + ":image"]
         let output = try Pipe2()
         let child = try ChildProcess.spawn(argv, stdin: .null, stdout: .fd(output.write), stderr: .fd(output.write))

@@ -83,9 +83,10 @@ public struct ImageReference: Equatable, Hashable, Sendable, CustomStringConvert
     public var apiHost: String { registry == Self.dockerHub ? "registry-1.docker.io" : registry }
 
     static func isDigest(_ text: String) -> Bool {
-        guard text.hasPrefix("sha256:") else { return false }
-        let hex = text.dropFirst(7)
-        return hex.count == 64 && hex.allSatisfy { ("0"..."9").contains($0) || ("a"..."f").contains($0) }
+        // On bytes: a combining mark after a hex digit is still one Character "in range".
+        let bytes = Array(text.utf8)
+        guard bytes.count == 71, bytes.starts(with: Array("sha256:".utf8)) else { return false }
+        return bytes.dropFirst(7).allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 
     static func isTag(_ text: String) -> Bool {

@@ -215,7 +215,10 @@ public struct TarReader {
         }
         let kind: TarEntry.Kind
         switch header[156] {
-        case 0, UInt8(ascii: "0"), UInt8(ascii: "7"): kind = path.hasSuffix("/") ? .directory : .file
+        // A name ending in "/" makes a directory only of the old type NUL, as Go's archive/tar
+        // (Docker's) reads it: a '0' member keeps its body whatever its name.
+        case 0: kind = path.utf8.last == UInt8(ascii: "/") ? .directory : .file
+        case UInt8(ascii: "0"), UInt8(ascii: "7"): kind = .file
         case UInt8(ascii: "1"): kind = .hardLink
         case UInt8(ascii: "2"): kind = .symbolicLink
         case UInt8(ascii: "3"): kind = .characterDevice

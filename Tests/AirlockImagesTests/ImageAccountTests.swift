@@ -40,6 +40,18 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: root + "/home/u"))
     }
 
+    @Test func aHomeWithACombiningMarkAfterASlashIsNotFollowed() throws {
+        let outside = NSTemporaryDirectory() + "airlock-account-outside-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: outside) }
+        let root = try rootfs(passwd: "u:x:1000:1000::/h/\u{301}x:/bin/sh\n")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createSymbolicLink(atPath: root + "/h", withDestinationPath: outside)
+        _ = try ImageAccount.setUp(in: root)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty)
+        #expect(FileManager.default.fileExists(atPath: root + "/home/u"))
+    }
+
     @Test func aNameThatIsAPathIsRefused() throws {
         let root = try rootfs(passwd: "../tmp/x:x:1000:1000::/home/x:/bin/sh\n")
         defer { try? FileManager.default.removeItem(atPath: root) }

@@ -50,6 +50,13 @@ import Testing
         }
     }
 
+    @Test func aDigestIsCheckedByteByByte() {
+        #expect(ImageReference.isDigest("sha256:" + String(repeating: "a", count: 64)))
+        // A combining mark joins a hex digit into one Character that still compares in range.
+        #expect(!ImageReference.isDigest("sha256:" + String(repeating: "a", count: 63) + "a\u{301}"))
+        #expect(!ImageReference.isDigest("sha256:" + String(repeating: "A", count: 64)))
+    }
+
     @Test func sourcesAreReadAsSkopeoTransports() throws {
         #expect(
             try ImageSource(parsing: "docker-archive:/tmp/a.tar") == .dockerArchive(path: "/tmp/a.tar", reference: nil))

@@ -205,6 +205,22 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: root + "/var/cache/new"))
     }
 
+    @Test func aRegularMemberNamedLikeADirectoryKeepsItsBody() throws {
+        // As Go's archive/tar reads it: only type NUL turns a trailing "/" into a directory.
+        let tar = try makeTar(
+            """
+            add("dir/", data=b"a body that is not a hidden archive")
+            add("after", data=b"next")
+            """)
+        defer { unlink(tar) }
+        let fd = open(tar, O_RDONLY)
+        defer { close(fd) }
+        var reader = TarReader(fd: fd)
+        let first = try #require(try reader.next())
+        #expect(first.kind == .file && first.size == 35)
+        #expect(try reader.next()?.path == "after")
+    }
+
     @Test func tarHeadersInEveryFormatAreRead() throws {
         // GNU long names and base-256 numbers, as GNU tar writes them.
         let tar = try makeTar(

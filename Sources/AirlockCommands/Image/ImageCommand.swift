@@ -163,6 +163,14 @@ struct ImageRemove: ParsableCommand {
             throw AirlockError(
                 .conflict, "image \(found.shortID) is used by \(users.joined(separator: ", ")) (remove them first)")
         }
+        // Not while a pull runs: its blobs and layers are named by no image until it ends.
+        try Files.makeDirectory(images.pullsDirectory)
+        let lock = try FileLock(path: images.pullsDirectory + "/.lock")
+        if !lock.tryAcquire() {
+            Context.progress("waiting for an image pull to finish")
+            try lock.acquire(timeout: 3600, what: "an image pull")
+        }
+        defer { lock.release() }
         let namespace = try UserNamespace(identity: try SandboxIdentity.current())
         defer { namespace.close() }
         try namespace.removeTree([context.store.imagesDirectory + "/" + prepared])
