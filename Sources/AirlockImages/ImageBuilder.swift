@@ -49,10 +49,9 @@ public struct ImageBuilder: Sendable {
         if let image = existing(template) { return image }
         try store.prepare()
         let lock = try buildLock(for: template)
-        if !lock.tryAcquire() {
-            log("waiting for another build of template '\(template.name)'")
-            try lock.acquire(timeout: 3600, what: "the build of template '\(template.name)'")
-        }
+        try lock.acquire(
+            timeout: 3600, what: "the build of template '\(template.name)'",
+            note: "waiting for another build of template '\(template.name)'", log: log)
         defer { lock.release() }
         if let image = existing(template) { return image }
         return try build(template, log: log)

@@ -30,10 +30,8 @@ public struct ImagePuller: Sendable {
             try Files.makeDirectory(directory)
         }
         let lock = try FileLock(path: images.pullsDirectory + "/.lock")
-        if !lock.tryAcquire() {
-            log("waiting for another pull to finish")
-            try lock.acquire(timeout: 3600, what: "another image pull")
-        }
+        try lock.acquire(
+            timeout: 3600, what: "another image pull", note: "waiting for another pull to finish", log: log)
         defer { lock.release() }
         let namespace = try UserNamespace(identity: identity)
         defer { namespace.close() }

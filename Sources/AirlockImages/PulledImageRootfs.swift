@@ -39,10 +39,9 @@ public struct PulledImageRootfs: Sendable {
         if let made = load(directory) { return made }
         try store.prepare()
         let lock = try FileLock(path: store.imagesDirectory + "/." + digest + ".lock")
-        if !lock.tryAcquire() {
-            log("waiting for another command preparing image \(pulled.shortID)")
-            try lock.acquire(timeout: 600, what: "the preparation of image \(pulled.shortID)")
-        }
+        try lock.acquire(
+            timeout: 600, what: "the preparation of image \(pulled.shortID)",
+            note: "waiting for another command preparing image \(pulled.shortID)", log: log)
         defer { lock.release() }
         if let made = load(directory) { return made }
         let started = Monotonic.now()

@@ -40,6 +40,14 @@ public final class FileLock: @unchecked Sendable {
         }
     }
 
+    /// Takes the lock; when another process holds it, says `note` through `log` once, then
+    /// waits as ``acquire(timeout:what:)`` does.
+    public func acquire(timeout: Double, what: String, note: String, log: (String) -> Void) throws {
+        if tryAcquire() { return }
+        log(note)
+        try acquire(timeout: timeout, what: what)
+    }
+
     public func release() {
         flock(fd, LOCK_UN)
     }

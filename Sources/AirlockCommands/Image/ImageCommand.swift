@@ -166,10 +166,8 @@ struct ImageRemove: ParsableCommand {
         // Not while a pull runs: its blobs and layers are named by no image until it ends.
         try Files.makeDirectory(images.pullsDirectory)
         let lock = try FileLock(path: images.pullsDirectory + "/.lock")
-        if !lock.tryAcquire() {
-            Context.progress("waiting for an image pull to finish")
-            try lock.acquire(timeout: 3600, what: "an image pull")
-        }
+        try lock.acquire(
+            timeout: 3600, what: "an image pull", note: "waiting for an image pull to finish", log: Context.progress)
         defer { lock.release() }
         let namespace = try UserNamespace(identity: try SandboxIdentity.current())
         defer { namespace.close() }
