@@ -129,6 +129,9 @@ as_user "$bin_dir/agent-claude.sh" || status=1
 step "end-to-end: the real mini-swe-agent against a fake OpenAI API (as an ordinary user)"
 as_user "$bin_dir/agent-mini-swe.sh" || status=1
 
+step "end-to-end as root: images against Docker itself (docker save, docker run), Airlock as an ordinary user"
+AIRLOCK="$bin_dir/airlock" E2E_USER="$user" bash tests/e2e/images-docker.sh || status=1
+
 step "end-to-end as root: cgroup limits"
 AIRLOCK="$bin_dir/airlock" bash tests/e2e/root-limits.sh || status=1
 rm -rf "$bin_dir"

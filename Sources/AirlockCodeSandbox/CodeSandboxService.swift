@@ -24,6 +24,9 @@ public struct CodeSandboxSettings: Sendable {
 /// The settings a sandbox is made with; the pool holds sandboxes of the default shape only.
 public struct SandboxShape: Sendable, Hashable {
     public var template = "code"
+    /// A container image in place of the template (pulled if missing): commands run as its
+    /// `User`, with its `Env`.
+    public var image: String?
     public var network: SandboxRecord.NetworkMode = .none
     public var memoryBytes: Int64 = 512 << 20
     public var cpus: Double? = 1
@@ -311,12 +314,14 @@ public actor CodeSandboxService {
     }
 
     private func make(_ shape: SandboxShape) async throws -> String {
-        let request = DisposableRequest(
+        var request = DisposableRequest(
             label: "code", template: shape.template, network: shape.network, limits: shape.limits,
             diskBytes: shape.diskBytes, owner: owner)
+        request.image = shape.image
         let sandboxes = self.sandboxes
+        let made = request
         return try await blocking {
-            let record = try sandboxes.createDisposable(request)
+            let record = try sandboxes.createDisposable(made)
             do {
                 try sandboxes.start(record.name)
             } catch {

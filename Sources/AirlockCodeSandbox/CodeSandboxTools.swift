@@ -1,3 +1,4 @@
+import AirlockImages
 import AirlockMCP
 import AirlockRuntime
 import AirlockState
@@ -19,6 +20,9 @@ public struct CodeSandboxTools: Sendable {
                 "Create a sandbox to run code in: no network at all unless network is \"policy\" (Airlock's egress policy). Returns sandbox_id. Files go under /workspace.",
                 properties: [
                     "template": string("Image template (default: code, with Python 3, Node.js and bash)"),
+                    "image": string(
+                        "A container image instead of a template, e.g. python:3.12 or a reference pinned by digest; commands run as its User"
+                    ),
                     "network": ["type": "string", "enum": ["none", "policy"], "description": "default none"],
                     "memory": string("Memory limit, e.g. 256m or 1g (default 512m)"),
                     "cpus": number("CPU limit (default 1)"),
@@ -99,7 +103,9 @@ public struct CodeSandboxTools: Sendable {
         let shape = try shape(from: arguments)
         let (name, pooled) = try await service.initialize(shape)
         return [
-            "sandbox_id": .string(name), "pooled": .bool(pooled), "template": .string(shape.template),
+            "sandbox_id": .string(name), "pooled": .bool(pooled),
+            "template": shape.image == nil ? .string(shape.template) : .null,
+            "image": shape.image.map { .string($0) } ?? .null,
             "network": .string(shape.network.rawValue), "workdir": .string(Sandboxes.disposableWorkspace),
             "limits": limitsReport(shape),
         ]
@@ -250,7 +256,9 @@ public struct CodeSandboxTools: Sendable {
     func list(_ arguments: ToolArguments) async throws -> JSONValue {
         let entries = await service.list().map { entry -> JSONValue in
             [
-                "sandbox_id": .string(entry.name), "template": .string(entry.shape.template),
+                "sandbox_id": .string(entry.name),
+                "template": entry.shape.image == nil ? .string(entry.shape.template) : .null,
+                "image": entry.shape.image.map { .string($0) } ?? .null,
                 "network": .string(entry.shape.network.rawValue), "idle_s": .int(Int64(entry.idle)),
                 "processes": .int(Int64(entry.processes)),
             ]
@@ -342,6 +350,17 @@ public struct CodeSandboxTools: Sendable {
     private func shape(from arguments: ToolArguments) throws -> SandboxShape {
         var shape = service.settings.shape
         if let template = try arguments.string("template") { shape.template = template }
+        if let image = try arguments.string("image") {
+            guard try arguments.string("template") == nil else {
+                throw ToolArgumentError("'image' and 'template' name two starting points: give one")
+            }
+            do {
+                _ = try ImageSource(parsing: image)
+            } catch {
+                throw ToolArgumentError("'image': \(error)")
+            }
+            shape.image = image
+        }
         if let network = try arguments.string("network") {
             guard let mode = SandboxRecord.NetworkMode(rawValue: network) else {
                 throw ToolArgumentError("'network' must be \"none\" or \"policy\", not '\(network)'")

@@ -1,3 +1,4 @@
+import AirlockImages
 import AirlockMCP
 import AirlockPolicy
 import AirlockState
@@ -9,8 +10,10 @@ import Yams
 ///
 /// The field names are those of docker/mcp-gateway's catalogs where they mean the same
 /// (`title`, `description`, `type`, `command`, `env`, `secrets`, `config`, `allowHosts`,
-/// `disableNetwork`, `longLived`, `prefix`, `tools`, `remote`), so existing entries port by
-/// replacing `image` with an Airlock image `template`.
+/// `disableNetwork`, `longLived`, `prefix`, `tools`, `remote`, `image`, `user`), so Docker's
+/// entries run unchanged: an `image` runs as `docker run IMAGE COMMAND...` would run it (its
+/// Entrypoint, then `command` or its Cmd; its User, WorkingDir and Env), pulled on first use.
+/// An Airlock `template` (an image built from a recipe) can take its place.
 ///
 /// ```yaml
 /// registry:
@@ -39,8 +42,10 @@ public struct CatalogServer: Codable, Sendable, Equatable {
     /// Airlock's own servers, which sandbox what they run themselves).
     public var type: String
     public var template: String?
-    /// docker/mcp-gateway's container image: kept to name it in the error that asks for a template.
+    /// A container image (docker/mcp-gateway's catalogs), often pinned by digest.
     public var image: String?
+    /// In place of the image's `User`, as `docker run -u`.
+    public var user: String?
     public var command: [String]
     public var env: [EnvEntry]
     public var secrets: [SecretEntry]
@@ -114,7 +119,8 @@ public struct CatalogServer: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, title, description, type, template, image, command, env, secrets, config, allowHosts, allowCIDRs
+        case name, title, description, type, template, image, user, command, env, secrets, config, allowHosts
+        case allowCIDRs
         case disableNetwork, longLived, prefix, tools, workspace, remote, memory, cpus, pids
     }
 
@@ -150,6 +156,7 @@ public struct CatalogServer: Codable, Sendable, Equatable {
         type = try container.decodeIfPresent(String.self, forKey: .type) ?? "server"
         template = try container.decodeIfPresent(String.self, forKey: .template)
         image = try container.decodeIfPresent(String.self, forKey: .image)
+        user = try container.decodeIfPresent(String.self, forKey: .user)
         command = try container.decodeIfPresent([String].self, forKey: .command) ?? []
         env = try container.decodeIfPresent([EnvEntry].self, forKey: .env) ?? []
         secrets = try container.decodeIfPresent([SecretEntry].self, forKey: .secrets) ?? []
@@ -176,11 +183,21 @@ public struct CatalogServer: Codable, Sendable, Equatable {
         }
         switch type {
         case "server":
-            guard template != nil else {
-                let hint = image.map { " (it names the container image \($0); Airlock runs image templates)" } ?? ""
-                throw AirlockError(.invalidArgument, "\(what) needs a `template` to run from\(hint)")
+            switch (template, image) {
+            case (nil, nil):
+                throw AirlockError(.invalidArgument, "\(what) needs an `image` or a `template` to run from")
+            case (.some, .some):
+                throw AirlockError(.invalidArgument, "\(what) names both an `image` and a `template`: give one")
+            case (nil, .some(let image)):
+                do {
+                    _ = try ImageSource(parsing: image)
+                } catch {
+                    throw AirlockError(.invalidArgument, "\(what): \(error)")
+                }
+            case (.some, nil):
+                // A template's image has no program of its own: the catalog names it.
+                guard !command.isEmpty else { throw AirlockError(.invalidArgument, "\(what) needs a `command`") }
             }
-            guard !command.isEmpty else { throw AirlockError(.invalidArgument, "\(what) needs a `command`") }
         case "airlock":
             guard !command.isEmpty else { throw AirlockError(.invalidArgument, "\(what) needs a `command`") }
         case "remote":

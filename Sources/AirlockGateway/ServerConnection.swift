@@ -102,6 +102,10 @@ final class ServerConnection: Sendable {
             label: "mcp-" + server.name, template: server.template ?? "",
             network: server.disableNetwork ? .none : .policy,
             limits: limits, diskBytes: 256 << 20, owner: launch.owner)
+        if server.template == nil {
+            request.image = server.image
+            request.imageUser = server.user
+        }
         request.policy.allowCIDRs = server.allowCIDRs
         request.credentials = launch.credentials
         if !server.allowHosts.isEmpty {

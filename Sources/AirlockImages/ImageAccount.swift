@@ -68,7 +68,7 @@ public enum ImageAccount {
                 sudo = true
             }
         }
-        return Template.UserSetup(name: name, shell: shell, sudo: sudo)
+        return Template.UserSetup(name: name, shell: shell, sudo: sudo, home: home == "/home/" + name ? nil : home)
     }
 
     /// A name `useradd` accepts: lowercase letters, digits, `_`, `-`, `.`, not starting with `-`.
@@ -110,18 +110,29 @@ public enum ImageAccount {
         return fstatat(parent, String(last), &info, AT_SYMLINK_NOFOLLOW) == 0
     }
 
-    /// A small regular file of `directory`, or nil (missing, or not a plain file).
+    /// The most of an image's account file read: an image can make its `/etc/passwd` as large
+    /// as it likes, and nothing real comes near this.
+    static let accountFileLimit = 4 << 20
+
+    /// A small regular file of `directory`, or nil (missing, not a plain file, or larger than
+    /// ``accountFileLimit``).
     static func read(_ directory: Int32, _ name: String) -> String? {
         let fd = openat(directory, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
-            let bytes = FileHandle(fileDescriptor: fd, closeOnDealloc: false).readDataToEndOfFile() as Data?
-        else {
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size <= accountFileLimit else {
             return nil
         }
-        return String(decoding: bytes, as: UTF8.self)
+        let bytes: Data
+        do {
+            bytes =
+                try FileHandle(fileDescriptor: fd, closeOnDealloc: false).read(upToCount: accountFileLimit) ?? Data()
+        } catch {
+            return nil
+        }
+        // CRLF files (made on Windows) read as Unix ones.
+        return String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n")
     }
 
     /// Writes a new file in place of `name` (whatever it was: a link is not followed).

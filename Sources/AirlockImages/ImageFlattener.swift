@@ -76,8 +76,10 @@ public struct ImageFlattener {
 
     /// Directories' owners, modes and times from the highest layer that has them, deepest first.
     private func finishDirectories() {
-        var done = Set<[String]>()
-        for (layer, path) in directories.reversed() where done.insert(path).inserted {
+        // By bytes: Swift's String equality would take "é" and "e\u{301}", two names on disk,
+        // for one directory.
+        var done = Set<[[UInt8]]>()
+        for (layer, path) in directories.reversed() where done.insert(path.map { Array($0.utf8) }).inserted {
             var info = stat()
             let source = ([layer] + path).joined(separator: "/")
             guard lstat(source, &info) == 0 else { continue }

@@ -322,7 +322,8 @@ public struct ImagePuller: Sendable {
         }
     }
 
-    /// What killed pulls left: staging layouts and partial layers of processes that are gone.
+    /// What killed pulls and removals left: staging layouts, partial layers and layers half
+    /// removed, of processes that are gone.
     func sweep(namespace: UserNamespace) throws {
         func abandoned(_ name: String, prefix: String) -> Bool {
             guard name.hasPrefix(prefix), let pid = Int32(name.dropFirst(prefix.count).prefix { $0 != "-" }) else {
@@ -335,7 +336,7 @@ public struct ImagePuller: Sendable {
             Files.remove(images.pullsDirectory + "/" + name)
         }
         let partials = ((try? FileManager.default.contentsOfDirectory(atPath: images.layersDirectory)) ?? [])
-            .filter { abandoned($0, prefix: ".partial-") }
+            .filter { abandoned($0, prefix: ".partial-") || abandoned($0, prefix: ".removing-") }
         try namespace.removeTree(partials.map { images.layersDirectory + "/" + $0 })
     }
 

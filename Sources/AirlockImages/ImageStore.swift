@@ -113,7 +113,14 @@ public struct ImageStore: Sendable {
         let usedLayers = Set(images.flatMap { $0.layers.map(Self.hex) })
         let layers = ((try? FileManager.default.contentsOfDirectory(atPath: layersDirectory)) ?? [])
             .filter { !$0.hasPrefix(".") && !usedLayers.contains($0) }
-        try namespace.removeTree(layers.map { layersDirectory + "/" + $0 })
+        // Out of the way at once, then removed: a removal cut short leaves a `.removing-`
+        // tree for the next pull's sweep, never a half-empty layer under its digest.
+        var doomed: [String] = []
+        for layer in layers {
+            let aside = layersDirectory + "/.removing-\(getpid())-" + layer
+            if rename(layersDirectory + "/" + layer, aside) == 0 { doomed.append(aside) }
+        }
+        try namespace.removeTree(doomed)
         // Blobs: the manifests and configs of the images left, and their layers' blobs.
         var usedBlobs = Set(images.map { $0.id } + images.map { Self.hex($0.manifestDigest) })
         for layer in usedLayers {

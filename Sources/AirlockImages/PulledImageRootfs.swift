@@ -29,6 +29,24 @@ public struct PulledImageRootfs: Sendable {
         return SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
+    /// Held while the tree of `digest` is made, removed, or taken into use by a new sandbox.
+    public func lock(_ digest: String, shortID: String, log: @escaping @Sendable (String) -> Void) throws -> FileLock {
+        let lock = try FileLock(path: images.store.imagesDirectory + "/." + digest + ".lock")
+        try lock.acquire(
+            timeout: 600, what: "the preparation of image \(shortID)",
+            note: "waiting for another command preparing or removing image \(shortID)", log: log)
+        return lock
+    }
+
+    /// Whether the tree of `digest` is still there. A command that made a sandbox on it asks
+    /// once the sandbox is recorded: an `image rm` (which checks for sandboxes and removes
+    /// the tree under the same lock) either saw the sandbox or removed the tree before this.
+    public func isStillThere(_ digest: String, log: @escaping @Sendable (String) -> Void) throws -> Bool {
+        let lock = try lock(digest, shortID: String(digest.prefix(12)), log: log)
+        defer { lock.release() }
+        return load(images.store.imagesDirectory + "/" + digest) != nil
+    }
+
     /// The image and the account the agent runs as in it, made if missing.
     public func ensure(_ pulled: PulledImage, log: @escaping @Sendable (String) -> Void) throws -> (
         Image, Template.UserSetup
@@ -38,10 +56,7 @@ public struct PulledImageRootfs: Sendable {
         let directory = store.imagesDirectory + "/" + digest
         if let made = load(directory) { return made }
         try store.prepare()
-        let lock = try FileLock(path: store.imagesDirectory + "/." + digest + ".lock")
-        try lock.acquire(
-            timeout: 600, what: "the preparation of image \(pulled.shortID)",
-            note: "waiting for another command preparing image \(pulled.shortID)", log: log)
+        let lock = try lock(digest, shortID: pulled.shortID, log: log)
         defer { lock.release() }
         if let made = load(directory) { return made }
         let started = Monotonic.now()
@@ -51,7 +66,9 @@ public struct PulledImageRootfs: Sendable {
         }
         let namespace = try UserNamespace(identity: identity)
         defer { namespace.close() }
-        let partial = store.imagesDirectory + "/.partial-\(getpid())-" + digest
+        // Named as a template's build names it: the sweep of builds' leftovers leaves it alone
+        // while this holds the digest's lock, and takes it once the process is gone.
+        let partial = store.imagesDirectory + "/.partial-" + digest
         try namespace.removeTree([partial])
         try Files.makeDirectory(partial)
         do {

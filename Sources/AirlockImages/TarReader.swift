@@ -78,6 +78,12 @@ public struct TarReader {
                 } else {
                     pax.merge(records) { $1 }
                 }
+                // Each header is at most 1 MiB; so are all that apply at once, however many
+                // headers a layer strings together.
+                let held = (globalPax.values.map(\.count) + pax.values.map(\.count)).reduce(0, +)
+                guard held <= Self.extendedHeaderLimit else {
+                    throw TarError("the extended tar headers of one member add up to more than 1 MiB")
+                }
                 continue
             case UInt8(ascii: "L"):
                 longName = Self.string(try readBody(size: size)[...])
@@ -144,7 +150,7 @@ public struct TarReader {
     // MARK: reading
 
     private mutating func readBody(size: Int64) throws -> [UInt8] {
-        guard size <= 1 << 20 else { throw TarError("an extended tar header is larger than 1 MiB") }
+        guard size <= Self.extendedHeaderLimit else { throw TarError("an extended tar header is larger than 1 MiB") }
         guard let body = try readExactly(Int(size)) else { throw TarError("the archive ends inside a header") }
         try skip(Self.padded(size) - size)
         return body
@@ -190,6 +196,8 @@ public struct TarReader {
     }
 
     // MARK: fields
+
+    static let extendedHeaderLimit = 1 << 20
 
     static func padded(_ size: Int64) -> Int64 { (size + 511) / 512 * 512 }
 

@@ -44,20 +44,25 @@ public struct Template: Codable, Sendable, Equatable, CatalogItem {
         public var shell: String
         /// Whether the user may run `sudo` (password-less) to install system packages.
         public var sudo: Bool
+        /// Its home inside when it is not `/home/NAME` (an image's own account may live
+        /// elsewhere); never set by a template.
+        public var home: String?
 
-        public init(name: String = "agent", shell: String = "/bin/bash", sudo: Bool = true) {
+        public init(name: String = "agent", shell: String = "/bin/bash", sudo: Bool = true, home: String? = nil) {
             self.name = name
             self.shell = shell
             self.sudo = sudo
+            self.home = home
         }
 
-        enum CodingKeys: String, CodingKey { case name, shell, sudo }
+        enum CodingKeys: String, CodingKey { case name, shell, sudo, home }
 
         public init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             name = try container.decodeIfPresent(String.self, forKey: .name) ?? "agent"
             shell = try container.decodeIfPresent(String.self, forKey: .shell) ?? "/bin/bash"
             sudo = try container.decodeIfPresent(Bool.self, forKey: .sudo) ?? true
+            home = try container.decodeIfPresent(String.self, forKey: .home)
         }
     }
 

@@ -14,6 +14,11 @@ public struct DisposableRequest: Sendable {
     /// Shown as the sandbox's agent by `ls`; the name is this plus a random suffix.
     public var label: String
     public var template: String
+    /// A container image to start from instead of `template` (pulled if missing): its
+    /// program runs as `docker run` runs it (``ImageProcess``).
+    public var image: String?
+    /// In place of the image's `User` (`docker run -u`).
+    public var imageUser: String?
     public var network: SandboxRecord.NetworkMode
     public var limits: SandboxRecord.Limits
     public var diskBytes: Int64
@@ -44,10 +49,25 @@ extension Sandboxes {
     /// Where a disposable sandbox's commands start, and where its files go.
     public static let disposableWorkspace = "/workspace"
 
-    /// Creates a sandbox with no host workspace that lives until its owner process ends.
-    public func createDisposable(_ request: DisposableRequest) throws -> SandboxRecord {
-        let template = try templates.find(request.template).template
-        let image = try ImageBuilder(store: store, identity: try SandboxIdentity.current()).ensure(template, log: log)
+    /// Creates a sandbox with no host workspace that lives until its owner process ends. From
+    /// an image, `command` (as `docker run`'s arguments) follows its Entrypoint in place of
+    /// its Cmd; the result is the record's `command`.
+    public func createDisposable(_ request: DisposableRequest, command: [String] = []) throws -> SandboxRecord {
+        let identity = try SandboxIdentity.current()
+        let image: Image
+        let templateName: String
+        let user: Template.UserSetup
+        var process: ImageProcess?
+        if let reference = request.image {
+            let (prepared, pulled, _) = try Self.prepareImage(reference, store: store, identity: identity, log: log)
+            let run = try ImageProcess(config: pulled.run, rootfs: prepared.rootfs(in: store), user: request.imageUser)
+            (image, templateName, process) = (prepared, "image " + reference, run)
+            user = Template.UserSetup(name: run.userName, sudo: false)
+        } else {
+            let template = try templates.find(request.template).template
+            image = try ImageBuilder(store: store, identity: identity).ensure(template, log: log)
+            (templateName, user) = (template.name, template.user)
+        }
         try store.prepare()
         try Files.makeDirectory(store.sandboxesDirectory)
         var paths: SandboxPaths
@@ -64,17 +84,24 @@ extension Sandboxes {
             for dir in [paths.upper, paths.work, paths.bundle, paths.etc] { try Files.makeDirectory(dir) }
             try Files.makeDirectory(paths.runtimeRoot, mode: 0o700)
             var record = SandboxRecord(
-                name: name, agent: request.label, workspace: Self.disposableWorkspace, template: template.name,
-                image: image.digest, user: template.user.name, sudo: template.user.sudo, runtime: "runc",
+                name: name, agent: request.label, workspace: Self.disposableWorkspace, template: templateName,
+                image: image.digest, user: user.name, sudo: user.sudo, runtime: "runc",
                 command: ["bash"], environment: [], mounts: request.mounts, limits: request.limits, created: Date(),
                 network: request.network,
                 disposable: SandboxRecord.Disposable(owner: request.owner, diskBytes: request.diskBytes))
+            if let process {
+                record.account = process.account
+                record.workingDir = process.workingDir
+                record.environment = process.environment
+                record.command = (try? process.argv(command: command)) ?? []
+            }
             // A program's sandbox uses none of the keys the user stored for agents: only its own.
             record.credentialServices = request.credentials.map(\.service.name)
             if !request.credentials.isEmpty { try SecretStore.saveSandboxCredentials(request.credentials, to: paths) }
             if request.ownPolicyOnly { record.ownPolicyOnly = true }
             try Self.savePolicy(request.policy, to: paths)
             try paths.save(record)
+            if process != nil { try Self.confirmImage(image, of: record, store: store, identity: identity, log: log) }
             return record
         } catch {
             Files.remove(paths.directory)
@@ -82,18 +109,23 @@ extension Sandboxes {
         }
     }
 
-    /// Makes a disposable sandbox, starts it, and starts `command` in it (in its workspace) with
-    /// standard input and output as pipes (``BackgroundProcess/stdio``): a program's own server
+    /// Makes a disposable sandbox, starts it, and starts `command` in it (in its workspace, or
+    /// as the image's program in its WorkingDir) with standard input and output as pipes (``BackgroundProcess/stdio``): a program's own server
     /// or script to talk to. Nothing is left behind when a step fails. Blocks.
     public func startDisposableStdio(
         _ request: DisposableRequest, command: [String], environment: [String] = [], outputLimit: Int
     ) throws -> (sandbox: String, process: BackgroundProcess) {
-        let name = try createDisposable(request).name
+        let record = try createDisposable(request, command: command)
+        let name = record.name
         do {
+            if request.image != nil && record.command.isEmpty {
+                throw AirlockError(
+                    .invalidArgument, "image \(request.image ?? "") has no Entrypoint or Cmd, and no command was given")
+            }
             try start(name)
-            var exec = ExecRequest(command: command)
+            var exec = ExecRequest(command: request.image == nil ? command : record.command)
             exec.environment = environment
-            exec.workdir = Self.disposableWorkspace
+            exec.workdir = record.workingDir ?? Self.disposableWorkspace
             return (name, try startBackground(name, exec, outputLimit: outputLimit, stdio: true))
         } catch {
             try? remove(name, force: true)

@@ -34,7 +34,7 @@ public struct SandboxSpec: Sendable {
         self.limitsBy = limitsBy
     }
 
-    public var homeDirectory: String { "/home/" + user.name }
+    public var homeDirectory: String { record.account?.home ?? "/home/" + user.name }
 
     /// The environment every process in the sandbox starts with.
     public func environment(user name: String, home: String, extra: [String] = []) -> [String] {
@@ -95,7 +95,7 @@ public struct SandboxSpec: Sendable {
         return RuntimeSpec.Process(
             terminal: tty, user: RuntimeSpec.User(uid: uid, gid: gid, additionalGids: nil), args: args,
             env: environment(user: userName, home: home, extra: extraEnvironment),
-            cwd: cwd ?? record.workspace,
+            cwd: cwd ?? record.workingDir ?? record.workspace,
             capabilities: isRoot ? .root : .agent,
             rlimits: rlimits?.isEmpty == true ? nil : rlimits,
             // setuid sudo needs privileges to rise; without sudo nothing in the sandbox may.
@@ -168,9 +168,10 @@ public struct SandboxSpec: Sendable {
         ]
         if let disposable = record.disposable {
             // Nothing of the host: the home and the workspace are the sandbox's own, in memory.
+            // Both the user's: an image's own user (a server's, say) may be another than the agent.
+            let owner = record.account.map { ($0.uid, $0.gid) } ?? (SandboxIdentityIDs.agent, SandboxIdentityIDs.agent)
             let options = [
-                "nosuid", "nodev", "mode=755", "uid=\(SandboxIdentityIDs.agent)", "gid=\(SandboxIdentityIDs.agent)",
-                "size=\(disposable.diskBytes)",
+                "nosuid", "nodev", "mode=755", "uid=\(owner.0)", "gid=\(owner.1)", "size=\(disposable.diskBytes)",
             ]
             mounts.append(Mount(destination: homeDirectory, type: "tmpfs", source: "tmpfs", options: options))
             mounts.append(Mount(destination: record.workspace, type: "tmpfs", source: "tmpfs", options: options))

@@ -167,7 +167,8 @@ public struct Sandboxes: Sendable {
         }
         // The image's settings, then the agent's own, so the user's `-e` can override them.
         let environment =
-            try (prepared?.pulled.run.env ?? []) + agent.environment(home: "/home/" + template.user.name)
+            try (prepared?.pulled.run.env ?? [])
+            + agent.environment(home: template.user.home ?? "/home/" + template.user.name)
             + request.environment.map(Self.checkEnvironment)
         if request.shareAgentState && agent.state.isEmpty {
             throw AirlockError(
@@ -236,6 +237,9 @@ public struct Sandboxes: Sendable {
                 command: agent.fullCommand,
                 environment: environment, mounts: mounts,
                 limits: limits, created: Date(), network: request.network)
+            if let home = template.user.home {
+                record.account = .init(uid: SandboxIdentityIDs.agent, gid: SandboxIdentityIDs.agent, home: home)
+            }
             record.gitIdentity = Self.hostGitIdentity()
             record.unprotected = request.unprotected.isEmpty ? nil : request.unprotected
             record.trustHostCAs = request.trustHostCAs ? nil : false
@@ -245,13 +249,14 @@ public struct Sandboxes: Sendable {
             if let attachment = request.mcp {
                 record.mcp = attachment
                 record.command += try configureMCP(
-                    agent, record: record, paths: paths, home: "/home/" + template.user.name)
+                    agent, record: record, paths: paths, home: template.user.home ?? "/home/" + template.user.name)
             }
             if request.clone {
                 try GitClone(workspace: workspace, paths: paths, name: name).create()
                 record.clone = true
             }
             try paths.save(record)
+            if prepared != nil { try Self.confirmImage(image, of: record, store: store, identity: identity, log: log) }
             try Self.savePolicy(policy, to: paths)
             if record.networkMode == .policy {
                 try SecretStore.captureEnvironment(into: paths)
@@ -535,6 +540,20 @@ public struct Sandboxes: Sendable {
         return (image, pulled, user)
     }
 
+    /// Throws if an `image rm` removed the pulled image's tree while `record` was being made
+    /// on it (call once the record is saved).
+    static func confirmImage(
+        _ image: Image, of record: SandboxRecord, store: StateStore, identity: SandboxIdentity,
+        log: @escaping @Sendable (String) -> Void
+    ) throws {
+        let prepared = PulledImageRootfs(images: ImageStore(store: store), identity: identity)
+        guard try prepared.isStillThere(image.digest, log: log) else {
+            throw AirlockError(
+                .conflict,
+                "image \(record.template.dropFirst(6)) was removed while sandbox \(record.name) was made on it")
+        }
+    }
+
     // MARK: start
 
     public func record(_ name: String) throws -> SandboxRecord {
@@ -771,6 +790,9 @@ public struct Sandboxes: Sendable {
 
     /// Looks a user up in the sandbox's passwd (its upper layer first, where `useradd` writes).
     func resolveUser(_ user: String, spec: SandboxSpec) throws -> Account {
+        if user == spec.record.user, let account = spec.record.account {
+            return Account(name: user, uid: account.uid, gid: account.gid, home: account.home)
+        }
         // The upper layer is the sandbox's to write: read its passwd only if it is a plain,
         // small file (not a symlink to a host file, a FIFO or /dev/zero).
         let passwd =

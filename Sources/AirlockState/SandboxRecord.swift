@@ -51,6 +51,25 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
     /// False when the sandbox trusts only its image's CAs and Airlock's, not those of the
     /// host's trust store (`--no-host-ca`); nil in records made before it existed: true.
     public var trustHostCAs: Bool?
+    /// The ids and home of `user` when they are not uid 1000 and `/home/USER`: the `User` of
+    /// an image an MCP server or code sandbox runs from, or an image's uid-1000 account whose
+    /// home is elsewhere. Nil: the agent's usual account.
+    public var account: Account?
+    /// Where commands start when they name no directory: an image's `WorkingDir`.
+    public var workingDir: String?
+
+    /// An account of the sandbox's image, as commands run as it.
+    public struct Account: Codable, Sendable, Equatable {
+        public var uid: UInt32
+        public var gid: UInt32
+        public var home: String
+
+        public init(uid: UInt32, gid: UInt32, home: String) {
+            self.uid = uid
+            self.gid = gid
+            self.home = home
+        }
+    }
 
     /// Which servers the sandbox's gateway serves: exactly `servers`, or those of `profile`
     /// (default: the profile 'default') with the dynamic tools to add more.

@@ -38,6 +38,24 @@ import Testing
         #expect(github.tools.map(\.name) == ["list_issues"])
     }
 
+    @Test func aDockerCatalogEntryRunsFromItsImageAsItIs() throws {
+        let yaml = """
+            name: docker-mcp
+            displayName: Docker MCP Catalog
+            registry:
+              node-sandbox:
+                description: Runs JavaScript
+                title: Node sandbox
+                type: server
+                image: olegselajev241/node-sandbox@sha256:\(String(repeating: "ab", count: 32))
+                user: "1000:1000"
+                volumes: ["{{node-sandbox.dir}}:/data"]
+            """
+        let server = try #require(try ServerCatalog.parse(yaml: yaml, source: "/c.yaml").first)
+        #expect(server.template == nil && server.image?.hasPrefix("olegselajev241/node-sandbox@sha256:") == true)
+        #expect(server.command.isEmpty && server.user == "1000:1000")
+    }
+
     @Test func anInjectedSecretGoesToTheAllowedHostsUnlessItNamesItsOwn() throws {
         let yaml = """
             registry:
@@ -57,8 +75,9 @@ import Testing
 
     @Test func badEntriesNameTheCatalogAndTheServer() {
         let cases = [
-            "registry:\n  x:\n    image: mcp/x\n    command: [x]\n":
-                "needs a `template` to run from (it names the container image mcp/x",
+            "registry:\n  x:\n    command: [x]\n": "needs an `image` or a `template` to run from",
+            "registry:\n  x:\n    image: mcp/x\n    template: t\n": "names both an `image` and a `template`",
+            "registry:\n  x:\n    image: \"Mcp/X Y\"\n": "invalid image reference",
             "registry:\n  x:\n    template: t\n": "needs a `command`",
             "registry:\n  x:\n    template: t\n    command: [x]\n    disableNetwork: true\n    allowHosts: [a.b]\n":
                 "contradict",

@@ -1,3 +1,4 @@
+import AirlockSystem
 import Foundation
 import Testing
 
@@ -56,5 +57,50 @@ import Testing
         let root = try rootfs(passwd: "../tmp/x:x:1000:1000::/home/x:/bin/sh\n")
         defer { try? FileManager.default.removeItem(atPath: root) }
         #expect(throws: (any Error).self) { _ = try ImageAccount.setUp(in: root) }
+    }
+}
+
+@Suite struct ImageProcessTests {
+    let passwd = "root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/bash\nweb:x:33:33::/:/bin/sh\n"
+    let group = "root:x:0:\nnode:x:1000:\nstaff:x:50:\n"
+
+    func resolve(_ spec: String) throws -> String {
+        let (name, account) = try ImageProcess.resolve(spec, passwd: passwd, group: group)
+        return "\(name) \(account.uid):\(account.gid) \(account.home)"
+    }
+
+    @Test func userIsReadAsRuncReadsIt() throws {
+        #expect(try resolve("0") == "root 0:0 /root")
+        #expect(try resolve("node") == "node 1000:1000 /home/node")
+        #expect(try resolve("1000") == "node 1000:1000 /home/node")
+        #expect(try resolve("node:staff") == "node 1000:50 /home/node")
+        #expect(try resolve("1000:7") == "node 1000:7 /home/node")
+        // A number the image does not know: group 0, and a home of its own to write in.
+        #expect(try resolve("4242") == "4242 4242:0 /home/4242")
+        // A home of `/` is not one to mount a home over.
+        #expect(try resolve("web") == "web 33:33 /home/web")
+    }
+
+    @Test func unknownNamesAndIdsOutsideTheSandboxAreRefused() {
+        for spec in ["nobody-here", "node:nogroup", "70000", "node:70000"] {
+            #expect(throws: AirlockError.self) { try resolve(spec) }
+        }
+    }
+
+    @Test func theCommandTakesThePlaceOfCmdAfterTheEntrypoint() throws {
+        let root = NSTemporaryDirectory() + "airlock-process-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try passwd.write(toFile: root + "/etc/passwd", atomically: false, encoding: .utf8)
+        let config = OCIDocuments.RunConfig(
+            env: ["A=1"], workingDir: "/srv", user: "node", entrypoint: ["python3", "/s.py"], cmd: ["default"])
+        let process = try ImageProcess(config: config, rootfs: root)
+        #expect(try process.argv() == ["python3", "/s.py", "default"])
+        #expect(try process.argv(command: ["mine", "x"]) == ["python3", "/s.py", "mine", "x"])
+        #expect(process.workingDir == "/srv" && process.userName == "node" && process.environment == ["A=1"])
+        #expect(try ImageProcess(config: config, rootfs: root, user: "root").account.uid == 0)
+        let bare = try ImageProcess(config: OCIDocuments.RunConfig(), rootfs: root)
+        #expect(bare.workingDir == "/" && bare.userName == "root")
+        #expect(throws: AirlockError.self) { try bare.argv() }
     }
 }

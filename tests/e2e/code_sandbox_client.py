@@ -42,7 +42,7 @@ SERVER_ARGS = ["mcp", "serve", "code-sandbox", "--pool", "1"]
 SERVER_ENV = dict(os.environ)
 
 CONTRACT = {
-    "sandbox_initialize": ["template", "network", "memory", "cpus", "pids", "disk"],
+    "sandbox_initialize": ["template", "image", "network", "memory", "cpus", "pids", "disk"],
     "sandbox_exec": ["sandbox_id", "command", "timeout_s", "workdir", "env"],
     "run_code": ["sandbox_id", "language", "code", "timeout_s"],
     "write_file": ["sandbox_id", "path", "content", "executable"],

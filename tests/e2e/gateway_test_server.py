@@ -37,9 +37,11 @@ INSTANCE = uuid.uuid4().hex[:12]
 server = Server(NAME)
 
 
-@server.tool(description="This server's catalog name and the id of this run of it, as JSON.")
+@server.tool(description="This server's catalog name, the id of this run of it, its uid, gid and directory, as JSON.")
 def whoami() -> str:
-    return json.dumps({"name": NAME, "instance": INSTANCE})
+    return json.dumps(
+        {"name": NAME, "instance": INSTANCE, "uid": os.getuid(), "gid": os.getgid(), "cwd": os.getcwd()}
+    )
 
 
 @server.tool(description="The server's environment, as JSON.")

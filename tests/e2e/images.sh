@@ -50,7 +50,10 @@ expect "two registries answer on loopback (one anonymous, one with a password)" 
         [ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/ca.pem" "https://127.0.0.1:$auth_port/v2/")" = 401 ] &&
         echo yes)"
 
-mmdebstrap --quiet --variant=essential --mode=unshare bookworm "$work/base.tar" http://deb.debian.org/debian \
+# With Python, for the MCP server's image.
+mmdebstrap --quiet --variant=essential --include=python3 --mode=unshare \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' bookworm "$work/base.tar" http://deb.debian.org/debian \
     >/dev/null 2>&1 || fail "mmdebstrap of the base layer"
 v1_digest=$(python3 "$here/make_oci_image.py" "$work/layout" v1 "$work/base.tar")
 python3 "$here/make_oci_image.py" "$work/layout" v2 "$work/base.tar" --extra more >/dev/null
@@ -145,9 +148,62 @@ expect "a write to the image's file goes to the sandbox's layer, never to the sh
     "$(cat "$AIRLOCK_HOME"/layers/*/root/home/owned/notes "$AIRLOCK_HOME"/images/*/rootfs/home/owned/notes 2>/dev/null | sort -u | xargs)"
 a rm -f img-e2e >/dev/null
 
+echo "== an MCP server given only by its image (pinned by digest), and that image as a code sandbox"
+python3 -m venv "$work/venv" && "$work/venv/bin/pip" install -q mcp >"$work/pip.log" 2>&1 || fail "pip install mcp"
+site=$("$work/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+mcp_digest=$(python3 "$here/make_oci_image.py" "$work/layout" mcp "$work/base.tar" --mcp "$site" \
+    "$here/gateway_test_server.py")
+push "oci:$work/layout:mcp" "docker://$open/e2e/mcp-server:v1"
+pinned_mcp="$open/e2e/mcp-server@$mcp_digest"
+marker="imgmcp-$$-$RANDOM"
+# Docker's catalog format: its top-level keys, a server with `image:` and `command:` (which
+# takes the place of the image's Cmd, after its Entrypoint, as in `docker run IMAGE ARGS`).
+{
+    printf 'name: e2e-catalog\ndisplayName: E2E catalog in Docker format\nregistry:\n  img-mcp:\n'
+    printf '    description: A server given only by its image\n    title: Image server\n    type: server\n'
+    printf '    image: %s\n    command: [img-mcp, %s]\n' "$pinned_mcp" "$marker"
+    printf '    env: [{name: FROM_CATALOG, value: "yes"}]\n    disableNetwork: true\n'
+} > "$work/catalog.yaml"
+seen=$(cd "$work" && timeout -k 10 900 "$work/venv/bin/python" "$here/image_mcp_client.py" gateway \
+    "$work/catalog.yaml" img-mcp "$marker" 2>"$work/gateway.err")
+field() { # KEY.PATH of the JSON the client printed; a list as words
+    python3 -c '
+import json, sys
+value = json.loads(sys.argv[1])
+for key in sys.argv[2].split("."):
+    value = value[key]
+print(" ".join(map(str, value)) if isinstance(value, list) else value)' "$seen" "$1" 2>/dev/null
+}
+expect "the real mcp client lists the image server's tools through the gateway" "yes" \
+    "$(field tools | grep -qw hello_img_mcp && field tools | grep -qw whoami && echo yes)"
+[ -n "$(field tools)" ] || tail -n 5 "$work/gateway.err"
+expect "  its call reaches the server: the catalog's command took the place of the image's Cmd" "img-mcp" \
+    "$(field whoami.name)"
+expect "  it runs as the image's User (mcp, 1500:1500), in its WorkingDir" "1500 1500 /opt/mcp" \
+    "$(field whoami.uid) $(field whoami.gid) $(field whoami.cwd)"
+expect "  with the image's Env, the catalog's env, and the account's own home" "image yes /srv/mcp mcp" \
+    "$(field env.MCP_MODE) $(field env.FROM_CATALOG) $(field env.HOME) $(field env.USER)"
+expect "the gateway pulled the pinned image on first use" "yes" \
+    "$(a image inspect "$pinned_mcp" >/dev/null 2>&1 && echo yes)"
+expect "no sandbox of the server is left" "" "$(a ls -q | grep '^mcp-img-mcp-')"
+# The server ran as a subordinate id of the user's: any user's process counts.
+expect "no process of the server is left" "" "$(pgrep -f "$marker" | xargs)"
+printf 'registry:\n  bad-image:\n    image: "Not/An Image"\n' > "$work/bad.yaml"
+check_error "a catalog entry whose image is not a reference: one line naming it" "server 'bad-image'" \
+    a mcp tools ls --catalog "$work/bad.yaml" --servers bad-image
+
+seen=$(cd "$work" && timeout -k 10 600 "$work/venv/bin/python" "$here/image_mcp_client.py" code-sandbox \
+    "$pinned_mcp" 2>"$work/code.err")
+expect "a code sandbox from the same image (sandbox_initialize {image})" "$pinned_mcp" "$(field initialize.image)"
+[ -n "$(field initialize.image)" ] || tail -n 5 "$work/code.err"
+expect "  its command runs as the image's User, with its Env and Python, in /workspace, which it can write" \
+    "mcp image 42 /workspace written 0" "$(field exec.stdout | xargs) $(field exec.exit_code)"
+expect "  and its sandbox is gone after sandbox_stop" "" "$(a ls -q | grep '^code-')"
+
 echo "== removing"
 a image rm "$open/e2e/app:v2" >/dev/null 2>&1
-expect "rm of an image keeps the layers another image has" "3" "$(ls "$AIRLOCK_HOME/layers" | wc -l)"
+expect "rm of an image keeps the layers other images have (v1's three, the server's own)" "4" \
+    "$(ls "$AIRLOCK_HOME/layers" | wc -l)"
 for name in $(a image ls --json | python3 -c 'import json,sys; print(" ".join(i["id"] for i in json.load(sys.stdin)))'); do
     a image rm "$name" >/dev/null 2>&1
 done

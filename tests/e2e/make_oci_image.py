@@ -1,6 +1,7 @@
 """Builds a small OCI image layout, layer by layer, with what unpacking must get right.
 
-    make_oci_image.py LAYOUT TAG BASE_ROOTFS_TAR [--extra NAME]
+    make_oci_image.py LAYOUT TAG BASE_ROOTFS_TAR [--extra NAME] [--no-write-through]
+    make_oci_image.py LAYOUT TAG BASE_ROOTFS_TAR --mcp SITE_PACKAGES SERVER_PY
 
 The bottom layer is BASE_ROOTFS_TAR (a root filesystem as `tar -C ROOT -c .` writes it, such as
 a sandbox image's), gzip-compressed. On top:
@@ -14,6 +15,12 @@ a sandbox image's), gzip-compressed. On top:
 Config: User 1000, Env APP_MODE=test and PATH, WorkingDir /opt/app, Entrypoint
 ["/bin/sh", "-c"], Cmd ["echo entry"]. Another run with --extra NAME adds one layer with
 /opt/NAME, sharing the first three (for the shared-layer pull).
+
+With --mcp, an MCP server's image instead: the base, then one layer with the Python packages
+of SITE_PACKAGES (a venv's, holding `mcp`) in /usr/local/lib/python3.11/dist-packages, the
+server at /opt/mcp/server.py and an account `mcp` (uid 1500, home /srv/mcp). Config: User mcp,
+Env MCP_MODE=image, WorkingDir /opt/mcp, Entrypoint ["python3", "/opt/mcp/server.py"], Cmd
+["image-default", "no-marker"] (the server's NAME and MARKER).
 """
 
 import gzip
@@ -62,8 +69,21 @@ def compressed(data):
     return {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": size}, diff_id
 
 
-with open(base_tar, "rb") as source:
-    layers = [compressed(source.read())]
+def base_layer():
+    """The base, compressed once per layout: every image of the layout shares it."""
+    stamp = base_tar + ".layer.json"
+    key = "%s %d %d" % (os.path.abspath(base_tar), os.stat(base_tar).st_size, os.stat(base_tar).st_mtime_ns)
+    if os.path.exists(stamp):
+        cached = json.load(open(stamp))
+        if cached["key"] == key and os.path.exists(os.path.join(blobs, cached["descriptor"]["digest"][7:])):
+            return cached["descriptor"], cached["diff_id"]
+    with open(base_tar, "rb") as source:
+        descriptor, diff_id = compressed(source.read())
+    json.dump({"key": key, "descriptor": descriptor, "diff_id": diff_id}, open(stamp, "w"))
+    return descriptor, diff_id
+
+
+layers = [base_layer()]
 
 id_binary = open("/usr/bin/id", "rb").read()
 
@@ -80,7 +100,8 @@ def second(add):
     add("etc/airlock-test/hardlink-source", data=b"linked\n")
     add("usr/local/bin/suid-id", data=id_binary, mode=0o4755)
     add("rootlink", tarfile.SYMTYPE, link="/")
-    add("rootlink/opt/app/through-root", data=b"written through a link to /\n")
+    if "--no-write-through" not in sys.argv:  # Docker itself cannot `docker save` such a layer
+        add("rootlink/opt/app/through-root", data=b"written through a link to /\n")
     add("home/owned", tarfile.DIRTYPE, mode=0o750, uid=1000, gid=1000)
     add("home/owned/notes", data=b"kept\n", uid=1000, gid=1000)
 
@@ -94,21 +115,66 @@ def third(add):
     add("opt/app/hardlink", tarfile.LNKTYPE, link="etc/airlock-test/hardlink-source")
 
 
-layers.append(layer(second))
-layers.append(layer(third))
-if extra:
-    layers.append(layer(lambda add: add("opt/" + extra, data=(extra + "\n").encode())))
+def mcp_server(site_packages, server_py):
+    def build(add):
+        with tarfile.open(base_tar) as base:
+            def base_file(name):
+                for candidate in (name, "./" + name):
+                    try:
+                        return base.extractfile(candidate).read()
+                    except KeyError:
+                        pass
+                return b""
+            passwd, group = base_file("etc/passwd"), base_file("etc/group")
+        add("etc/passwd", data=passwd + b"mcp:x:1500:1500:MCP server:/srv/mcp:/bin/sh\n")
+        add("etc/group", data=group + b"mcp:x:1500:\n")
+        add("srv/mcp", tarfile.DIRTYPE, mode=0o755, uid=1500, gid=1500)
+        add("opt/mcp", tarfile.DIRTYPE, mode=0o755)
+        add("opt/mcp/server.py", data=open(server_py, "rb").read())
+        target = "usr/local/lib/python3.11/dist-packages"
+        add(target, tarfile.DIRTYPE, mode=0o755)
+        for directory, dirs, files in os.walk(site_packages):
+            relative = os.path.relpath(directory, site_packages)
+            # pip and setuptools are the venv's own; the server needs neither.
+            dirs[:] = sorted(d for d in dirs if relative != "." or not d.startswith(("pip", "setuptools", "_distutils")))
+            for name in dirs:
+                add(os.path.normpath(os.path.join(target, relative, name)), tarfile.DIRTYPE, mode=0o755)
+            for name in sorted(files):
+                path = os.path.join(directory, name)
+                if name.endswith(".pyc"):
+                    continue
+                add(os.path.normpath(os.path.join(target, relative, name)), data=open(path, "rb").read(),
+                    mode=0o755 if os.access(path, os.X_OK) else 0o644)
+    return build
 
-config = {
-    "architecture": "amd64",
-    "os": "linux",
-    "config": {
+
+if "--mcp" in sys.argv:
+    position = sys.argv.index("--mcp")
+    layers.append(layer(mcp_server(sys.argv[position + 1], sys.argv[position + 2])))
+    run_config = {
+        "User": "mcp",
+        "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", "MCP_MODE=image"],
+        "WorkingDir": "/opt/mcp",
+        "Entrypoint": ["python3", "/opt/mcp/server.py"],
+        "Cmd": ["image-default", "no-marker"],
+    }
+else:
+    layers.append(layer(second))
+    layers.append(layer(third))
+    if extra:
+        layers.append(layer(lambda add: add("opt/" + extra, data=(extra + "\n").encode())))
+    run_config = {
         "User": "1000",
         "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", "APP_MODE=test"],
         "WorkingDir": "/opt/app",
         "Entrypoint": ["/bin/sh", "-c"],
         "Cmd": ["echo entry"],
-    },
+    }
+
+config = {
+    "architecture": "amd64",
+    "os": "linux",
+    "config": run_config,
     "rootfs": {"type": "layers", "diff_ids": [diff_id for _, diff_id in layers]},
 }
 config_digest, config_size = put_blob(json.dumps(config).encode())

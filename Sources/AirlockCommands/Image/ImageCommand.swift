@@ -156,20 +156,25 @@ struct ImageRemove: ParsableCommand {
         guard let found = images.find(image) else {
             throw AirlockError(.notFound, "no pulled image '\(image)' (airlock image ls)")
         }
-        // The tree sandboxes start from goes too, unless a sandbox still uses it.
-        let prepared = PulledImageRootfs.digest(of: found)
-        let users = context.store.records().filter { $0.image == prepared }.map(\.name)
-        guard users.isEmpty else {
-            throw AirlockError(
-                .conflict, "image \(found.shortID) is used by \(users.joined(separator: ", ")) (remove them first)")
-        }
         // Not while a pull runs: its blobs and layers are named by no image until it ends.
         try Files.makeDirectory(images.pullsDirectory)
         let lock = try FileLock(path: images.pullsDirectory + "/.lock")
         try lock.acquire(
             timeout: 3600, what: "an image pull", note: "waiting for an image pull to finish", log: Context.progress)
         defer { lock.release() }
-        let namespace = try UserNamespace(identity: try SandboxIdentity.current())
+        // The tree sandboxes start from goes too, unless a sandbox uses it: checked and removed
+        // under the tree's own lock, which a sandbox being made on it takes once recorded.
+        let identity = try SandboxIdentity.current()
+        let prepared = PulledImageRootfs.digest(of: found)
+        let treeLock = try PulledImageRootfs(images: images, identity: identity).lock(
+            prepared, shortID: found.shortID, log: Context.progress)
+        defer { treeLock.release() }
+        let users = context.store.records().filter { $0.image == prepared }.map(\.name)
+        guard users.isEmpty else {
+            throw AirlockError(
+                .conflict, "image \(found.shortID) is used by \(users.joined(separator: ", ")) (remove them first)")
+        }
+        let namespace = try UserNamespace(identity: identity)
         defer { namespace.close() }
         try namespace.removeTree([context.store.imagesDirectory + "/" + prepared])
         let removed = try images.remove(found, namespace: namespace)

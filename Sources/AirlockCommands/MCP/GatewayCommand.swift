@@ -247,12 +247,12 @@ struct CatalogCommand: ParsableCommand {
                 default: network = server.disableNetwork ? "none" : server.allowHosts.isEmpty ? "policy" : "allowHosts"
                 }
                 return [
-                    server.name, server.type, server.template ?? "-", network, loaded.sources[server.name] ?? "",
-                    server.description ?? "",
+                    server.name, server.type, server.template ?? server.image ?? "-", network,
+                    loaded.sources[server.name] ?? "", server.description ?? "",
                 ]
             }
             print(
-                Table.render([["NAME", "TYPE", "TEMPLATE", "NETWORK", "SOURCE", "DESCRIPTION"]] + rows), terminator: "")
+                Table.render([["NAME", "TYPE", "FROM", "NETWORK", "SOURCE", "DESCRIPTION"]] + rows), terminator: "")
         }
     }
 
