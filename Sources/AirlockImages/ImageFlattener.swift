@@ -129,5 +129,5 @@ public struct ImageFlattener {
         return names.sorted()
     }
 
-    static func shown(_ path: [String]) -> String { "/" + path.joined(separator: "/") }
+    static func shown(_ path: [String]) -> String { LayerUnpacker.shown(path[...]) }
 }

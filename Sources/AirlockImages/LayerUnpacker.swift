@@ -284,7 +284,16 @@ public struct LayerUnpacker {
         }
     }
 
-    static func shown(_ path: ArraySlice<String>) -> String { "/" + path.joined(separator: "/") }
+    /// A layer's path for an error line: one line, however its names were made (control
+    /// characters shown as `?`), and no longer than 200 characters.
+    static func shown(_ path: ArraySlice<String>) -> String {
+        let text = String(
+            String.UnicodeScalarView(
+                ("/" + path.joined(separator: "/")).unicodeScalars.map {
+                    $0.properties.generalCategory == .control ? "?" : $0
+                }))
+        return text.count > 200 ? text.prefix(200) + "..." : text
+    }
     static func shown(_ path: [String]) -> String { shown(path[...]) }
 
     /// `fsetxattr(2)`, which Swift's Glibc module does not export.

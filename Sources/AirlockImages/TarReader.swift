@@ -124,7 +124,9 @@ public struct TarReader {
         var left = entry.size
         while left > 0 {
             try fill(1)
-            guard start < buffer.count else { throw TarError("the archive ends inside \(entry.path)") }
+            guard start < buffer.count else {
+                throw TarError("the archive ends inside \(LayerUnpacker.shown([entry.path]))")
+            }
             let take = Int(min(Int64(buffer.count - start), left))
             try sink(buffer[start..<(start + take)])
             start += take
@@ -233,7 +235,10 @@ public struct TarReader {
         case UInt8(ascii: "4"): kind = .blockDevice
         case UInt8(ascii: "5"): kind = .directory
         case UInt8(ascii: "6"): kind = .fifo
-        default: throw TarError("a tar member of an unknown type '\(Character(UnicodeScalar(header[156])))' (\(path))")
+        default:
+            let type = header[156]
+            let shown = (33...126).contains(type) ? String(UnicodeScalar(type)) : "byte \(type)"
+            throw TarError("a tar member of an unknown type '\(shown)' (\(LayerUnpacker.shown([path])))")
         }
         let seconds = try number(header[136..<148], "time")
         return TarEntry(
@@ -247,12 +252,15 @@ public struct TarReader {
     static func number(_ field: ArraySlice<UInt8>, _ what: String) throws -> Int64 {
         guard let first = field.first else { return 0 }
         if first & 0x80 != 0 {
+            // GNU's base-256: two's complement, so 0xff starts a negative number. No size, id
+            // or time of a layer's is negative.
+            guard first & 0x40 == 0 else { throw TarError("a tar \(what) is negative") }
             var value: Int64 = Int64(first & 0x3f)
             for byte in field.dropFirst() {
                 guard value < (Int64.max >> 8) else { throw TarError("a tar \(what) is too large") }
                 value = value << 8 | Int64(byte)
             }
-            return first & 0x40 != 0 ? -value : value
+            return value
         }
         var value: Int64 = 0
         var digits = 0

@@ -242,4 +242,39 @@ import Testing
         #expect(second.uid == 0o10000000 + 5)
         #expect(try reader.next() == nil)
     }
+
+    @Test func negativeNumbersAndHeapsOfExtendedHeadersAreRefused() throws {
+        // GNU base-256 is two's complement: a uid of -1 is refused, not read as a large id.
+        let negative = try makeTar(
+            """
+            tar.format = tarfile.GNU_FORMAT
+            add("neg", data=b"", uid=-1)
+            """)
+        defer { unlink(negative) }
+        // Three local pax headers of 600 KiB each before one member: more than 1 MiB at once.
+        let heaped = try makeTar(
+            """
+            for i in range(3):
+                info = tarfile.TarInfo("x")
+                info.type = tarfile.XHDTYPE
+                record = b" k%d=" % i + b"v" * (600 << 10) + b"\\n"
+                size = len(record) + 8
+                record = b"%d" % size + record
+                record = b"%d" % (len(record)) + record[len(str(size)):]
+                info.size = len(record)
+                tar.fileobj.write(info.tobuf(tarfile.USTAR_FORMAT))
+                tar.fileobj.write(record + b"\\0" * (-len(record) % 512))
+                tar.offset += 512 + len(record) + (-len(record) % 512)
+            add("after")
+            """)
+        defer { unlink(heaped) }
+        for (tar, expected) in [(negative, "negative"), (heaped, "more than 1 MiB")] {
+            let fd = open(tar, O_RDONLY)
+            defer { close(fd) }
+            var reader = TarReader(fd: fd)
+            #expect {
+                _ = try reader.next()
+            } throws: { "\($0)".contains(expected) }
+        }
+    }
 }
