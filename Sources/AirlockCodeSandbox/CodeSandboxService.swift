@@ -97,8 +97,12 @@ public actor CodeSandboxService {
             Task.detached {
                 do {
                     let recipe = try sandboxes.templates.find(template).template
-                    let builder = ImageBuilder(store: sandboxes.store, identity: try SandboxIdentity.current())
-                    _ = try builder.ensure(recipe, log: log)
+                    if recipe.from != nil {
+                        _ = try ImageTemplateBuilder(sandboxes: sandboxes).ensure(recipe, log: log)
+                    } else {
+                        let builder = ImageBuilder(store: sandboxes.store, identity: try SandboxIdentity.current())
+                        _ = try builder.ensure(recipe, log: log)
+                    }
                 } catch {
                     log("cannot prepare the image of template \(template): \(error)")
                 }

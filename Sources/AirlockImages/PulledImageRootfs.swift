@@ -64,6 +64,21 @@ public struct PulledImageRootfs: Sendable {
             throw AirlockError(
                 .notFound, "layer \(layer.prefix(19)) of image \(pulled.shortID) is gone (airlock image pull it again)")
         }
+        let (image, user) = try makeTree(
+            digest, layers: pulled.layers.map(images.layerRoot), named: pulled.references.first ?? pulled.shortID,
+            started: started)
+        log(String(format: "prepared image %@ for sandboxes in %.1fs", pulled.shortID, image.buildSeconds))
+        return (image, user)
+    }
+
+    /// Merges `layers` (roots, bottom first) into the tree of `digest` in `images/` that
+    /// sandboxes start from, with their init and the agent's account. The caller holds the
+    /// digest's ``lock(_:shortID:log:)``.
+    public func makeTree(_ digest: String, layers: [String], named: String, started: Double) throws -> (
+        Image, Template.UserSetup
+    ) {
+        let store = images.store
+        let directory = store.imagesDirectory + "/" + digest
         let namespace = try UserNamespace(identity: identity)
         defer { namespace.close() }
         // Named as a template's build names it: the sweep of builds' leftovers leaves it alone
@@ -74,15 +89,13 @@ public struct PulledImageRootfs: Sendable {
         do {
             let output = try ChildProcess.run(
                 namespace.enterPrefix + [Executables.current, "_flatten-image", "--state", "-", partial + "/rootfs"],
-                input: pulled.layers.map(images.layerRoot).joined(separator: "\n") + "\n")
+                input: layers.joined(separator: "\n") + "\n")
             guard output.status == 0,
                 let user = try? JSONDecoder().decode(Template.UserSetup.self, from: Data(output.stdout.utf8))
             else {
-                throw AirlockError(.failed, "preparing image \(pulled.shortID) failed: \(output.lastErrorLine)")
+                throw AirlockError(.failed, "preparing image \(named) failed: \(output.lastErrorLine)")
             }
-            let image = Image(
-                digest: digest, template: pulled.references.first ?? pulled.shortID, built: Date(),
-                buildSeconds: Monotonic.now() - started)
+            let image = Image(digest: digest, template: named, built: Date(), buildSeconds: Monotonic.now() - started)
             let encoder = JSONEncoder()
             encoder.dateEncodingStrategy = .iso8601
             try Files.writeAtomically(
@@ -92,12 +105,16 @@ public struct PulledImageRootfs: Sendable {
             guard rename(partial, directory) == 0 else {
                 throw SystemCallError("rename \(partial)", errno: errno)
             }
-            log(String(format: "prepared image %@ for sandboxes in %.1fs", pulled.shortID, image.buildSeconds))
             return (image, user)
         } catch {
             try? namespace.removeTree([partial])
             throw error
         }
+    }
+
+    /// The tree of `digest` and its account, if made.
+    public func existing(_ digest: String) -> (Image, Template.UserSetup)? {
+        load(images.store.imagesDirectory + "/" + digest)
     }
 
     private func load(_ directory: String) -> (Image, Template.UserSetup)? {

@@ -14,6 +14,16 @@ import Yams
 ///   - pip install --break-system-packages ruff pytest
 /// user: {name: agent, sudo: true}
 /// ```
+///
+/// Or a container image with packages and steps on top (`from`), as a Dockerfile's `FROM` and
+/// `RUN` make one; the agent's account is then the image's (``ImageAccount``):
+///
+/// ```yaml
+/// name: node-tools
+/// from: node:22
+/// packages: [ripgrep]                # with the image's apt-get
+/// steps: [npm install -g typescript]
+/// ```
 public struct Template: Codable, Sendable, Equatable, CatalogItem {
     public static let kind = "template"
 
@@ -24,6 +34,8 @@ public struct Template: Codable, Sendable, Equatable, CatalogItem {
     public var packages: [String]
     public var steps: [String]
     public var user: UserSetup
+    /// A container image to start from instead of a Debian suite.
+    public var from: String?
 
     public init(
         name: String, description: String? = nil, suite: String = "bookworm", mirror: String? = nil,
@@ -66,7 +78,7 @@ public struct Template: Codable, Sendable, Equatable, CatalogItem {
         }
     }
 
-    enum CodingKeys: String, CodingKey { case name, description, suite, mirror, packages, steps, user }
+    enum CodingKeys: String, CodingKey { case name, description, suite, mirror, packages, steps, user, from }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -77,6 +89,12 @@ public struct Template: Codable, Sendable, Equatable, CatalogItem {
         packages = try container.decodeIfPresent([String].self, forKey: .packages) ?? []
         steps = try container.decodeIfPresent([String].self, forKey: .steps) ?? []
         user = try container.decodeIfPresent(UserSetup.self, forKey: .user) ?? UserSetup()
+        from = try container.decodeIfPresent(String.self, forKey: .from)
+        if from != nil && (container.contains(.suite) || container.contains(.mirror)) {
+            throw DecodingError.dataCorruptedError(
+                forKey: .from, in: container,
+                debugDescription: "a template is `from` an image or of a Debian `suite`, not both")
+        }
     }
 
     public func validate(source: String) throws {
@@ -94,6 +112,13 @@ public struct Template: Codable, Sendable, Equatable, CatalogItem {
         }
         guard user.name.wholeMatch(of: /[a-z_][a-z0-9_-]*/) != nil else {
             throw AirlockError(.invalidArgument, "template \(source): user name '\(user.name)' is not valid")
+        }
+        if let from {
+            do {
+                _ = try ImageSource(parsing: from)
+            } catch {
+                throw AirlockError(.invalidArgument, "template \(source): from: \(error)")
+            }
         }
     }
 

@@ -31,6 +31,8 @@ public struct DisposableRequest: Sendable {
     public var credentials: [Credential] = []
     /// Host paths mounted in (none by default: nothing of the host is inside).
     public var mounts: [SandboxRecord.MountRequest] = []
+    /// The root is writable (its own layer on disk): a build's, whose changes become an image.
+    public var writableRoot = false
 
     public init(
         label: String, template: String, network: SandboxRecord.NetworkMode, limits: SandboxRecord.Limits,
@@ -65,8 +67,15 @@ extension Sandboxes {
             user = Template.UserSetup(name: run.userName, sudo: false)
         } else {
             let template = try templates.find(request.template).template
-            image = try ImageBuilder(store: store, identity: identity).ensure(template, log: log)
-            (templateName, user) = (template.name, template.user)
+            if template.from != nil {
+                let built = try ImageTemplateBuilder(sandboxes: self).ensure(template, log: log)
+                (image, templateName, user) = (built.image, template.name, built.user)
+                process = try ImageProcess(
+                    config: built.pulled.run, rootfs: built.image.rootfs(in: store), user: user.name)
+            } else {
+                image = try ImageBuilder(store: store, identity: identity).ensure(template, log: log)
+                (templateName, user) = (template.name, template.user)
+            }
         }
         try store.prepare()
         try Files.makeDirectory(store.sandboxesDirectory)
@@ -88,12 +97,15 @@ extension Sandboxes {
                 image: image.digest, user: user.name, sudo: user.sudo, runtime: "runc",
                 command: ["bash"], environment: [], mounts: request.mounts, limits: request.limits, created: Date(),
                 network: request.network,
-                disposable: SandboxRecord.Disposable(owner: request.owner, diskBytes: request.diskBytes))
+                disposable: SandboxRecord.Disposable(
+                    owner: request.owner, diskBytes: request.diskBytes, writableRoot: request.writableRoot ? true : nil)
+            )
             if let process {
                 record.account = process.account
-                record.workingDir = process.workingDir
+                // A template's programs start in the workspace, whatever the image it is from says.
+                record.workingDir = request.image == nil ? nil : process.workingDir
                 record.environment = process.environment
-                record.command = (try? process.argv(command: command)) ?? []
+                if request.image != nil { record.command = (try? process.argv(command: command)) ?? [] }
             }
             // A program's sandbox uses none of the keys the user stored for agents: only its own.
             record.credentialServices = request.credentials.map(\.service.name)

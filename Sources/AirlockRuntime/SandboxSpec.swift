@@ -66,8 +66,9 @@ public struct SandboxSpec: Sendable {
             noNewPrivileges: true, oomScoreAdj: Self.oomScoreAdjustment)
         return RuntimeSpec(
             process: process,
-            // A disposable sandbox writes only to its sized tmpfs mounts.
-            root: RuntimeSpec.Root(path: paths.rootfs, readonly: record.disposable != nil),
+            // A disposable sandbox writes only to its sized tmpfs mounts (a build to its root too).
+            root: RuntimeSpec.Root(
+                path: paths.rootfs, readonly: record.disposable != nil && record.disposable?.writableRoot != true),
             hostname: record.name,
             mounts: mounts(),
             linux: RuntimeSpec.Linux(
@@ -106,7 +107,7 @@ public struct SandboxSpec: Sendable {
     /// sandbox's root is read-only. Elsewhere the runtime sets the limit itself.
     var trustedPrlimit: String? {
         let path = "/usr/bin/prlimit"
-        guard record.disposable != nil else { return nil }
+        guard let disposable = record.disposable, disposable.writableRoot != true else { return nil }
         var info = stat()
         guard lstat(imageRootfs + path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_mode & 0o111 != 0
         else { return nil }

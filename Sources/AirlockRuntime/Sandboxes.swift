@@ -147,6 +147,11 @@ public struct Sandboxes: Sendable {
             template = Template(name: "image", description: reference, packages: [], user: user)
         } else {
             template = try templates.find(request.template ?? agent.template).template
+            if template.from != nil {
+                let built = try ImageTemplateBuilder(sandboxes: self).ensure(template, log: log)
+                prepared = (built.image, built.pulled)
+                template.user = built.user
+            }
         }
         let runtime = try Self.runtime(named: request.runtime)
         let limits = DefaultLimits.filling(
@@ -231,7 +236,7 @@ public struct Sandboxes: Sendable {
             try seedHome(paths.home, imageRootfs: image.rootfs(in: store))
             var record = SandboxRecord(
                 name: name, agent: agent.name, workspace: workspace,
-                template: prepared == nil ? template.name : "image " + (template.description ?? ""),
+                template: request.image == nil ? template.name : "image " + (template.description ?? ""),
                 image: image.digest,
                 user: template.user.name, sudo: template.user.sudo, runtime: runtime.rawValue,
                 command: agent.fullCommand,
@@ -256,7 +261,10 @@ public struct Sandboxes: Sendable {
                 record.clone = true
             }
             try paths.save(record)
-            if prepared != nil { try Self.confirmImage(image, of: record, store: store, identity: identity, log: log) }
+            if prepared != nil {
+                // An `image rm` (or `template rm`) may have taken the tree meanwhile.
+                try Self.confirmImage(image, of: record, store: store, identity: identity, log: log)
+            }
             try Self.savePolicy(policy, to: paths)
             if record.networkMode == .policy {
                 try SecretStore.captureEnvironment(into: paths)

@@ -117,10 +117,13 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
         public var owner: ProcessIdentity
         /// The size of each writable tmpfs: the workspace, the home and `/tmp`.
         public var diskBytes: Int64
+        /// A writable root (its own layer on disk, unbounded), for a build's steps; nil: read-only.
+        public var writableRoot: Bool?
 
-        public init(owner: ProcessIdentity, diskBytes: Int64) {
+        public init(owner: ProcessIdentity, diskBytes: Int64, writableRoot: Bool? = nil) {
             self.owner = owner
             self.diskBytes = diskBytes
+            self.writableRoot = writableRoot
         }
     }
 

@@ -1,4 +1,5 @@
 import AirlockSystem
+import Foundation
 import Testing
 
 @testable import AirlockImages
@@ -19,6 +20,23 @@ import Testing
         #expect(template.suite == "bookworm")
         #expect(template.steps == ["pip install --break-system-packages ruff"])
         #expect(template.user == Template.UserSetup(name: "dev", shell: "/bin/bash", sudo: false))
+    }
+
+    @Test func aTemplateFromAnImageKeepsTheDigestsOfOthersAndRefusesASuite() throws {
+        let from = try Template.parse(yaml: "name: n\nfrom: node:22\nsteps: [npm i -g tsx]\n", source: "n.yaml")
+        #expect(from.from == "node:22")
+        let plain = try Template.parse(yaml: yaml, source: "py.yaml")
+        // No `from`: nothing of it in what the digest hashes, so every image built before stays.
+        #expect(!String(decoding: try JSONEncoder().encode(plain), as: UTF8.self).contains("from"))
+        var moved = from
+        moved.from = "node:20"
+        #expect(moved.digest != from.digest)
+        #expect(throws: AirlockError.self) {
+            try Template.parse(yaml: "name: n\nfrom: node:22\nsuite: trixie\n", source: "n.yaml")
+        }
+        #expect(throws: AirlockError.self) {
+            try Template.parse(yaml: "name: n\nfrom: \"Not An Image\"\n", source: "n.yaml")
+        }
     }
 
     @Test func alwaysIncludesInitAndSudoForSudoUsers() throws {

@@ -16,6 +16,8 @@ work=$(mktemp -d /tmp/airlock-e2e-images.XXXXXX)
 registry_pids=()
 cleanup() {
     a rm -f img-e2e >/dev/null 2>&1
+    a rm -f from-e2e >/dev/null 2>&1
+    rm -f "$HOME/airlock-e2e-from-escape"
     for pid in "${registry_pids[@]}"; do kill "$pid" 2>/dev/null; done
     rm -rf "$work" "$HOME/e2e-images-ws"
 }
@@ -147,6 +149,61 @@ expect "the sandbox's own /dev, not the layer's" "dev-ok" "$(sed -n 11p <<<"$ins
 expect "a write to the image's file goes to the sandbox's layer, never to the shared layers" "kept" \
     "$(cat "$AIRLOCK_HOME"/layers/*/root/home/owned/notes "$AIRLOCK_HOME"/images/*/rootfs/home/owned/notes 2>/dev/null | sort -u | xargs)"
 a rm -f img-e2e >/dev/null
+
+echo "== a template from the image, with steps on top (as FROM and RUN)"
+export XDG_CONFIG_HOME="$work/config"
+mkdir -p "$XDG_CONFIG_HOME/airlock/templates"
+escape="$HOME/airlock-e2e-from-escape"
+rm -f "$escape"
+cat > "$XDG_CONFIG_HOME/airlock/templates/e2e-from.yaml" <<EOF
+name: e2e-from
+from: $open/e2e/app:v1
+steps:
+  - echo "from a step" > /opt/app/from-step
+  - rm /opt/app/keep
+  - echo replaced > /opt/app/data/new
+  - id -u > /opt/step-uid
+  - mkdir -p "$(dirname "$escape")" && echo escaped > "$escape"
+EOF
+a template build e2e-from >"$work/from.out" 2>"$work/from.err"
+expect_match "template build runs the steps, with progress" "step 5/5" "$(cat "$work/from.err")"
+inside=$(a run --name from-e2e --template e2e-from shell "$ws" -- -c '
+    cat /opt/app/from-step; test -e /opt/app/keep && echo keep-shows || echo keep-gone; cat /opt/app/data/new
+    cat /opt/step-uid; id -u; echo "$APP_MODE"; cat "'"$escape"'"' 2>/dev/null)
+expect "a step's new file is in the template's sandboxes" "from a step" "$(sed -n 1p <<<"$inside")"
+expect "a file a step removed is gone (the build's whiteout)" "keep-gone" "$(sed -n 2p <<<"$inside")"
+expect "a file a step changed reads changed" "replaced" "$(sed -n 3p <<<"$inside")"
+expect "steps run as root; the agent as the image's uid 1000 with its Env" "0 1000 test" \
+    "$(sed -n 4,6p <<<"$inside" | xargs)"
+expect "companion: the step that wrote to the host's path wrote it inside the image" "escaped" \
+    "$(sed -n 7p <<<"$inside")"
+expect "the step's write never reached the host (steps run in a sandbox, not a chroot)" "absent" \
+    "$([ -e "$escape" ] && echo present || echo absent)"
+expect "the image's own layers are untouched by the steps" "after the opaque marker" \
+    "$(cat "$AIRLOCK_HOME"/layers/*/root/opt/app/data/new 2>/dev/null | sort -u | xargs)"
+expect "template ls shows it built, from its image" "yes from $open/e2e/app:v1" \
+    "$(a template ls --json | python3 -c 'import json,sys; r=[r for r in json.load(sys.stdin) if r["name"]=="e2e-from"][0]; print("yes" if r["built"] else "no", r["description"])')"
+expect "no build sandbox is left" "" "$(a ls -q | grep '^build-')"
+a rm -f from-e2e >/dev/null
+printf 'name: e2e-fails\nfrom: %s\nsteps: ["echo about to fail; exit 3"]\n' "$open/e2e/app:v1" \
+    > "$XDG_CONFIG_HOME/airlock/templates/e2e-fails.yaml"
+err=$(a template build e2e-fails 2>&1 >/dev/null)
+status=$?
+expect_match "a failing step: non-zero, its output shown, then one error line naming the step" \
+    "^1 .*about to fail airlock: template 'e2e-fails': step 1/1: .* failed \(exit status 3" "$status $(echo $err)"
+printf 'name: e2e-noapt\nfrom: %s\npackages: [cowsay]\n' "$open/e2e/app:v1" \
+    > "$XDG_CONFIG_HOME/airlock/templates/e2e-noapt.yaml"
+expect_match "packages on an image without apt-get: it says so" "no apt-get to install packages with" \
+    "$(a template build e2e-noapt 2>&1 >/dev/null | xargs)"
+printf 'name: e2e-both\nfrom: %s\nsuite: bookworm\n' "$open/e2e/app:v1" \
+    > "$XDG_CONFIG_HOME/airlock/templates/e2e-both.yaml"
+check_error "a template both from an image and of a suite: one line" "not both" a template build e2e-both
+rm -f "$XDG_CONFIG_HOME/airlock/templates/e2e-both.yaml"
+expect "no build sandbox is left after the failures" "" "$(a ls -q | grep '^build-')"
+a template rm e2e-from >/dev/null 2>&1
+expect "template rm removes the built tree (and not the image)" "no 1" \
+    "$(a template ls --json | python3 -c 'import json,sys; r=[r for r in json.load(sys.stdin) if r["name"]=="e2e-from"][0]; print("yes" if r["built"] else "no")') $(a image ls --json | python3 -c "import json,sys; print(sum('$open/e2e/app:v1' in i['references'] for i in json.load(sys.stdin)))")"
+unset XDG_CONFIG_HOME
 
 echo "== an MCP server given only by its image (pinned by digest), and that image as a code sandbox"
 python3 -m venv "$work/venv" && "$work/venv/bin/pip" install -q mcp >"$work/pip.log" 2>&1 || fail "pip install mcp"

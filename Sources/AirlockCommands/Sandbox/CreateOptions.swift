@@ -105,8 +105,13 @@ struct CreateOptions: ParsableArguments {
         let builder = try context.imageBuilder()
         for name in names {
             let server = try catalog.find(name)
-            guard let template = server.template else { continue }
-            _ = try builder.ensure(try context.templates.find(template).template, log: Context.progress)
+            guard let name = server.template else { continue }
+            let template = try context.templates.find(name).template
+            if template.from != nil {
+                _ = try ImageTemplateBuilder(sandboxes: context.sandboxes).ensure(template, log: Context.progress)
+            } else {
+                _ = try builder.ensure(template, log: Context.progress)
+            }
         }
     }
 

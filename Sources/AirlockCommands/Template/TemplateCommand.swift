@@ -1,4 +1,5 @@
 import AirlockImages
+import AirlockRuntime
 import AirlockSystem
 import ArgumentParser
 import Foundation
@@ -29,10 +30,14 @@ struct TemplateList: ParsableCommand {
     func run() throws {
         let context = Context()
         let builder = try? context.imageBuilder()
+        let fromImages = ImageTemplateBuilder(sandboxes: context.sandboxes)
         var rows = try context.templates.all().map { entry in
-            Row(
-                name: entry.template.name, source: entry.source, digest: String(entry.template.digest.prefix(12)),
-                built: builder?.existing(entry.template) != nil, description: entry.template.description)
+            let template = entry.template
+            let built = template.from == nil ? builder?.existing(template) != nil : fromImages.existing(template) != nil
+            let digest = template.from == nil ? template.digest : fromImages.treeDigest(template) ?? "-"
+            return Row(
+                name: template.name, source: entry.source, digest: String(digest.prefix(12)), built: built,
+                description: template.description ?? template.from.map { "from \($0)" })
         }
         // Pulled images serve as templates too (`run --image NAME`); built once merged for a sandbox.
         for image in context.imageStore().all() {
@@ -80,6 +85,12 @@ struct TemplateBuild: ParsableCommand {
     func run() throws {
         let context = Context()
         let template = try context.templates.find(name).template
+        if template.from != nil {
+            print(
+                try ImageTemplateBuilder(sandboxes: context.sandboxes).ensure(template, log: Context.progress).image
+                    .digest)
+            return
+        }
         let builder = try context.imageBuilder()
         if let image = builder.existing(template) {
             Context.progress("template '\(name)' is already built")
@@ -101,15 +112,21 @@ struct TemplateRemove: ParsableCommand {
     func run() throws {
         let context = Context()
         let template = try context.templates.find(name).template
-        let users = context.store.records().filter { $0.image == template.digest }.map(\.name)
+        let fromImages = ImageTemplateBuilder(sandboxes: context.sandboxes)
+        let digest = template.from == nil ? template.digest : fromImages.treeDigest(template) ?? ""
+        let users = context.store.records().filter { $0.image == digest }.map(\.name)
         guard users.isEmpty else {
             throw AirlockError(
                 .conflict,
                 "the image of template '\(name)' is used by \(users.joined(separator: ", ")) (remove them first)")
         }
-        guard try context.imageBuilder().remove(template) else {
-            throw AirlockError(.notFound, "template '\(name)' has no built image")
+        let removed =
+            template.from == nil
+            ? try context.imageBuilder().remove(template) : try fromImages.remove(template, log: Context.progress)
+        guard removed else {
+            let hint = template.from.map { " (its image \($0) is removed with `airlock image rm`)" } ?? ""
+            throw AirlockError(.notFound, "template '\(name)' has no built image\(hint)")
         }
-        print(template.digest)
+        print(digest)
     }
 }

@@ -1,0 +1,166 @@
+import AirlockImages
+import AirlockState
+import AirlockSystem
+import Crypto
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Builds a template that starts `from` a container image, as `docker build` runs a
+/// Dockerfile's `FROM` and `RUN`: the template's packages (with the image's `apt-get`) and
+/// steps run as root in a sandbox made from the image, and what they changed (the sandbox's
+/// own layer) is merged over the image into a tree of its own.
+///
+/// The steps run the image's programs, which nothing vouches for: never on the host (as
+/// mmdebstrap's chroot runs a Debian template's), always inside a sandbox, and their
+/// downloads go through its proxy under the user's policy.
+public struct ImageTemplateBuilder: Sendable {
+    public let sandboxes: Sandboxes
+
+    /// Bumped when what a build makes changes, so that older trees are made again.
+    static let formatVersion = 1
+
+    public init(sandboxes: Sandboxes) {
+        self.sandboxes = sandboxes
+    }
+
+    /// What a sandbox of the template starts from: its tree, the agent's account in it, and
+    /// the image it was built on (whose `Env` the agent gets).
+    public struct Built: Sendable {
+        public var image: Image
+        public var user: Template.UserSetup
+        public var pulled: PulledImage
+    }
+
+    /// The tree's digest: the recipe's and the very image it was built on (a tag moves).
+    static func digest(_ template: Template, on pulled: PulledImage) -> String {
+        let text = "from-template v\(formatVersion) \(template.digest) \(pulled.id)"
+        return SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The template's tree, built first when missing (pulling its image if needed).
+    public func ensure(_ template: Template, log: @escaping @Sendable (String) -> Void) throws -> Built {
+        guard let reference = template.from else {
+            throw AirlockError(.invalidArgument, "template '\(template.name)' is not from an image")
+        }
+        let store = sandboxes.store
+        let identity = try SandboxIdentity.current()
+        let (base, pulled, baseUser) = try Sandboxes.prepareImage(reference, store: store, identity: identity, log: log)
+        guard !template.packages.isEmpty || !template.steps.isEmpty else {
+            return Built(image: base, user: baseUser, pulled: pulled)
+        }
+        let trees = PulledImageRootfs(images: ImageStore(store: store), identity: identity)
+        let digest = Self.digest(template, on: pulled)
+        if let (image, user) = trees.existing(digest) { return Built(image: image, user: user, pulled: pulled) }
+        let lock = try trees.lock(digest, shortID: "of template '\(template.name)'", log: log)
+        defer { lock.release() }
+        if let (image, user) = trees.existing(digest) { return Built(image: image, user: user, pulled: pulled) }
+        let started = Monotonic.now()
+        log("building template '\(template.name)' from image \(reference) (\(pulled.shortID))")
+        let upper = try runSteps(template, on: reference, started: started, log: log)
+        defer { try? sandboxes.remove(upper.sandbox, force: true) }
+        log(String(format: "[%5.1fs] merging the steps' changes over the image", Monotonic.now() - started))
+        let (image, user) = try trees.makeTree(
+            digest, layers: [base.rootfs(in: store), upper.layer], named: template.name, started: started)
+        log(String(format: "[%5.1fs] image %@ ready", image.buildSeconds, String(digest.prefix(12))))
+        return Built(image: image, user: user, pulled: pulled)
+    }
+
+    /// Makes the build's sandbox, runs the packages and steps in it as root, stops it, and
+    /// returns it with its own layer (what the steps changed).
+    private func runSteps(
+        _ template: Template, on reference: String, started: Double, log: @escaping @Sendable (String) -> Void
+    ) throws -> (sandbox: String, layer: String) {
+        var request = DisposableRequest(
+            label: "build-" + template.name, template: "", network: .policy,
+            limits: SandboxRecord.Limits(memoryBytes: 4 << 30, cpus: nil, pids: 4096), diskBytes: 1 << 30,
+            owner: try ProcessIdentity.current())
+        request.image = reference
+        request.imageUser = "root"
+        request.writableRoot = true
+        let record = try sandboxes.createDisposable(request)
+        do {
+            try sandboxes.start(record.name)
+            var commands: [(what: String, script: String)] = []
+            if !template.packages.isEmpty {
+                let names = template.packages.joined(separator: " ")
+                commands.append(
+                    (
+                        "packages: \(names)",
+                        """
+                        command -v apt-get >/dev/null || { echo "the image has no apt-get to install packages with: install them in steps" >&2; exit 100; }
+                        apt-get update -q && apt-get install -y -q --no-install-recommends \(names)
+                        rm -rf /var/lib/apt/lists/*
+                        """
+                    ))
+            }
+            for (index, step) in template.steps.enumerated() {
+                commands.append(("step \(index + 1)/\(template.steps.count): \(step)", step))
+            }
+            for (what, script) in commands {
+                log(String(format: "[%5.1fs] %@", Monotonic.now() - started, what))
+                var exec = Sandboxes.ExecRequest(command: ["/bin/sh", "-ec", script])
+                exec.user = "root"
+                exec.workdir = "/"
+                exec.environment = ["DEBIAN_FRONTEND=noninteractive", "HOME=/root"]
+                let status = try run(record.name, exec)
+                guard status == 0 else {
+                    throw AirlockError(
+                        .failed,
+                        "template '\(template.name)': \(what.prefix(120)) failed (exit status \(status); its output is above)"
+                    )
+                }
+            }
+            try sandboxes.stop(record.name)
+            return (record.name, store.sandbox(record.name).upper)
+        } catch {
+            try? sandboxes.remove(record.name, force: true)
+            throw error
+        }
+    }
+
+    private var store: StateStore { sandboxes.store }
+
+    /// The digest of the tree `template` builds on its image as pulled now (nil while it is
+    /// not pulled: the tree depends on which image the reference names).
+    public func treeDigest(_ template: Template) -> String? {
+        guard let reference = template.from, let pulled = ImageStore(store: store).find(reference) else { return nil }
+        return template.packages.isEmpty && template.steps.isEmpty
+            ? PulledImageRootfs.digest(of: pulled) : Self.digest(template, on: pulled)
+    }
+
+    /// The built tree of `template`, if there is one.
+    public func existing(_ template: Template) -> Image? {
+        guard let digest = treeDigest(template), let identity = try? SandboxIdentity.current() else { return nil }
+        return PulledImageRootfs(images: ImageStore(store: store), identity: identity).existing(digest)?.0
+    }
+
+    /// Removes the built tree of `template` (never its image: `image rm` does that); false
+    /// when there is none.
+    public func remove(_ template: Template, log: @escaping @Sendable (String) -> Void) throws -> Bool {
+        guard let digest = treeDigest(template), template.packages.count + template.steps.count > 0 else {
+            return false
+        }
+        let identity = try SandboxIdentity.current()
+        let trees = PulledImageRootfs(images: ImageStore(store: store), identity: identity)
+        let lock = try trees.lock(digest, shortID: "of template '\(template.name)'", log: log)
+        defer { lock.release() }
+        guard trees.existing(digest) != nil else { return false }
+        let namespace = try UserNamespace(identity: identity)
+        defer { namespace.close() }
+        try namespace.removeTree([store.imagesDirectory + "/" + digest])
+        return true
+    }
+
+    /// Runs a command with its output on this process's stderr, where a build's progress goes.
+    private func run(_ name: String, _ request: Sandboxes.ExecRequest) throws -> Int32 {
+        let prepared = try sandboxes.prepareExec(name, request)
+        defer { prepared.removeFiles() }
+        let child = try ChildProcess.spawn(prepared.argv, stdin: .null, stdout: .fd(STDERR_FILENO))
+        let status = child.wait()
+        if let failure = prepared.failure(status: status) { throw failure }
+        return status
+    }
+}
