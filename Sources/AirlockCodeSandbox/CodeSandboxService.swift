@@ -17,6 +17,10 @@ public struct CodeSandboxSettings: Sendable {
     public var maxOutput = 1 << 20
     public var defaultTimeout: Double = 30
     public var maxTimeout: Double = 3600
+    /// Whether `sandbox_initialize {image}` may pull a registry image that is not pulled yet.
+    /// Off by default: the reference comes from the client (an agent), and a pull runs on the
+    /// host, outside any sandbox's policy.
+    public var pullImages = false
 
     public init() {}
 }

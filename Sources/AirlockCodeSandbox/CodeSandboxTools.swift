@@ -354,11 +354,7 @@ public struct CodeSandboxTools: Sendable {
             guard try arguments.string("template") == nil else {
                 throw ToolArgumentError("'image' and 'template' name two starting points: give one")
             }
-            do {
-                _ = try ImageSource(parsing: image)
-            } catch {
-                throw ToolArgumentError("'image': \(error)")
-            }
+            try checkImage(image)
             shape.image = image
         }
         if let network = try arguments.string("network") {
@@ -380,6 +376,34 @@ public struct CodeSandboxTools: Sendable {
             shape.diskBytes = try Sandboxes.parseSize(disk, what: "disk size", minimum: 1 << 20)
         }
         return shape
+    }
+
+    /// An image a client may start from: one the user pulled (by a name it was pulled as, or its
+    /// ID), or with `--pull-images` a registry's that the organisation allows. Never a path on
+    /// the host (`oci:`, an archive) or the local Docker's store: the client is the agent.
+    private func checkImage(_ image: String) throws {
+        if ImageStore(store: service.sandboxes.store).find(image) != nil { return }
+        let source: ImageSource
+        do {
+            source = try ImageSource(parsing: image)
+        } catch {
+            throw ToolArgumentError("'image': \(error)")
+        }
+        guard case .registry = source else {
+            throw ToolArgumentError(
+                "'image': only a registry's image or one already pulled (airlock image ls), not \(shown(image, limit: 80))"
+            )
+        }
+        guard service.settings.pullImages else {
+            throw ToolArgumentError(
+                "'image': \(shown(image, limit: 80)) is not pulled: the user pulls it (airlock image pull), or starts this server with --pull-images"
+            )
+        }
+        do {
+            try RegistryAccess.check(source)
+        } catch let error as AirlockError {
+            throw ToolArgumentError("'image': \(error.message)")
+        }
     }
 
     /// Each limit, and how it holds on this host.

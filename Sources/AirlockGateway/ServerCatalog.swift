@@ -197,6 +197,10 @@ public struct CatalogServer: Codable, Sendable, Equatable {
             case (.some, nil):
                 // A template's image has no program of its own: the catalog names it.
                 guard !command.isEmpty else { throw AirlockError(.invalidArgument, "\(what) needs a `command`") }
+                guard user == nil else {
+                    throw AirlockError(
+                        .invalidArgument, "\(what): `user` is for an `image` (a template's server runs as its agent)")
+                }
             }
         case "airlock":
             guard !command.isEmpty else { throw AirlockError(.invalidArgument, "\(what) needs a `command`") }

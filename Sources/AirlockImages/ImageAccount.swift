@@ -39,8 +39,8 @@ public enum ImageAccount {
                     "the image's account with uid \(uid) has a name Airlock cannot use: '\(fields[0].prefix(40))'")
             }
             name = fields[0]
-            // Its home as the image says, if it is a plain absolute path; /home/NAME otherwise.
-            home = fields.count > 5 && isPlainPath(fields[5]) ? fields[5] : "/home/" + name
+            // Its home as the image says, if it is one to mount a home over; /home/NAME otherwise.
+            home = fields.count > 5 && isHome(fields[5], in: root) ? fields[5] : "/home/" + name
         } else {
             let taken = Set(passwd.split(separator: "\n").map { String($0.prefix { $0 != ":" }) })
             if taken.contains(name) { name = "airlock-agent" }
@@ -89,6 +89,34 @@ public enum ImageAccount {
         let components = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
         return !components.isEmpty
             && components.allSatisfy { !$0.isEmpty && !$0.elementsEqual(".".utf8) && !$0.elementsEqual("..".utf8) }
+    }
+
+    /// Whether `path` may be a home Airlock mounts the account's own directory over: `/root`,
+    /// or a directory below `/home`, `/srv`, `/opt` or `/var/lib` (never one of those itself:
+    /// an image's `bin` account lives in `/bin`, `sys` in `/dev`, `www-data` in `/var/www`).
+    static func isHomeLocation(_ path: String) -> Bool {
+        guard isPlainPath(path) else { return false }
+        let parts = bytewiseComponents(path)
+        return path == "/root" || (parts.count >= 2 && ["home", "srv", "opt"].contains(parts[0]))
+            || (parts.count >= 3 && parts[0] == "var" && parts[1] == "lib")
+    }
+
+    /// ``isHomeLocation(_:)``, and in the image at `root` reached without a link, each part a
+    /// directory or missing (a home that links to `/proc/1` is no home).
+    static func isHome(_ path: String, in root: Int32) -> Bool {
+        guard isHomeLocation(path) else { return false }
+        var directory = dup(root)
+        defer { close(directory) }
+        for part in bytewiseComponents(path) {
+            var info = stat()
+            guard fstatat(directory, part, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return errno == ENOENT }
+            guard (info.st_mode & S_IFMT) == S_IFDIR else { return false }
+            let next = openat(directory, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard next >= 0 else { return false }
+            close(directory)
+            directory = next
+        }
+        return true
     }
 
     /// A path's components, split on the byte `/` (never on Swift's characters, which join a

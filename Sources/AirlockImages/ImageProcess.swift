@@ -32,14 +32,25 @@ public struct ImageProcess: Sendable, Equatable {
         defer { if etc >= 0 { close(etc) } }
         let passwd = etc >= 0 ? ImageAccount.read(etc, "passwd") ?? "" : ""
         let group = etc >= 0 ? ImageAccount.read(etc, "group") ?? "" : ""
-        (userName, account) = try Self.resolve(spec.isEmpty ? "0" : spec, passwd: passwd, group: group)
+        (userName, account) = try Self.resolve(spec.isEmpty ? "0" : spec, passwd: passwd, group: group) {
+            ImageAccount.isHome($0, in: root)
+        }
         let directory = config.workingDir ?? ""
         guard directory.isEmpty || ImageAccount.isPlainPath(directory) || directory == "/" else {
             throw AirlockError(
-                .unsupported, "the image's WorkingDir '\(directory.prefix(80))' is not a plain absolute path")
+                .unsupported, "the image's WorkingDir '\(shown(directory, limit: 80))' is not a plain absolute path")
+        }
+        let top = ImageAccount.bytewiseComponents(directory).first
+        guard top != "proc" && top != "sys" && top != "dev" else {
+            throw AirlockError(
+                .unsupported, "the image's WorkingDir '\(shown(directory, limit: 80))' is in the kernel's files")
         }
         workingDir = directory.isEmpty ? "/" : directory
-        environment = config.env ?? []
+        // `KEY=VALUE` entries only, as `docker run` passes them.
+        environment = (config.env ?? []).filter { entry in
+            guard let equals = entry.utf8.firstIndex(of: UInt8(ascii: "=")) else { return false }
+            return equals != entry.utf8.startIndex && !entry.utf8.contains(0)
+        }
         entrypoint = config.entrypoint ?? []
         cmd = config.cmd ?? []
     }
@@ -56,7 +67,10 @@ public struct ImageProcess: Sendable, Equatable {
 
     /// `NAME`, `UID`, `NAME:GROUP` or `UID:GID`, as runc reads `User`: a name must be in the
     /// image's passwd; a number need not be (its group is then 0 and its home `/`).
-    static func resolve(_ spec: String, passwd: String, group: String) throws -> (String, SandboxRecord.Account) {
+    static func resolve(
+        _ spec: String, passwd: String, group: String,
+        isHome: (String) -> Bool = ImageAccount.isHomeLocation
+    ) throws -> (String, SandboxRecord.Account) {
         let parts = spec.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         let userPart = parts[0]
         let entries = passwd.split(separator: "\n").map {
@@ -66,7 +80,8 @@ public struct ImageProcess: Sendable, Equatable {
         var uid: UInt32
         var gid: UInt32 = 0
         var home = "/"
-        if let entry = entries.first(where: { $0[0] == userPart })
+        // Names compared by bytes: Swift's String equality would take "é" and "e\u{301}" for one.
+        if let entry = entries.first(where: { $0[0].utf8.elementsEqual(userPart.utf8) })
             ?? UInt32(userPart).flatMap({ number in
                 entries.first { UInt32($0[2]) == number }
             })
@@ -79,7 +94,8 @@ public struct ImageProcess: Sendable, Equatable {
             uid = number
         } else {
             throw AirlockError(
-                .notFound, "the image's user '\(userPart.prefix(40))' is not in its /etc/passwd (give a uid instead)")
+                .notFound,
+                "the image's user '\(shown(userPart, limit: 40))' is not in its /etc/passwd (give a uid instead)")
         }
         if parts.count == 2 {
             let groupPart = parts[1]
@@ -87,10 +103,13 @@ public struct ImageProcess: Sendable, Equatable {
                 gid = number
             } else if let entry = group.split(separator: "\n").map({
                 $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-            }).first(where: { $0.count >= 3 && $0[0] == groupPart }), let number = UInt32(entry[2]) {
+            }).first(where: { $0.count >= 3 && $0[0].utf8.elementsEqual(groupPart.utf8) }),
+                let number = UInt32(entry[2])
+            {
                 gid = number
             } else {
-                throw AirlockError(.notFound, "the image's group '\(groupPart.prefix(40))' is not in its /etc/group")
+                throw AirlockError(
+                    .notFound, "the image's group '\(shown(groupPart, limit: 40))' is not in its /etc/group")
             }
         }
         guard uid < SandboxIdentity.minimumRange, gid < SandboxIdentity.minimumRange else {
@@ -100,8 +119,8 @@ public struct ImageProcess: Sendable, Equatable {
             )
         }
         // A home of its own to write in, as the image's writable layer would give it: the
-        // passwd's when it is a plain path, else one under /home.
-        if !ImageAccount.isPlainPath(home) {
+        // passwd's where a home belongs (``ImageAccount/isHome(_:in:)``), else one under /home.
+        if !isHome(home) {
             home = "/home/" + (ImageAccount.isUserName(name) ? name : String(uid))
         }
         if !ImageAccount.isUserName(name) { name = String(uid) }

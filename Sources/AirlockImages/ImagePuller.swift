@@ -95,6 +95,14 @@ public struct ImagePuller: Sendable {
 
     // MARK: fetching
 
+    /// `DOCKER_HOST`, when it names a daemon (skopeo itself reads only the default socket).
+    static var dockerHost: String? {
+        guard let host = ProcessInfo.processInfo.environment["DOCKER_HOST"],
+            host.hasPrefix("unix://") || host.hasPrefix("tcp://")
+        else { return nil }
+        return host
+    }
+
     /// The source as skopeo names it.
     static func skopeoName(_ source: ImageSource) -> String {
         switch source {
@@ -132,6 +140,10 @@ public struct ImagePuller: Sendable {
             try Files.writeAtomically(
                 authFile, String(decoding: try JSONEncoder().encode(entry), as: UTF8.self), mode: 0o600)
             argv += ["--src-authfile", authFile]
+        }
+        if case .dockerDaemon = source, let host = Self.dockerHost {
+            // Where the user's `docker` goes: another daemon's socket, or Podman's Docker API.
+            argv += ["--src-daemon-host", host]
         }
         argv += [Self.skopeoName(source), "oci:" + staging + ":image"]
         let output = try Pipe2()

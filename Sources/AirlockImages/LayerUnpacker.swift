@@ -287,12 +287,7 @@ public struct LayerUnpacker {
     /// A layer's path for an error line: one line, however its names were made (control
     /// characters shown as `?`), and no longer than 200 characters.
     static func shown(_ path: ArraySlice<String>) -> String {
-        let text = String(
-            String.UnicodeScalarView(
-                ("/" + path.joined(separator: "/")).unicodeScalars.map {
-                    $0.properties.generalCategory == .control ? "?" : $0
-                }))
-        return text.count > 200 ? text.prefix(200) + "..." : text
+        AirlockSystem.shown("/" + path.joined(separator: "/"))
     }
     static func shown(_ path: [String]) -> String { shown(path[...]) }
 

@@ -122,8 +122,9 @@ extension Sandboxes {
     }
 
     /// Makes a disposable sandbox, starts it, and starts `command` in it (in its workspace, or
-    /// as the image's program in its WorkingDir) with standard input and output as pipes (``BackgroundProcess/stdio``): a program's own server
-    /// or script to talk to. Nothing is left behind when a step fails. Blocks.
+    /// as the image's program in its WorkingDir) with standard input and output as pipes
+    /// (``BackgroundProcess/stdio``): a program's own server or script to talk to. Nothing is
+    /// left behind when a step fails. Blocks.
     public func startDisposableStdio(
         _ request: DisposableRequest, command: [String], environment: [String] = [], outputLimit: Int
     ) throws -> (sandbox: String, process: BackgroundProcess) {

@@ -174,7 +174,10 @@ public struct SandboxSpec: Sendable {
             let options = [
                 "nosuid", "nodev", "mode=755", "uid=\(owner.0)", "gid=\(owner.1)", "size=\(disposable.diskBytes)",
             ]
-            mounts.append(Mount(destination: homeDirectory, type: "tmpfs", source: "tmpfs", options: options))
+            // A build's root keeps what its steps write, in the home too (as `docker build` does).
+            if disposable.writableRoot != true {
+                mounts.append(Mount(destination: homeDirectory, type: "tmpfs", source: "tmpfs", options: options))
+            }
             mounts.append(Mount(destination: record.workspace, type: "tmpfs", source: "tmpfs", options: options))
         } else if record.clone == true {
             // The agent's work happens in the clone; the workspace is there to read, and the

@@ -558,7 +558,7 @@ public struct Sandboxes: Sendable {
         guard try prepared.isStillThere(image.digest, log: log) else {
             throw AirlockError(
                 .conflict,
-                "image \(record.template.dropFirst(6)) was removed while sandbox \(record.name) was made on it")
+                "image \(image.template) was removed while sandbox \(record.name) was made on it (try again)")
         }
     }
 

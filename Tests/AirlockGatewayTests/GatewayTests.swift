@@ -78,6 +78,7 @@ import Testing
             "registry:\n  x:\n    command: [x]\n": "needs an `image` or a `template` to run from",
             "registry:\n  x:\n    image: mcp/x\n    template: t\n": "names both an `image` and a `template`",
             "registry:\n  x:\n    image: \"Mcp/X Y\"\n": "invalid image reference",
+            "registry:\n  x:\n    template: t\n    command: [x]\n    user: root\n": "`user` is for an `image`",
             "registry:\n  x:\n    template: t\n": "needs a `command`",
             "registry:\n  x:\n    template: t\n    command: [x]\n    disableNetwork: true\n    allowHosts: [a.b]\n":
                 "contradict",

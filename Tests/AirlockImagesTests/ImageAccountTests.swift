@@ -61,7 +61,16 @@ import Testing
 }
 
 @Suite struct ImageProcessTests {
-    let passwd = "root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/bash\nweb:x:33:33::/:/bin/sh\n"
+    let passwd = """
+        root:x:0:0:root:/root:/bin/sh
+        node:x:1000:1000::/home/node:/bin/bash
+        web:x:33:33::/:/bin/sh
+        bin:x:2:2:bin:/bin:/usr/sbin/nologin
+        www-data:x:34:34::/var/www:/bin/sh
+        sys:x:3:3:sys:/dev:/bin/sh
+        mcp:x:1500:1500::/srv/mcp:/bin/sh
+
+        """
     let group = "root:x:0:\nnode:x:1000:\nstaff:x:50:\n"
 
     func resolve(_ spec: String) throws -> String {
@@ -77,8 +86,31 @@ import Testing
         #expect(try resolve("1000:7") == "node 1000:7 /home/node")
         // A number the image does not know: group 0, and a home of its own to write in.
         #expect(try resolve("4242") == "4242 4242:0 /home/4242")
-        // A home of `/` is not one to mount a home over.
+        // Homes Airlock would mount the user's own directory over: only where homes belong.
         #expect(try resolve("web") == "web 33:33 /home/web")
+        #expect(try resolve("bin") == "bin 2:2 /home/bin")
+        #expect(try resolve("www-data") == "www-data 34:34 /home/www-data")
+        #expect(try resolve("sys") == "sys 3:3 /home/sys")
+        #expect(try resolve("mcp") == "mcp 1500:1500 /srv/mcp")
+    }
+
+    @Test func aHomeReachedThroughALinkIsNoHome() throws {
+        let root = NSTemporaryDirectory() + "airlock-home-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root + "/home/real", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createSymbolicLink(atPath: root + "/home/link", withDestinationPath: "/proc/1")
+        let fd = open(root, O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+        #expect(ImageAccount.isHome("/home/real", in: fd))
+        #expect(ImageAccount.isHome("/home/missing/deeper", in: fd))
+        #expect(!ImageAccount.isHome("/home/link", in: fd))
+        #expect(!ImageAccount.isHome("/home/link/sub", in: fd))
+        #expect(!ImageAccount.isHome("/home", in: fd) && !ImageAccount.isHome("/etc", in: fd))
+    }
+
+    @Test func imageTextInAnErrorStaysOnOneLine() {
+        #expect(shown("a\nairlock: forged \u{1B}[32mOK") == "a?airlock: forged ?[32mOK")
+        #expect(shown(String(repeating: "x", count: 500)).count == 203)
     }
 
     @Test func unknownNamesAndIdsOutsideTheSandboxAreRefused() {

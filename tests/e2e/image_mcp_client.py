@@ -4,9 +4,10 @@
     image_mcp_client.py gateway CATALOG SERVER MARKER
         `$AIRLOCK mcp gateway run --catalog CATALOG --servers SERVER` over stdio: lists the
         tools of the server (which runs from the catalog's `image:`) and calls whoami and env.
-    image_mcp_client.py code-sandbox IMAGE
+    image_mcp_client.py code-sandbox IMAGE [REFUSED...]
         `$AIRLOCK mcp serve code-sandbox --pool 0` over stdio: sandbox_initialize {image},
-        then a command in it, then sandbox_stop.
+        then a command in it, then sandbox_stop; then sandbox_initialize with each REFUSED
+        image (a host path, an image not pulled), whose errors it reports.
 
 Prints one JSON object with what it saw (the shell script checks it); exits 1 on an error.
 """
@@ -48,7 +49,7 @@ async def gateway(catalog, server, marker):
     return seen
 
 
-async def code_sandbox(image):
+async def code_sandbox(image, *refused):
     seen = {}
     context = await session_with(["mcp", "serve", "code-sandbox", "--pool", "0"], "/tmp")
     async with context as (read, write), ClientSession(read, write) as session:
@@ -67,6 +68,12 @@ async def code_sandbox(image):
             result = json.loads(text_of(ran))
             seen["exec"] = {"stdout": result.get("stdout", "").split("\n"), "exit_code": result.get("exit_code")}
             await session.call_tool("sandbox_stop", {"sandbox_id": sandbox["sandbox_id"]})
+        seen["refused"] = []
+        for other in refused:
+            with anyio.fail_after(CALL_S):
+                result = await session.call_tool("sandbox_initialize", {"image": other})
+            failed = getattr(result, "is_error", None) or getattr(result, "isError", None)
+            seen["refused"].append(text_of(result) if failed else "accepted")
     return seen
 
 
@@ -75,7 +82,7 @@ def main():
     if mode == "gateway":
         seen = anyio.run(gateway, *sys.argv[2:5])
     elif mode == "code-sandbox":
-        seen = anyio.run(code_sandbox, sys.argv[2])
+        seen = anyio.run(code_sandbox, *sys.argv[2:])
     else:
         sys.exit("usage: image_mcp_client.py gateway CATALOG SERVER MARKER | code-sandbox IMAGE")
     print(json.dumps(seen))

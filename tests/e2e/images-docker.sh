@@ -54,6 +54,15 @@ expect "docker save wrote the image" "yes" "$([ -s "$work/saved.tar" ] && echo y
 expect_match "airlock (as $user) pulls docker save's archive" '^[0-9a-f]{64}$' \
     "$(as_user image pull "docker-archive:$work/saved.tar" 2>/dev/null)"
 
+# The local Docker store, as a user of the daemon's group pulls from it (DOCKER_HOST names it).
+chgrp "$(id -gn "$user")" "$work/docker.sock"
+expect "docker-daemon: (the daemon of DOCKER_HOST) gives the image docker save wrote" \
+    "$(as_user image inspect "docker-archive:$work/saved.tar" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"])')" \
+    "$(runuser -u "$user" -- env -i HOME="$user_home" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
+        AIRLOCK_HOME="$user_home/.airlock-e2e-images-docker" DOCKER_HOST="$DOCKER_HOST" "$AIRLOCK" image pull \
+        docker-daemon:e2e/app:v1 >/dev/null 2>"$work/daemon.err" &&
+        as_user image inspect docker-daemon:e2e/app:v1 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"])')"
+
 echo "== each thing the layers do shows in the sandbox as in docker run"
 # One line per property; owners by number (the sandbox names uid 1000 `agent`, Docker nothing;
 # the agent's group is its own, where Docker gives an unnamed uid the group 0).

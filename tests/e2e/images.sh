@@ -114,6 +114,12 @@ printf 'e2e:right-password\n' | a secret set e2e-registry --host 127.0.0.1 --hea
 expect_match "the right password (an airlock secret) pulls" '^[0-9a-f]{64}$' \
     "$(a image pull --creds-secret e2e-registry "127.0.0.1:$auth_port/e2e/app:v1" 2>/dev/null)"
 a secret rm e2e-registry >/dev/null
+# The user's own Docker login: ~/.docker/config.json's auths (a home of the test's own).
+mkdir -p "$work/home/.docker"
+printf '{"auths": {"127.0.0.1:%s": {"auth": "%s"}}}\n' "$auth_port" "$(printf 'e2e:right-password' | base64)" \
+    > "$work/home/.docker/config.json"
+expect_match "the user's ~/.docker/config.json auths pull from the registry with a password" '^[0-9a-f]{64}$' \
+    "$(HOME="$work/home" a image pull "127.0.0.1:$auth_port/e2e/app:v1" 2>/dev/null)"
 
 echo "== other sources: an OCI layout and a docker-archive"
 skopeo --insecure-policy copy -q "oci:$work/layout:v1" "docker-archive:$work/app.tar:e2e/app:v1" >/dev/null 2>&1
@@ -163,13 +169,14 @@ steps:
   - rm /opt/app/keep
   - echo replaced > /opt/app/data/new
   - id -u > /opt/step-uid
+  - echo kept > /root/from-root && chmod 755 /root
   - mkdir -p "$(dirname "$escape")" && echo escaped > "$escape"
 EOF
 a template build e2e-from >"$work/from.out" 2>"$work/from.err"
-expect_match "template build runs the steps, with progress" "step 5/5" "$(cat "$work/from.err")"
+expect_match "template build runs the steps, with progress" "step 6/6" "$(cat "$work/from.err")"
 inside=$(a run --name from-e2e --template e2e-from shell "$ws" -- -c '
     cat /opt/app/from-step; test -e /opt/app/keep && echo keep-shows || echo keep-gone; cat /opt/app/data/new
-    cat /opt/step-uid; id -u; echo "$APP_MODE"; cat "'"$escape"'"' 2>/dev/null)
+    cat /opt/step-uid; id -u; echo "$APP_MODE"; cat "'"$escape"'"; cat /root/from-root' 2>/dev/null)
 expect "a step's new file is in the template's sandboxes" "from a step" "$(sed -n 1p <<<"$inside")"
 expect "a file a step removed is gone (the build's whiteout)" "keep-gone" "$(sed -n 2p <<<"$inside")"
 expect "a file a step changed reads changed" "replaced" "$(sed -n 3p <<<"$inside")"
@@ -177,6 +184,8 @@ expect "steps run as root; the agent as the image's uid 1000 with its Env" "0 10
     "$(sed -n 4,6p <<<"$inside" | xargs)"
 expect "companion: the step that wrote to the host's path wrote it inside the image" "escaped" \
     "$(sed -n 7p <<<"$inside")"
+expect "what a step wrote in root's home is kept (the build has no home of its own in memory)" "kept" \
+    "$(sed -n 8p <<<"$inside")"
 expect "the step's write never reached the host (steps run in a sandbox, not a chroot)" "absent" \
     "$([ -e "$escape" ] && echo present || echo absent)"
 expect "the image's own layers are untouched by the steps" "after the opaque marker" \
@@ -250,12 +259,19 @@ check_error "a catalog entry whose image is not a reference: one line naming it"
     a mcp tools ls --catalog "$work/bad.yaml" --servers bad-image
 
 seen=$(cd "$work" && timeout -k 10 600 "$work/venv/bin/python" "$here/image_mcp_client.py" code-sandbox \
-    "$pinned_mcp" 2>"$work/code.err")
+    "$pinned_mcp" "oci:$work/layout:mcp" "$open/e2e/app:never-pulled" 2>"$work/code.err")
 expect "a code sandbox from the same image (sandbox_initialize {image})" "$pinned_mcp" "$(field initialize.image)"
 [ -n "$(field initialize.image)" ] || tail -n 5 "$work/code.err"
 expect "  its command runs as the image's User, with its Env and Python, in /workspace, which it can write" \
     "mcp image 42 /workspace written 0" "$(field exec.stdout | xargs) $(field exec.exit_code)"
 expect "  and its sandbox is gone after sandbox_stop" "" "$(a ls -q | grep '^code-')"
+# The client is the agent: it may not have the host read a path or pull what the user did not.
+expect_match "a client's image that is a host path is refused" "only a registry's image or one already pulled" \
+    "$(field refused | head -c 300)"
+expect_match "a client's registry image not pulled is refused without --pull-images" \
+    "is not pulled: the user pulls it.*--pull-images" "$(field refused | tr '\n' ' ')"
+expect "  and neither was pulled" "" \
+    "$(a image ls --json | python3 -c 'import json,sys; print(" ".join(r for i in json.load(sys.stdin) for r in i["references"] if "never-pulled" in r or "layout:mcp" in r))')"
 
 echo "== removing"
 a image rm "$open/e2e/app:v2" >/dev/null 2>&1

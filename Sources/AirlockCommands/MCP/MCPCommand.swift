@@ -77,6 +77,13 @@ extension MCPCommand {
         @Option(help: "Default seconds before a command is killed.")
         var timeout: Double = 30
 
+        @Flag(
+            help: """
+                Let sandbox_initialize pull a registry image not pulled yet (within \
+                allowedRegistries). Without it, clients start only from images you pulled.
+                """)
+        var pullImages = false
+
         func validate() throws {
             guard pool >= 0, pool <= 64 else { throw ValidationError("--pool must be between 0 and 64") }
             guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be above 0") }
@@ -94,6 +101,7 @@ extension MCPCommand {
             settings.defaultTimeout = timeout
             settings.maxTimeout = max(timeout, settings.maxTimeout)
             settings.maxOutput = Int(try Sandboxes.parseSize(maxOutput, what: "--max-output", minimum: 1024))
+            settings.pullImages = pullImages
             settings.shape.template = template
             settings.shape.network = network
             settings.shape.memoryBytes = try Sandboxes.parseBytes(memory)
