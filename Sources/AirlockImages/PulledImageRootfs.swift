@@ -16,7 +16,7 @@ public struct PulledImageRootfs: Sendable {
     public let identity: SandboxIdentity
 
     /// Bumped when what is made here changes, so that older trees are made again.
-    static let formatVersion = 3
+    static let formatVersion = 4
 
     public init(images: ImageStore, identity: SandboxIdentity) {
         self.images = images
@@ -66,7 +66,7 @@ public struct PulledImageRootfs: Sendable {
         }
         let (image, user) = try makeTree(
             digest, layers: pulled.layers.map(images.layerRoot), named: pulled.references.first ?? pulled.shortID,
-            started: started)
+            workingDir: pulled.run.workingDir, started: started)
         log(String(format: "prepared image %@ for sandboxes in %.1fs", pulled.shortID, image.buildSeconds))
         return (image, user)
     }
@@ -74,9 +74,9 @@ public struct PulledImageRootfs: Sendable {
     /// Merges `layers` (roots, bottom first) into the tree of `digest` in `images/` that
     /// sandboxes start from, with their init and the agent's account. The caller holds the
     /// digest's ``lock(_:shortID:log:)``.
-    public func makeTree(_ digest: String, layers: [String], named: String, started: Double) throws -> (
-        Image, Template.UserSetup
-    ) {
+    public func makeTree(
+        _ digest: String, layers: [String], named: String, workingDir: String? = nil, started: Double
+    ) throws -> (Image, Template.UserSetup) {
         let store = images.store
         let directory = store.imagesDirectory + "/" + digest
         let namespace = try UserNamespace(identity: identity)
@@ -89,7 +89,7 @@ public struct PulledImageRootfs: Sendable {
         do {
             let output = try ChildProcess.run(
                 namespace.enterPrefix + [Executables.current, "_flatten-image", "--state", "-", partial + "/rootfs"],
-                input: layers.joined(separator: "\n") + "\n")
+                input: (layers + (workingDir.map { ["workdir:" + $0] } ?? [])).joined(separator: "\n") + "\n")
             guard output.status == 0,
                 let user = try? JSONDecoder().decode(Template.UserSetup.self, from: Data(output.stdout.utf8))
             else {
@@ -130,11 +130,28 @@ public struct PulledImageRootfs: Sendable {
 
     /// What `_flatten-image` does, in the namespace: merge the layers, give it the sandbox's
     /// init, set the account up.
-    public static func make(rootfs: String, layers: [String]) throws -> Template.UserSetup {
+    public static func make(rootfs: String, layers: [String], workingDir: String? = nil) throws -> Template.UserSetup {
         try ImageFlattener.flatten(layers: layers, into: rootfs)
         try checkRunnable(rootfs)
         try addInit(to: rootfs)
+        if let workingDir { makeWorkingDirectory(workingDir, in: rootfs) }
         return try ImageAccount.setUp(in: rootfs)
+    }
+
+    /// The image's WorkingDir, made if the layers lack it (as `docker run` makes it): a root's
+    /// directory of mode 755, each part made inside the tree, none followed if it is a link.
+    static func makeWorkingDirectory(_ path: String, in rootfs: String) {
+        guard ImageAccount.isPlainPath(path) else { return }
+        var directory = open(rootfs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard directory >= 0 else { return }
+        defer { close(directory) }
+        for part in ImageAccount.bytewiseComponents(path) {
+            _ = mkdirat(directory, part, 0o755)
+            let next = openat(directory, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard next >= 0 else { return }
+            close(directory)
+            directory = next
+        }
     }
 
     /// A sandbox's init is `tini -- sleep infinity`, and the agent's commands run through a

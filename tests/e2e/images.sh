@@ -245,7 +245,8 @@ expect "the real mcp client lists the image server's tools through the gateway" 
 [ -n "$(field tools)" ] || tail -n 5 "$work/gateway.err"
 expect "  its call reaches the server: the catalog's command took the place of the image's Cmd" "img-mcp" \
     "$(field whoami.name)"
-expect "  it runs as the image's User (mcp, 1500:1500), in its WorkingDir" "1500 1500 /opt/mcp" \
+expect "  it runs as the image's User (mcp, 1500:1500), in its WorkingDir (made: no layer has it)" \
+    "1500 1500 /opt/mcp/state" \
     "$(field whoami.uid) $(field whoami.gid) $(field whoami.cwd)"
 expect "  with the image's Env, the catalog's env, and the account's own home" "image yes /srv/mcp mcp" \
     "$(field env.MCP_MODE) $(field env.FROM_CATALOG) $(field env.HOME) $(field env.USER)"

@@ -19,7 +19,7 @@ Config: User 1000, Env APP_MODE=test and PATH, WorkingDir /opt/app, Entrypoint
 With --mcp, an MCP server's image instead: the base, then one layer with the Python packages
 of SITE_PACKAGES (a venv's, holding `mcp`) in /usr/local/lib/python3.11/dist-packages, the
 server at /opt/mcp/server.py and an account `mcp` (uid 1500, home /srv/mcp). Config: User mcp,
-Env MCP_MODE=image, WorkingDir /opt/mcp, Entrypoint ["python3", "/opt/mcp/server.py"], Cmd
+Env MCP_MODE=image, WorkingDir /opt/mcp/state (in no layer), Entrypoint ["python3", "/opt/mcp/server.py"], Cmd
 ["image-default", "no-marker"] (the server's NAME and MARKER).
 """
 
@@ -154,7 +154,7 @@ if "--mcp" in sys.argv:
     run_config = {
         "User": "mcp",
         "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", "MCP_MODE=image"],
-        "WorkingDir": "/opt/mcp",
+        "WorkingDir": "/opt/mcp/state",  # in no layer: made as docker run makes it
         "Entrypoint": ["python3", "/opt/mcp/server.py"],
         "Cmd": ["image-default", "no-marker"],
     }

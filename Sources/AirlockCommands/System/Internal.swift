@@ -40,11 +40,14 @@ enum InternalCommand {
             }
         case "_flatten-image":
             // In a user namespace with the sandbox's id map (PulledImageRootfs): the layers'
-            // roots arrive on standard input, bottom first; the account goes out as JSON.
+            // roots arrive on standard input, bottom first (then `workdir:PATH`, the image's
+            // WorkingDir); the account goes out as JSON.
             do {
                 let input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-                let layers = input.split(separator: "\n").map(String.init)
-                let user = try PulledImageRootfs.make(rootfs: name, layers: layers)
+                let lines = input.split(separator: "\n").map(String.init)
+                let workingDir = lines.first { $0.hasPrefix("workdir:") }.map { String($0.dropFirst(8)) }
+                let layers = lines.filter { !$0.hasPrefix("workdir:") }
+                let user = try PulledImageRootfs.make(rootfs: name, layers: layers, workingDir: workingDir)
                 print(String(decoding: try JSONEncoder().encode(user), as: UTF8.self))
                 return 0
             } catch {
