@@ -17,6 +17,7 @@ registry_pids=()
 cleanup() {
     a rm -f img-e2e >/dev/null 2>&1
     a rm -f from-e2e >/dev/null 2>&1
+    a rm -f img-net >/dev/null 2>&1
     rm -f "$HOME/airlock-e2e-from-escape"
     for pid in "${registry_pids[@]}"; do kill "$pid" 2>/dev/null; done
     rm -rf "$work" "$HOME/e2e-images-ws"
@@ -38,15 +39,26 @@ start_registry() { # NAME PORT [auth]
         printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n' "$dir/storage"
         printf 'http:\n  addr: 127.0.0.1:%s\n  tls:\n    certificate: %s\n    key: %s\n' "$2" "$work/server.pem" "$work/server.key"
         [ "${3:-}" = auth ] && printf 'auth:\n  htpasswd:\n    realm: e2e\n    path: %s\n' "$work/htpasswd"
+        [ "${3:-}" = token ] && printf 'auth:\n  token:\n    realm: https://127.0.0.1:%s/token\n    service: e2e-registry\n    issuer: e2e-issuer\n    rootcertbundle: %s\n' \
+            "$token_port" "$work/token.pem"
     } > "$dir/config.yml"
     docker-registry serve "$dir/config.yml" > "$dir/log" 2>&1 &
     registry_pids+=($!)
     for _ in $(seq 50); do curl -s --cacert "$work/ca.pem" "https://127.0.0.1:$2/v2/" >/dev/null && return 0; sleep 0.1; done
+    tail -n 3 "$dir/log"
     return 1
 }
 open_port=$(free_port)
 auth_port=$(free_port)
-start_registry open "$open_port" && start_registry locked "$auth_port" auth
+# A third, behind a token server as Docker Hub and GHCR are (tokens signed by a key of its own).
+token_port=$(free_port)
+bearer_port=$(free_port)
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=e2e token signer" -keyout "$work/token.key" \
+    -out "$work/token.pem" 2>/dev/null
+python3 "$here/token_server.py" "$token_port" "$work/server.pem" "$work/server.key" "$work/token.pem" \
+    "$work/token.key" e2e:right-password >"$work/token.log" 2>&1 &
+registry_pids+=($!)
+start_registry open "$open_port" && start_registry locked "$auth_port" auth && start_registry bearer "$bearer_port" token
 expect "two registries answer on loopback (one anonymous, one with a password)" "yes" \
     "$(curl -s --cacert "$work/ca.pem" "https://127.0.0.1:$open_port/v2/" >/dev/null &&
         [ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/ca.pem" "https://127.0.0.1:$auth_port/v2/")" = 401 ] &&
@@ -62,8 +74,12 @@ python3 "$here/make_oci_image.py" "$work/layout" v2 "$work/base.tar" --extra mor
 open="127.0.0.1:$open_port"
 push() { skopeo --insecure-policy copy -q "$@" >/dev/null 2>&1; }
 push "oci:$work/layout:v1" "docker://$open/e2e/app:v1" && push "oci:$work/layout:v2" "docker://$open/e2e/app:v2" &&
-    push --dest-creds e2e:right-password "oci:$work/layout:v1" "docker://127.0.0.1:$auth_port/e2e/app:v1"
-expect "the test image is in both registries" "0" "$?"
+    push --dest-creds e2e:right-password "oci:$work/layout:v1" "docker://127.0.0.1:$auth_port/e2e/app:v1" &&
+    push --dest-creds e2e:right-password "oci:$work/layout:v1" "docker://127.0.0.1:$bearer_port/e2e/app:v1"
+expect "the test image is in the three registries" "0" "$?"
+expect_match "companion: the third asks for a token from its token server (Bearer realm)" \
+    "Bearer realm=\"https://127.0.0.1:$token_port/token\"" \
+    "$(curl -s -D - -o /dev/null --cacert "$work/ca.pem" "https://127.0.0.1:$bearer_port/v2/" | tr -d '\r')"
 
 echo "== kill -9 of a pull while it unpacks"
 "$AIRLOCK" image pull "$open/e2e/app:v1" >/dev/null 2>&1 &
@@ -114,6 +130,15 @@ printf 'e2e:right-password\n' | a secret set e2e-registry --host 127.0.0.1 --hea
 expect_match "the right password (an airlock secret) pulls" '^[0-9a-f]{64}$' \
     "$(a image pull --creds-secret e2e-registry "127.0.0.1:$auth_port/e2e/app:v1" 2>/dev/null)"
 a secret rm e2e-registry >/dev/null
+bearer="127.0.0.1:$bearer_port/e2e/app:v1"
+check_error "token auth: an anonymous token grants nothing, one line" "refused the credentials" a image pull "$bearer"
+printf 'e2e:wrong-password\n' | a secret set e2e-bearer --host 127.0.0.1 --header Authorization >/dev/null 2>&1
+check_error "token auth: the token server refuses a wrong password, one line" "refused the credentials" \
+    a image pull --creds-secret e2e-bearer "$bearer"
+printf 'e2e:right-password\n' | a secret set e2e-bearer --host 127.0.0.1 --header Authorization >/dev/null 2>&1
+expect_match "token auth: the right password (an airlock secret) gets a token and pulls" '^[0-9a-f]{64}$' \
+    "$(a image pull --creds-secret e2e-bearer "$bearer" 2>/dev/null)"
+a secret rm e2e-bearer >/dev/null
 # The user's own Docker login: ~/.docker/config.json's auths (a home of the test's own).
 mkdir -p "$work/home/.docker"
 printf '{"auths": {"127.0.0.1:%s": {"auth": "%s"}}}\n' "$auth_port" "$(printf 'e2e:right-password' | base64)" \
@@ -155,6 +180,31 @@ expect "the sandbox's own /dev, not the layer's" "dev-ok" "$(sed -n 11p <<<"$ins
 expect "a write to the image's file goes to the sandbox's layer, never to the shared layers" "kept" \
     "$(cat "$AIRLOCK_HOME"/layers/*/root/home/owned/notes "$AIRLOCK_HOME"/images/*/rootfs/home/owned/notes 2>/dev/null | sort -u | xargs)"
 a rm -f img-e2e >/dev/null
+
+echo "== an image's sandbox reaches out only through its proxy, under the policy"
+up_port=$(free_port)
+mkdir -p "$work/www" && echo served > "$work/www/index.html"
+python3 -m http.server --bind 127.0.0.1 --directory "$work/www" "$up_port" >/dev/null 2>&1 &
+registry_pids+=($!)
+cat > "$ws/egress.py" <<EOF
+import os, urllib.error, urllib.request
+def get(url):
+    try:
+        return urllib.request.urlopen(url, timeout=20).status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except Exception as e:
+        return type(e).__name__
+print(get("http://up.test:$up_port/"), get("http://denied.test:$up_port/"), "HTTP_PROXY" in os.environ)
+EOF
+out=$(a run --name img-net --image "$open/e2e/app:v1" --add-host "up.test:127.0.0.1" --allow-cidr 127.0.0.1/32 \
+    --allow-host up.test shell "$ws" -- -c 'python3 egress.py' 2>/dev/null)
+expect "companion: an allowed host is reached from the image's sandbox" "200" "$(cut -d' ' -f1 <<<"$out")"
+expect "a host the policy does not allow is refused by the proxy (403), which the sandbox is set to use" \
+    "403 True" "$(cut -d' ' -f2- <<<"$out")"
+expect_match "the sandbox's network log shows both" "up.test.*denied.test|denied.test.*up.test" \
+    "$(a network log img-net 2>/dev/null | tr '\n' ' ')"
+a rm -f img-net >/dev/null
 
 echo "== a template from the image, with steps on top (as FROM and RUN)"
 export XDG_CONFIG_HOME="$work/config"
