@@ -112,6 +112,14 @@ public struct Sandboxes: Sendable {
         try checkOutsideStateStore(workspace, what: "workspace")
         let name = request.name ?? Self.defaultName(agent: agent.name, workspace: workspace)
         try Self.validate(name: name)
+        if let reference = request.image {
+            // Checked even when the sandbox exists (and keeps its own image): a typo says so.
+            do {
+                _ = try ImageSource(parsing: reference)
+            } catch {
+                throw AirlockError(.invalidArgument, "\(error)")
+            }
+        }
         try store.prepare()
         let paths = store.sandbox(name)
         if Files.exists(paths.record) {

@@ -179,6 +179,8 @@ expect "the agent works in the workspace, at its host path" "$ws" "$(sed -n 10p 
 expect "the sandbox's own /dev, not the layer's" "dev-ok" "$(sed -n 11p <<<"$inside")"
 expect "a write to the image's file goes to the sandbox's layer, never to the shared layers" "kept" \
     "$(cat "$AIRLOCK_HOME"/layers/*/root/home/owned/notes "$AIRLOCK_HOME"/images/*/rootfs/home/owned/notes 2>/dev/null | sort -u | xargs)"
+check_error "run --image with a malformed reference says so, though the sandbox exists" "invalid image reference" \
+    a run --name img-e2e --image "E2E/App" shell "$ws" -- -c true
 a rm -f img-e2e >/dev/null
 
 echo "== an image's sandbox reaches out only through its proxy, under the policy"
