@@ -1,6 +1,5 @@
 import AirlockState
 import AirlockSystem
-import Crypto
 import Foundation
 
 #if canImport(Glibc)
@@ -26,7 +25,7 @@ public struct PulledImageRootfs: Sendable {
     /// The image's digest in `images/`.
     public static func digest(of pulled: PulledImage) -> String {
         let text = "pulled-image v\(formatVersion) \(pulled.id)"
-        return SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+        return sha256Hex(text)
     }
 
     /// Held while the tree of `digest` is made, removed, or taken into use by a new sandbox.

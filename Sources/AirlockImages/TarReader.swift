@@ -146,7 +146,7 @@ public struct TarReader {
             if got == 0 { break }
             chunk.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<got])) }
         }
-        return "sha256:" + hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return "sha256:" + hex(hasher.finalize())
     }
 
     // MARK: reading

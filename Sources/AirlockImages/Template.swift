@@ -150,7 +150,7 @@ public struct Template: Codable, Sendable, Equatable, CatalogItem {
         encoder.outputFormatting = [.sortedKeys]
         let data = (try? encoder.encode(canonical)) ?? Data()
         let hash = SHA256.hash(data: Data("airlock-image-v\(ImageBuilder.formatVersion)\n".utf8) + data)
-        return hash.map { String(format: "%02x", $0) }.joined()
+        return hex(hash)
     }
 
     /// The recipe as YAML, for `template show`.

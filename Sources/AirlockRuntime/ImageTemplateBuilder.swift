@@ -1,7 +1,6 @@
 import AirlockImages
 import AirlockState
 import AirlockSystem
-import Crypto
 import Foundation
 
 #if canImport(Glibc)
@@ -37,7 +36,7 @@ public struct ImageTemplateBuilder: Sendable {
     /// The tree's digest: the recipe's and the very image it was built on (a tag moves).
     static func digest(_ template: Template, on pulled: PulledImage) -> String {
         let text = "from-template v\(formatVersion) \(template.digest) \(pulled.id)"
-        return SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+        return sha256Hex(text)
     }
 
     /// The template's tree, built first when missing (pulling its image if needed).
