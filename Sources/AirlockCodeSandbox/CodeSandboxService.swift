@@ -326,6 +326,7 @@ public actor CodeSandboxService {
             label: "code", template: shape.template, network: shape.network, limits: shape.limits,
             diskBytes: shape.diskBytes, owner: owner)
         request.image = shape.image
+        request.shellNeededBy = "a code sandbox"
         let sandboxes = self.sandboxes
         let made = request
         return try await blocking {

@@ -15,7 +15,7 @@ public struct PulledImageRootfs: Sendable {
     public let identity: SandboxIdentity
 
     /// Bumped when what is made here changes, so that older trees are made again.
-    static let formatVersion = 4
+    static let formatVersion = 5
 
     public init(images: ImageStore, identity: SandboxIdentity) {
         self.images = images
@@ -131,8 +131,8 @@ public struct PulledImageRootfs: Sendable {
     /// init, set the account up.
     public static func make(rootfs: String, layers: [String], workingDir: String? = nil) throws -> Template.UserSetup {
         try ImageFlattener.flatten(layers: layers, into: rootfs)
-        try checkRunnable(rootfs)
         try addInit(to: rootfs)
+        try addSleeper(rootfs)
         if let workingDir { makeWorkingDirectory(workingDir, in: rootfs) }
         return try ImageAccount.setUp(in: rootfs)
     }
@@ -153,25 +153,39 @@ public struct PulledImageRootfs: Sendable {
         }
     }
 
-    /// A sandbox's init is `tini -- sleep infinity`, and the agent's commands run through a
-    /// shell: an image without them (distroless, `scratch`) is refused before a sandbox is made.
-    static func checkRunnable(_ rootfs: String) throws {
+    /// A sandbox's init is `tini -- sleep infinity`; in an image without `sleep` (distroless,
+    /// `scratch`) it waits on ``PauseProgram`` instead, where this machine can run it.
+    static func addSleeper(_ rootfs: String) throws {
         let root = open(rootfs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard root >= 0 else { throw SystemCallError("open \(rootfs)", errno: errno) }
         defer { close(root) }
-        func has(_ directory: String, _ name: String) -> Bool {
-            let fd = LayerUnpacker.openInRoot(root, directory)
+        guard !has(root, "bin/sleep") else { return }
+        guard PauseProgram.isAvailable else {
+            throw AirlockError(
+                .unsupported,
+                "the image has no /bin/sleep for the sandbox's init to wait on (images without one, such as distroless ones, run only on x86-64 hosts)"
+            )
+        }
+        try PauseProgram.add(to: root)
+    }
+
+    /// Whether the tree at `rootfs` has `/bin/sh` (an agent's commands and a code sandbox's run
+    /// through a shell; an MCP server's program need not).
+    public static func hasShell(_ rootfs: String) -> Bool {
+        let root = open(rootfs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard root >= 0 else { return false }
+        defer { close(root) }
+        return has(root, "bin/sh")
+    }
+
+    /// `bin/NAME` or `usr/bin/NAME` in the tree, looked up inside it.
+    private static func has(_ root: Int32, _ path: String) -> Bool {
+        ["", "usr/"].contains { prefix in
+            let fd = LayerUnpacker.openInRoot(root, prefix + "bin")
             guard fd >= 0 else { return false }
             defer { close(fd) }
             var info = stat()
-            return fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0
-        }
-        let missing = [("bin", "sh"), ("bin", "sleep")].filter { !has("usr/" + $0.0, $0.1) && !has($0.0, $0.1) }
-        guard missing.isEmpty else {
-            throw AirlockError(
-                .unsupported,
-                "the image has no \(missing.map { "/bin/" + $0.1 }.joined(separator: " or ")): a sandbox needs a shell and sleep (images without them, such as distroless ones, are not supported yet)"
-            )
+            return fstatat(fd, String(path.dropFirst(4)), &info, AT_SYMLINK_NOFOLLOW) == 0
         }
     }
 

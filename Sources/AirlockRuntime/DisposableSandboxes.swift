@@ -33,6 +33,9 @@ public struct DisposableRequest: Sendable {
     public var mounts: [SandboxRecord.MountRequest] = []
     /// The root is writable (its own layer on disk): a build's, whose changes become an image.
     public var writableRoot = false
+    /// What runs commands through a shell, for the error when the image has none (a code
+    /// sandbox, a build); nil for a program that runs on its own (an MCP server).
+    public var shellNeededBy: String?
 
     public init(
         label: String, template: String, network: SandboxRecord.NetworkMode, limits: SandboxRecord.Limits,
@@ -62,6 +65,9 @@ extension Sandboxes {
         var process: ImageProcess?
         if let reference = request.image {
             let (prepared, pulled, _) = try Self.prepareImage(reference, store: store, identity: identity, log: log)
+            if let what = request.shellNeededBy {
+                try Self.checkShell(prepared, reference: reference, for: what, store: store)
+            }
             let run = try ImageProcess(config: pulled.run, rootfs: prepared.rootfs(in: store), user: request.imageUser)
             (image, templateName, process) = (prepared, "image " + reference, run)
             user = Template.UserSetup(name: run.userName, sudo: false)

@@ -79,6 +79,7 @@ public struct ImageTemplateBuilder: Sendable {
         request.image = reference
         request.imageUser = "root"
         request.writableRoot = true
+        request.shellNeededBy = "a template's build"
         let record = try sandboxes.createDisposable(request)
         do {
             try sandboxes.start(record.name)

@@ -60,7 +60,7 @@ public struct SandboxSpec: Sendable {
         let agent = SandboxIdentityIDs.agent
         let process = RuntimeSpec.Process(
             terminal: false, user: RuntimeSpec.User(uid: agent, gid: agent),
-            args: ["/usr/bin/tini", "-s", "-g", "--", "sleep", "infinity"],
+            args: ["/usr/bin/tini", "-s", "-g", "--"] + waitCommand,
             env: environment(user: user.name, home: homeDirectory), cwd: "/",
             capabilities: .agent, rlimits: rlimits,
             noNewPrivileges: true, oomScoreAdj: Self.oomScoreAdjustment)
@@ -101,6 +101,14 @@ public struct SandboxSpec: Sendable {
             rlimits: rlimits?.isEmpty == true ? nil : rlimits,
             // setuid sudo needs privileges to rise; without sudo nothing in the sandbox may.
             noNewPrivileges: !user.sudo, oomScoreAdj: Self.oomScoreAdjustment)
+    }
+
+    /// What the init waits on: `sleep infinity`, or Airlock's pause where the image has no
+    /// `sleep` (it was added to the tree in its place, ``PauseProgram``).
+    var waitCommand: [String] {
+        var info = stat()
+        let added = lstat(imageRootfs + PauseProgram.path, &info) == 0 && info.st_mode & S_IFMT == S_IFREG
+        return added ? [PauseProgram.path] : ["sleep", "infinity"]
     }
 
     /// util-linux's `prlimit` inside, where nothing in the sandbox can replace it: a disposable

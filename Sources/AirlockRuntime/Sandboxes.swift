@@ -151,6 +151,7 @@ public struct Sandboxes: Sendable {
                 throw AirlockError(.invalidArgument, "--image and --template name two starting points: give one")
             }
             let (image, pulled, user) = try Self.prepareImage(reference, store: store, identity: identity, log: log)
+            try Self.checkShell(image, reference: reference, for: "an agent's sandbox", store: store)
             prepared = (image, pulled)
             template = Template(name: "image", description: reference, packages: [], user: user)
         } else {
@@ -554,6 +555,17 @@ public struct Sandboxes: Sendable {
         }
         let (image, user) = try PulledImageRootfs(images: images, identity: identity).ensure(pulled, log: log)
         return (image, pulled, user)
+    }
+
+    /// Throws unless the image's tree has `/bin/sh`, which `what` runs its commands through
+    /// (an MCP server's program needs none: distroless images serve those).
+    static func checkShell(_ image: Image, reference: String, for what: String, store: StateStore) throws {
+        guard PulledImageRootfs.hasShell(image.rootfs(in: store)) else {
+            throw AirlockError(
+                .unsupported,
+                "image \(reference) has no /bin/sh, which \(what) runs its commands through (MCP servers run from such images)"
+            )
+        }
     }
 
     /// Throws if an `image rm` removed the pulled image's tree while `record` was being made

@@ -136,3 +136,23 @@ import Testing
         #expect(throws: AirlockError.self) { try bare.argv() }
     }
 }
+
+@Suite struct PauseProgramTests {
+    @Test(.enabled(if: PauseProgram.isAvailable)) func itWaitsUntilKilled() throws {
+        let path = NSTemporaryDirectory() + "airlock-pause-\(UUID().uuidString)"
+        defer { unlink(path) }
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(PauseProgram.bytes)))
+        chmod(path, 0o755)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        try process.run()
+        usleep(200_000)
+        // Still there after 200 ms: it waits rather than exits (or crashes).
+        #expect(process.isRunning)
+        // SIGKILL: the test runner's children may inherit a mask that blocks SIGTERM (in a
+        // sandbox, tini starts it with none blocked and passes SIGTERM on).
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL)
+    }
+}

@@ -307,6 +307,24 @@ expect "the gateway pulled the pinned image on first use" "yes" \
 expect "no sandbox of the server is left" "" "$(a ls -q | grep '^mcp-img-mcp-')"
 # The server ran as a subordinate id of the user's: any user's process counts.
 expect "no process of the server is left" "" "$(pgrep -f "$marker" | xargs)"
+
+# As a distroless image: no shell, no sleep. The server is its own program; the sandbox's init
+# waits on Airlock's pause instead of sleep.
+bare_digest=$(python3 "$here/make_oci_image.py" "$work/layout" mcp-bare "$work/base.tar" --mcp "$site" \
+    "$here/gateway_test_server.py" --bare)
+push "oci:$work/layout:mcp-bare" "docker://$open/e2e/mcp-bare:v1"
+pinned_bare="$open/e2e/mcp-bare@$bare_digest"
+printf 'registry:\n  img-bare:\n    image: %s\n    command: [img-bare, %s]\n    disableNetwork: true\n' \
+    "$pinned_bare" "$marker" > "$work/bare.yaml"
+seen=$(cd "$work" && timeout -k 10 900 "$work/venv/bin/python" "$here/image_mcp_client.py" gateway \
+    "$work/bare.yaml" img-bare "$marker" 2>"$work/bare.err")
+expect "a server from an image with no shell and no sleep (as distroless) answers through the gateway" \
+    "img-bare 1500" "$(field whoami.name) $(field whoami.uid)"
+[ -n "$(field whoami.name)" ] || tail -n 5 "$work/bare.err"
+check_error "companion: that image has no shell, so an agent's sandbox from it is refused in one line" \
+    "has no /bin/sh" a run --name img-bare-e2e --image "$pinned_bare" shell "$ws" -- -c true
+expect "  and nothing of it is left" "" "$(a ls -q | grep -E '^(img-bare-e2e|mcp-img-bare-)')"
+
 printf 'registry:\n  bad-image:\n    image: "Not/An Image"\n' > "$work/bad.yaml"
 check_error "a catalog entry whose image is not a reference: one line naming it" "server 'bad-image'" \
     a mcp tools ls --catalog "$work/bad.yaml" --servers bad-image
@@ -328,7 +346,7 @@ expect "  and neither was pulled" "" \
 
 echo "== removing"
 a image rm "$open/e2e/app:v2" >/dev/null 2>&1
-expect "rm of an image keeps the layers other images have (v1's three, the server's own)" "4" \
+expect "rm of an image keeps the layers other images have (v1's three, each server image's own)" "5" \
     "$(ls "$AIRLOCK_HOME/layers" | wc -l)"
 for name in $(a image ls --json | python3 -c 'import json,sys; print(" ".join(i["id"] for i in json.load(sys.stdin)))'); do
     a image rm "$name" >/dev/null 2>&1

@@ -1,7 +1,7 @@
 """Builds a small OCI image layout, layer by layer, with what unpacking must get right.
 
     make_oci_image.py LAYOUT TAG BASE_ROOTFS_TAR [--extra NAME] [--no-write-through]
-    make_oci_image.py LAYOUT TAG BASE_ROOTFS_TAR --mcp SITE_PACKAGES SERVER_PY
+    make_oci_image.py LAYOUT TAG BASE_ROOTFS_TAR --mcp SITE_PACKAGES SERVER_PY [--bare]
 
 The bottom layer is BASE_ROOTFS_TAR (a root filesystem as `tar -C ROOT -c .` writes it, such as
 a sandbox image's), gzip-compressed. On top:
@@ -20,7 +20,8 @@ With --mcp, an MCP server's image instead: the base, then one layer with the Pyt
 of SITE_PACKAGES (a venv's, holding `mcp`) in /usr/local/lib/python3.11/dist-packages, the
 server at /opt/mcp/server.py and an account `mcp` (uid 1500, home /srv/mcp). Config: User mcp,
 Env MCP_MODE=image, WorkingDir /opt/mcp/state (in no layer), Entrypoint ["python3", "/opt/mcp/server.py"], Cmd
-["image-default", "no-marker"] (the server's NAME and MARKER).
+["image-default", "no-marker"] (the server's NAME and MARKER). With --bare, the layer also whites
+out sh, dash, bash and sleep, as a distroless image has none of them.
 """
 
 import gzip
@@ -126,6 +127,11 @@ def mcp_server(site_packages, server_py):
                         pass
                 return b""
             passwd, group = base_file("etc/passwd"), base_file("etc/group")
+            bin_is_link = any(m.name in ("bin", "./bin") and m.issym() for m in base.getmembers())
+        if "--bare" in sys.argv:  # as distroless: no shell and no sleep (whited out)
+            for directory in ["usr/bin"] + ([] if bin_is_link else ["bin"]):
+                for program in ("sh", "dash", "bash", "sleep"):
+                    add(directory + "/.wh." + program)
         add("etc/passwd", data=passwd + b"mcp:x:1500:1500:MCP server:/srv/mcp:/bin/sh\n")
         add("etc/group", data=group + b"mcp:x:1500:\n")
         add("srv/mcp", tarfile.DIRTYPE, mode=0o755, uid=1500, gid=1500)
