@@ -101,12 +101,7 @@ public actor CodeSandboxService {
             Task.detached {
                 do {
                     let recipe = try sandboxes.templates.find(template).template
-                    if recipe.from != nil {
-                        _ = try ImageTemplateBuilder(sandboxes: sandboxes).ensure(recipe, log: log)
-                    } else {
-                        let builder = ImageBuilder(store: sandboxes.store, identity: try SandboxIdentity.current())
-                        _ = try builder.ensure(recipe, log: log)
-                    }
+                    _ = try TemplateImages(sandboxes: sandboxes).ensure(recipe, log: log)
                 } catch {
                     log("cannot prepare the image of template \(template): \(error)")
                 }

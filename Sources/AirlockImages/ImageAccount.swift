@@ -129,7 +129,9 @@ public enum ImageAccount {
         (text.isEmpty || text.hasSuffix("\n") ? text : text + "\n") + line + "\n"
     }
 
-    private static func exists(_ root: Int32, _ path: String) -> Bool {
+    /// Whether something is at `path` in the tree at `root` (looked up inside it, the last
+    /// part not followed).
+    static func exists(_ root: Int32, _ path: String) -> Bool {
         let components = bytewiseComponents(path)
         let parent = LayerUnpacker.openInRoot(root, components.dropLast().joined(separator: "/"))
         guard parent >= 0, let last = components.last else { return false }

@@ -1,3 +1,4 @@
+import AirlockSystem
 import Foundation
 
 /// A container image's name as Docker reads it: `[REGISTRY/]REPOSITORY[:TAG][@DIGEST]`.
@@ -168,6 +169,16 @@ public enum ImageSource: Equatable, Hashable, Sendable, CustomStringConvertible 
             return
         }
         self = .registry(try ImageReference(parsing: text))
+    }
+
+    /// ``init(parsing:)`` for a user's input: a malformed reference is the user's error
+    /// (`invalidArgument`), in one line.
+    public static func userInput(_ text: String) throws -> ImageSource {
+        do {
+            return try ImageSource(parsing: text)
+        } catch {
+            throw AirlockError(.invalidArgument, "\(error)")
+        }
     }
 
     public var description: String {

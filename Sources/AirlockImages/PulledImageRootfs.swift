@@ -159,7 +159,7 @@ public struct PulledImageRootfs: Sendable {
         let root = open(rootfs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard root >= 0 else { throw SystemCallError("open \(rootfs)", errno: errno) }
         defer { close(root) }
-        guard !has(root, "bin/sleep") else { return }
+        guard !hasProgram(root, "sleep") else { return }
         guard PauseProgram.isAvailable else {
             throw AirlockError(
                 .unsupported,
@@ -175,18 +175,12 @@ public struct PulledImageRootfs: Sendable {
         let root = open(rootfs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard root >= 0 else { return false }
         defer { close(root) }
-        return has(root, "bin/sh")
+        return hasProgram(root, "sh")
     }
 
-    /// `bin/NAME` or `usr/bin/NAME` in the tree, looked up inside it.
-    private static func has(_ root: Int32, _ path: String) -> Bool {
-        ["", "usr/"].contains { prefix in
-            let fd = LayerUnpacker.openInRoot(root, prefix + "bin")
-            guard fd >= 0 else { return false }
-            defer { close(fd) }
-            var info = stat()
-            return fstatat(fd, String(path.dropFirst(4)), &info, AT_SYMLINK_NOFOLLOW) == 0
-        }
+    /// `/bin/NAME` or `/usr/bin/NAME` in the tree.
+    private static func hasProgram(_ root: Int32, _ name: String) -> Bool {
+        ImageAccount.exists(root, "bin/" + name) || ImageAccount.exists(root, "usr/bin/" + name)
     }
 
     /// The host's static tini, where a sandbox's init is (`/usr/bin/tini`), if the image has none.

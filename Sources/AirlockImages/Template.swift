@@ -60,6 +60,9 @@ public struct Template: Codable, Sendable, Equatable, CatalogItem {
         /// elsewhere); never set by a template.
         public var home: String?
 
+        /// Where its home is inside: `home`, or `/home/NAME`.
+        public var homeDirectory: String { home ?? "/home/" + name }
+
         public init(name: String = "agent", shell: String = "/bin/bash", sudo: Bool = true, home: String? = nil) {
             self.name = name
             self.shell = shell

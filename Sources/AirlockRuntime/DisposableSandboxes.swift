@@ -73,14 +73,10 @@ extension Sandboxes {
             user = Template.UserSetup(name: run.userName, sudo: false)
         } else {
             let template = try templates.find(request.template).template
-            if template.from != nil {
-                let built = try ImageTemplateBuilder(sandboxes: self).ensure(template, log: log)
-                (image, templateName, user) = (built.image, template.name, built.user)
-                process = try ImageProcess(
-                    config: built.pulled.run, rootfs: built.image.rootfs(in: store), user: user.name)
-            } else {
-                image = try ImageBuilder(store: store, identity: identity).ensure(template, log: log)
-                (templateName, user) = (template.name, template.user)
+            let built = try TemplateImages(sandboxes: self).ensure(template, log: log)
+            (image, templateName, user) = (built.image, template.name, built.user)
+            if let pulled = built.pulled {
+                process = try ImageProcess(config: pulled.run, rootfs: image.rootfs(in: store), user: user.name)
             }
         }
         try store.prepare()

@@ -34,7 +34,7 @@ public struct SandboxSpec: Sendable {
         self.limitsBy = limitsBy
     }
 
-    public var homeDirectory: String { record.account?.home ?? "/home/" + user.name }
+    public var homeDirectory: String { record.account?.home ?? user.homeDirectory }
 
     /// The environment every process in the sandbox starts with.
     public func environment(user name: String, home: String, extra: [String] = []) -> [String] {

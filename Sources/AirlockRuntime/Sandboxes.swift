@@ -112,14 +112,8 @@ public struct Sandboxes: Sendable {
         try checkOutsideStateStore(workspace, what: "workspace")
         let name = request.name ?? Self.defaultName(agent: agent.name, workspace: workspace)
         try Self.validate(name: name)
-        if let reference = request.image {
-            // Checked even when the sandbox exists (and keeps its own image): a typo says so.
-            do {
-                _ = try ImageSource(parsing: reference)
-            } catch {
-                throw AirlockError(.invalidArgument, "\(error)")
-            }
-        }
+        // Checked even when the sandbox exists (and keeps its own image): a typo says so.
+        if let reference = request.image { _ = try ImageSource.userInput(reference) }
         try store.prepare()
         let paths = store.sandbox(name)
         if Files.exists(paths.record) {
@@ -157,8 +151,8 @@ public struct Sandboxes: Sendable {
         } else {
             template = try templates.find(request.template ?? agent.template).template
             if template.from != nil {
-                let built = try ImageTemplateBuilder(sandboxes: self).ensure(template, log: log)
-                prepared = (built.image, built.pulled)
+                let built = try TemplateImages(sandboxes: self).ensure(template, log: log)
+                prepared = built.pulled.map { (built.image, $0) }
                 template.user = built.user
             }
         }
@@ -182,7 +176,7 @@ public struct Sandboxes: Sendable {
         // The image's settings, then the agent's own, so the user's `-e` can override them.
         let environment =
             try (prepared?.pulled.run.env ?? [])
-            + agent.environment(home: template.user.home ?? "/home/" + template.user.name)
+            + agent.environment(home: template.user.homeDirectory)
             + request.environment.map(Self.checkEnvironment)
         if request.shareAgentState && agent.state.isEmpty {
             throw AirlockError(
@@ -207,7 +201,7 @@ public struct Sandboxes: Sendable {
         for host in agent.hosts where !policy.allowHosts.contains(host) { policy.allowHosts.append(host) }
         let image: Image
         do {
-            image = try prepared?.image ?? ImageBuilder(store: store, identity: identity).ensure(template, log: log)
+            image = try prepared?.image ?? TemplateImages(sandboxes: self).ensure(template, log: log).image
         } catch let error as AirlockError where !agent.sources.isEmpty && request.template == nil {
             throw AirlockError(
                 error.code,
@@ -263,7 +257,7 @@ public struct Sandboxes: Sendable {
             if let attachment = request.mcp {
                 record.mcp = attachment
                 record.command += try configureMCP(
-                    agent, record: record, paths: paths, home: template.user.home ?? "/home/" + template.user.name)
+                    agent, record: record, paths: paths, home: template.user.homeDirectory)
             }
             if request.clone {
                 try GitClone(workspace: workspace, paths: paths, name: name).create()
@@ -543,12 +537,7 @@ public struct Sandboxes: Sendable {
         if let found = images.find(reference) {
             pulled = found
         } else {
-            let source: ImageSource
-            do {
-                source = try ImageSource(parsing: reference)
-            } catch {
-                throw AirlockError(.invalidArgument, "\(error)")
-            }
+            let source = try ImageSource.userInput(reference)
             try RegistryAccess.check(source)
             log("image \(reference) is not pulled yet: pulling it")
             pulled = try ImagePuller(images: images, identity: identity).pull(source, log: log)

@@ -39,12 +39,7 @@ struct ImagePull: ParsableCommand {
     var json = false
 
     func run() throws {
-        let source: ImageSource
-        do {
-            source = try ImageSource(parsing: image)
-        } catch {
-            throw AirlockError(.invalidArgument, "\(error)")
-        }
+        let source = try ImageSource.userInput(image)
         try RegistryAccess.check(source)
         let context = Context()
         var puller = ImagePuller(images: context.imageStore(), identity: try SandboxIdentity.current())

@@ -102,16 +102,12 @@ struct CreateOptions: ParsableArguments {
         let catalog = try ServerCatalog.load()
         let names =
             try attachment.servers ?? MCPProfiles().starting(profile: attachment.profile, pinned: nil)?.servers ?? []
-        let builder = try context.imageBuilder()
+        let images = TemplateImages(sandboxes: context.sandboxes)
         for name in names {
             let server = try catalog.find(name)
             guard let name = server.template else { continue }
             let template = try context.templates.find(name).template
-            if template.from != nil {
-                _ = try ImageTemplateBuilder(sandboxes: context.sandboxes).ensure(template, log: Context.progress)
-            } else {
-                _ = try builder.ensure(template, log: Context.progress)
-            }
+            _ = try images.ensure(template, log: Context.progress)
         }
     }
 

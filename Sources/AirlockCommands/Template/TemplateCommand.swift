@@ -29,14 +29,13 @@ struct TemplateList: ParsableCommand {
 
     func run() throws {
         let context = Context()
-        let builder = try? context.imageBuilder()
-        let fromImages = ImageTemplateBuilder(sandboxes: context.sandboxes)
+        let images = TemplateImages(sandboxes: context.sandboxes)
         var rows = try context.templates.all().map { entry in
             let template = entry.template
-            let built = template.from == nil ? builder?.existing(template) != nil : fromImages.existing(template) != nil
-            let digest = template.from == nil ? template.digest : fromImages.treeDigest(template) ?? "-"
             return Row(
-                name: template.name, source: entry.source, digest: String(digest.prefix(12)), built: built,
+                name: template.name, source: entry.source,
+                digest: String((images.treeDigest(template) ?? "-").prefix(12)),
+                built: images.existing(template) != nil,
                 description: template.description ?? template.from.map { "from \($0)" })
         }
         // Pulled images serve as templates too (`run --image NAME`); built once merged for a sandbox.
@@ -85,20 +84,13 @@ struct TemplateBuild: ParsableCommand {
     func run() throws {
         let context = Context()
         let template = try context.templates.find(name).template
-        if template.from != nil {
-            print(
-                try ImageTemplateBuilder(sandboxes: context.sandboxes).ensure(template, log: Context.progress).image
-                    .digest)
-            return
-        }
-        let builder = try context.imageBuilder()
-        if let image = builder.existing(template) {
+        let images = TemplateImages(sandboxes: context.sandboxes)
+        if let image = images.existing(template) {
             Context.progress("template '\(name)' is already built")
             print(image.digest)
             return
         }
-        let image = try builder.ensure(template, log: Context.progress)
-        print(image.digest)
+        print(try images.ensure(template, log: Context.progress).image.digest)
     }
 }
 
@@ -112,18 +104,15 @@ struct TemplateRemove: ParsableCommand {
     func run() throws {
         let context = Context()
         let template = try context.templates.find(name).template
-        let fromImages = ImageTemplateBuilder(sandboxes: context.sandboxes)
-        let digest = template.from == nil ? template.digest : fromImages.treeDigest(template) ?? ""
+        let images = TemplateImages(sandboxes: context.sandboxes)
+        let digest = images.treeDigest(template) ?? ""
         let users = context.store.records().filter { $0.image == digest }.map(\.name)
         guard users.isEmpty else {
             throw AirlockError(
                 .conflict,
                 "the image of template '\(name)' is used by \(users.joined(separator: ", ")) (remove them first)")
         }
-        let removed =
-            template.from == nil
-            ? try context.imageBuilder().remove(template) : try fromImages.remove(template, log: Context.progress)
-        guard removed else {
+        guard try images.remove(template, log: Context.progress) else {
             let hint = template.from.map { " (its image \($0) is removed with `airlock image rm`)" } ?? ""
             throw AirlockError(.notFound, "template '\(name)' has no built image\(hint)")
         }

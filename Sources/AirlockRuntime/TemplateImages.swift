@@ -7,15 +7,16 @@ import Foundation
     import Glibc
 #endif
 
-/// Builds a template that starts `from` a container image, as `docker build` runs a
-/// Dockerfile's `FROM` and `RUN`: the template's packages (with the image's `apt-get`) and
-/// steps run as root in a sandbox made from the image, and what they changed (the sandbox's
-/// own layer) is merged over the image into a tree of its own.
+/// The image a template's sandboxes start from, of either kind: a Debian recipe's, which
+/// ``ImageBuilder`` builds with mmdebstrap, or one `from` a container image, built here as
+/// `docker build` runs a Dockerfile's `FROM` and `RUN`: the template's packages (with the
+/// image's `apt-get`) and steps run as root in a sandbox made from the image, and what they
+/// changed (the sandbox's own layer) is merged over the image into a tree of its own.
 ///
 /// The steps run the image's programs, which nothing vouches for: never on the host (as
 /// mmdebstrap's chroot runs a Debian template's), always inside a sandbox, and their
 /// downloads go through its proxy under the user's policy.
-public struct ImageTemplateBuilder: Sendable {
+public struct TemplateImages: Sendable {
     public let sandboxes: Sandboxes
 
     /// Bumped when what a build makes changes, so that older trees are made again.
@@ -26,11 +27,11 @@ public struct ImageTemplateBuilder: Sendable {
     }
 
     /// What a sandbox of the template starts from: its tree, the agent's account in it, and
-    /// the image it was built on (whose `Env` the agent gets).
+    /// the container image it was built on, if any (whose `Env` the agent gets).
     public struct Built: Sendable {
         public var image: Image
         public var user: Template.UserSetup
-        public var pulled: PulledImage
+        public var pulled: PulledImage?
     }
 
     /// The tree's digest: the recipe's and the very image it was built on (a tag moves).
@@ -41,11 +42,11 @@ public struct ImageTemplateBuilder: Sendable {
 
     /// The template's tree, built first when missing (pulling its image if needed).
     public func ensure(_ template: Template, log: @escaping @Sendable (String) -> Void) throws -> Built {
-        guard let reference = template.from else {
-            throw AirlockError(.invalidArgument, "template '\(template.name)' is not from an image")
-        }
-        let store = sandboxes.store
         let identity = try SandboxIdentity.current()
+        guard let reference = template.from else {
+            let image = try ImageBuilder(store: store, identity: identity).ensure(template, log: log)
+            return Built(image: image, user: template.user, pulled: nil)
+        }
         let (base, pulled, baseUser) = try Sandboxes.prepareImage(reference, store: store, identity: identity, log: log)
         guard !template.packages.isEmpty || !template.steps.isEmpty else {
             return Built(image: base, user: baseUser, pulled: pulled)
@@ -123,27 +124,32 @@ public struct ImageTemplateBuilder: Sendable {
 
     private var store: StateStore { sandboxes.store }
 
-    /// The digest of the tree `template` builds on its image as pulled now (nil while it is
-    /// not pulled: the tree depends on which image the reference names).
+    /// The digest of the template's tree: a recipe's own, or for one from an image that on the
+    /// image as pulled now (nil while it is not pulled: the tree depends on which image the
+    /// reference names).
     public func treeDigest(_ template: Template) -> String? {
-        guard let reference = template.from, let pulled = ImageStore(store: store).find(reference) else { return nil }
+        guard let reference = template.from else { return template.digest }
+        guard let pulled = ImageStore(store: store).find(reference) else { return nil }
         return template.packages.isEmpty && template.steps.isEmpty
             ? PulledImageRootfs.digest(of: pulled) : Self.digest(template, on: pulled)
     }
 
     /// The built tree of `template`, if there is one.
     public func existing(_ template: Template) -> Image? {
-        guard let digest = treeDigest(template), let identity = try? SandboxIdentity.current() else { return nil }
+        guard let identity = try? SandboxIdentity.current() else { return nil }
+        guard template.from != nil else { return ImageBuilder(store: store, identity: identity).existing(template) }
+        guard let digest = treeDigest(template) else { return nil }
         return PulledImageRootfs(images: ImageStore(store: store), identity: identity).existing(digest)?.0
     }
 
-    /// Removes the built tree of `template` (never its image: `image rm` does that); false
-    /// when there is none.
+    /// Removes the built tree of `template` (never a container image it is from: `image rm`
+    /// does that); false when there is none.
     public func remove(_ template: Template, log: @escaping @Sendable (String) -> Void) throws -> Bool {
+        let identity = try SandboxIdentity.current()
+        guard template.from != nil else { return try ImageBuilder(store: store, identity: identity).remove(template) }
         guard let digest = treeDigest(template), template.packages.count + template.steps.count > 0 else {
             return false
         }
-        let identity = try SandboxIdentity.current()
         let trees = PulledImageRootfs(images: ImageStore(store: store), identity: identity)
         let lock = try trees.lock(digest, shortID: "of template '\(template.name)'", log: log)
         defer { lock.release() }
