@@ -352,26 +352,30 @@ final class EgressEngine: Sendable {
 public final class EgressServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let threadPool: NIOThreadPool
-    private let channels: [Channel]
+    private let channels: [EgressListener: Channel]
 
-    private init(group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool, channels: [Channel]) {
+    private init(group: MultiThreadedEventLoopGroup, threadPool: NIOThreadPool, channels: [EgressListener: Channel]) {
         self.group = group
         self.threadPool = threadPool
         self.channels = channels
     }
 
-    /// Starts serving; `listeners` are in the order of ``EgressListener/all``.
-    public static func start(listeners: [Int32], configuration: EgressConfiguration) throws -> EgressServer {
-        guard listeners.count == EgressListener.all.count else {
-            throw AirlockError(.failed, "the sandbox init passed \(listeners.count) egress listeners")
+    /// Starts serving `listeners` (``EgressListener/serving(publishing:)``, in its order), one
+    /// descriptor each.
+    public static func start(
+        listeners kinds: [EgressListener], descriptors listeners: [Int32], configuration: EgressConfiguration
+    ) throws -> EgressServer {
+        guard listeners.count == kinds.count else {
+            throw AirlockError(
+                .failed, "the sandbox init passed \(listeners.count) egress listeners, not \(kinds.count)")
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let threadPool = NIOThreadPool(numberOfThreads: 4)
         threadPool.start()
-        var channels: [Channel] = []
+        var channels: [EgressListener: Channel] = [:]
         do {
             let engine = try EgressEngine(configuration: configuration, threadPool: threadPool)
-            for (listener, fd) in zip(EgressListener.all, listeners) {
+            for (listener, fd) in zip(kinds, listeners) {
                 switch listener {
                 case .proxy, .http, .https:
                     let entry: ProxyConnection.Entry =
@@ -391,7 +395,7 @@ public final class EgressServer: Sendable {
                                 }
                             }
                         }
-                    channels.append(try bootstrap.withBoundSocket(fd).wait())
+                    channels[listener] = try bootstrap.withBoundSocket(fd).wait()
                     Self.lengthenQueue(fd)
                 case .dnsUDP:
                     let bootstrap = DatagramBootstrap(group: group).channelInitializer { channel in
@@ -399,7 +403,7 @@ public final class EgressServer: Sendable {
                             try channel.pipeline.syncOperations.addHandler(DNSStub.DatagramHandler(engine: engine))
                         }
                     }
-                    channels.append(try bootstrap.withBoundSocket(fd).wait())
+                    channels[listener] = try bootstrap.withBoundSocket(fd).wait()
                 case .dnsTCP:
                     let bootstrap = ServerBootstrap(group: group)
                         .serverChannelInitializer(Self.backOffWhenOutOfDescriptors)
@@ -409,12 +413,12 @@ public final class EgressServer: Sendable {
                                 try engine.accept(channel, via: listener) { _ in DNSStub.StreamHandler(engine: engine) }
                             }
                         }
-                    channels.append(try bootstrap.withBoundSocket(fd).wait())
+                    channels[listener] = try bootstrap.withBoundSocket(fd).wait()
                     Self.lengthenQueue(fd)
                 }
             }
         } catch {
-            for channel in channels { try? channel.close().wait() }
+            for channel in channels.values { try? channel.close().wait() }
             try? group.syncShutdownGracefully()
             try? threadPool.syncShutdownGracefully()
             throw AirlockError(.failed, "cannot serve the sandbox's egress listeners: \(error)")
@@ -437,8 +441,16 @@ public final class EgressServer: Sendable {
         }
     }
 
+    /// Closes transparent capture of `port` (80 or 443) for good, so that a server inside can
+    /// listen there: the port was just published.
+    public func releaseCapture(of port: UInt16) {
+        for (listener, channel) in channels where listener.isCapture && listener.port == port {
+            try? channel.close().wait()
+        }
+    }
+
     public func stop() {
-        for channel in channels { try? channel.close().wait() }
+        for channel in channels.values { try? channel.close().wait() }
         try? group.syncShutdownGracefully()
         try? threadPool.syncShutdownGracefully()
     }

@@ -17,6 +17,16 @@ public enum EgressListener: Int, CaseIterable, Sendable {
     public static let all = allCases
     public static let proxyPort: UInt16 = 3128
 
+    /// The listeners a sandbox gets when `ports` of its own are published: a server inside may
+    /// use 80 and 443, so capture leaves a published one to it (a program that ignores the
+    /// proxy then reaches that server, never the network).
+    public static func serving(publishing ports: [UInt16]) -> [EgressListener] {
+        all.filter { listener in !(listener.isCapture && ports.contains(listener.port)) }
+    }
+
+    /// Transparent capture, which binds its port on every address of the sandbox.
+    public var isCapture: Bool { self == .http || self == .https }
+
     var address: String {
         switch self {
         case .proxy, .dnsUDP, .dnsTCP: "127.0.0.1"
@@ -24,7 +34,7 @@ public enum EgressListener: Int, CaseIterable, Sendable {
         }
     }
 
-    var port: UInt16 {
+    public var port: UInt16 {
         switch self {
         case .proxy: Self.proxyPort
         case .http: 80

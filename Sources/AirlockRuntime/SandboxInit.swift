@@ -20,20 +20,21 @@ public struct SandboxInit {
     public let imageRootfs: String
     public let driver: RuntimeDriver
     public let network: SandboxRecord.NetworkMode
+    /// The sandbox's published ports: transparent capture leaves them to servers inside.
+    public let publishedPorts: [UInt16]
     static let readyFD: Int32 = 3
-    /// A Unix socket to the supervisor, which receives the egress listeners on it.
+    /// A Unix socket to the supervisor, which receives the egress listeners on it and then
+    /// asks for sockets in the sandbox's network namespace (``NamespaceSockets``).
     static let listenersFD: Int32 = 4
     static let stopGrace: Double = 10
 
-    public init(
-        paths: SandboxPaths, name: String, imageRootfs: String, driver: RuntimeDriver,
-        network: SandboxRecord.NetworkMode
-    ) {
+    public init(paths: SandboxPaths, name: String, imageRootfs: String, driver: RuntimeDriver, record: SandboxRecord) {
         self.paths = paths
         self.name = name
         self.imageRootfs = imageRootfs
         self.driver = driver
-        self.network = network
+        self.network = record.networkMode
+        self.publishedPorts = (record.ports ?? []).map(\.port)
     }
 
     /// Runs until the sandbox stops; returns the exit status for the process.
@@ -98,17 +99,30 @@ public struct SandboxInit {
     /// Loopback in this process's fresh network namespace, which the container joins. Under
     /// the policy, every address routes to loopback and the listeners the supervisor serves
     /// are made here and handed up; with no network, nothing listens and nothing leads out.
+    /// Then the supervisor may ask for sockets here, to dial the sandbox's published ports.
     private func setUpNetwork() throws {
-        defer { close(Self.listenersFD) }
         do {
             try Loopback.configure()
-            guard network == .policy else { return }
-            let listeners = try EgressListener.all.map { try $0.open() }
-            try DescriptorPassing.send(listeners, over: Self.listenersFD)
-            for fd in listeners { close(fd) }
+            // As in Docker's containers: any program may listen on any port of its own
+            // namespace (a dev server on 80), which leads nowhere but to the sandbox itself.
+            Self.letEveryProgramListenOnLowPorts()
+            if network == .policy {
+                let listeners = try EgressListener.serving(publishing: publishedPorts).map { try $0.open() }
+                try DescriptorPassing.send(listeners, over: Self.listenersFD)
+                for fd in listeners { close(fd) }
+            }
         } catch {
+            close(Self.listenersFD)
             throw AirlockError(.failed, "cannot set up the sandbox network: \(error)")
         }
+        NamespaceSockets.serve(on: Self.listenersFD)
+    }
+
+    private static func letEveryProgramListenOnLowPorts() {
+        let fd = open("/proc/sys/net/ipv4/ip_unprivileged_port_start", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = write(fd, "0", 1)
+        close(fd)
     }
 
     /// The filters in front of the workspace's `.git` directories (see ``GitGuardPlan``):

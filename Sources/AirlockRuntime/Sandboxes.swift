@@ -40,6 +40,8 @@ public struct CreateRequest: Sendable {
     public var mcp: SandboxRecord.MCPAttachment?
     /// `--no-host-ca` makes this false: the sandbox does not trust the host's CAs.
     public var trustHostCAs = true
+    /// `--publish`: kept with the sandbox; given again to an existing one, added to it.
+    public var ports: [PublishedPort] = []
 
     public init(agent: String, workspace: String) {
         self.agent = agent
@@ -129,6 +131,12 @@ public struct Sandboxes: Sendable {
                 )
             }
             try checkPolicy(of: existing)
+            let ports = SandboxPorts(store: store)
+            for spec in request.ports where !(existing.ports ?? []).contains(spec) {
+                if let active = try ports.publish(name, spec) {
+                    log("published \(active.hostEndpoint) -> \(spec.port)")
+                }
+            }
             if request.hasCreateOptions {
                 log(
                     "note: sandbox \(name) already exists; its options stay as created (`airlock rm \(name)` to change them)"
@@ -136,6 +144,8 @@ public struct Sandboxes: Sendable {
             }
             return (existing, false)
         }
+        // Before anything is made: a port the host already uses is one line, not a half-made sandbox.
+        try SandboxPorts.checkAvailable(request.ports)
 
         let identity = try SandboxIdentity.current()
         var template: Template
@@ -251,6 +261,7 @@ public struct Sandboxes: Sendable {
             record.gitIdentity = Self.hostGitIdentity()
             record.unprotected = request.unprotected.isEmpty ? nil : request.unprotected
             record.trustHostCAs = request.trustHostCAs ? nil : false
+            record.ports = request.ports.isEmpty ? nil : request.ports
             if request.shareAgentState {
                 record.sharedState = .init(directory: store.sharedAgentState(agent.name), paths: agent.state)
             }

@@ -59,6 +59,8 @@ public struct Supervisor {
         let chain: ChildProcess
         var egress: EgressServer?
         var gateway: ChildProcess?
+        let ports: PortForwarder
+        let control: SupervisorControl
         let owner: ProcessIdentity?
         do {
             let record = try paths.loadRecord()
@@ -67,7 +69,9 @@ public struct Supervisor {
             namespaceReady = Monotonic.now()
             let ready = try Pipe2()
             let (listenersHere, listenersThere) = try DescriptorPassing.socketPair()
-            defer { close(listenersHere) }
+            // After the listeners, the init makes sockets in the sandbox's namespace on it.
+            let namespaceSockets = NamespaceSockets(fd: listenersHere)
+            let published = record.ports ?? []
             // The init and all it starts count against the sandbox's limits; the supervisor
             // and its proxy do not, so an over-limit sandbox cannot take them down.
             chain = try ChildProcess.spawn(
@@ -97,29 +101,43 @@ public struct Supervisor {
                         gateway = started.process
                         configuration.mcpGateway = started.route
                     }
-                    egress = try EgressServer.start(listeners: listeners, configuration: configuration)
+                    egress = try EgressServer.start(
+                        listeners: EgressListener.serving(publishing: published.map(\.port)), descriptors: listeners,
+                        configuration: configuration)
                 }
             }
             var answer = readReadinessLine(ready.read).trimmingCharacters(in: .whitespacesAndNewlines)
             if answer == "ready" && record.networkMode == .policy && egress == nil {
                 answer = "error: the sandbox init passed no egress listeners"
             }
-            guard answer == "ready" else {
+            ports = PortForwarder(sockets: namespaceSockets)
+            var problem: String?
+            if answer != "ready" {
+                problem = answer.hasPrefix("error: ") ? String(answer.dropFirst(7)) : "the sandbox init exited early"
+            }
+            do {
+                if problem == nil { for spec in published { try ports.publish(spec) } }
+            } catch {
+                problem = "\(error)"
+            }
+            if let problem {
                 chain.signal(SIGKILL)
                 chain.wait()
                 namespace.close()
                 egress?.stop()
+                ports.stop()
                 if let gateway { Self.stop(gateway) }
-                let message =
-                    answer.hasPrefix("error: ") ? String(answer.dropFirst(7)) : "the sandbox init exited early"
-                return report(error: message)
+                return report(error: problem)
             }
+            control = try SupervisorControl(paths: paths, forwarder: ports, egress: egress)
             let initPID = try Self.onlyChild(of: chain.pid)
             let limits = cgroup.support.note
             try paths.save(
                 RunningStatus(
                     supervisorPID: getpid(), initPID: initPID, started: Date(), limitsEnforced: limits == nil,
                     limitsNote: limits))
+            control.saveStatus()
+            control.start()
         } catch {
             return report(error: "\(error)")
         }
@@ -159,6 +177,8 @@ public struct Supervisor {
             }
         }
         Files.remove(paths.status)
+        control.stop()
+        ports.stop()
         egress?.stop()
         if let gateway { Self.stop(gateway) }
         HostPersistenceGuard.removeMade(listedIn: paths.guardMade)

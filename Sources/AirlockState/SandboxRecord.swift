@@ -57,6 +57,8 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
     public var account: Account?
     /// Where commands start when they name no directory: an image's `WorkingDir`.
     public var workingDir: String?
+    /// Ports opened on the host (`--publish`, `airlock port`), opened again at every start.
+    public var ports: [PublishedPort]?
 
     /// An account of the sandbox's image, as commands run as it.
     public struct Account: Codable, Sendable, Equatable {
@@ -201,6 +203,8 @@ public struct RunningStatus: Codable, Sendable, Equatable {
     /// Whether the cgroup limits are enforced, and if not, why.
     public var limitsEnforced: Bool
     public var limitsNote: String?
+    /// The published ports the supervisor listens on now, with the host ports they got.
+    public var ports: [ActivePort]?
 
     public init(supervisorPID: Int32, initPID: Int32, started: Date, limitsEnforced: Bool, limitsNote: String?) {
         self.supervisorPID = supervisorPID

@@ -113,6 +113,8 @@ public struct SandboxPaths: Sendable {
     public var runningLock: String { directory + "/running.lock" }
     /// Written by the supervisor once the sandbox is ready.
     public var status: String { directory + "/status.json" }
+    /// Where the running supervisor takes requests from the user's commands (`airlock port`).
+    public var control: String { directory + "/control.sock" }
 
     public func loadRecord() throws -> SandboxRecord {
         let data = try Files.read(record)

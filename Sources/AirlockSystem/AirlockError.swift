@@ -19,6 +19,12 @@ public struct AirlockError: Error, CustomStringConvertible, Sendable {
         public static let invalidConfiguration = Code(name: "invalid configuration", exitStatus: 78)
 
         public var description: String { name }
+
+        /// The code with this name (as another process reported it), or ``failed``.
+        public static func named(_ name: String) -> Code {
+            [invalidArgument, notFound, conflict, unsupported, busy, failed, invalidConfiguration]
+                .first { $0.name == name } ?? failed
+        }
     }
 
     public let code: Code

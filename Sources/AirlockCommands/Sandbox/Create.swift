@@ -15,7 +15,7 @@ struct Create: ParsableCommand {
 
     func run() throws {
         let context = Context()
-        let request = options.request(agent: agent, workspace: workspace)
+        let request = try options.request(agent: agent, workspace: workspace)
         try options.prepareMCP(request, context: context)
         let result = try context.sandboxes.create(request)
         print(result.record.name)

@@ -47,6 +47,15 @@ struct CreateOptions: ParsableArguments {
     )
     var pids: Int64?
 
+    @Option(
+        name: [.customShort("p"), .long],
+        help: ArgumentHelp(
+            "Publish a port of the sandbox on the host: [HOSTIP:]HOSTPORT:PORT (repeatable).",
+            discussion:
+                "HOSTIP defaults to 127.0.0.1 (this machine only); HOSTPORT 0 picks a free port each start. A server inside is reached whether it listens on 0.0.0.0, 127.0.0.1 or ::. Kept with the sandbox; see `airlock port`.",
+            valueName: "spec"))
+    var publish: [String] = []
+
     @Option(name: .long, help: "OCI runtime: runc (default), crun or runsc.")
     var runtime: String?
 
@@ -111,8 +120,9 @@ struct CreateOptions: ParsableArguments {
         }
     }
 
-    func request(agent: String, workspace: String?) -> CreateRequest {
+    func request(agent: String, workspace: String?) throws -> CreateRequest {
         var request = CreateRequest(agent: agent, workspace: workspace ?? ".")
+        request.ports = try publish.map(PublishedPort.init(spec:))
         request.name = name
         request.template = template
         request.image = image

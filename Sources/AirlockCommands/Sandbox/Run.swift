@@ -42,7 +42,7 @@ struct Run: ParsableCommand {
     func run() throws {
         let context = Context()
         let sandboxes = context.sandboxes
-        let createRequest = options.request(agent: agent, workspace: workspace)
+        let createRequest = try options.request(agent: agent, workspace: workspace)
         try options.prepareMCP(createRequest, context: context)
         let (record, _) = try sandboxes.create(createRequest)
         try sandboxes.start(record.name)

@@ -35,6 +35,8 @@ struct SandboxReport: Codable {
     var guardEvents: Int?
     /// Bytes on disk of the sandbox's own layer, home and workspace (`inspect`, `ls --size`).
     var disk: DiskUsage?
+    /// Its published ports, and while it runs, the host ports they got.
+    var ports: [Port.Listed]?
 
     struct Limits: Codable {
         var requested: SandboxRecord.Limits
@@ -78,6 +80,11 @@ struct SandboxReport: Codable {
             connections = (try? PolicyStore(files: files).current().get().connections)?.enforced
         }
         disposable = record.disposable
+        if let published = record.ports {
+            ports = published.map { spec in
+                Port.Listed(SandboxPorts.Entry(spec: spec, active: status?.ports?.first { $0.spec == spec }))
+            }
+        }
         let support = CgroupSupport.detect()
         let cgroup = SandboxCgroup(paths, support: support)
         limits = Limits(

@@ -25,7 +25,7 @@ enum InternalCommand {
             }
             return SandboxInit(
                 paths: paths, name: name, imageRootfs: store.imageRootfs(record.image),
-                driver: RuntimeDriver(record: record, paths: paths), network: record.networkMode
+                driver: RuntimeDriver(record: record, paths: paths), record: record
             ).run()
         case "_git-filter-mount":
             // In the sandbox init's namespaces, for the supervisor (GitGuardPlan): the mount's
