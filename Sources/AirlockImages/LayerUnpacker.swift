@@ -29,18 +29,24 @@ public struct LayerUnpacker {
 
     let root: Int32
     let setOwners: Bool
+    /// False for a plain tree (what `airlock cp` brings out of a sandbox): a `.wh.` name is then
+    /// a file like any other.
+    var layerMarkers = true
     private var summary = Summary()
     /// Directories made or met, with what the layer said of them: set last, deepest first, so
     /// that a read-only directory's children can still be made and its time stays.
     private var directories: [(path: [String], entry: TarEntry)] = []
 
     /// Unpacks the tar stream on `input` into `directory` (made if missing).
-    public static func unpack(from input: Int32, into directory: String, setOwners: Bool) throws -> Summary {
+    public static func unpack(
+        from input: Int32, into directory: String, setOwners: Bool, layerMarkers: Bool = true
+    ) throws -> Summary {
         try Files.makeDirectory(directory)
         let root = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard root >= 0 else { throw SystemCallError("open \(directory)", errno: errno) }
         defer { close(root) }
         var unpacker = LayerUnpacker(root: root, setOwners: setOwners)
+        unpacker.layerMarkers = layerMarkers
         var reader = TarReader(fd: input)
         while let entry = try reader.next() {
             try unpacker.apply(entry, body: &reader)
@@ -90,13 +96,13 @@ public struct LayerUnpacker {
         }
         let parent = try openParent(Array(path.dropLast()))
         defer { close(parent) }
-        if name.utf8.elementsEqual(Self.opaqueMarker.utf8) {
+        if layerMarkers && name.utf8.elementsEqual(Self.opaqueMarker.utf8) {
             guard Self.setAttribute(parent, "user.overlay.opaque", "y", 1, 0) == 0 else {
                 throw SystemCallError("mark \(Self.shown(path.dropLast())) opaque", errno: errno)
             }
             return
         }
-        if name.utf8.starts(with: Self.whiteoutPrefix.utf8) {
+        if layerMarkers && name.utf8.starts(with: Self.whiteoutPrefix.utf8) {
             let hidden = String(decoding: name.utf8.dropFirst(Self.whiteoutPrefix.utf8.count), as: UTF8.self)
             guard !hidden.isEmpty, hidden != ".", hidden != ".." else { return }
             try Self.remove(hidden, in: parent)

@@ -15,6 +15,12 @@ public enum Files {
         return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
     }
 
+    /// Whether `path` itself is a symbolic link (not following it).
+    public static func isSymbolicLink(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK
+    }
+
     /// One name in a directory and what it is (not following a symlink).
     public struct DirectoryEntry: Sendable, Equatable {
         public enum Kind: Sendable, Equatable {

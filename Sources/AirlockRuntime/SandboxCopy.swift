@@ -1,0 +1,314 @@
+import AirlockImages
+import AirlockState
+import AirlockSystem
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `airlock cp`: files and directories into and out of a sandbox, as `docker cp` copies them.
+///
+/// The sandbox's side runs inside it (`tar` through `exec`, as root there), so its paths
+/// resolve in its own view and a link it holds can lead only to its own files. What comes out
+/// is unpacked on the host by ``LayerUnpacker``: every parent resolved inside the destination,
+/// no link followed, no device made, every file the user's. What goes in belongs to the
+/// sandbox's agent. A stopped sandbox is started for the copy and stopped again.
+public struct SandboxCopy {
+    let sandboxes: Sandboxes
+
+    public init(sandboxes: Sandboxes) {
+        self.sandboxes = sandboxes
+    }
+
+    /// One side of a copy: `NAME:PATH` in a sandbox, a host path, or `-` for a tar stream on
+    /// standard input or output.
+    public enum Endpoint: Equatable, Sendable {
+        case sandbox(name: String, path: String)
+        case host(String)
+        case stream
+
+        /// As `docker cp` reads it: `NAME:PATH` when what precedes the first colon could be a
+        /// sandbox name (a host path with a colon is written `./a:b`).
+        public init(_ text: String) {
+            if text == "-" {
+                self = .stream
+                return
+            }
+            if let colon = text.firstIndex(of: ":"), !text[..<colon].contains("/"),
+                (try? Sandboxes.validate(name: String(text[..<colon]))) != nil
+            {
+                self = .sandbox(name: String(text[..<colon]), path: String(text[text.index(after: colon)...]))
+                return
+            }
+            self = .host(text)
+        }
+    }
+
+    public func copy(from source: Endpoint, to destination: Endpoint) throws {
+        switch (source, destination) {
+        case (.host(let path), .sandbox(let name, let target)):
+            try copyIn(.host(path), name: name, target: target)
+        case (.stream, .sandbox(let name, let target)):
+            try copyIn(.stream, name: name, target: target)
+        case (.sandbox(let name, let path), .host(let target)):
+            try copyOut(name: name, path: path, to: target)
+        case (.sandbox(let name, let path), .stream):
+            try copyOut(name: name, path: path, to: nil)
+        case (.sandbox, .sandbox):
+            throw AirlockError(
+                .invalidArgument, "copy between two sandboxes through the host: cp A:PATH DIR, then cp DIR B:PATH")
+        default:
+            throw AirlockError(.invalidArgument, "name a sandbox on one side: cp SRC NAME:DST or cp NAME:SRC DST")
+        }
+    }
+
+    // MARK: into the sandbox
+
+    private func copyIn(_ source: Endpoint, name: String, target: String) throws {
+        let record = try sandboxes.record(name)
+        guard target.hasPrefix("/") else {
+            throw AirlockError(.invalidArgument, "give the path inside as an absolute path: \(name):/PATH")
+        }
+        var archive: ChildProcess?
+        var input: ChildProcess.Stdio = .inherit
+        var base = "."
+        if case .host(let path) = source {
+            let (parent, last) = Self.split(path)
+            var info = stat()
+            guard lstat(path, &info) == 0 else {
+                throw AirlockError(.notFound, "\(path): \(String(cString: strerror(errno)))")
+            }
+            base = last
+            let pipe = try Pipe2()
+            // GNU tar on the host: links are archived as links, never followed.
+            archive = try ChildProcess.spawn(
+                ["tar", "-c", "-f", "-", "--numeric-owner", "-C", parent, "--", last], stdin: .null,
+                stdout: .fd(pipe.write), stderr: .file(errorsFile("host")))
+            pipe.closeWrite()
+            input = .fd(pipe.takeRead())
+        }
+        let uid = record.account?.uid ?? SandboxIdentityIDs.agent
+        let gid = record.account?.gid ?? SandboxIdentityIDs.agent
+        try whileRunning(name) {
+            let status = try inside(
+                name, script: Self.extractScript, arguments: [target, base, "\(uid):\(gid)"], stdin: input,
+                stdout: .null)
+            if let archive, archive.wait() != 0 {
+                throw AirlockError(.failed, "cannot read \(source): \(lastLine(errorsFile("host")))")
+            }
+            guard status == 0 else {
+                throw AirlockError(.failed, "cannot copy into \(name):\(target): \(lastLine(errorsFile("inside")))")
+            }
+        }
+    }
+
+    /// Unpacks a tar stream (standard input) at `$1`, as `docker cp` places things, owned by
+    /// `$3`: `$2` is the archive's one top entry (`.` for a stream of a directory's contents).
+    /// Unpacked beside the target first, so a failure leaves nothing half-copied.
+    static let extractScript = #"""
+        set -eu
+        target=$1 base=$2 owner=$3
+        fail() { echo "$*" >&2; exit 1; }
+        case "$target" in */) [ -d "$target" ] || fail "no directory $target in the sandbox";; esac
+        if [ -d "$target" ]; then parent=$target; else parent=$(dirname "$target"); fi
+        [ -d "$parent" ] || fail "no directory $parent in the sandbox"
+        tmp=$(mktemp -d "$parent/.airlock-cp.XXXXXX") || fail "cannot write in $parent"
+        trap 'rm -rf "$tmp"' EXIT
+        tar -x -f - -C "$tmp" --no-same-owner 2>"$tmp.err" || fail "$(tail -n 1 "$tmp.err"; rm -f "$tmp.err")"
+        rm -f "$tmp.err"
+        chown -R -h "$owner" "$tmp"
+        merge() { (cd "$1" && tar -c -f - .) | tar -x -f - -C "$2" || fail "cannot write in $2"; }
+        if [ "$base" = . ]; then
+            [ -e "$target" ] || mkdir "$target" || fail "cannot make $target"
+            [ -d "$target" ] || fail "$target is not a directory"
+            merge "$tmp" "$target"
+        elif [ -d "$target" ] && [ -d "$target/$base" ] && [ -d "$tmp/$base" ] && [ ! -L "$target/$base" ]; then
+            merge "$tmp/$base" "$target/$base"
+        elif [ -d "$target" ] && [ ! -L "$target" ]; then
+            [ -d "$target/$base" ] && [ ! -L "$target/$base" ] && fail "cannot put a file over the directory $target/$base"
+            mv -f -T "$tmp/$base" "$target/$base" || fail "cannot write $target/$base"
+        else
+            [ -d "$tmp/$base" ] && [ -e "$target" ] && fail "cannot put a directory over the file $target"
+            mv -f -T "$tmp/$base" "$target" || fail "cannot write $target"
+        fi
+        """#
+
+    // MARK: out of the sandbox
+
+    private func copyOut(name: String, path: String, to target: String?) throws {
+        _ = try sandboxes.record(name)
+        guard path.hasPrefix("/") else {
+            throw AirlockError(.invalidArgument, "give the path inside as an absolute path: \(name):/PATH")
+        }
+        let (parent, base) = Self.split(path)
+        guard let target else {
+            try whileRunning(name) {
+                let status = try inside(
+                    name, script: Self.archiveScript, arguments: [parent, base, path], stdin: .null, stdout: .inherit)
+                guard status == 0 else {
+                    throw AirlockError(.failed, "cannot copy \(name):\(path): \(lastLine(errorsFile("inside")))")
+                }
+            }
+            return
+        }
+        let destination = try Placement(target: target, base: base)
+        try whileRunning(name) {
+            let pipe = try Pipe2()
+            let child = try ChildProcess.spawn(
+                [
+                    Executables.current, "exec", "-u", "root", name, "--", "sh", "-c", Self.archiveScript, "airlock-cp",
+                    parent, base, path,
+                ],
+                stdin: .null, stdout: .fd(pipe.write), stderr: .file(errorsFile("inside")))
+            pipe.closeWrite()
+            let read = pipe.takeRead()
+            defer { close(read) }
+            do {
+                try destination.unpack(from: read)
+            } catch {
+                child.signal(SIGKILL)
+                _ = child.wait()
+                throw error
+            }
+            guard child.wait() == 0 else {
+                destination.discard()
+                throw AirlockError(.failed, "cannot copy \(name):\(path): \(lastLine(errorsFile("inside")))")
+            }
+            try destination.place()
+        }
+    }
+
+    /// Writes a tar stream of `$1/$2` (its contents when `$2` is `.`) to standard output; `$3`
+    /// is the path as the user gave it.
+    static let archiveScript = #"""
+        set -eu
+        [ -e "$1/$2" ] || [ -L "$1/$2" ] || { echo "no such file or directory: $3" >&2; exit 1; }
+        exec tar -c -f - --numeric-owner -C "$1" -- "$2"
+        """#
+
+    /// Where a copy out lands on the host, as `docker cp` places it: into an existing
+    /// directory, or as a new name beside it. Unpacked first into a directory of its own next
+    /// to the target, then renamed into place.
+    struct Placement {
+        let target: String
+        let base: String
+        let staging: String
+        let into: Bool
+
+        init(target: String, base: String) throws {
+            var info = stat()
+            let exists = stat(target, &info) == 0
+            let isDirectory = exists && (info.st_mode & S_IFMT) == S_IFDIR
+            if target.hasSuffix("/") && !isDirectory {
+                throw AirlockError(.notFound, "no directory \(target) on the host")
+            }
+            self.target = target
+            self.base = base
+            into = isDirectory && base != "."
+            let parent = isDirectory ? target : SandboxCopy.split(target).parent
+            guard Files.isDirectory(parent.isEmpty ? "." : parent) else {
+                throw AirlockError(.notFound, "no directory \(parent) on the host")
+            }
+            staging = (parent.isEmpty ? "." : parent) + "/.airlock-cp-\(getpid())"
+        }
+
+        func unpack(from fd: Int32) throws {
+            do {
+                _ = try LayerUnpacker.unpack(from: fd, into: staging, setOwners: false, layerMarkers: false)
+            } catch {
+                discard()
+                throw AirlockError(.failed, "cannot unpack what the sandbox sent: \(error)")
+            }
+        }
+
+        /// Moves what was unpacked into place: a directory into an existing one is merged, a
+        /// file replaces a file.
+        func place() throws {
+            defer { discard() }
+            let from = staging + "/" + base
+            let to = into ? target + "/" + base : target
+            if base == "." || (Files.isDirectory(from) && Files.isDirectory(to) && !Files.isSymbolicLink(to)) {
+                try Self.merge(base == "." ? staging : from, into: to)
+                return
+            }
+            if Files.isDirectory(to) && !Files.isSymbolicLink(to) {
+                throw AirlockError(.conflict, "cannot put a file over the directory \(to)")
+            }
+            if Files.isDirectory(from) && Files.exists(to) {
+                throw AirlockError(.conflict, "cannot put a directory over the file \(to)")
+            }
+            guard rename(from, to) == 0 else { throw SystemCallError("rename to \(to)", errno: errno) }
+        }
+
+        /// Moves each entry of `source` into the directory `destination` (made if missing),
+        /// merging directories that exist on both sides; a link in the destination is replaced,
+        /// never followed.
+        static func merge(_ source: String, into destination: String) throws {
+            if !Files.exists(destination) { try Files.makeDirectory(destination) }
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: source)) ?? [] {
+                let from = source + "/" + entry
+                let to = destination + "/" + entry
+                if Files.isDirectory(from) && !Files.isSymbolicLink(from) && Files.isDirectory(to)
+                    && !Files.isSymbolicLink(to)
+                {
+                    try merge(from, into: to)
+                    continue
+                }
+                if Files.isDirectory(to) && !Files.isSymbolicLink(to) {
+                    throw AirlockError(.conflict, "cannot put a file over the directory \(to)")
+                }
+                guard rename(from, to) == 0 else { throw SystemCallError("rename to \(to)", errno: errno) }
+            }
+        }
+
+        func discard() {
+            try? FileManager.default.removeItem(atPath: staging)
+        }
+    }
+
+    // MARK: helpers
+
+    /// Runs `script` as root inside the sandbox; its errors go to a file of this copy.
+    private func inside(
+        _ name: String, script: String, arguments: [String], stdin: ChildProcess.Stdio, stdout: ChildProcess.Stdio
+    ) throws -> Int32 {
+        let child = try ChildProcess.spawn(
+            [Executables.current, "exec", "-i", "-u", "root", name, "--", "sh", "-c", script, "airlock-cp"] + arguments,
+            stdin: stdin, stdout: stdout, stderr: .file(errorsFile("inside")))
+        if case .fd(let fd) = stdin { close(fd) }
+        return child.wait()
+    }
+
+    /// Starts a stopped sandbox for the length of `body`, then stops it again.
+    private func whileRunning(_ name: String, _ body: () throws -> Void) throws {
+        let paths = sandboxes.store.sandbox(name)
+        let wasRunning = paths.isRunning
+        if !wasRunning { try sandboxes.start(name) }
+        defer {
+            if !wasRunning { try? sandboxes.stop(name) }
+            for side in ["host", "inside"] { Files.remove(errorsFile(side)) }
+        }
+        try body()
+    }
+
+    private func errorsFile(_ side: String) -> String {
+        NSTemporaryDirectory() + "/airlock-cp-\(getpid())-\(side).err"
+    }
+
+    private func lastLine(_ file: String) -> String {
+        let text = (try? Files.read(file)) ?? ""
+        let line = text.split(separator: "\n").last.map(String.init) ?? "it failed"
+        return line.hasPrefix("airlock: ") ? String(line.dropFirst(9)) : line
+    }
+
+    /// `/a/b/c` → (`/a/b`, `c`); `/a/b/.` → (`/a/b`, `.`); `/` → (`/`, `.`).
+    static func split(_ path: String) -> (parent: String, base: String) {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return (".", trimmed == "." ? "." : String(trimmed)) }
+        let parent = trimmed[..<slash].isEmpty ? "/" : String(trimmed[..<slash])
+        let base = String(trimmed[trimmed.index(after: slash)...])
+        return (parent, base.isEmpty ? "." : base)
+    }
+}
