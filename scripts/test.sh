@@ -117,6 +117,9 @@ as_user "$bin_dir/ports.sh" || status=1
 step "end-to-end: airlock cp (as an ordinary user)"
 as_user "$bin_dir/copy.sh" || status=1
 
+step "end-to-end: airlock fork and save (as an ordinary user)"
+as_user "$bin_dir/fork-save.sh" || status=1
+
 step "end-to-end: exit statuses (as an ordinary user)"
 as_user "$bin_dir/exit-codes.sh" || status=1
 

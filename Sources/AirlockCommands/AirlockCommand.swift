@@ -26,7 +26,7 @@ public struct AirlockCommand: ParsableCommand {
         version: AirlockVersion.string,
         subcommands: [
             Run.self, Create.self, Exec.self, List.self, Inspect.self, Stop.self, Remove.self, Reset.self, Guard.self,
-            Port.self, Copy.self, Fork.self,
+            Port.self, Copy.self, Fork.self, Save.self,
             NetworkCommand.self, SecretCommand.self, AgentCommand.self, TemplateCommand.self, ImageCommand.self,
             MCPCommand.self,
             Doctor.self,

@@ -15,6 +15,12 @@ public enum Files {
         return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
     }
 
+    /// The size in bytes of the file at `path`, nil if it cannot be seen.
+    public static func size(_ path: String) -> Int64? {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int64(info.st_size) : nil
+    }
+
     /// Whether `path` itself is a symbolic link (not following it).
     public static func isSymbolicLink(_ path: String) -> Bool {
         var info = stat()

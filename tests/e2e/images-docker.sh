@@ -86,4 +86,24 @@ for i in "${!names[@]}"; do
 done
 [ -s "$work/airlock.out" ] || tail -n 3 "$work/airlock.err"
 
+echo "== airlock save's archive, loaded by docker load"
+# The sandbox above, changed by its root (a file added, an image directory removed), stopped
+# and saved by the user; Docker loads the file and runs it.
+as_user exec -u root img-docker-e2e -- sh -c 'mkdir -p /opt/saved && echo saved-by-airlock > /opt/saved/marker && rm -rf /opt/app/data' \
+    >/dev/null 2>&1
+as_user stop img-docker-e2e >/dev/null 2>&1
+saved="$user_home/e2e-airlock-saved.tar"
+as_user save img-docker-e2e -o "$saved" >/dev/null 2>"$work/save.err"
+expect "airlock save -o writes the archive" "yes" "$([ -s "$saved" ] && echo yes)"
+[ -s "$saved" ] || tail -n 3 "$work/save.err"
+expect "docker load reads it" "Loaded image: airlock/img-docker-e2e:latest" "$(docker load -i "$saved" 2>&1 | tail -n 1)"
+expect "docker run of it shows the sandbox's changes" "saved-by-airlock removed absent" \
+    "$(docker run --rm --network none airlock/img-docker-e2e:latest sh -c \
+        "cat /opt/saved/marker; test -e /opt/app/data && echo present || echo removed
+        test -e '$user_home/e2e-images-docker-ws' && echo workspace-present || echo absent" 2>&1 | xargs)"
+ca_body=$(sed -n 2p "$user_home/.airlock-e2e-images-docker/ca/ca.pem" 2>/dev/null)
+expect "  and never Airlock's CA" "0" "$(tar -xOf "$saved" 2>/dev/null | grep -c -F "${ca_body:-no-ca-found}")"
+expect "  companion: the CA's line is one the search finds" "1" "$(grep -c -F "${ca_body:-no-ca-found}" "$user_home/.airlock-e2e-images-docker/ca/ca.pem")"
+rm -f "$saved"
+
 report
