@@ -67,6 +67,7 @@ want=$(printf '%s\n' "127.0.0.1:$p_any -> 8000" "127.0.0.1:$p_local -> 8001" "12
 expect "ls shows each published port" "$want" "$ls_out"
 expect "ls --json: four, all listening" "4 True" \
     "$(a port "$name" ls --json | python3 -c 'import json,sys; p=json.load(sys.stdin); print(len(p), all(x["listening"] for x in p))')"
+expect_match "airlock ls shows them" "127\.0\.0\.1:$p_any->8000" "$(a ls | grep "^$name ")"
 expect "inspect keeps them with the sandbox" "4" \
     "$(a inspect "$name" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["ports"]))' 2>/dev/null)"
 

@@ -33,10 +33,12 @@ struct List: ParsableCommand {
         } else {
             // What the guard did, where it did anything (`airlock guard NAME` shows it).
             let guarded = reports.contains { $0.guardEvents != nil }
+            let published = reports.contains { $0.ports?.contains(where: \.listening) == true }
             var header = ["NAME", "STATUS", "AGENT", "RUNTIME"]
             if size { header += ["LAYER", "HOME", "WORKSPACE SIZE"] }
             header.append("WORKSPACE")
             if guarded { header.append("GUARD") }
+            if published { header.append("PORTS") }
             let rows: [[String]] =
                 [header]
                 + reports.map { report in
@@ -47,6 +49,12 @@ struct List: ParsableCommand {
                     }
                     row.append(report.workspace)
                     if guarded { row.append(report.guardEvents.map { "\($0) to review" } ?? "-") }
+                    if published {
+                        let open = (report.ports ?? []).filter(\.listening).map {
+                            "\(IPAddressText.withPort($0.hostAddress, $0.hostPort))->\($0.port)"
+                        }
+                        row.append(open.isEmpty ? "-" : open.joined(separator: ", "))
+                    }
                     return row
                 }
             print(Table.render(rows), terminator: "")

@@ -13,11 +13,11 @@ struct Port: ParsableCommand {
             network through it. Ports are kept with the sandbox and open again at every `run`; \
             `stop` closes them. A server inside may use any port, 80 and 443 too.
 
-              airlock port shell-myapp publish 8080:3000         # http://127.0.0.1:8080
-              airlock port shell-myapp publish 0.0.0.0:8080:80   # on every address of the host
-              airlock port shell-myapp publish 5173              # a free host port, shown by ls
-              airlock port shell-myapp unpublish 8080
-              airlock port shell-myapp ls --json
+              airlock port shell-app publish 8080:3000        # http://127.0.0.1:8080
+              airlock port shell-app publish 0.0.0.0:8081:80  # every host address
+              airlock port shell-app publish 5173             # a free host port
+              airlock port shell-app unpublish 8080
+              airlock port shell-app ls --json
 
             SPEC is [HOSTIP:]HOSTPORT:PORT; HOSTIP defaults to 127.0.0.1, HOSTPORT 0 picks a free \
             port at each start. `run` and `create` take the same with --publish.

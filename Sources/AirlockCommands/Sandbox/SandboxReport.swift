@@ -66,6 +66,11 @@ struct SandboxReport: Codable {
         let events = GuardJournal(file: paths.guardJournal).events().count
         guardEvents = events > 0 ? events : nil
         if let identity { disk = DiskUsage.measure(record, paths: paths, identity: identity) }
+        if let published = record.ports {
+            ports = published.map { spec in
+                Port.Listed(SandboxPorts.Entry(spec: spec, active: status?.ports?.first { $0.spec == spec }))
+            }
+        }
         guard detailed else { return }
         environment = record.environment
         mounts = record.mounts
@@ -80,11 +85,6 @@ struct SandboxReport: Codable {
             connections = (try? PolicyStore(files: files).current().get().connections)?.enforced
         }
         disposable = record.disposable
-        if let published = record.ports {
-            ports = published.map { spec in
-                Port.Listed(SandboxPorts.Entry(spec: spec, active: status?.ports?.first { $0.spec == spec }))
-            }
-        }
         let support = CgroupSupport.detect()
         let cgroup = SandboxCgroup(paths, support: support)
         limits = Limits(
