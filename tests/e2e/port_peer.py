@@ -110,15 +110,20 @@ def connect(host, port):
     return socket.create_connection((host, port), timeout=10)
 
 
+def request(s):
+    """Sends GET / on a connected socket; returns all of the answer, up to the server's close."""
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def get(host, port):
     with connect(host, port) as s:
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = request(s)
     return data.split(b"\r\n\r\n", 1)[1].decode() if b"\r\n\r\n" in data else ""
 
 
@@ -160,13 +165,7 @@ def concurrent(host, port, count):
         try:
             s = connect(host, port)
             barrier.wait(timeout=30)
-            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = request(s)
             s.close()
             results.append(b" 200 OK" in data)
         except Exception:
