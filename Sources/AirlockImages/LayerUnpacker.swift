@@ -32,6 +32,8 @@ public struct LayerUnpacker {
     /// False for a plain tree (what `airlock cp` brings out of a sandbox): a `.wh.` name is then
     /// a file like any other.
     var layerMarkers = true
+    /// Bits cleared from every mode.
+    var modeMask: mode_t = 0
     private var summary = Summary()
     /// Directories made or met, with what the layer said of them: set last, deepest first, so
     /// that a read-only directory's children can still be made and its time stays.
@@ -45,8 +47,18 @@ public struct LayerUnpacker {
         let root = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard root >= 0 else { throw SystemCallError("open \(directory)", errno: errno) }
         defer { close(root) }
+        return try unpack(from: input, intoDirectory: root, setOwners: setOwners, layerMarkers: layerMarkers)
+    }
+
+    /// Unpacks into the directory open at `root`, never leaving it whatever happens to its path.
+    /// `modeMask` clears bits from every mode (set-id bits of what leaves a sandbox).
+    public static func unpack(
+        from input: Int32, intoDirectory root: Int32, setOwners: Bool, layerMarkers: Bool = true,
+        modeMask: mode_t = 0
+    ) throws -> Summary {
         var unpacker = LayerUnpacker(root: root, setOwners: setOwners)
         unpacker.layerMarkers = layerMarkers
+        unpacker.modeMask = modeMask
         var reader = TarReader(fd: input)
         while let entry = try reader.next() {
             try unpacker.apply(entry, body: &reader)
@@ -166,7 +178,7 @@ public struct LayerUnpacker {
                 throw SystemCallError("make \(Self.shown(path))", errno: errno)
             }
             try owners(entry, path: path, parent: parent, name: name)
-            guard fchmodat(parent, name, mode_t(entry.mode), 0) == 0 else {
+            guard fchmodat(parent, name, mode_t(entry.mode) & ~modeMask, 0) == 0 else {
                 throw SystemCallError("set the mode of \(Self.shown(path))", errno: errno)
             }
         case .characterDevice, .blockDevice:
@@ -179,7 +191,7 @@ public struct LayerUnpacker {
         if setOwners {
             guard fchown(fd, entry.uid, entry.gid) == 0 else { throw ownerError(entry, path: path) }
         }
-        guard fchmod(fd, mode_t(entry.mode)) == 0 else {
+        guard fchmod(fd, mode_t(entry.mode) & ~modeMask) == 0 else {
             throw SystemCallError("set the mode of \(Self.shown(path[...]))", errno: errno)
         }
         for (name, value) in entry.xattrs.sorted(by: { $0.key < $1.key }) where Self.keeps(xattr: name) {
@@ -223,7 +235,7 @@ public struct LayerUnpacker {
             if setOwners {
                 guard fchown(fd, entry.uid, entry.gid) == 0 else { throw ownerError(entry, path: path) }
             }
-            guard fchmod(fd, mode_t(entry.mode)) == 0 else {
+            guard fchmod(fd, mode_t(entry.mode) & ~modeMask) == 0 else {
                 throw SystemCallError("set the mode of \(Self.shown(path[...]))", errno: errno)
             }
             for (name, value) in entry.xattrs.sorted(by: { $0.key < $1.key }) where Self.keeps(xattr: name) {

@@ -80,15 +80,18 @@ public struct OCIArchiveWriter {
         return "sha256:" + manifestDigest
     }
 
-    /// One tar file of a layout made by ``layout(layer:into:settings:)``.
+    /// One tar file of a layout made by ``layout(layer:into:settings:)``, written to a file
+    /// made new (never through a link or over something already there).
     public static func archive(layout directory: String, to file: String) throws {
-        let output = try ChildProcess.run([
-            "tar", "-c", "-f", file, "--owner=0", "--group=0", "--numeric-owner", "-C", directory, "oci-layout",
-            "index.json", "manifest.json", "blobs",
-        ])
-        guard output.status == 0 else {
-            throw AirlockError(.failed, "cannot write \(file): \(output.lastErrorLine)")
-        }
+        let fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw SystemCallError("create \(file)", errno: errno) }
+        defer { close(fd) }
+        let child = try ChildProcess.spawn(
+            [
+                "tar", "-c", "-f", "-", "--owner=0", "--group=0", "--numeric-owner", "-C", directory, "oci-layout",
+                "index.json", "manifest.json", "blobs",
+            ], stdin: .null, stdout: .fd(fd))
+        guard child.wait() == 0 else { throw AirlockError(.failed, "cannot write \(file)") }
     }
 
     static func json(_ value: Any) throws -> Data {

@@ -118,9 +118,10 @@ public struct SandboxCopy {
         tar -x -f - -C "$tmp" --no-same-owner 2>"$tmp.err" || fail "$(tail -n 1 "$tmp.err"; rm -f "$tmp.err")"
         rm -f "$tmp.err"
         chown -R -h "$owner" "$tmp"
-        merge() { (cd "$1" && tar -c -f - .) | tar -x -f - -C "$2" || fail "cannot write in $2"; }
+        # An existing directory keeps its owner and mode (not those of the staging directory).
+        merge() { (cd "$1" && tar -c -f - .) | tar -x -f - -C "$2" --no-overwrite-dir || fail "cannot write in $2"; }
         if [ "$base" = . ]; then
-            [ -e "$target" ] || mkdir "$target" || fail "cannot make $target"
+            [ -e "$target" ] || { mkdir "$target" && chown "$owner" "$target"; } || fail "cannot make $target"
             [ -d "$target" ] || fail "$target is not a directory"
             merge "$tmp" "$target"
         elif [ -d "$target" ] && [ -d "$target/$base" ] && [ -d "$tmp/$base" ] && [ ! -L "$target/$base" ]; then
@@ -137,7 +138,7 @@ public struct SandboxCopy {
     // MARK: out of the sandbox
 
     private func copyOut(name: String, path: String, to target: String?) throws {
-        _ = try sandboxes.record(name)
+        let record = try sandboxes.record(name)
         guard path.hasPrefix("/") else {
             throw AirlockError(.invalidArgument, "give the path inside as an absolute path: \(name):/PATH")
         }
@@ -152,7 +153,7 @@ public struct SandboxCopy {
             }
             return
         }
-        let destination = try Placement(target: target, base: base)
+        let destination = try Placement(target: target, base: base, sandboxWrites: Self.writablePlaces(record))
         try whileRunning(name) {
             let pipe = try Pipe2()
             let child = try ChildProcess.spawn(
@@ -172,7 +173,6 @@ public struct SandboxCopy {
                 throw error
             }
             guard child.wait() == 0 else {
-                destination.discard()
                 throw AirlockError(.failed, "cannot copy \(name):\(path): \(lastLine(errorsFile("inside")))")
             }
             try destination.place()
@@ -188,36 +188,70 @@ public struct SandboxCopy {
         """#
 
     /// Where a copy out lands on the host, as `docker cp` places it: into an existing
-    /// directory, or as a new name beside it. Unpacked first into a directory of its own next
-    /// to the target, then renamed into place.
-    struct Placement {
-        let target: String
+    /// directory, or as a new name in one. Unpacked first into a directory of its own beside
+    /// the target, then moved into place, all by descriptor: the destination may be in the
+    /// workspace, which the sandbox writes while the copy runs, so no name is looked up twice
+    /// and no link under a place the sandbox writes is followed. What comes out loses set-id
+    /// bits and writes for others.
+    final class Placement {
+        let receiving: Int32
+        /// The name of the result in `receiving`; nil: the entry keeps its name there.
+        let newName: String?
         let base: String
-        let staging: String
-        let into: Bool
+        let stagingName: String
+        let staging: Int32
 
-        init(target: String, base: String) throws {
-            var info = stat()
-            let exists = stat(target, &info) == 0
-            let isDirectory = exists && (info.st_mode & S_IFMT) == S_IFDIR
-            if target.hasSuffix("/") && !isDirectory {
-                throw AirlockError(.notFound, "no directory \(target) on the host")
-            }
-            self.target = target
+        init(target: String, base: String, sandboxWrites roots: [String]) throws {
             self.base = base
-            into = isDirectory && base != "."
-            let parent = isDirectory ? target : SandboxCopy.split(target).parent
-            guard Files.isDirectory(parent.isEmpty ? "." : parent) else {
-                throw AirlockError(.notFound, "no directory \(parent) on the host")
+            var existing: Int32?
+            do {
+                existing = try DirectoryMoves.openDirectory(target, refusingLinksUnder: roots)
+            } catch let error as AirlockError {
+                throw error
+            } catch {
+                existing = nil
             }
-            staging = (parent.isEmpty ? "." : parent) + "/.airlock-cp-\(getpid())"
+            if let existing {
+                receiving = existing
+                newName = nil
+            } else {
+                if target.hasSuffix("/") { throw AirlockError(.notFound, "no directory \(target) on the host") }
+                let (parent, name) = SandboxCopy.split(target)
+                do {
+                    receiving = try DirectoryMoves.openDirectory(parent, refusingLinksUnder: roots)
+                } catch let error as AirlockError {
+                    throw error
+                } catch {
+                    throw AirlockError(.notFound, "no directory \(parent) on the host")
+                }
+                newName = name
+            }
+            stagingName = ".airlock-cp-" + randomToken().prefix(12)
+            guard mkdirat(receiving, stagingName, 0o700) == 0 else {
+                let code = errno
+                close(receiving)
+                throw SystemCallError("make a directory beside \(target)", errno: code)
+            }
+            staging = openat(receiving, stagingName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard staging >= 0 else {
+                let code = errno
+                close(receiving)
+                throw SystemCallError("open a directory beside \(target)", errno: code)
+            }
+        }
+
+        deinit {
+            try? DirectoryMoves.remove(stagingName, in: receiving)
+            close(staging)
+            close(receiving)
         }
 
         func unpack(from fd: Int32) throws {
             do {
-                _ = try LayerUnpacker.unpack(from: fd, into: staging, setOwners: false, layerMarkers: false)
+                _ = try LayerUnpacker.unpack(
+                    from: fd, intoDirectory: staging, setOwners: false, layerMarkers: false,
+                    modeMask: S_ISUID | S_ISGID | S_IWOTH)
             } catch {
-                discard()
                 throw AirlockError(.failed, "cannot unpack what the sandbox sent: \(error)")
             }
         }
@@ -225,49 +259,34 @@ public struct SandboxCopy {
         /// Moves what was unpacked into place: a directory into an existing one is merged, a
         /// file replaces a file.
         func place() throws {
-            defer { discard() }
-            let from = staging + "/" + base
-            let to = into ? target + "/" + base : target
-            if base == "." || (Files.isDirectory(from) && Files.isDirectory(to) && !Files.isSymbolicLink(to)) {
-                try Self.merge(base == "." ? staging : from, into: to)
-                return
-            }
-            if Files.isDirectory(to) && !Files.isSymbolicLink(to) {
-                throw AirlockError(.conflict, "cannot put a file over the directory \(to)")
-            }
-            if Files.isDirectory(from) && Files.exists(to) {
-                throw AirlockError(.conflict, "cannot put a directory over the file \(to)")
-            }
-            guard rename(from, to) == 0 else { throw SystemCallError("rename to \(to)", errno: errno) }
-        }
-
-        /// Moves each entry of `source` into the directory `destination` (made if missing),
-        /// merging directories that exist on both sides; a link in the destination is replaced,
-        /// never followed.
-        static func merge(_ source: String, into destination: String) throws {
-            if !Files.exists(destination) { try Files.makeDirectory(destination) }
-            for entry in (try? FileManager.default.contentsOfDirectory(atPath: source)) ?? [] {
-                let from = source + "/" + entry
-                let to = destination + "/" + entry
-                if Files.isDirectory(from) && !Files.isSymbolicLink(from) && Files.isDirectory(to)
-                    && !Files.isSymbolicLink(to)
-                {
-                    try merge(from, into: to)
-                    continue
+            switch (newName, base) {
+            case (let name?, "."):
+                if mkdirat(receiving, name, 0o755) != 0 && errno != EEXIST {
+                    throw SystemCallError("make \(name)", errno: errno)
                 }
-                if Files.isDirectory(to) && !Files.isSymbolicLink(to) {
-                    throw AirlockError(.conflict, "cannot put a file over the directory \(to)")
+                let made = try DirectoryMoves.openDirectory(name, inDirectory: receiving)
+                defer { close(made) }
+                for entry in try DirectoryMoves.names(in: staging) {
+                    try DirectoryMoves.move(entry, from: staging, to: entry, in: made)
                 }
-                guard rename(from, to) == 0 else { throw SystemCallError("rename to \(to)", errno: errno) }
+            case (let name?, _):
+                try DirectoryMoves.move(base, from: staging, to: name, in: receiving)
+            case (nil, "."):
+                for entry in try DirectoryMoves.names(in: staging) {
+                    try DirectoryMoves.move(entry, from: staging, to: entry, in: receiving)
+                }
+            case (nil, _):
+                try DirectoryMoves.move(base, from: staging, to: base, in: receiving)
             }
-        }
-
-        func discard() {
-            try? FileManager.default.removeItem(atPath: staging)
         }
     }
 
     // MARK: helpers
+
+    /// The host places the sandbox writes: its workspace and its writable mounts.
+    static func writablePlaces(_ record: SandboxRecord) -> [String] {
+        [record.workspace] + record.mounts.filter { !$0.readOnly }.map(\.source)
+    }
 
     /// Runs `script` as root inside the sandbox; its errors go to a file of this copy.
     private func inside(

@@ -54,9 +54,13 @@ public struct SandboxSave {
         case .archive(let file):
             let parent = SandboxCopy.split(file).parent
             guard Files.isDirectory(parent) else { throw AirlockError(.notFound, "no directory \(parent) for \(file)") }
+            if Files.isDirectory(file) && !Files.isSymbolicLink(file) {
+                throw AirlockError(.conflict, "\(file) is a directory; name the file to write")
+            }
         }
         let saved = store.root + "/saved"
         try Files.makeDirectory(saved, mode: 0o700)
+        Self.removeAbandonedStaging(in: saved)
         let staging = saved + "/.staging-\(getpid())"
         Files.remove(staging)
         try Files.makeDirectory(staging + "/mnt")
@@ -104,7 +108,7 @@ public struct SandboxSave {
         case .archive(let file):
             let digest = try OCIArchiveWriter.layout(
                 layer: staging + "/layer.tar", into: staging + "/layout", settings: settings)
-            let partial = file + ".partial-\(getpid())"
+            let partial = file + ".partial-" + randomToken().prefix(12)
             do {
                 try OCIArchiveWriter.archive(layout: staging + "/layout", to: partial)
                 guard rename(partial, file) == 0 else { throw SystemCallError("rename to \(file)", errno: errno) }
@@ -140,6 +144,17 @@ public struct SandboxSave {
             }
             log("saved \(name) as template '\(template)'; use it with: airlock run --template \(template) AGENT")
             return Result(saved: template, bytes: layerBytes, seconds: Monotonic.now() - started)
+        }
+    }
+
+    /// What a save that was killed left: `.staging-PID` of a process now gone.
+    static func removeAbandonedStaging(in saved: String) {
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: saved)) ?? []
+        where entry.hasPrefix(".staging-") {
+            guard let pid = pid_t(entry.dropFirst(".staging-".count)), kill(pid, 0) != 0, errno == ESRCH else {
+                continue
+            }
+            try? FileManager.default.removeItem(atPath: saved + "/" + entry)
         }
     }
 

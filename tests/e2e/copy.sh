@@ -132,4 +132,49 @@ python3 -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2
 expect "  companion: a naive extractor writes through the link" "owned" "$(cat "$work/companion-victim/secret.txt")"
 in_sandbox 'sudo mv /usr/bin/tar.real /usr/bin/tar' >/dev/null
 
+echo "== from the attacker's side: a sandbox that changes the destination while the copy runs"
+# tar inside waits for the copy's directory beside the destination (in the workspace, which
+# the sandbox writes), sends its archive, then moves that directory away and puts a link to
+# the victim directory in its place: placing by path would move the victim's files.
+cat > "$ws/.swap-tar" <<SWAP
+#!/bin/sh
+for i in \$(seq 200); do s=\$(ls -d '$ws'/.airlock-cp-* 2>/dev/null | head -n 1); [ -n "\$s" ] && break; sleep 0.05; done
+cat /tmp/one.tar
+exec >&-
+sleep 0.3
+mv "\$s" "\$s.moved" && ln -s '$victim' "\$s"
+SWAP
+in_sandbox "mkdir -p /tmp/one && echo from-sandbox > /tmp/one/a.txt && tar -c -f /tmp/one.tar -C /tmp/one .
+sudo mv /usr/bin/tar /usr/bin/tar.real && sudo install -m 755 '$ws/.swap-tar' /usr/bin/tar" >/dev/null
+rm -f "$ws/.swap-tar"
+echo "host-only" > "$victim/secret.txt"
+(cd "$ws" && a cp "$name:/tmp/one/." ./dist >/dev/null 2>&1)
+expect "the victim's files stay where they are" "secret.txt" "$(ls -A "$victim" | one_line)"
+expect "  the copy landed where asked" "from-sandbox" "$(cat "$ws/dist/a.txt" 2>/dev/null)"
+in_sandbox 'sudo mv /usr/bin/tar.real /usr/bin/tar; rm -rf '"$ws"'/.airlock-cp-*' >/dev/null
+# A link the sandbox planted on the way to a destination in its workspace.
+in_sandbox "ln -s '$victim' '$ws/planted'" >/dev/null
+check_error "a destination through a link the sandbox planted is refused" "link the sandbox can change" \
+    a cp "$name:/tmp/one/a.txt" "$ws/planted/"
+expect "  and nothing was written there" "secret.txt" "$(ls -A "$victim" | one_line)"
+ln -s "$victim" "$work/mine"
+a cp "$name:/tmp/one/a.txt" "$work/mine/" >/dev/null 2>&1
+expect "  companion: a link outside the workspace is the user's own, and is followed" "a.txt secret.txt" \
+    "$(ls -A "$victim" | one_line)"
+rm -f "$victim/a.txt"
+
+echo "== what comes out cannot run as the user for others"
+in_sandbox 'sudo cp /usr/bin/id /tmp/idsuid && sudo chmod 6755 /tmp/idsuid && mkdir -p /tmp/open && chmod 777 /tmp/open' >/dev/null
+expect "companion: inside it is set-uid and world-writable" "6755 777" "$(in_sandbox 'stat -c %a /tmp/idsuid /tmp/open' | one_line)"
+a cp "$name:/tmp/idsuid" "$work/idsuid"
+a cp "$name:/tmp/open" "$work/open"
+expect "out, it loses its set-id bits and others' write" "755 775" "$(stat -c %a "$work/idsuid" "$work/open" | one_line)"
+
+echo "== what goes in leaves the directories it lands in as they were"
+before=$(in_sandbox 'stat -c "%U %a" /srv /usr/local')
+tar -C "$src" -c a.txt | a cp - "$name:/srv"
+a cp "$src/." "$name:/usr/local"
+expect "/srv and /usr/local keep their owner and mode" "$before" "$(in_sandbox 'stat -c "%U %a" /srv /usr/local')"
+expect "  and what went in is the agent's" "agent agent" "$(in_sandbox 'stat -c %U /srv/a.txt /usr/local/a.txt' | one_line)"
+
 report

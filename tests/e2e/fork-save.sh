@@ -92,7 +92,18 @@ expect "  and Airlock's CA is nowhere in the saved image" "0" \
     "$(cat "$AIRLOCK_HOME/saved/$saved_template"-*/blobs/sha256/* | grep -c -F "$ca_line")"
 expect "  companion: the CA's line is one the search finds" "1" "$(grep -c -F "$ca_line" "$AIRLOCK_HOME/ca/ca.pem")"
 
+echo "== save -o into the workspace, where the sandbox may have planted a link"
+echo "host-only" > "$HOME/e2e-save-victim"
+in_sandbox "$forked" "ln -s '$HOME/e2e-save-victim' '$ws/image.tar'" >/dev/null
+a stop "$name" >/dev/null 2>&1
+a save "$name" -o "$ws/image.tar" >/dev/null 2>&1
+expect "the file the link named is untouched" "host-only" "$(head -c 9 "$HOME/e2e-save-victim")"
+expect "  and the archive is a file of its own" "regular file" "$(stat -c %F "$ws/image.tar" 2>/dev/null)"
+expect "  nothing partial is left beside it" "" "$(ls -A "$ws" | grep partial)"
+rm -f "$HOME/e2e-save-victim" "$ws/image.tar"
+
 echo "== bad input"
+check_error "save -o onto a directory" "is a directory" a save "$name" -o "$ws2"
 check_error "save onto a template that exists" "already exists" a save "$name" shell
 check_error "save with a bad template name" "invalid template name" a save "$name" "Bad/Name"
 check_error "save -o into a directory that does not exist" "no directory" a save "$name" -o /nonexistent/x.tar

@@ -11,7 +11,8 @@ struct Port: ParsableCommand {
             PORT on the sandbox's own loopback, whether the server inside listens on 0.0.0.0, \
             127.0.0.1 or ::. Nothing flows the other way: the sandbox cannot reach the host or the \
             network through it. Ports are kept with the sandbox and open again at every `run`; \
-            `stop` closes them. A server inside may use any port, 80 and 443 too.
+            `stop` closes them. A server inside may use any port; 80 and 443 once published \
+            (transparent capture holds them until then, so publish them before the server starts).
 
               airlock port shell-app publish 8080:3000        # http://127.0.0.1:8080
               airlock port shell-app publish 0.0.0.0:8081:80  # every host address

@@ -49,7 +49,12 @@ struct Save: ParsableCommand {
     func run() throws {
         let context = Context()
         let target: SandboxSave.Output =
-            if let output { .archive(Files.absolute(output)) } else { .template(template ?? "") }
+            if let output {
+                // Not resolved: a link at the file's name is replaced, never written through.
+                .archive(output.hasPrefix("/") ? output : FileManager.default.currentDirectoryPath + "/" + output)
+            } else {
+                .template(template ?? "")
+            }
         let result = try SandboxSave(sandboxes: context.sandboxes).save(name, to: target, log: Context.progress)
         if json {
             print(
