@@ -95,10 +95,10 @@ public struct SandboxCopy {
                 name, script: Self.extractScript, arguments: [target, base, "\(uid):\(gid)"], stdin: input,
                 stdout: .null)
             if let archive, archive.wait() != 0 {
-                throw AirlockError(.failed, "cannot read \(source): \(lastLine(errorsFile("host")))")
+                throw AirlockError(.failed, "cannot read \(source): \(reason(errorsFile("host")))")
             }
             guard status == 0 else {
-                throw AirlockError(.failed, "cannot copy into \(name):\(target): \(lastLine(errorsFile("inside")))")
+                throw AirlockError(.failed, "cannot copy into \(name):\(target): \(reason(errorsFile("inside")))")
             }
         }
     }
@@ -148,7 +148,7 @@ public struct SandboxCopy {
                 let status = try inside(
                     name, script: Self.archiveScript, arguments: [parent, base, path], stdin: .null, stdout: .inherit)
                 guard status == 0 else {
-                    throw AirlockError(.failed, "cannot copy \(name):\(path): \(lastLine(errorsFile("inside")))")
+                    throw AirlockError(.failed, "cannot copy \(name):\(path): \(reason(errorsFile("inside")))")
                 }
             }
             return
@@ -173,7 +173,7 @@ public struct SandboxCopy {
                 throw error
             }
             guard child.wait() == 0 else {
-                throw AirlockError(.failed, "cannot copy \(name):\(path): \(lastLine(errorsFile("inside")))")
+                throw AirlockError(.failed, "cannot copy \(name):\(path): \(reason(errorsFile("inside")))")
             }
             try destination.place()
         }
@@ -315,9 +315,13 @@ public struct SandboxCopy {
         NSTemporaryDirectory() + "/airlock-cp-\(getpid())-\(side).err"
     }
 
-    private func lastLine(_ file: String) -> String {
+    /// The first line the failing side wrote: the reason (what follows, such as the guard's
+    /// report of what it kept from the workspace, is about it).
+    private func reason(_ file: String) -> String {
         let text = (try? Files.read(file)) ?? ""
-        let line = text.split(separator: "\n").last.map(String.init) ?? "it failed"
+        let line =
+            text.split(separator: "\n").first { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.map(String.init)
+            ?? "it failed"
         return line.hasPrefix("airlock: ") ? String(line.dropFirst(9)) : line
     }
 

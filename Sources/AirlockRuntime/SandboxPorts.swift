@@ -63,9 +63,10 @@ public struct SandboxPorts {
         return active
     }
 
-    /// Closes the port published on `hostPort` (the one `port ls` shows) and forgets it.
+    /// Closes the port published on `hostPort` (the one `port ls` shows; 0 for one a stopped
+    /// sandbox gets at start) and forgets it; `port` picks among several with that host port.
     @discardableResult
-    public func unpublish(_ name: String, hostPort: UInt16) throws -> PublishedPort {
+    public func unpublish(_ name: String, hostPort: UInt16, port: UInt16? = nil) throws -> PublishedPort {
         let paths = try existing(name)
         let lock = try FileLock(path: paths.lock)
         try lock.acquire(timeout: 30, what: "sandbox \(name)")
@@ -73,9 +74,17 @@ public struct SandboxPorts {
         var record = try paths.loadRecord()
         let running = paths.isRunning
         let active = running ? paths.loadStatus()?.ports ?? [] : []
-        let spec =
-            active.first { $0.hostPort == hostPort }?.spec ?? record.ports?.first { $0.hostPort == hostPort }
-        guard let spec else {
+        func wanted(_ spec: PublishedPort) -> Bool { port == nil || spec.port == port }
+        let matches =
+            active.filter { $0.hostPort == hostPort && wanted($0.spec) }.map(\.spec)
+            + (record.ports ?? []).filter { $0.hostPort == hostPort && wanted($0) && !active.map(\.spec).contains($0) }
+        if matches.count > 1 {
+            throw AirlockError(
+                .invalidArgument,
+                "\(matches.count) ports are published on host port \(hostPort); name the sandbox's too: unpublish \(hostPort):PORT"
+            )
+        }
+        guard let spec = matches.first else {
             throw AirlockError(
                 .notFound, "sandbox \(name) publishes nothing on host port \(hostPort) (see `airlock port \(name) ls`)")
         }

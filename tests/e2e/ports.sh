@@ -114,6 +114,9 @@ echo "== stop closes them, run opens them again"
 a stop "$name" >/dev/null
 expect "after stop nothing answers" "" "$(host_get "$p_any")"
 expect_match "ls says they are closed" "closed: the sandbox is stopped" "$(a port "$name" ls | head -1)"
+a port "$name" unpublish 0:8000 >/dev/null
+expect "a stopped sandbox's port on a host port picked at start is unpublished as 0:PORT" "" \
+    "$(a port "$name" ls | grep -- ':0 -> 8000')"
 a run -d --name "$name" shell "$ws" >/dev/null
 serve_inside "$name" 0.0.0.0 8000 again >/dev/null
 expect_match "after run the same host port reaches the new server" "^again from" "$(host_get "$p_any")"

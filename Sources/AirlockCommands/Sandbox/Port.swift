@@ -34,7 +34,7 @@ struct Port: ParsableCommand {
     @Argument(help: "publish SPEC, unpublish HOSTPORT, or ls (default).")
     var action: Action = .ls
 
-    @Argument(help: "The port spec (publish) or host port (unpublish).")
+    @Argument(help: "The port spec (publish), or the host port (unpublish; HOSTPORT:PORT where several share one).")
     var value: String?
 
     @Flag(help: "Print JSON (ls, publish).")
@@ -65,10 +65,14 @@ struct Port: ParsableCommand {
                 context.sandboxes.log("sandbox \(name) is stopped: the port opens when it next runs")
             }
         case .unpublish:
-            guard let text = value, let hostPort = UInt16(text), hostPort > 0 else {
-                throw AirlockError(.invalidArgument, "invalid host port '\(value ?? "")' (1-65535)")
+            // HOSTPORT, or HOSTPORT:PORT where several share a host port (0, picked at start).
+            let parts = (value ?? "").split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count <= 2, let hostPort = UInt16(parts[0]),
+                parts.count == 1 || UInt16(parts[1]).map({ $0 > 0 }) == true
+            else {
+                throw AirlockError(.invalidArgument, "invalid host port '\(value ?? "")' (HOSTPORT or HOSTPORT:PORT)")
             }
-            let spec = try ports.unpublish(name, hostPort: hostPort)
+            let spec = try ports.unpublish(name, hostPort: hostPort, port: parts.count == 2 ? UInt16(parts[1]) : nil)
             print("\(spec)")
         case .ls:
             let entries = try ports.list(name)
