@@ -70,35 +70,46 @@ public struct SandboxCopy {
         guard target.hasPrefix("/") else {
             throw AirlockError(.invalidArgument, "give the path inside as an absolute path: \(name):/PATH")
         }
-        var archive: ChildProcess?
-        var input: ChildProcess.Stdio = .inherit
-        var base = "."
+        var hostSource: (parent: String, base: String)?
         if case .host(let path) = source {
-            let (parent, last) = Self.split(path)
             var info = stat()
             guard lstat(path, &info) == 0 else {
                 throw AirlockError(.notFound, "\(path): \(String(cString: strerror(errno)))")
             }
-            base = last
-            let pipe = try Pipe2()
-            // GNU tar on the host: links are archived as links, never followed.
-            archive = try ChildProcess.spawn(
-                ["tar", "-c", "-f", "-", "--numeric-owner", "-C", parent, "--", last], stdin: .null,
-                stdout: .fd(pipe.write), stderr: .file(errorsFile("host")))
-            pipe.closeWrite()
-            input = .fd(pipe.takeRead())
+            hostSource = Self.split(path)
         }
-        let uid = record.account?.uid ?? SandboxIdentityIDs.agent
-        let gid = record.account?.gid ?? SandboxIdentityIDs.agent
+        let owner =
+            "\(record.account?.uid ?? SandboxIdentityIDs.agent):\(record.account?.gid ?? SandboxIdentityIDs.agent)"
         try whileRunning(name) {
-            let status = try inside(
-                name, script: Self.extractScript, arguments: [target, base, "\(uid):\(gid)"], stdin: input,
-                stdout: .null)
+            var archive: ChildProcess?
+            var input: ChildProcess.Stdio = .inherit
+            if let hostSource {
+                let pipe = try Pipe2()
+                // GNU tar on the host: links are archived as links, never followed.
+                archive = try ChildProcess.spawn(
+                    ["tar", "-c", "-f", "-", "--numeric-owner", "-C", hostSource.parent, "--", hostSource.base],
+                    stdin: .null, stdout: .fd(pipe.write), stderr: .file(errorsFile("host")))
+                pipe.closeWrite()
+                input = .fd(pipe.takeRead())
+            }
+            let status: Int32
+            do {
+                status = try inside(
+                    name, script: Self.extractScript, arguments: [target, hostSource?.base ?? ".", owner],
+                    stdin: input, stdout: .null)
+            } catch {
+                archive?.signal(SIGKILL)
+                _ = archive?.wait()
+                throw error
+            }
+            // The sandbox's side first: when it fails, the host's tar dies of a closed pipe.
+            guard status == 0 else {
+                archive?.signal(SIGKILL)
+                _ = archive?.wait()
+                throw AirlockError(.failed, "cannot copy into \(name):\(target): \(reason(errorsFile("inside")))")
+            }
             if let archive, archive.wait() != 0 {
                 throw AirlockError(.failed, "cannot read \(source): \(reason(errorsFile("host")))")
-            }
-            guard status == 0 else {
-                throw AirlockError(.failed, "cannot copy into \(name):\(target): \(reason(errorsFile("inside")))")
             }
         }
     }
