@@ -8,8 +8,8 @@ import Foundation
 ///
 /// A socket belongs to the namespace it was created in, whatever process later connects it.
 /// The sandbox init (inside the namespace) serves ``serve(on:)`` on its end of a Unix socket
-/// pair; the supervisor (outside) asks for one socket at a time and connects it itself to a
-/// port on the sandbox's loopback. The init only makes sockets: it parses nothing but a
+/// pair; the supervisor (outside) asks for a few sockets at a time and connects each itself to
+/// a port on the sandbox's loopback. The init only makes sockets: it parses nothing but a
 /// one-byte request, and nothing in the sandbox holds either end of the pair.
 public final class NamespaceSockets: @unchecked Sendable {
     private let fd: Int32
