@@ -73,6 +73,8 @@ scripts/fuse-access.sh
 # Transparent capture is tested against upstreams on host ports 80 and 443, which the
 # ordinary user may bind for the length of the run.
 port_start=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)
+# 80 is this script's own value: a run that was killed left it. The kernel's default is 1024.
+[ "$port_start" = 80 ] && port_start=1024
 echo 80 > /proc/sys/net/ipv4/ip_unprivileged_port_start
 # A test CA in the host's trust store (as a company's TLS-inspecting proxy's would be), with a
 # server certificate it signed for the suite's upstream; both gone when the run ends.
