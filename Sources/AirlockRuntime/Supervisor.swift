@@ -132,11 +132,11 @@ public struct Supervisor {
             control = try SupervisorControl(paths: paths, forwarder: ports, egress: egress)
             let initPID = try Self.onlyChild(of: chain.pid)
             let limits = cgroup.support.note
-            try paths.save(
-                RunningStatus(
-                    supervisorPID: getpid(), initPID: initPID, started: Date(), limitsEnforced: limits == nil,
-                    limitsNote: limits))
-            control.saveStatus()
+            var status = RunningStatus(
+                supervisorPID: getpid(), initPID: initPID, started: Date(), limitsEnforced: limits == nil,
+                limitsNote: limits)
+            status.ports = ports.active
+            try paths.save(status)
             control.start()
         } catch {
             return report(error: "\(error)")
