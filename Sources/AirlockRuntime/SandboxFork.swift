@@ -69,16 +69,8 @@ public struct SandboxFork {
         }
         defer { namespace.close() }
         do {
-            // The first sandbox's lock keeps `start`, `rm` and other forks out while it is read.
-            let lock = try FileLock(path: source.lock)
-            try lock.acquire(timeout: 30, what: "sandbox \(name)")
+            let lock = try sandboxes.lockStopped(name, for: "copied")
             defer { lock.release() }
-            guard !source.isRunning else {
-                throw AirlockError(
-                    .busy,
-                    "sandbox \(name) is running: stop it first (`airlock stop \(name)`), so its files are still while they are copied"
-                )
-            }
             for dir in [target.work, target.bundle, target.etc] { try Files.makeDirectory(dir) }
             try Files.makeDirectory(target.runtimeRoot, mode: 0o700)
             // Inside the namespace: the layer and home hold files of the sandbox's ids.

@@ -70,16 +70,9 @@ public struct SandboxSave {
             try? FileManager.default.removeItem(atPath: staging)
         }
         let started = Monotonic.now()
-        let lock = try FileLock(path: paths.lock)
-        try lock.acquire(timeout: 30, what: "sandbox \(name)")
         do {
+            let lock = try sandboxes.lockStopped(name, for: "saved")
             defer { lock.release() }
-            guard !paths.isRunning else {
-                throw AirlockError(
-                    .busy,
-                    "sandbox \(name) is running: stop it first (`airlock stop \(name)`), so its files are still while they are saved"
-                )
-            }
             log("reading sandbox \(name): its image and its own layer")
             let excluded = Self.mountPoints(record, paths: paths, lowerRoot: lowerRoot).flatMap {
                 ["--exclude", "." + $0]

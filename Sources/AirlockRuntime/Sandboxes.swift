@@ -838,6 +838,22 @@ public struct Sandboxes: Sendable {
         throw AirlockError(.notFound, "no user '\(user)' in sandbox \(spec.record.name)")
     }
 
+    /// Holds a stopped sandbox's lock, which keeps `start`, `rm` and other readers out while
+    /// its files are `what` (copied, saved); a running one is refused, its files being in use.
+    func lockStopped(_ name: String, for what: String) throws -> FileLock {
+        let paths = store.sandbox(name)
+        let lock = try FileLock(path: paths.lock)
+        try lock.acquire(timeout: 30, what: "sandbox \(name)")
+        guard !paths.isRunning else {
+            lock.release()
+            throw AirlockError(
+                .busy,
+                "sandbox \(name) is running: stop it first (`airlock stop \(name)`), so its files are still while they are \(what)"
+            )
+        }
+        return lock
+    }
+
     // MARK: stop and remove
 
     /// Stops the sandbox: its processes end, its files stay.
