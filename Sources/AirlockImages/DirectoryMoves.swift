@@ -42,7 +42,7 @@ public enum DirectoryMoves {
     /// links the sandbox may have planted), and refused inside them, whatever the path's own
     /// spelling (a link of the user's above a workspace still leads into it).
     public static func openDirectory(_ path: String, refusingLinksUnder roots: [String]) throws -> Int32 {
-        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        let absolute = Files.absoluteAsGiven(path)
         var fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemCallError("open /", errno: errno) }
         for component in absolute.split(separator: "/") where component != "." {

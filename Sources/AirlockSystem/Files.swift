@@ -156,6 +156,12 @@ public enum Files {
     }
 
     /// Resolves `path` against the current directory and follows symlinks.
+    /// `path` from the working directory, its links not resolved: what a link at its name is
+    /// replaced or refused, never followed, needs.
+    public static func absoluteAsGiven(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    }
+
     public static func absolute(_ path: String) -> String {
         let url = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath()
         return url.path

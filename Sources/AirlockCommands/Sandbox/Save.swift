@@ -51,7 +51,7 @@ struct Save: ParsableCommand {
         let target: SandboxSave.Output =
             if let output {
                 // Not resolved: a link at the file's name is replaced, never written through.
-                .archive(output.hasPrefix("/") ? output : FileManager.default.currentDirectoryPath + "/" + output)
+                .archive(Files.absoluteAsGiven(output))
             } else {
                 .template(template ?? "")
             }
