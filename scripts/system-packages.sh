@@ -15,6 +15,7 @@ packages=(
     openssl python3        # test upstreams (certificates, servers) in the egress tests
     python3-venv           # the real MCP client (the mcp package from PyPI) in the code-sandbox tests
     docker-registry        # the registry the image tests pull from, on loopback
+    podman                 # the user's Podman store, which the image tests pull from (containers-storage:)
     docker.io              # Docker itself, which the image tests compare with (docker save, docker run)
 )
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

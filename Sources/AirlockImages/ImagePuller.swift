@@ -118,6 +118,16 @@ public struct ImagePuller: Sendable {
         case .dockerDaemon(let reference):
             return "docker-daemon:" + reference.registry + "/" + reference.repository + ":"
                 + (reference.tag ?? "latest")
+        case .podmanStore(let reference):
+            // Podman names what it imported or built `localhost/NAME`, what it pulled by the
+            // registry's full name: both are the reference as written, normalised.
+            var name = "containers-storage:" + reference.registry + "/" + reference.repository
+            if let digest = reference.digest {
+                name += "@" + digest
+            } else {
+                name += ":" + (reference.tag ?? "latest")
+            }
+            return name
         default:
             return source.description
         }
@@ -175,6 +185,9 @@ public struct ImagePuller: Sendable {
     static func explain(_ line: String, _ source: ImageSource) -> String {
         let lower = line.lowercased()
         let name = source.description
+        if case .podmanStore = source, lower.contains("does not resolve to an image") {
+            return "image \(name) is not in your Podman store (podman images lists what it holds)"
+        }
         if lower.contains("manifest unknown") || lower.contains("name unknown") || lower.contains("not found")
             || lower.contains("no such file") || lower.contains("no such image")
             || lower.contains("no descriptor found")
@@ -324,7 +337,12 @@ public struct ImagePuller: Sendable {
             try Files.writeAtomically(partial + "/layer.json", String(decoding: encoded, as: UTF8.self))
             let final = images.layerDirectory(diffID)
             if rename(partial, final) != 0 {
-                // Another pull unpacked it meanwhile: theirs stays.
+                // Another pull unpacked it meanwhile: theirs stays, if it is whole. Any other
+                // failure is one.
+                let failure = errno
+                guard failure == EEXIST || failure == ENOTEMPTY, images.hasLayer(diffID) else {
+                    throw SystemCallError("keep layer \(diffID.prefix(19))", errno: failure)
+                }
                 try namespace.removeTree([partial])
             }
             return record

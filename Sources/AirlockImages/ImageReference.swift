@@ -133,13 +133,16 @@ public struct ImageReference: Equatable, Hashable, Sendable, CustomStringConvert
 
 /// Where an image is taken from: a registry, or a file or directory skopeo reads, or the local
 /// Docker or Podman store. Written as skopeo's transports are (`docker-archive:PATH[:REF]`,
-/// `oci-archive:PATH[:REF]`, `oci:DIR[:REF]`, `docker-daemon:REF`); a bare name is a registry's.
+/// `oci-archive:PATH[:REF]`, `oci:DIR[:REF]`, `docker-daemon:REF`, `containers-storage:REF`); a
+/// bare name is a registry's.
 public enum ImageSource: Equatable, Hashable, Sendable, CustomStringConvertible {
     case registry(ImageReference)
     case dockerArchive(path: String, reference: String?)
     case ociArchive(path: String, reference: String?)
     case ociLayout(path: String, reference: String?)
     case dockerDaemon(ImageReference)
+    /// The user's own Podman (containers/storage) store, as `podman images` lists it.
+    case podmanStore(ImageReference)
 
     public init(parsing text: String) throws {
         for (prefix, make) in [
@@ -162,6 +165,10 @@ public enum ImageSource: Equatable, Hashable, Sendable, CustomStringConvertible 
         }
         if text.hasPrefix("docker-daemon:") {
             self = .dockerDaemon(try ImageReference(parsing: String(text.dropFirst("docker-daemon:".count))))
+            return
+        }
+        if text.hasPrefix("containers-storage:") {
+            self = .podmanStore(try ImageReference(parsing: String(text.dropFirst("containers-storage:".count))))
             return
         }
         if text.hasPrefix("docker://") {
@@ -188,6 +195,7 @@ public enum ImageSource: Equatable, Hashable, Sendable, CustomStringConvertible 
         case .ociArchive(let path, let reference): "oci-archive:" + path + (reference.map { ":" + $0 } ?? "")
         case .ociLayout(let path, let reference): "oci:" + path + (reference.map { ":" + $0 } ?? "")
         case .dockerDaemon(let reference): "docker-daemon:" + reference.description
+        case .podmanStore(let reference): "containers-storage:" + reference.description
         }
     }
 }

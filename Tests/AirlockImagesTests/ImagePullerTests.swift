@@ -14,6 +14,13 @@ import Testing
         #expect(
             ImagePuller.skopeoName(try ImageSource(parsing: "docker-daemon:node"))
                 == "docker-daemon:docker.io/library/node:latest")
+        #expect(
+            ImagePuller.skopeoName(try ImageSource(parsing: "containers-storage:localhost/tiny"))
+                == "containers-storage:localhost/tiny:latest")
+        #expect(
+            ImagePuller.skopeoName(
+                try ImageSource(parsing: "containers-storage:node@sha256:" + String(repeating: "a", count: 64)))
+                == "containers-storage:docker.io/library/node@sha256:" + String(repeating: "a", count: 64))
     }
 
     @Test func skopeosErrorsBecomeOneLineThatSaysWhatToDo() throws {
@@ -40,5 +47,11 @@ import Testing
             #expect(!explained.contains("\n"))
             #expect(!explained.contains("level=fatal"))
         }
+        let podman = ImagePuller.explain(
+            #"time="2026" level=fatal msg="Error parsing image name \"containers-storage:docker.io/e2e/x:1\": reference \"[vfs@/s+/r]docker.io/e2e/x:1\" does not resolve to an image ID: identifier is not an image""#,
+            try ImageSource(parsing: "containers-storage:e2e/x:1"))
+        #expect(
+            podman == "image containers-storage:e2e/x:1 is not in your Podman store (podman images lists what it holds)"
+        )
     }
 }

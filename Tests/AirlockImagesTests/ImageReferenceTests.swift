@@ -66,6 +66,12 @@ import Testing
         #expect(try ImageSource(parsing: "oci:/tmp/layout:v1") == .ociLayout(path: "/tmp/layout", reference: "v1"))
         #expect(try ImageSource(parsing: "oci-archive:/tmp/a.tar") == .ociArchive(path: "/tmp/a.tar", reference: nil))
         #expect(try ImageSource(parsing: "docker-daemon:node:22") == .dockerDaemon(try parsed("node:22")))
+        #expect(
+            try ImageSource(parsing: "containers-storage:localhost/app:1")
+                == .podmanStore(try parsed("localhost/app:1")))
+        #expect(
+            try ImageSource(parsing: "containers-storage:localhost/app:1").description
+                == "containers-storage:localhost/app:1")
         #expect(try ImageSource(parsing: "docker://node") == .registry(try parsed("node")))
         #expect(throws: ImageReferenceError.self) { try ImageSource(parsing: "oci:") }
     }

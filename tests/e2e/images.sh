@@ -18,8 +18,13 @@ cleanup() {
     a rm -f img-e2e >/dev/null 2>&1
     a rm -f from-e2e >/dev/null 2>&1
     a rm -f img-net >/dev/null 2>&1
+    a rm -f img-podman >/dev/null 2>&1
     rm -f "$HOME/airlock-e2e-from-escape"
     for pid in "${registry_pids[@]}"; do kill "$pid" 2>/dev/null; done
+    if [ -d "$work/podman/data" ]; then
+        env XDG_DATA_HOME="$work/podman/data" XDG_RUNTIME_DIR="$work/podman/run" podman unshare rm -rf "$work/podman/data" 2>/dev/null
+    fi
+    kill "$(cat "$work/podman/run/libpod/tmp/pause.pid" 2>/dev/null)" 2>/dev/null
     rm -rf "$work" "$HOME/e2e-images-ws"
 }
 trap cleanup EXIT
@@ -156,6 +161,31 @@ layer_count=$(ls "$AIRLOCK_HOME/layers" | wc -l)
 a image pull "docker-archive:$work/app.tar" >/dev/null 2>&1
 expect "a docker-archive: gives the same layers, none unpacked again" "$(layers_of "$open/e2e/app:v1") $layer_count" \
     "$(layers_of "docker-archive:$work/app.tar") $(ls "$AIRLOCK_HOME/layers" | wc -l)"
+
+echo "== the user's Podman store (containers-storage:)"
+# Podman's store of its own, under the suite's directory: the user's is left alone. Its image
+# lacks the file written through a link to / (Podman, as Docker, cannot export that layer).
+podman_env=(env XDG_DATA_HOME="$work/podman/data" XDG_RUNTIME_DIR="$work/podman/run" XDG_CONFIG_HOME="$work/podman/config")
+mkdir -p -m 700 "$work/podman/run"
+python3 "$here/make_oci_image.py" "$work/podman-layout" v1 "$work/base.tar" --no-write-through >/dev/null
+skopeo --insecure-policy copy -q "oci:$work/podman-layout:v1" "docker-archive:$work/podman.tar:e2e/pod:v1" >/dev/null 2>&1
+"${podman_env[@]}" podman load -q -i "$work/podman.tar" >/dev/null 2>&1
+expect "companion: podman holds the image loaded from a docker-archive" "docker.io/e2e/pod:v1" \
+    "$("${podman_env[@]}" podman images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null)"
+"${podman_env[@]}" "$AIRLOCK" image pull containers-storage:e2e/pod:v1 >/dev/null 2>"$work/podman-pull.err" ||
+    tail -n 3 "$work/podman-pull.err"
+expect "containers-storage: gives the image's layers, the base shared with the registry's image" \
+    "3 $(layers_of "$open/e2e/app:v1" | cut -d' ' -f1)" \
+    "$(layers_of containers-storage:e2e/pod:v1 | wc -w) $(layers_of containers-storage:e2e/pod:v1 | cut -d' ' -f1)"
+expect "a sandbox starts from the image of the Podman store" "1000 test" \
+    "$(a run --name img-podman --image containers-storage:e2e/pod:v1 shell "$work" -- -c 'echo $(id -u) $APP_MODE' 2>/dev/null)"
+a rm -f img-podman >/dev/null 2>&1
+check_error "an image the Podman store lacks gets one line" "containers-storage:e2e/absent:v1 is not in your Podman store" \
+    "${podman_env[@]}" "$AIRLOCK" image pull containers-storage:e2e/absent:v1
+a image rm containers-storage:e2e/pod:v1 >/dev/null 2>&1
+"${podman_env[@]}" podman unshare rm -rf "$work/podman/data" 2>/dev/null
+# Rootless Podman keeps a process holding its user namespace: it goes with the store.
+kill "$(cat "$work/podman/run/libpod/tmp/pause.pid" 2>/dev/null)" 2>/dev/null
 
 echo "== a sandbox from the image"
 ws="$HOME/e2e-images-ws"

@@ -13,7 +13,8 @@ struct ImageCommand: ParsableCommand {
         discussion: """
             An image is named as Docker names it (node:22, ghcr.io/org/app@sha256:…, localhost:5000/x), \
             or by a source: docker-archive:FILE[:REF] (docker save), oci-archive:FILE[:REF], oci:DIR[:REF] \
-            (an OCI layout), docker-daemon:REF (the local Docker store). Registries are reached through \
+            (an OCI layout), docker-daemon:REF (the local Docker store, or DOCKER_HOST's), \
+            containers-storage:REF (your Podman store: localhost/NAME for what Podman built or imported). Registries are reached through \
             the host's HTTPS proxy settings and trust store; credentials come from ~/.docker/config.json, \
             or --creds-secret NAME (an `airlock secret` holding USER:PASSWORD).
             Layers are unpacked once and shared by every image that has them.
