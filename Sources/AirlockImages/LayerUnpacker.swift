@@ -34,6 +34,11 @@ public struct LayerUnpacker {
     var layerMarkers = true
     /// Bits cleared from every mode.
     var modeMask: mode_t = 0
+    /// Bytes that must stay free on the destination's filesystem; nil for
+    /// ``defaultReserve(totalBytes:)``.
+    var keepFree: Int64?
+    /// Bytes written since the free space was last looked at.
+    private var writtenSinceCheck: Int64 = 0
     private var summary = Summary()
     /// Directories made or met, with what the layer said of them: set last, deepest first, so
     /// that a read-only directory's children can still be made and its time stays.
@@ -54,11 +59,12 @@ public struct LayerUnpacker {
     /// `modeMask` clears bits from every mode (set-id bits of what leaves a sandbox).
     public static func unpack(
         from input: Int32, intoDirectory root: Int32, setOwners: Bool, layerMarkers: Bool = true,
-        modeMask: mode_t = 0
+        modeMask: mode_t = 0, keepFree: Int64? = nil
     ) throws -> Summary {
         var unpacker = LayerUnpacker(root: root, setOwners: setOwners)
         unpacker.layerMarkers = layerMarkers
         unpacker.modeMask = modeMask
+        unpacker.keepFree = keepFree
         var reader = TarReader(fd: input)
         while let entry = try reader.next() {
             try unpacker.apply(entry, body: &reader)
@@ -148,6 +154,11 @@ public struct LayerUnpacker {
                     guard wrote > 0 else { throw SystemCallError("write \(Self.shown(path))", errno: errno) }
                     done += wrote
                 }
+                writtenSinceCheck += Int64(chunk.count)
+                if writtenSinceCheck >= Self.spaceCheckInterval {
+                    writtenSinceCheck = 0
+                    try checkFreeSpace(fd)
+                }
             }
             summary.bytes += entry.size
             try finish(entry, path: path, fd: fd)
@@ -185,6 +196,26 @@ public struct LayerUnpacker {
             summary.devicesSkipped += 1
         }
     }
+
+    static let spaceCheckInterval: Int64 = 32 << 20
+
+    /// Stops the unpacking before it fills the disk: a few kilobytes of gzip can claim
+    /// terabytes, and the stream's digest is only known at its end.
+    func checkFreeSpace(_ fd: Int32) throws {
+        var info = statvfs()
+        guard fstatvfs(fd, &info) == 0 else { return }
+        let blockSize = Int64(info.f_frsize)
+        let free = Int64(info.f_bavail) * blockSize
+        let reserve = keepFree ?? Self.defaultReserve(totalBytes: Int64(info.f_blocks) * blockSize)
+        guard free >= reserve else {
+            throw TarError(
+                "stopped: unpacking would leave less than \(reserve >> 20) MiB free on the disk it writes to (a layer larger than the space left, or a decompression bomb)"
+            )
+        }
+    }
+
+    /// What is kept free: 5% of the filesystem, at most 2 GiB.
+    static func defaultReserve(totalBytes: Int64) -> Int64 { min(Int64(2) << 30, totalBytes / 20) }
 
     /// A regular file's owner, mode (after the owner: chown clears set-id bits), xattrs, times.
     private func finish(_ entry: TarEntry, path: [String], fd: Int32) throws {

@@ -176,6 +176,35 @@ import Testing
         #expect(summary.digest == "sha256:" + expected)
     }
 
+    @Test func unpackingStopsBeforeTheDiskFills() throws {
+        // 40 MiB of zeros: a few kilobytes once compressed, as a decompression bomb's are.
+        let tar = try makeTar(#"add("zeros", data=bytes(40 << 20))"#)
+        defer { unlink(tar) }
+        func unpack(keepFree: Int64) throws -> Int64 {
+            let root = scratch()
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            let fd = open(tar, O_RDONLY)
+            defer { close(fd) }
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            let directory = open(root, O_RDONLY | O_DIRECTORY)
+            defer { close(directory) }
+            do {
+                _ = try LayerUnpacker.unpack(from: fd, intoDirectory: directory, setOwners: false, keepFree: keepFree)
+            } catch {
+                #expect("\(error)".contains("decompression bomb"))
+            }
+            var info = stat()
+            return stat(root + "/zeros", &info) == 0 ? Int64(info.st_size) : -1
+        }
+        // Companion: with room, the whole file is written.
+        #expect(try unpack(keepFree: 0) == 40 << 20)
+        // Without it, writing stops at the first look at the free space.
+        let interval = LayerUnpacker.spaceCheckInterval
+        #expect((interval..<(interval + (1 << 20))).contains(try unpack(keepFree: .max)))
+        #expect(LayerUnpacker.defaultReserve(totalBytes: 10 << 30) == 512 << 20)
+        #expect(LayerUnpacker.defaultReserve(totalBytes: 1 << 40) == 2 << 30)
+    }
+
     @Test func aHardLinkToAFileOutsideTheLayerIsRefused() throws {
         let tar = try makeTar(#"add("passwd", tarfile.LNKTYPE, link="/etc/passwd")"#)
         defer { unlink(tar) }
