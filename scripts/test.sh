@@ -131,6 +131,9 @@ as_user "$bin_dir/git-guard.sh" || status=1
 step "end-to-end: container images from a registry, an OCI layout and a docker-archive (as an ordinary user)"
 as_user "$bin_dir/images.sh" || status=1
 
+step "end-to-end: a private Docker engine in the sandbox, --docker (as an ordinary user)"
+as_user "$bin_dir/docker.sh" || status=1
+
 step "end-to-end code-sandbox MCP server with the real mcp client (as an ordinary user)"
 as_user "$bin_dir/code-sandbox.sh" || status=1
 

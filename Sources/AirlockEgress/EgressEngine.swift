@@ -397,14 +397,14 @@ public final class EgressServer: Sendable {
                         }
                     channels[listener] = try bootstrap.withBoundSocket(fd).wait()
                     Self.lengthenQueue(fd)
-                case .dnsUDP:
+                case .dnsUDP, .engineDNSUDP:
                     let bootstrap = DatagramBootstrap(group: group).channelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
                             try channel.pipeline.syncOperations.addHandler(DNSStub.DatagramHandler(engine: engine))
                         }
                     }
                     channels[listener] = try bootstrap.withBoundSocket(fd).wait()
-                case .dnsTCP:
+                case .dnsTCP, .engineDNSTCP:
                     let bootstrap = ServerBootstrap(group: group)
                         .serverChannelInitializer(Self.backOffWhenOutOfDescriptors)
                         .childChannelInitializer { channel in

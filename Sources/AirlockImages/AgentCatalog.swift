@@ -42,6 +42,8 @@ public struct AgentDefinition: Codable, Sendable, Equatable, CatalogItem {
     /// How `--mcp` points it at the sandbox's gateway: an entry named `airlock` under
     /// `mcpServers` in a JSON file of its home (`$URL` in the entry's values is the gateway's).
     public var mcp: MCPClientConfig?
+    /// Whether its sandboxes get a private Docker engine, as `--docker` gives one.
+    public var docker: Bool
 
     public struct MCPClientConfig: Codable, Sendable, Equatable {
         /// Relative to the home.
@@ -63,7 +65,7 @@ public struct AgentDefinition: Codable, Sendable, Equatable, CatalogItem {
     public init(
         name: String, description: String, template: String, command: [String], unattended: [String] = [],
         credentials: [String] = [], hosts: [String] = [], environment: [String] = [], state: [String] = [],
-        sources: [String] = [], mcp: MCPClientConfig? = nil
+        sources: [String] = [], mcp: MCPClientConfig? = nil, docker: Bool = false
     ) {
         self.name = name
         self.description = description
@@ -76,10 +78,11 @@ public struct AgentDefinition: Codable, Sendable, Equatable, CatalogItem {
         self.state = state
         self.sources = sources
         self.mcp = mcp
+        self.docker = docker
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, description, template, command, unattended, credentials, hosts, state, sources, mcp
+        case name, description, template, command, unattended, credentials, hosts, state, sources, mcp, docker
         case environment = "env"
     }
 
@@ -96,6 +99,7 @@ public struct AgentDefinition: Codable, Sendable, Equatable, CatalogItem {
         state = try container.decodeIfPresent([String].self, forKey: .state) ?? []
         sources = try container.decodeIfPresent([String].self, forKey: .sources) ?? []
         mcp = try container.decodeIfPresent(MCPClientConfig.self, forKey: .mcp)
+        docker = try container.decodeIfPresent(Bool.self, forKey: .docker) ?? false
     }
 
     /// What the sandbox runs: the command and its unattended flags (AGENT_ARGS follow).

@@ -36,6 +36,21 @@ public struct Template: Codable, Sendable, Equatable, CatalogItem {
     public var user: UserSetup
     /// A container image to start from instead of a Debian suite.
     public var from: String?
+    /// Whether its sandboxes get a private Docker engine (`--docker`): its packages join the
+    /// image (``dockerPackages``). Nil, not false, when not asked, so older digests stay.
+    public var docker: Bool?
+
+    /// What a sandbox's Docker engine needs in its image: Debian's Docker (dockerd,
+    /// containerd, runc, tini, the CLI), a compose tool, crun (which runs inner containers
+    /// where runc cannot, without cgroups of their own) and iptables for their networks.
+    public static let dockerPackages = ["docker.io", "docker-compose", "crun", "iptables"]
+
+    /// This recipe with a Docker engine's packages.
+    public func withDocker() -> Template {
+        var result = self
+        result.docker = true
+        return result
+    }
 
     public init(
         name: String, description: String? = nil, suite: String = "bookworm", mirror: String? = nil,
@@ -81,7 +96,7 @@ public struct Template: Codable, Sendable, Equatable, CatalogItem {
         }
     }
 
-    enum CodingKeys: String, CodingKey { case name, description, suite, mirror, packages, steps, user, from }
+    enum CodingKeys: String, CodingKey { case name, description, suite, mirror, packages, steps, user, from, docker }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -93,6 +108,7 @@ public struct Template: Codable, Sendable, Equatable, CatalogItem {
         steps = try container.decodeIfPresent([String].self, forKey: .steps) ?? []
         user = try container.decodeIfPresent(UserSetup.self, forKey: .user) ?? UserSetup()
         from = try container.decodeIfPresent(String.self, forKey: .from)
+        docker = try container.decodeIfPresent(Bool.self, forKey: .docker).flatMap { $0 ? true : nil }
         if from != nil && (container.contains(.suite) || container.contains(.mirror)) {
             throw DecodingError.dataCorruptedError(
                 forKey: .from, in: container,
@@ -138,10 +154,17 @@ public struct Template: Codable, Sendable, Equatable, CatalogItem {
     /// Packages the image gets whatever the recipe says: Airlock's init and, for sudo users, sudo.
     public var allPackages: [String] {
         var result = packages
-        for required in ["tini"] + (user.sudo ? ["sudo"] : []) where !result.contains(required) {
+        let docker = self.docker == true ? Self.dockerPackages : []
+        for required in ["tini"] + (user.sudo ? ["sudo"] : []) + docker where !result.contains(required) {
             result.append(required)
         }
         return result
+    }
+
+    /// What a build `from` an image installs with the image's `apt-get`: the recipe's packages,
+    /// and Docker's when asked (the image brings its own init and sudo, or not).
+    public var packagesOverImage: [String] {
+        packages + (docker == true ? Self.dockerPackages.filter { !packages.contains($0) } : [])
     }
 
     /// Content address of the image this recipe builds: changes whenever the build would.

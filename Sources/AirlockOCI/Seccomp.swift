@@ -64,17 +64,37 @@ extension Seccomp {
 
     /// Airlock's filter (DESIGN invariant 5): allow by default, deny the kernel interfaces that
     /// agents never need and that keep turning up in container escapes.
-    public static var airlockDefault: Seccomp {
-        let denied = [
-            "io_uring_setup", "io_uring_enter", "io_uring_register",
-            "userfaultfd", "keyctl", "add_key", "request_key", "bpf", "perf_event_open",
-            "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-            "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "open_by_handle_at",
-            "name_to_handle_at", "mount", "umount2", "pivot_root", "move_mount", "open_tree", "fsopen",
-            "fsmount", "fsconfig", "fspick", "mount_setattr", "unshare", "setns", "swapon", "swapoff",
-            "reboot", "acct", "settimeofday", "clock_settime", "adjtimex", "clock_adjtime", "syslog",
-            "lookup_dcookie", "quotactl", "nfsservctl", "uselib", "vhangup",
-        ]
+    public static var airlockDefault: Seccomp { filter(denying: deniedToAll) }
+
+    /// What nothing in a sandbox may call.
+    static let deniedToAll = [
+        "io_uring_setup", "io_uring_enter", "io_uring_register",
+        "userfaultfd", "keyctl", "add_key", "request_key", "bpf", "perf_event_open",
+        "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+        "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "open_by_handle_at",
+        "name_to_handle_at", "mount", "umount2", "pivot_root", "move_mount", "open_tree", "fsopen",
+        "fsmount", "fsconfig", "fspick", "mount_setattr", "unshare", "setns", "swapon", "swapoff",
+        "reboot", "acct", "settimeofday", "clock_settime", "adjtimex", "clock_adjtime", "syslog",
+        "lookup_dcookie", "quotactl", "nfsservctl", "uselib", "vhangup",
+    ]
+
+    /// What a container engine needs beyond an agent (measured: without any one of them dockerd
+    /// or its containers fail): mounts, pivot_root, and joining namespaces. New namespaces come
+    /// from clone (never a user namespace); unshare, the new mount API and the rest stay denied,
+    /// to the engine and to every container it starts (their filters stack on this one).
+    static let engineNeeds = ["mount", "umount2", "pivot_root", "setns"]
+
+    /// The engine's filter (`--docker`, ``engineNeeds``). Keyrings answer "not implemented",
+    /// which runtimes take as a kernel without them (they would fail on "not permitted").
+    public static var engine: Seccomp {
+        var seccomp = filter(denying: deniedToAll.filter { !engineNeeds.contains($0) && !keyrings.contains($0) })
+        seccomp.syscalls.insert(Rule(names: keyrings, action: "SCMP_ACT_ERRNO", errnoRet: enosys), at: 1)
+        return seccomp
+    }
+
+    static let keyrings = ["keyctl", "add_key", "request_key"]
+
+    static func filter(denying denied: [String]) -> Seccomp {
         let cloneNewUser: UInt64 = 0x1000_0000
         let tiocsti: UInt64 = 0x5412
         let tioclinux: UInt64 = 0x541C

@@ -47,7 +47,8 @@ public struct SandboxSpec: Sendable {
             env += Self.proxyEnvironment + Self.trustEnvironment
             env += credentialVariables.map { "\($0)=\(credentialSentinel)" }
         }
-        for entry in record.environment + extra {
+        let docker = record.docker == true ? DockerEngine.agentEnvironment(proxied: record.networkMode == .policy) : []
+        for entry in docker + record.environment + extra {
             let key = entry.split(separator: "=", maxSplits: 1).first.map(String.init) ?? entry
             env.removeAll { $0.hasPrefix(key + "=") }
             env.append(entry)
@@ -175,6 +176,11 @@ public struct SandboxSpec: Sendable {
             Mount.bind(paths.etc + "/gitconfig", at: "/etc/gitconfig", readOnly: true),
             Mount.bind(paths.etc + "/apt-proxy.conf", at: "/etc/apt/apt.conf.d/90airlock-proxy", readOnly: true),
         ]
+        if record.networkMode == .policy {
+            mounts.append(Mount.bind(paths.caBundle, at: Self.trustBundle, readOnly: true))
+            mounts.append(Mount.bind(paths.etc + "/airlock-ca.crt", at: Self.trustAnchor, readOnly: true))
+        }
+        if record.docker == true { mounts += DockerEngine.agentMounts(paths) }
         if let disposable = record.disposable {
             // Nothing of the host: the home and the workspace are the sandbox's own, in memory.
             // Both the user's: an image's own user (a server's, say) may be another than the agent.
@@ -212,10 +218,6 @@ public struct SandboxSpec: Sendable {
                 mounts.append(
                     Mount.bind(shared.directory + "/" + path, at: homeDirectory + "/" + path, readOnly: false))
             }
-        }
-        if record.networkMode == .policy {
-            mounts.append(Mount.bind(paths.caBundle, at: Self.trustBundle, readOnly: true))
-            mounts.append(Mount.bind(paths.etc + "/airlock-ca.crt", at: Self.trustAnchor, readOnly: true))
         }
         for extra in record.mounts {
             mounts.append(

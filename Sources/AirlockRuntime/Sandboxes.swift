@@ -42,6 +42,8 @@ public struct CreateRequest: Sendable {
     public var trustHostCAs = true
     /// `--publish`: kept with the sandbox; given again to an existing one, added to it.
     public var ports: [PublishedPort] = []
+    /// `--docker`: a private Docker engine in the sandbox.
+    public var docker = false
 
     public init(agent: String, workspace: String) {
         self.agent = agent
@@ -54,7 +56,7 @@ public struct CreateRequest: Sendable {
             || pids != nil
             || tmpSize != nil || runtime != nil || network != nil || policy != PolicySettings() || clone
             || !unprotected.isEmpty
-            || shareAgentState || mcp != nil || !trustHostCAs
+            || shareAgentState || mcp != nil || !trustHostCAs || docker
     }
 }
 
@@ -148,18 +150,35 @@ public struct Sandboxes: Sendable {
         try SandboxPorts.checkAvailable(request.ports)
 
         let identity = try SandboxIdentity.current()
+        let wantsDocker = request.docker || agent.docker
+        if wantsDocker { try DockerEngine.checkRequest(runtime: request.runtime) }
         var template: Template
         var prepared: (image: Image, pulled: PulledImage)?
         if let reference = request.image {
             guard request.template == nil else {
                 throw AirlockError(.invalidArgument, "--image and --template name two starting points: give one")
             }
-            let (image, pulled, user) = try Self.prepareImage(reference, store: store, identity: identity, log: log)
-            try Self.checkShell(image, reference: reference, for: "an agent's sandbox", store: store)
-            prepared = (image, pulled)
-            template = Template(name: "image", description: reference, packages: [], user: user)
+            if wantsDocker {
+                // The engine's packages go on the image with its own apt-get, as a template
+                // `from` it with `docker: true` would put them.
+                var recipe = Template(name: "image", packages: [])
+                recipe.from = reference
+                let built = try TemplateImages(sandboxes: self).ensure(recipe.withDocker(), log: log)
+                guard let pulled = built.pulled else {
+                    throw AirlockError(.failed, "image \(reference) was not pulled")
+                }
+                prepared = (built.image, pulled)
+                template = Template(name: "image", description: reference, packages: [], user: built.user)
+            } else {
+                let (image, pulled, user) = try Self.prepareImage(
+                    reference, store: store, identity: identity, log: log)
+                try Self.checkShell(image, reference: reference, for: "an agent's sandbox", store: store)
+                prepared = (image, pulled)
+                template = Template(name: "image", description: reference, packages: [], user: user)
+            }
         } else {
             template = try templates.find(request.template ?? agent.template).template
+            if wantsDocker { template = template.withDocker() }
             if template.from != nil {
                 let built = try TemplateImages(sandboxes: self).ensure(template, log: log)
                 prepared = built.pulled.map { (built.image, $0) }
@@ -262,6 +281,7 @@ public struct Sandboxes: Sendable {
             record.unprotected = request.unprotected.isEmpty ? nil : request.unprotected
             record.trustHostCAs = request.trustHostCAs ? nil : false
             record.ports = request.ports.isEmpty ? nil : request.ports
+            record.docker = template.docker == true || wantsDocker ? true : nil
             if request.shareAgentState {
                 record.sharedState = .init(directory: store.sharedAgentState(agent.name), paths: agent.state)
             }
@@ -679,6 +699,7 @@ public struct Sandboxes: Sendable {
         }
         if record.networkMode == .policy { try writeTrustStore(record, paths, imageRootfs: spec.imageRootfs) }
         try Files.writeAtomically(paths.bundle + "/config.json", try JSONText.pretty(spec.runtimeSpec()))
+        if record.docker == true { try DockerEngine(spec: spec).prepare() }
 
         // The limits are in place before the sandbox's first process.
         try SandboxCgroup(store.sandbox(name)).prepare(record.limits)

@@ -101,9 +101,10 @@ public struct Supervisor {
                         gateway = started.process
                         configuration.mcpGateway = started.route
                     }
+                    let kinds = EgressListener.serving(
+                        publishing: published.map(\.port), engine: record.docker == true)
                     egress = try EgressServer.start(
-                        listeners: EgressListener.serving(publishing: published.map(\.port)), descriptors: listeners,
-                        configuration: configuration)
+                        listeners: kinds, descriptors: listeners, configuration: configuration)
                 }
             }
             var answer = readReadinessLine(ready.read).trimmingCharacters(in: .whitespacesAndNewlines)

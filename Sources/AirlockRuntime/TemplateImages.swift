@@ -48,7 +48,7 @@ public struct TemplateImages: Sendable {
             return Built(image: image, user: template.user, pulled: nil)
         }
         let (base, pulled, baseUser) = try Sandboxes.prepareImage(reference, store: store, identity: identity, log: log)
-        guard !template.packages.isEmpty || !template.steps.isEmpty else {
+        guard !template.packagesOverImage.isEmpty || !template.steps.isEmpty else {
             return Built(image: base, user: baseUser, pulled: pulled)
         }
         let trees = PulledImageRootfs(images: ImageStore(store: store), identity: identity)
@@ -85,8 +85,8 @@ public struct TemplateImages: Sendable {
         do {
             try sandboxes.start(record.name)
             var commands: [(what: String, script: String)] = []
-            if !template.packages.isEmpty {
-                let names = template.packages.joined(separator: " ")
+            if !template.packagesOverImage.isEmpty {
+                let names = template.packagesOverImage.joined(separator: " ")
                 commands.append(
                     (
                         "packages: \(names)",
@@ -130,7 +130,7 @@ public struct TemplateImages: Sendable {
     public func treeDigest(_ template: Template) -> String? {
         guard let reference = template.from else { return template.digest }
         guard let pulled = ImageStore(store: store).find(reference) else { return nil }
-        return template.packages.isEmpty && template.steps.isEmpty
+        return template.packagesOverImage.isEmpty && template.steps.isEmpty
             ? PulledImageRootfs.digest(of: pulled) : Self.digest(template, on: pulled)
     }
 
@@ -147,7 +147,7 @@ public struct TemplateImages: Sendable {
     public func remove(_ template: Template, log: @escaping @Sendable (String) -> Void) throws -> Bool {
         let identity = try SandboxIdentity.current()
         guard template.from != nil else { return try ImageBuilder(store: store, identity: identity).remove(template) }
-        guard let digest = treeDigest(template), template.packages.count + template.steps.count > 0 else {
+        guard let digest = treeDigest(template), template.packagesOverImage.count + template.steps.count > 0 else {
             return false
         }
         let trees = PulledImageRootfs(images: ImageStore(store: store), identity: identity)

@@ -59,6 +59,8 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
     public var workingDir: String?
     /// Ports opened on the host (`--publish`, `airlock port`), opened again at every start.
     public var ports: [PublishedPort]?
+    /// `--docker`: a private Docker engine runs beside the agent (``DockerEngine``).
+    public var docker: Bool?
 
     /// An account of the sandbox's image, as commands run as it.
     public struct Account: Codable, Sendable, Equatable {

@@ -2,6 +2,7 @@
 
     make_oci_image.py LAYOUT TAG BASE_ROOTFS_TAR [--extra NAME] [--no-write-through]
     make_oci_image.py LAYOUT TAG BASE_ROOTFS_TAR --mcp SITE_PACKAGES SERVER_PY [--bare]
+    make_oci_image.py LAYOUT TAG BASE_ROOTFS_TAR --plain
 
 The bottom layer is BASE_ROOTFS_TAR (a root filesystem as `tar -C ROOT -c .` writes it, such as
 a sandbox image's), gzip-compressed. On top:
@@ -15,6 +16,9 @@ a sandbox image's), gzip-compressed. On top:
 Config: User 1000, Env APP_MODE=test and PATH, WorkingDir /opt/app, Entrypoint
 ["/bin/sh", "-c"], Cmd ["echo entry"]. Another run with --extra NAME adds one layer with
 /opt/NAME, sharing the first three (for the shared-layer pull).
+
+With --plain, the base alone, run as root with PATH set and `sh` as its command: an ordinary
+image for a Docker engine's tests.
 
 With --mcp, an MCP server's image instead: the base, then one layer with the Python packages
 of SITE_PACKAGES (a venv's, holding `mcp`) in /usr/local/lib/python3.11/dist-packages, the
@@ -154,7 +158,9 @@ def mcp_server(site_packages, server_py):
     return build
 
 
-if "--mcp" in sys.argv:
+if "--plain" in sys.argv:
+    run_config = {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["/bin/sh"]}
+elif "--mcp" in sys.argv:
     position = sys.argv.index("--mcp")
     layers.append(layer(mcp_server(sys.argv[position + 1], sys.argv[position + 2])))
     run_config = {

@@ -60,6 +60,17 @@ struct CreateOptions: ParsableArguments {
     var runtime: String?
 
     @Flag(
+        help: ArgumentHelp(
+            "A private Docker engine in the sandbox: docker, compose and Testcontainers work inside, with images and containers of the sandbox's own.",
+            discussion:
+                "The engine runs beside the agent with more of the kernel than the agent gets (see `airlock inspect`); its pulls and its containers' traffic go through the sandbox's proxy and policy. Never the host's Docker."
+        ))
+    var docker = false
+
+    @Flag(help: ArgumentHelp("The same as --docker: the host's socket is never mounted.", visibility: .hidden))
+    var mountDockerSocket = false
+
+    @Flag(
         help:
             "Clone mode: the agent works in a private clone of the workspace (a git repository), which stays read-only; fetch its work with `git fetch airlock-<sandbox>`."
     )
@@ -139,6 +150,12 @@ struct CreateOptions: ParsableArguments {
         request.unprotected = unprotect
         request.shareAgentState = shareAgentState
         request.trustHostCAs = !noHostCa
+        request.docker = docker || mountDockerSocket
+        if mountDockerSocket {
+            Context.progress(
+                "note: --mount-docker-socket gives the sandbox a Docker engine of its own, as --docker does; the host's socket is never mounted"
+            )
+        }
         if mcp || mcpServers != nil || mcpProfile != nil {
             request.mcp = SandboxRecord.MCPAttachment(
                 servers: mcpServers.map(ServerCatalog.names),

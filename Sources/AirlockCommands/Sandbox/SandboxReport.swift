@@ -37,6 +37,8 @@ struct SandboxReport: Codable {
     var disk: DiskUsage?
     /// Its published ports, and while it runs, the host ports they got.
     var ports: [Port.Listed]?
+    /// `--docker`: the engine's socket and what it is granted beyond the agent.
+    var docker: DockerEngine.Report?
 
     struct Limits: Codable {
         var requested: SandboxRecord.Limits
@@ -85,6 +87,7 @@ struct SandboxReport: Codable {
             connections = (try? PolicyStore(files: files).current().get().connections)?.enforced
         }
         disposable = record.disposable
+        if record.docker == true { docker = DockerEngine.Report(paths: paths) }
         let support = CgroupSupport.detect()
         let cgroup = SandboxCgroup(paths, support: support)
         limits = Limits(

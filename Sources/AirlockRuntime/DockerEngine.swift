@@ -1,0 +1,277 @@
+import AirlockEgress
+import AirlockOCI
+import AirlockState
+import AirlockSystem
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A sandbox's private Docker engine (`--docker`): Debian's dockerd, in a second container
+/// beside the agent's, started by the same sandbox init.
+///
+/// The engine shares the agent's root filesystem (the image with Docker's packages, see
+/// ``Template/dockerPackages``), user namespace and network namespace, so that what it
+/// publishes is at the agent's `localhost` and what its containers send meets the sandbox's
+/// capture, DNS stub and proxy like the agent's own traffic. It gets what the agent never
+/// does: every capability of the sandbox's user namespace (none reaches past it) and a filter
+/// that lets it mount, make namespaces and join them. Its images and containers live in the
+/// sandbox's directory (`docker/`), kept by `stop` and removed by `rm`. The agent reaches it
+/// only through its socket, in a directory both containers bind.
+public struct DockerEngine: Sendable {
+    public let spec: SandboxSpec
+
+    public init(spec: SandboxSpec) {
+        self.spec = spec
+    }
+
+    /// The socket's directory inside both containers, and the socket.
+    public static let socketDirectory = "/run/airlock-docker"
+    public static let socket = socketDirectory + "/docker.sock"
+    /// What tools that do not look for the usual socket read; under the policy, the engine's
+    /// container addresses are not the proxy's business (the agent reaches them directly).
+    public static func agentEnvironment(proxied: Bool) -> [String] {
+        ["DOCKER_HOST=unix://" + socket]
+            + (proxied
+                ? [
+                    "NO_PROXY=localhost,127.0.0.1,::1,\(addressPool)",
+                    "no_proxy=localhost,127.0.0.1,::1,\(addressPool)",
+                ]
+                : [])
+    }
+
+    /// The addresses of the engine's networks: the default bridge's /24, and one /24 for each
+    /// network made. Inside the sandbox every other address is captured.
+    public static let addressPool = "172.17.0.0/16"
+    /// The address inner containers resolve names at (``EgressListener/engineDNSUDP``).
+    public static let dnsAddress = EgressListener.engineDNSAddress
+
+    /// The runtime's id of the engine's container.
+    public static func containerID(_ name: String) -> String { name + "-engine" }
+
+    /// Refuses what the engine cannot run on.
+    static func checkRequest(runtime: String?) throws {
+        if let runtime, runtime == RuntimeDriver.Kind.runsc.rawValue {
+            throw AirlockError(
+                .invalidArgument, "--docker needs the runc or crun runtime: gVisor's runsc cannot host a Docker engine")
+        }
+    }
+
+    /// The engine's container, described for the runtime.
+    public func runtimeSpec() -> RuntimeSpec {
+        let all = RuntimeSpec.Capabilities.allInUserNamespace
+        let process = RuntimeSpec.Process(
+            terminal: false, user: RuntimeSpec.User(uid: 0, gid: 0),
+            // tini reaps the shims that dockerd's containerd leaves to pid 1.
+            args: [
+                "/usr/bin/tini", "-s", "-g", "--", "/usr/sbin/dockerd", "--config-file", Self.daemonConfigInside,
+                "--host", "unix://" + Self.socket, "--group", "\(SandboxIdentityIDs.agent)",
+            ],
+            env: environment,
+            cwd: "/",
+            capabilities: RuntimeSpec.Capabilities(
+                bounding: all, effective: all, inheritable: [], permitted: all, ambient: []),
+            rlimits: spec.rlimits, noNewPrivileges: false, oomScoreAdj: SandboxSpec.oomScoreAdjustment)
+        return RuntimeSpec(
+            process: process,
+            root: RuntimeSpec.Root(path: spec.paths.rootfs, readonly: false),
+            hostname: spec.record.name,
+            mounts: mounts(),
+            linux: RuntimeSpec.Linux(
+                namespaces: ["pid", "ipc", "uts", "mount"].map { RuntimeSpec.Namespace(type: $0) }
+                    + [SandboxSpec.networkNamespace],
+                // /proc/sys stays writable: the runtime sets its containers' network sysctls there.
+                resources: nil, cgroupsPath: nil, seccomp: .engine, maskedPaths: SandboxSpec.maskedPaths,
+                readonlyPaths: SandboxSpec.readonlyPaths.filter { $0 != "/proc/sys" }))
+    }
+
+    /// The engine's environment: its pulls and builds' downloads go through the proxy.
+    var environment: [String] {
+        var env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8"]
+        if spec.record.networkMode == .policy {
+            env += SandboxSpec.proxyEnvironment + SandboxSpec.trustEnvironment
+        }
+        return env
+    }
+
+    static let daemonConfigInside = "/etc/airlock/docker-daemon.json"
+
+    /// dockerd's settings: overlay2 on the sandbox's own disk, crun without cgroups of its own
+    /// (its containers stay in the sandbox's, under its limits), names resolved by the stub.
+    struct DaemonConfig: Encodable {
+        struct Runtime: Encodable {
+            var path: String
+            var runtimeArgs: [String]
+        }
+        var dataRoot = "/var/lib/docker"
+        var execRoot = "/run/docker"
+        var pidfile = "/run/docker.pid"
+        var storageDriver = "overlay2"
+        var defaultRuntime = "crun"
+        var runtimes = ["crun": Runtime(path: "/usr/bin/crun", runtimeArgs: ["--cgroup-manager=disabled"])]
+        var shutdownTimeout = 5
+        /// Fixed, so the agent's NO_PROXY can name them (``addressPool``).
+        var bip = "172.17.0.1/24"
+        var defaultAddressPools = [AddressPool(base: DockerEngine.addressPool, size: 24)]
+        var dns: [String]?
+
+        struct AddressPool: Encodable {
+            var base: String
+            var size: Int
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case dataRoot = "data-root", execRoot = "exec-root", pidfile, storageDriver = "storage-driver"
+            case defaultRuntime = "default-runtime", runtimes, shutdownTimeout = "shutdown-timeout", dns, bip
+            case defaultAddressPools = "default-address-pools"
+        }
+    }
+
+    public var daemonConfig: String {
+        get throws {
+            var config = DaemonConfig()
+            if spec.record.networkMode == .policy { config.dns = [Self.dnsAddress] }
+            return try JSONText.pretty(config)
+        }
+    }
+
+    func mounts() -> [RuntimeSpec.Mount] {
+        typealias Mount = RuntimeSpec.Mount
+        let paths = spec.paths
+        var mounts = [
+            Mount(destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"]),
+            Mount(
+                destination: "/dev", type: "tmpfs", source: "tmpfs",
+                options: ["nosuid", "strictatime", "mode=755", "size=65536k"]),
+            Mount(
+                destination: "/dev/pts", type: "devpts", source: "devpts",
+                options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
+            Mount(
+                destination: "/dev/shm", type: "tmpfs", source: "shm",
+                options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
+            Mount(
+                destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"]),
+            // Read-only as the agent's; a privileged container of its own gets a writable one, as
+            // the sandbox init keeps sysfs writable beneath (``SandboxInit``).
+            Mount(destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"]),
+            // No cgroup of the host's: crun runs the engine's containers without cgroups of
+            // their own, inside the sandbox's.
+            Mount(
+                destination: "/sys/fs/cgroup", type: "tmpfs", source: "tmpfs",
+                options: ["nosuid", "noexec", "nodev", "mode=755", "size=64k"]),
+            Mount(destination: "/run", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=755"]),
+            Mount(destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777"]),
+            // The engine's images, layers and containers: the sandbox's own disk, where overlay2
+            // works (never the sandbox's overlay root), with set-id programs and whiteouts.
+            Mount(
+                destination: "/var/lib/docker", type: "bind", source: Self.dataRoot(paths), options: ["rbind", "rw"]),
+            Mount.bind(Self.socketHostDirectory(paths), at: Self.socketDirectory, readOnly: false),
+            Mount.bind(paths.etc + "/docker-daemon.json", at: Self.daemonConfigInside, readOnly: true),
+            Mount.bind(paths.etc + "/hosts", at: "/etc/hosts", readOnly: true),
+            Mount.bind(paths.etc + "/hostname", at: "/etc/hostname", readOnly: true),
+            Mount.bind(paths.etc + "/resolv.conf", at: "/etc/resolv.conf", readOnly: true),
+        ]
+        if spec.record.networkMode == .policy {
+            mounts.append(Mount.bind(paths.caBundle, at: SandboxSpec.trustBundle, readOnly: true))
+            mounts.append(Mount.bind(paths.etc + "/airlock-ca.crt", at: SandboxSpec.trustAnchor, readOnly: true))
+        }
+        return mounts + sharedMounts()
+    }
+
+    /// What the engine shares with the agent: the home and the writable `-v` mounts, so that
+    /// `docker run -v ~/data:/data` sees the agent's files. Never the workspace, nor anything
+    /// read-only: whatever the engine holds, a container it runs with `--privileged` can remount
+    /// writable and unmount (they share one user namespace, so nothing is locked), and the
+    /// workspace's guard (read-only hooks and settings, the `.git` filters) would not hold.
+    func sharedMounts() -> [RuntimeSpec.Mount] {
+        var mounts = [RuntimeSpec.Mount.bind(spec.paths.home, at: spec.homeDirectory, readOnly: false)]
+        if let shared = spec.record.sharedState {
+            for path in shared.paths {
+                mounts.append(
+                    .bind(shared.directory + "/" + path, at: spec.homeDirectory + "/" + path, readOnly: false))
+            }
+        }
+        for extra in spec.record.mounts where !extra.readOnly && !Self.holds(spec.record.workspace, extra.source) {
+            mounts.append(.bind(extra.source, at: extra.destination, readOnly: false))
+        }
+        return mounts
+    }
+
+    /// Whether `path` is `directory` or inside it, or holds it.
+    static func holds(_ directory: String, _ path: String) -> Bool {
+        path == directory || path.hasPrefix(directory + "/") || directory.hasPrefix(path + "/")
+    }
+
+    /// What the agent's container gets: the socket's directory.
+    public static func agentMounts(_ paths: SandboxPaths) -> [RuntimeSpec.Mount] {
+        [RuntimeSpec.Mount.bind(socketHostDirectory(paths), at: socketDirectory, readOnly: false)]
+    }
+
+    public static func dataRoot(_ paths: SandboxPaths) -> String { paths.directory + "/docker" }
+    public static func socketHostDirectory(_ paths: SandboxPaths) -> String { paths.directory + "/docker-run" }
+    public static func bundle(_ paths: SandboxPaths) -> String { paths.directory + "/engine" }
+    public static func log(_ paths: SandboxPaths) -> String { paths.directory + "/docker.log" }
+
+    /// What `inspect` says of a sandbox's engine: where it is, and what it may do that the
+    /// agent may not.
+    public struct Report: Codable, Sendable {
+        public var socket: String
+        public var storage: String
+        public var log: String
+        public var grants: [String]
+
+        public init(paths: SandboxPaths) {
+            socket = DockerEngine.socket
+            storage = DockerEngine.dataRoot(paths)
+            log = DockerEngine.log(paths)
+            grants = DockerEngine.grants
+        }
+    }
+
+    /// What the engine gets beyond the agent, in words (`inspect`, the README).
+    public static let grants = [
+        "every capability, inside the sandbox's user namespace only (none reaches the host)",
+        "mount, umount2, pivot_root and setns (denied to the agent); new namespaces other than user namespaces",
+        "keyring calls answer ENOSYS instead of EPERM; the rest of the agent's seccomp filter stays",
+        "/proc/sys writable (the sandbox's network settings); a privileged container of its own gets a writable /sys",
+        "the agent's home and writable -v mounts; never the workspace",
+        "through the socket, the agent is root of the sandbox, with or without sudo (as the docker group on a host)",
+        "its containers run without cgroups of their own, inside the sandbox's: they count against its limits",
+    ]
+
+    /// How long the engine may take to answer before the start is given up.
+    static let startTimeout: Double = 60
+
+    /// Whether dockerd answers `GET /_ping` on the socket.
+    static func answers(socket: String) -> Bool {
+        guard let fd = try? UnixSocket.connect(to: socket) else { return false }
+        defer { close(fd) }
+        guard UnixSocket.writeLine(fd, "GET /_ping HTTP/1.0\r\nHost: docker\r\n\r") else { return false }
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return UnixSocket.readLine(fd)?.contains(" 200 ") == true
+    }
+
+    /// The last thing dockerd said at level error or fatal (its log is logrus text), else
+    /// its last line.
+    static func lastError(inLog path: String) -> String {
+        let lines = (Files.readRegularFile(path, limit: 1 << 20) ?? "").split(separator: "\n").map(String.init)
+        let line = lines.last { $0.contains("level=fatal") || $0.contains("level=error") } ?? lines.last ?? "no output"
+        if let range = line.range(of: "msg=\"") {
+            return shown(String(line[range.upperBound...]).replacingOccurrences(of: "\"", with: ""))
+        }
+        return shown(line)
+    }
+
+    /// Writes what the engine's start needs: its bundle, its settings and its directories.
+    public func prepare() throws {
+        let paths = spec.paths
+        try Files.makeDirectory(Self.dataRoot(paths), mode: 0o700)
+        try Files.makeDirectory(Self.bundle(paths), mode: 0o700)
+        // The agent (uid 1000 inside) goes through it to the socket, which is root's and its group's.
+        try Files.makeDirectory(Self.socketHostDirectory(paths), mode: 0o755)
+        try Files.writeAtomically(paths.etc + "/docker-daemon.json", try daemonConfig)
+        try Files.writeAtomically(Self.bundle(paths) + "/config.json", try JSONText.pretty(runtimeSpec()))
+    }
+}
