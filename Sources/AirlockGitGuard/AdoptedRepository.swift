@@ -89,6 +89,9 @@ struct AdoptedRepository {
                     let context = GitCheckedContent.Context(
                         directory: ([inside] + directory).joined(separator: "/"), nested: location.nested,
                         roots: worktreeRoots)
+                    // `git worktree add` opens gitdir truncated, then writes it: the guard may
+                    // look between the two. An empty gitdir names nothing, and git ignores it.
+                    if file == .gitdir && text.isEmpty { continue }
                     if let reason = GitCheckedContent.refusal(text, file: file, partial: false, context: context) {
                         return "has \(shown) that \(reason)"
                     }

@@ -65,6 +65,12 @@ import Testing
         try "../..\n".write(toFile: git + "/worktrees/wt/commondir", atomically: false, encoding: .utf8)
         try (worktree + "/.git\n").write(toFile: git + "/worktrees/wt/gitdir", atomically: false, encoding: .utf8)
         #expect(tampering(git) == nil)
+        // Caught between gitdir's truncating open and its write: it names nothing yet.
+        try "".write(toFile: git + "/worktrees/wt/gitdir", atomically: false, encoding: .utf8)
+        #expect(tampering(git) == nil)
+        // Companion: a gitdir that names a place outside is still refused.
+        try "/elsewhere/.git\n".write(toFile: git + "/worktrees/wt/gitdir", atomically: false, encoding: .utf8)
+        #expect(tampering(git)?.contains("gitdir may only name a place in the workspace") == true)
     }
 
     @Test func controlStateTheFilterNeverWritesIsTampering() throws {
