@@ -139,39 +139,28 @@ public struct DockerEngine: Sendable {
     func mounts() -> [RuntimeSpec.Mount] {
         typealias Mount = RuntimeSpec.Mount
         let paths = spec.paths
-        var mounts = [
-            Mount(destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"]),
-            Mount(
-                destination: "/dev", type: "tmpfs", source: "tmpfs",
-                options: ["nosuid", "strictatime", "mode=755", "size=65536k"]),
-            Mount(
-                destination: "/dev/pts", type: "devpts", source: "devpts",
-                options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
-            Mount(
-                destination: "/dev/shm", type: "tmpfs", source: "shm",
-                options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
-            Mount(
-                destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"]),
-            // Read-only as the agent's; a privileged container of its own gets a writable one, as
-            // the sandbox init keeps sysfs writable beneath (``SandboxInit``).
-            Mount(destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"]),
-            // No cgroup of the host's: crun runs the engine's containers without cgroups of
-            // their own, inside the sandbox's.
-            Mount(
-                destination: "/sys/fs/cgroup", type: "tmpfs", source: "tmpfs",
-                options: ["nosuid", "noexec", "nodev", "mode=755", "size=64k"]),
-            Mount(destination: "/run", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=755"]),
-            Mount(destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777"]),
-            // The engine's images, layers and containers: the sandbox's own disk, where overlay2
-            // works (never the sandbox's overlay root), with set-id programs and whiteouts.
-            Mount(
-                destination: "/var/lib/docker", type: "bind", source: Self.dataRoot(paths), options: ["rbind", "rw"]),
-            Mount.bind(Self.socketHostDirectory(paths), at: Self.socketDirectory, readOnly: false),
-            Mount.bind(paths.etc + "/docker-daemon.json", at: Self.daemonConfigInside, readOnly: true),
-            Mount.bind(paths.etc + "/hosts", at: "/etc/hosts", readOnly: true),
-            Mount.bind(paths.etc + "/hostname", at: "/etc/hostname", readOnly: true),
-            Mount.bind(paths.etc + "/resolv.conf", at: "/etc/resolv.conf", readOnly: true),
-        ]
+        // /sys read-only as the agent's; a privileged container of its own gets a writable one,
+        // as the sandbox init keeps sysfs writable beneath (``SandboxInit``).
+        var mounts =
+            SandboxSpec.kernelMounts + [
+                // No cgroup of the host's: crun runs the engine's containers without cgroups of
+                // their own, inside the sandbox's.
+                Mount(
+                    destination: "/sys/fs/cgroup", type: "tmpfs", source: "tmpfs",
+                    options: ["nosuid", "noexec", "nodev", "mode=755", "size=64k"]),
+                Mount(destination: "/run", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=755"]),
+                Mount(destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777"]),
+                // The engine's images, layers and containers: the sandbox's own disk, where overlay2
+                // works (never the sandbox's overlay root), with set-id programs and whiteouts.
+                Mount(
+                    destination: "/var/lib/docker", type: "bind", source: Self.dataRoot(paths),
+                    options: ["rbind", "rw"]),
+                Mount.bind(Self.socketHostDirectory(paths), at: Self.socketDirectory, readOnly: false),
+                Mount.bind(paths.etc + "/docker-daemon.json", at: Self.daemonConfigInside, readOnly: true),
+                Mount.bind(paths.etc + "/hosts", at: "/etc/hosts", readOnly: true),
+                Mount.bind(paths.etc + "/hostname", at: "/etc/hostname", readOnly: true),
+                Mount.bind(paths.etc + "/resolv.conf", at: "/etc/resolv.conf", readOnly: true),
+            ]
         if spec.record.networkMode == .policy {
             mounts.append(Mount.bind(paths.caBundle, at: SandboxSpec.trustBundle, readOnly: true))
             mounts.append(Mount.bind(paths.etc + "/airlock-ca.crt", at: SandboxSpec.trustAnchor, readOnly: true))
@@ -273,5 +262,87 @@ public struct DockerEngine: Sendable {
         try Files.makeDirectory(Self.socketHostDirectory(paths), mode: 0o755)
         try Files.writeAtomically(paths.etc + "/docker-daemon.json", try daemonConfig)
         try Files.writeAtomically(Self.bundle(paths) + "/config.json", try JSONText.pretty(runtimeSpec()))
+    }
+}
+
+extension DockerEngine {
+    /// Starts a sandbox's engine, from inside its init (root of its user namespace, in its
+    /// network namespace, after the agent's container).
+    struct Launcher {
+        let paths: SandboxPaths
+        let name: String
+        let driver: RuntimeDriver
+
+        /// A writable sysfs of the sandbox's network namespace, mounted here before any container's:
+        /// every sysfs mount of one network namespace shares one superblock, whose first mount
+        /// decides whether it is writable. The agent's `/sys` stays read-only (its mount's own
+        /// flag); a privileged container of the Docker engine can then have a writable one.
+        func mountWritableSysfs() throws {
+            let directory = paths.directory + "/sysfs"
+            try Files.makeDirectory(directory, mode: 0o700)
+            guard Glibc.mount("sysfs", directory, "sysfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), nil) == 0 else {
+                throw SystemCallError("mount sysfs for the Docker engine", errno: errno)
+            }
+        }
+
+        /// Starts the Docker engine's container and waits until its socket answers; returns the
+        /// engine's pid. Its output goes to `docker.log` in the sandbox's directory.
+        func start() throws -> pid_t {
+            let started = Monotonic.now()
+            try linkDockerSocket()
+            let id = DockerEngine.containerID(name)
+            let pidFile = paths.runtimeRoot + "/" + id + ".pid"
+            let logFile = DockerEngine.log(paths)
+            let runtimeLog = paths.directory + "/engine-runtime.log"
+            Files.remove(runtimeLog)
+            let socket = DockerEngine.socketHostDirectory(paths) + "/docker.sock"
+            Files.remove(socket)
+            let runtime = try ChildProcess.spawn(
+                driver.runArguments(bundle: DockerEngine.bundle(paths), id: id, pidFile: pidFile, logFile: runtimeLog),
+                stdin: .null, stdout: .file(logFile), stderr: .file(logFile))
+            guard runtime.wait() == 0 else {
+                let output = ChildProcess.Output(status: 1, stdout: "", stderr: (try? Files.read(runtimeLog)) ?? "")
+                throw AirlockError(
+                    .failed, "the Docker engine's container did not start: \(SandboxInit.runtimeError(output))")
+            }
+            guard
+                let pid = (try? Files.read(pidFile)).flatMap({
+                    pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines))
+                })
+            else { throw AirlockError(.failed, "\(driver.binary) started the Docker engine but wrote no pid file") }
+            let deadline = Monotonic.now() + DockerEngine.startTimeout
+            while !DockerEngine.answers(socket: socket) {
+                guard kill(pid, 0) == 0 || errno != ESRCH, Monotonic.now() < deadline else {
+                    let said = DockerEngine.lastError(inLog: logFile)
+                    throw AirlockError(
+                        .failed, "the Docker engine did not start: \(said) (its log: \(logFile))")
+                }
+                // Reaped here if it died: a zombie would look alive until the timeout.
+                var status: Int32 = 0
+                if waitpid(pid, &status, WNOHANG) == pid { continue }
+                usleep(20_000)
+            }
+            FileHandle.standardError.write(
+                Data(
+                    String(
+                        format: "the Docker engine answered %.1f ms after its start\n",
+                        (Monotonic.now() - started) * 1000
+                    ).utf8))
+            return pid
+        }
+
+        /// `/run/docker.sock` in the sandbox leads to the engine's socket, for tools that look
+        /// only there. Made without following any link the sandbox may have put on the way.
+        private func linkDockerSocket() throws {
+            let root = open(paths.rootfs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard root >= 0 else { throw SystemCallError("open \(paths.rootfs)", errno: errno) }
+            defer { close(root) }
+            let run = openat(root, "run", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard run >= 0 else { return }  // no /run of its own: DOCKER_HOST still leads there
+            defer { close(run) }
+            var info = stat()
+            if fstatat(run, "docker.sock", &info, AT_SYMLINK_NOFOLLOW) == 0 { return }
+            _ = symlinkat(DockerEngine.socket, run, "docker.sock")
+        }
     }
 }

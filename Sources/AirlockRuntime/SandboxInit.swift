@@ -52,7 +52,7 @@ public struct SandboxInit {
             try mountGitFilters()
             try setUpNetwork()
             try mountRootfs()
-            if docker { try mountWritableSysfs() }
+            if docker { try engineLauncher.mountWritableSysfs() }
             try prepareRuntimeState()
             let logFile = paths.directory + "/runtime.log"
             Files.remove(logFile)
@@ -79,7 +79,7 @@ public struct SandboxInit {
                 })
             else { throw AirlockError(.failed, "\(driver.binary) started the sandbox but wrote no pid file") }
             containerPID = pid
-            if docker { enginePID = try startEngine() }
+            if docker { enginePID = try engineLauncher.start() }
         } catch {
             writeLine(Self.readyFD, "error: \(error)")
             return 1
@@ -109,63 +109,13 @@ public struct SandboxInit {
         }
     }
 
+    private var engineLauncher: DockerEngine.Launcher {
+        DockerEngine.Launcher(paths: paths, name: name, driver: driver)
+    }
+
     private static func isAlive(_ pid: pid_t?) -> Bool {
         guard let pid else { return false }
         return kill(pid, 0) == 0 || errno != ESRCH
-    }
-
-    /// Starts the Docker engine's container and waits until its socket answers; returns the
-    /// engine's pid. Its output goes to `docker.log` in the sandbox's directory.
-    private func startEngine() throws -> pid_t {
-        let started = Monotonic.now()
-        try linkDockerSocket()
-        let id = DockerEngine.containerID(name)
-        let pidFile = paths.runtimeRoot + "/" + id + ".pid"
-        let logFile = DockerEngine.log(paths)
-        let runtimeLog = paths.directory + "/engine-runtime.log"
-        Files.remove(runtimeLog)
-        let socket = DockerEngine.socketHostDirectory(paths) + "/docker.sock"
-        Files.remove(socket)
-        let runtime = try ChildProcess.spawn(
-            driver.runArguments(bundle: DockerEngine.bundle(paths), id: id, pidFile: pidFile, logFile: runtimeLog),
-            stdin: .null, stdout: .file(logFile), stderr: .file(logFile))
-        guard runtime.wait() == 0 else {
-            let output = ChildProcess.Output(status: 1, stdout: "", stderr: (try? Files.read(runtimeLog)) ?? "")
-            throw AirlockError(.failed, "the Docker engine's container did not start: \(Self.runtimeError(output))")
-        }
-        guard
-            let pid = (try? Files.read(pidFile)).flatMap({ pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
-        else { throw AirlockError(.failed, "\(driver.binary) started the Docker engine but wrote no pid file") }
-        let deadline = Monotonic.now() + DockerEngine.startTimeout
-        while !DockerEngine.answers(socket: socket) {
-            guard kill(pid, 0) == 0 || errno != ESRCH, Monotonic.now() < deadline else {
-                let said = DockerEngine.lastError(inLog: logFile)
-                throw AirlockError(
-                    .failed, "the Docker engine did not start: \(said) (its log: \(logFile))")
-            }
-            _ = reapChildren()
-            usleep(20_000)
-        }
-        FileHandle.standardError.write(
-            Data(
-                String(
-                    format: "the Docker engine answered %.1f ms after its start\n", (Monotonic.now() - started) * 1000
-                ).utf8))
-        return pid
-    }
-
-    /// `/run/docker.sock` in the sandbox leads to the engine's socket, for tools that look
-    /// only there. Made without following any link the sandbox may have put on the way.
-    private func linkDockerSocket() throws {
-        let root = open(paths.rootfs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard root >= 0 else { throw SystemCallError("open \(paths.rootfs)", errno: errno) }
-        defer { close(root) }
-        let run = openat(root, "run", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard run >= 0 else { return }  // no /run of its own: DOCKER_HOST still leads there
-        defer { close(run) }
-        var info = stat()
-        if fstatat(run, "docker.sock", &info, AT_SYMLINK_NOFOLLOW) == 0 { return }
-        _ = symlinkat(DockerEngine.socket, run, "docker.sock")
     }
 
     /// Loopback in this process's fresh network namespace, which the container joins. Under
@@ -211,18 +161,6 @@ public struct SandboxInit {
             for fd in devices { close(fd) }
         } catch {
             throw AirlockError(.failed, "cannot set up the git guard: \(error)")
-        }
-    }
-
-    /// A writable sysfs of the sandbox's network namespace, mounted here before any container's:
-    /// every sysfs mount of one network namespace shares one superblock, whose first mount
-    /// decides whether it is writable. The agent's `/sys` stays read-only (its mount's own
-    /// flag); a privileged container of the Docker engine can then have a writable one.
-    private func mountWritableSysfs() throws {
-        let directory = paths.directory + "/sysfs"
-        try Files.makeDirectory(directory, mode: 0o700)
-        guard Glibc.mount("sysfs", directory, "sysfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), nil) == 0 else {
-            throw SystemCallError("mount sysfs for the Docker engine", errno: errno)
         }
     }
 

@@ -153,29 +153,17 @@ public struct SandboxSpec: Sendable {
         let tmpSize =
             (record.limits.tmpBytes ?? record.disposable?.diskBytes).map { ",size=\($0)" }
             ?? record.limits.memoryBytes.map { ",size=\(max($0 / 2, 1 << 20))" } ?? ""
-        var mounts = [
-            Mount(destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"]),
-            Mount(
-                destination: "/dev", type: "tmpfs", source: "tmpfs",
-                options: ["nosuid", "strictatime", "mode=755", "size=65536k"]),
-            Mount(
-                destination: "/dev/pts", type: "devpts", source: "devpts",
-                options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
-            Mount(
-                destination: "/dev/shm", type: "tmpfs", source: "shm",
-                options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
-            Mount(
-                destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"]),
-            Mount(destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"]),
-            Mount(
-                destination: "/tmp", type: "tmpfs", source: "tmpfs",
-                options: ["nosuid", "nodev", "mode=1777" + tmpSize]),
-            Mount.bind(paths.etc + "/hosts", at: "/etc/hosts", readOnly: true),
-            Mount.bind(paths.etc + "/hostname", at: "/etc/hostname", readOnly: true),
-            Mount.bind(paths.etc + "/resolv.conf", at: "/etc/resolv.conf", readOnly: true),
-            Mount.bind(paths.etc + "/gitconfig", at: "/etc/gitconfig", readOnly: true),
-            Mount.bind(paths.etc + "/apt-proxy.conf", at: "/etc/apt/apt.conf.d/90airlock-proxy", readOnly: true),
-        ]
+        var mounts =
+            Self.kernelMounts + [
+                Mount(
+                    destination: "/tmp", type: "tmpfs", source: "tmpfs",
+                    options: ["nosuid", "nodev", "mode=1777" + tmpSize]),
+                Mount.bind(paths.etc + "/hosts", at: "/etc/hosts", readOnly: true),
+                Mount.bind(paths.etc + "/hostname", at: "/etc/hostname", readOnly: true),
+                Mount.bind(paths.etc + "/resolv.conf", at: "/etc/resolv.conf", readOnly: true),
+                Mount.bind(paths.etc + "/gitconfig", at: "/etc/gitconfig", readOnly: true),
+                Mount.bind(paths.etc + "/apt-proxy.conf", at: "/etc/apt/apt.conf.d/90airlock-proxy", readOnly: true),
+            ]
         if record.networkMode == .policy {
             mounts.append(Mount.bind(paths.caBundle, at: Self.trustBundle, readOnly: true))
             mounts.append(Mount.bind(paths.etc + "/airlock-ca.crt", at: Self.trustAnchor, readOnly: true))
@@ -232,6 +220,25 @@ public struct SandboxSpec: Sendable {
         for bind in gitGuard.readOnly { mounts.append(Mount.bind(bind.host, at: bind.inside, readOnly: true)) }
         return mounts
     }
+
+    /// What every container of a sandbox has from the kernel: its own /proc, /dev, ptys, shared
+    /// memory and message queues, and a read-only /sys.
+    static let kernelMounts: [RuntimeSpec.Mount] = [
+        RuntimeSpec.Mount(destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"]),
+        RuntimeSpec.Mount(
+            destination: "/dev", type: "tmpfs", source: "tmpfs",
+            options: ["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        RuntimeSpec.Mount(
+            destination: "/dev/pts", type: "devpts", source: "devpts",
+            options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
+        RuntimeSpec.Mount(
+            destination: "/dev/shm", type: "tmpfs", source: "shm",
+            options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
+        RuntimeSpec.Mount(
+            destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"]),
+        RuntimeSpec.Mount(
+            destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"]),
+    ]
 
     /// The network namespace the sandbox init made and configured (it is pid 1 where the
     /// runtime runs). Named by path so that `runc exec` joins it too.

@@ -20,6 +20,7 @@ cleanup() {
     a rm -f "$name" >/dev/null 2>&1
     a rm -f docker-kill >/dev/null 2>&1
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+    a secret rm registry-auth >/dev/null 2>&1
     rm -rf "$work" "$ws" "$HOME/e2e-docker-secret"
 }
 trap cleanup EXIT
@@ -28,7 +29,7 @@ sh_in() { a exec "$name" -- bash -c "$1"; }
 rm -rf "$ws" && mkdir -p "$ws"
 
 echo "== a registry and test upstreams on loopback, and an image this suite builds"
-bash "$here/certs.sh" "$work" "DNS:registry.test,DNS:denied.test,DNS:api.anthropic.com,IP:127.0.0.1"
+bash "$here/certs.sh" "$work" "DNS:registry.test,DNS:denied.test,DNS:registry-auth.test,DNS:api.anthropic.com,IP:127.0.0.1"
 cp "$work/ca.pem" "$ws/test-ca.pem"
 registry_port=$(free_port)
 mkdir -p "$work/registry"
@@ -51,6 +52,18 @@ for _ in $(seq 50); do
 done
 expect "the registry and the upstreams answer" "ready 200" \
     "$(cat "$work/upstream.out") $(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/ca.pem" "https://127.0.0.1:$registry_port/v2/")"
+# A second registry, behind a password, on port 443 of another loopback address: the proxy
+# injects credentials on 443 only. Its password is an `airlock secret`, never inside.
+registry_password="pw-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+python3 -c 'import crypt,sys; print("e2e:" + crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))' \
+    "$registry_password" > "$work/htpasswd" 2>/dev/null
+if [ ${#low_ports[@]} -gt 0 ]; then
+    mkdir -p "$work/registry-auth"
+    printf 'version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.2:443\n  tls:\n    certificate: %s\n    key: %s\nauth:\n  htpasswd:\n    realm: e2e\n    path: %s\n' \
+        "$work/registry-auth/storage" "$work/server.pem" "$work/server.key" "$work/htpasswd" > "$work/registry-auth/config.yml"
+    docker-registry serve "$work/registry-auth/config.yml" > "$work/registry-auth.log" 2>&1 &
+    pids+=($!)
+fi
 touch "$work/dns.log"
 # Names resolve on the host through the counting DNS server (every name is 127.0.0.1 there).
 export AIRLOCK_DNS_SERVER="127.0.0.1:$dns_port"
@@ -66,6 +79,11 @@ registry="registry.test:$registry_port"
 cat /etc/ssl/certs/ca-certificates.crt "$work/ca.pem" > "$work/bundle.pem"
 SSL_CERT_FILE="$work/bundle.pem" skopeo --insecure-policy copy -q "oci:$work/layout:py" \
     "docker://127.0.0.1:$registry_port/e2e/py:1" >/dev/null 2>"$work/push.err" || tail -n 3 "$work/push.err"
+if [ ${#low_ports[@]} -gt 0 ]; then
+    for _ in $(seq 50); do curl -s --cacert "$work/ca.pem" https://127.0.0.2/v2/ >/dev/null && break; sleep 0.1; done
+    SSL_CERT_FILE="$work/bundle.pem" skopeo --insecure-policy copy -q --dest-creds "e2e:$registry_password" \
+        "oci:$work/layout:py" "docker://127.0.0.2/e2e/py:1" >/dev/null 2>>"$work/push.err" || tail -n 3 "$work/push.err"
+fi
 expect "the test image is in the registry" "200" \
     "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/ca.pem" -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
         "https://127.0.0.1:$registry_port/v2/e2e/py/manifests/1")"
@@ -73,8 +91,11 @@ expect "the test image is in the registry" "200" \
 echo "== airlock run --docker"
 real_key="sk-ant-e2e-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 started=$(date +%s%N)
+printf '%s' "$registry_password" | a secret set registry-auth --host registry-auth.test --header Authorization \
+    --env REGISTRY_PASSWORD >/dev/null
 ANTHROPIC_API_KEY="$real_key" a run -d --name "$name" --docker shell "$ws" --allow-host registry.test \
     --allow-cidr 127.0.0.1/32 --add-host api.anthropic.com:127.0.0.1 \
+    --add-host registry-auth.test:127.0.0.2 --allow-cidr 127.0.0.2/32 \
     >/dev/null 2>"$work/run.err" || { fail "run --docker" "$(tail -n 5 "$work/run.err")"; exit 1; }
 expect "docker info answers inside as soon as run -d returns" "20.10" \
     "$(sh_in 'docker info --format "{{.ServerVersion}}"' 2>&1 | cut -c1-5)"
@@ -106,6 +127,21 @@ expect "  and nothing reached it" "$before" "$(grep -c 'denied.test' "$work/regi
 save_network_log "$name" "$work/net.jsonl"
 expect "  the network log shows it denied" "True" \
     "$(net 'any(x["host"] == "denied.test" and x["decision"] == "deny" for x in e)')"
+
+if [ ${#low_ports[@]} -gt 0 ]; then
+    auth=$(sh_in 'echo "$REGISTRY_PASSWORD" | docker login -u e2e --password-stdin registry-auth.test 2>&1 | tail -n 1
+        docker pull -q registry-auth.test/e2e/py:1 >/dev/null 2>&1 && echo pulled
+        python3 -c "import base64, json, os
+auth = json.load(open(os.path.expanduser(\"~/.docker/config.json\")))[\"auths\"][\"registry-auth.test\"][\"auth\"]
+print(\"sentinel-kept\" if base64.b64decode(auth).decode() == \"e2e:\" + os.environ[\"REGISTRY_PASSWORD\"] else \"other\")"')
+    expect "a registry's password from airlock secret: docker login and pull, the sentinel in its place inside" \
+        "Login Succeeded pulled sentinel-kept" "$(xargs <<<"$auth")"
+    expect "  the real password is nowhere in the sandbox" "0" "$(find_in_sandbox "$name" "$registry_password" /home /root /etc /run /tmp)"
+    expect_match "  companion: the registry saw a login as e2e" 'user\.name="?e2e' "$(cat "$work/registry-auth.log")"
+else
+    fail "a registry's password from airlock secret" "needs ip_unprivileged_port_start <= 443 (scripts/test.sh sets it)"
+fi
+a secret rm registry-auth >/dev/null 2>&1
 
 echo "== docker run, -p, -v, -e, -d, exec, logs"
 image="$registry/e2e/py:1"
