@@ -247,10 +247,28 @@ public struct DockerEngine: Sendable {
     static func lastError(inLog path: String) -> String {
         let lines = (Files.readRegularFile(path, limit: 1 << 20) ?? "").split(separator: "\n").map(String.init)
         let line = lines.last { $0.contains("level=fatal") || $0.contains("level=error") } ?? lines.last ?? "no output"
+        var said = line
         if let range = line.range(of: "msg=\"") {
-            return shown(String(line[range.upperBound...]).replacingOccurrences(of: "\"", with: ""))
+            said = String(line[range.upperBound...]).replacingOccurrences(of: "\"", with: "")
         }
-        return shown(line)
+        return shown(said) + hint(for: said)
+    }
+
+    /// What to do about the failures a host can cause.
+    static func hint(for error: String) -> String {
+        let lower = error.lowercased()
+        if lower.contains("overlay") || lower.contains("driver not supported") {
+            return
+                "; fix: the engine needs overlayfs in a user namespace (Linux 5.11 or later) on the disk of AIRLOCK_HOME"
+        }
+        if lower.contains("iptables") || lower.contains("nf_tables") || lower.contains("bridge") {
+            return
+                "; fix: the engine's networks need the kernel's bridge and nf_tables modules (sudo modprobe bridge nf_tables)"
+        }
+        if lower.contains("operation not permitted") || lower.contains("user namespace") {
+            return "; fix: check that unprivileged user namespaces are allowed and deep enough (airlock doctor)"
+        }
+        return ""
     }
 
     /// Writes what the engine's start needs: its bundle, its settings and its directories.

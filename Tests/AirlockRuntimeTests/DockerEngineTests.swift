@@ -110,6 +110,22 @@ import Testing
         #expect(DockerEngineTests.checkRefused(runtime: "runsc"))
     }
 
+    @Test func anEngineThatFailsSaysWhyInOneLineWithAFix() throws {
+        let log = NSTemporaryDirectory() + "airlock-dockerd-\(UUID().uuidString).log"
+        defer { unlink(log) }
+        try """
+        time="2026-11-30T22:50:50Z" level=info msg="Starting up"
+        time="2026-11-30T22:50:51Z" level=error msg="failed to mount overlay: operation not permitted" storage-driver=overlay2
+        time="2026-11-30T22:50:51Z" level=fatal msg="Error starting daemon: error initializing graphdriver: driver not supported"
+        failed to start daemon
+        """.write(toFile: log, atomically: true, encoding: .utf8)
+        let said = DockerEngine.lastError(inLog: log)
+        #expect(said.hasPrefix("Error starting daemon: error initializing graphdriver: driver not supported"))
+        #expect(said.contains("fix: the engine needs overlayfs in a user namespace"))
+        #expect(!said.contains("\n"))
+        #expect(DockerEngine.hint(for: "something else") == "")
+    }
+
     static func checkRefused(runtime: String) -> Bool {
         (try? DockerEngine.checkRequest(runtime: runtime)) == nil
     }

@@ -95,7 +95,7 @@ printf '%s' "$registry_password" | a secret set registry-auth --host registry-au
     --env REGISTRY_PASSWORD >/dev/null
 ANTHROPIC_API_KEY="$real_key" a run -d --name "$name" --docker shell "$ws" --allow-host registry.test \
     --allow-cidr 127.0.0.1/32 --add-host api.anthropic.com:127.0.0.1 \
-    --add-host registry-auth.test:127.0.0.2 --allow-cidr 127.0.0.2/32 \
+    --add-host registry-auth.test:127.0.0.2 --allow-cidr 127.0.0.2/32 --allow-host registry-auth.test \
     >/dev/null 2>"$work/run.err" || { fail "run --docker" "$(tail -n 5 "$work/run.err")"; exit 1; }
 expect "docker info answers inside as soon as run -d returns" "20.10" \
     "$(sh_in 'docker info --format "{{.ServerVersion}}"' 2>&1 | cut -c1-5)"
@@ -151,6 +151,17 @@ sh_in "docker run -d --name web -p 8080:8000 $image python3 -m http.server 8000 
 expect "a published port answers at the sandbox's localhost" "200" \
     "$(sh_in 'for i in $(seq 50); do c=$(curl -s --noproxy "*" -o /dev/null -w "%{http_code}" http://localhost:8080/) && [ "$c" = 200 ] && break; sleep 0.2; done; echo $c')"
 expect "docker exec" "inside-web" "$(sh_in 'docker exec web sh -c "echo inside-web"')"
+# The limits: the inner container's server is in the sandbox's own memory and pids groups.
+init_pid=$(a inspect "$name" | python3 -c 'import json,sys; print(json.load(sys.stdin)["initPID"])')
+web_pid=$(pgrep -u "$(id -u)" -f 'http\.server 8000' | head -n 1)
+in_group() { # CONTROLLER: whether the web server's group is the init's or below it
+    local mine theirs
+    theirs=$(grep -E "^[0-9]+:([^:]*,)?$1(,[^:]*)?:" "/proc/$init_pid/cgroup" | cut -d: -f3)
+    mine=$(grep -E "^[0-9]+:([^:]*,)?$1(,[^:]*)?:" "/proc/$web_pid/cgroup" | cut -d: -f3)
+    [ -n "$theirs" ] && [ "$theirs" != / ] && [[ "$mine" == "$theirs" || "$mine" == "$theirs"/* ]] && echo in
+}
+expect "an inner container counts against the sandbox's limits (its memory and pids groups)" "in in" \
+    "$(in_group memory) $(in_group pids)"
 expect_match "docker logs shows the request" 'GET / HTTP' "$(sh_in 'docker logs web 2>&1')"
 expect "containers on a user network reach each other by name" "200" \
     "$(sh_in "docker network create e2e-net >/dev/null && docker run -d --name named --network e2e-net $image python3 -m http.server 8000 >/dev/null && sleep 1 && docker run --rm --network e2e-net $image python3 -c \"import urllib.request,time
@@ -212,9 +223,10 @@ expect_match "an allowed name resolves inside to a synthetic address" "^198\.1[8
     "$(sh_in "docker run --rm $image getent hosts registry.test" | awk '{print $1}')"
 if [ ${#low_ports[@]} -gt 0 ]; then
     # HTTPS from an inner container is captured; the proxy injects the key, as for the agent.
-    seen=$(sh_in "docker run --rm -v /usr/local/share/ca-certificates/airlock.crt:/ca.crt:ro $image python3 -c \"
-import json, ssl, urllib.request
-request = urllib.request.Request('https://api.anthropic.com/v1/messages', data=b'{}', headers={'x-api-key': 'placeholder'})
+    # The container has the sentinel the agent has (-e passes it on), never the key.
+    seen=$(sh_in "docker run --rm -e ANTHROPIC_API_KEY -v /usr/local/share/ca-certificates/airlock.crt:/ca.crt:ro $image python3 -c \"
+import json, os, ssl, urllib.request
+request = urllib.request.Request('https://api.anthropic.com/v1/messages', data=b'{}', headers={'x-api-key': os.environ['ANTHROPIC_API_KEY']})
 body = urllib.request.urlopen(request, context=ssl.create_default_context(cafile='/ca.crt'), timeout=10).read()
 print(json.loads(body)['headers'].get('x-api-key'))\"" 2>&1 | tail -n 1)
     expect "an inner container's HTTPS is captured and gets the real key injected" "$real_key" "$seen"
