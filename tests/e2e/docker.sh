@@ -18,7 +18,7 @@ name=docker-e2e
 pids=()
 cleanup() {
     a rm -f "$name" >/dev/null 2>&1
-    a rm -f docker-kill >/dev/null 2>&1
+    a rm -f docker-agent >/dev/null 2>&1
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
     a secret rm registry-auth >/dev/null 2>&1
     rm -rf "$work" "$ws" "$HOME/e2e-docker-secret"
@@ -26,10 +26,18 @@ cleanup() {
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 sh_in() { a exec "$name" -- bash -c "$1"; }
+# mine REGEX: processes of this user and of its subordinate ids (the sandbox's root, the engine's
+# and its containers' users run as those), whose command line matches.
+sub_start=$(awk -F: -v u="$(id -un)" -v i="$(id -u)" '$1 == u || $1 == i {print $2; exit}' /etc/subuid)
+sub_count=$(awk -F: -v u="$(id -un)" -v i="$(id -u)" '$1 == u || $1 == i {print $3; exit}' /etc/subuid)
+mine() {
+    ps -eo uid=,pid=,args= | awk -v me="$(id -u)" -v s="$sub_start" -v c="$sub_count" -v self="$$" \
+        '($1 == me || ($1 >= s && $1 < s + c)) && $2 != self' | grep -E "$1" | grep -v -E ' (ps|awk|grep) '
+}
 rm -rf "$ws" && mkdir -p "$ws"
 
 echo "== a registry and test upstreams on loopback, and an image this suite builds"
-bash "$here/certs.sh" "$work" "DNS:registry.test,DNS:denied.test,DNS:registry-auth.test,DNS:api.anthropic.com,IP:127.0.0.1"
+bash "$here/certs.sh" "$work" "DNS:registry.test,DNS:denied.test,DNS:registry-auth.test,DNS:api.anthropic.com,IP:127.0.0.1,IP:127.0.0.2"
 cp "$work/ca.pem" "$ws/test-ca.pem"
 registry_port=$(free_port)
 mkdir -p "$work/registry"
@@ -89,6 +97,8 @@ expect "the test image is in the registry" "200" \
         "https://127.0.0.1:$registry_port/v2/e2e/py/manifests/1")"
 
 echo "== airlock run --docker"
+# The lifecycle checks look at every process of this user's subordinate ids.
+expect "no other Docker engine of this user runs (the checks below would count it)" "" "$(mine '[d]ockerd')"
 real_key="sk-ant-e2e-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 started=$(date +%s%N)
 printf '%s' "$registry_password" | a secret set registry-auth --host registry-auth.test --header Authorization \
@@ -111,6 +121,14 @@ check_error "--docker with gVisor is refused in one line" "--docker needs the ru
 expect "--mount-docker-socket is --docker, with a note" "note: --mount-docker-socket gives the sandbox a Docker engine of its own" \
     "$(a create --name docker-note --mount-docker-socket shell "$ws" 2>&1 >/dev/null | grep -o 'note: --mount-docker-socket gives the sandbox a Docker engine of its own')"
 a rm -f docker-note >/dev/null 2>&1
+# An agent definition can ask for the engine (its template's image, with Docker, is the one above).
+mkdir -p "$work/config/airlock/agents"
+printf 'name: docked\ndescription: a shell that wants Docker\ntemplate: shell\ncommand: [bash]\ndocker: true\n' \
+    > "$work/config/airlock/agents/docked.yaml"
+XDG_CONFIG_HOME="$work/config" a create --name docker-agent docked "$ws" >/dev/null 2>&1
+expect "an agent definition with docker: true gets the engine" "True" \
+    "$(a inspect docker-agent 2>/dev/null | python3 -c 'import json,sys; print("docker" in json.load(sys.stdin))')"
+a rm -f docker-agent >/dev/null 2>&1
 
 echo "== pulls go through the proxy, under the policy"
 sh_in "sudo mkdir -p /etc/docker/certs.d/$registry && sudo cp test-ca.pem /etc/docker/certs.d/$registry/ca.crt"
@@ -153,7 +171,12 @@ expect "a published port answers at the sandbox's localhost" "200" \
 expect "docker exec" "inside-web" "$(sh_in 'docker exec web sh -c "echo inside-web"')"
 # The limits: the inner container's server is in the sandbox's own memory and pids groups.
 init_pid=$(a inspect "$name" | python3 -c 'import json,sys; print(json.load(sys.stdin)["initPID"])')
-web_pid=$(pgrep -u "$(id -u)" -f 'http\.server 8000' | head -n 1)
+# The web server as an inner container's process: four pid namespaces deep (the host's, the
+# sandbox's, the engine's, its container's).
+web_pid=""
+for pid in $(mine 'http\.server 8000' | awk '{print $2}'); do
+    [ "$(awk '/^NSpid:/ {print NF - 1}' "/proc/$pid/status" 2>/dev/null)" = 4 ] && web_pid=$pid && break
+done
 in_group() { # CONTROLLER: whether the web server's group is the init's or below it
     local mine theirs
     theirs=$(grep -E "^[0-9]+:([^:]*,)?$1(,[^:]*)?:" "/proc/$init_pid/cgroup" | cut -d: -f3)
@@ -268,9 +291,11 @@ expect "companion: the same container writes where the engine has the agent's fi
     "$(sh_in 'cat ~/planted')"
 
 echo "== lifecycle: stop, run again, kill -9, rm"
+expect_match "companion: the engine and a container run, as the user's subordinate ids" "dockerd.*http.server|http.server.*dockerd" \
+    "$(mine '[d]ockerd|[h]ttp\.server' | sort -k2 -n | xargs)"
 a stop "$name" >/dev/null 2>&1
 expect "stop leaves no engine or container process" "" \
-    "$(pgrep -u "$(id -u)" -af 'dockerd|containerd|http\.server' | grep -v pgrep)"
+    "$(mine '[d]ockerd|[c]ontainerd|[h]ttp\.server')"
 a run -d --name "$name" shell "$ws" >/dev/null 2>&1
 expect "run again brings the engine back with its images, its containers stopped" "yes Exited" \
     "$(sh_in "docker image inspect $image >/dev/null 2>&1 && echo yes; docker ps -a --filter name=^web\$ --format '{{.Status}}' | cut -d' ' -f1" | xargs)"
@@ -280,13 +305,13 @@ supervisor=$(a inspect "$name" | python3 -c 'import json,sys; print(json.load(sy
 kill -KILL "$supervisor"
 sleep 2
 expect "kill -9 of the supervisor leaves no engine or container process" "" \
-    "$(pgrep -u "$(id -u)" -af 'dockerd|containerd|http\.server' | grep -v pgrep)"
+    "$(mine '[d]ockerd|[c]ontainerd|[h]ttp\.server')"
 expect "  and no mount of the sandbox's" "" "$(grep -l "$name" /proc/[0-9]*/mountinfo 2>/dev/null)"
 a run -d --name "$name" shell "$ws" >/dev/null 2>&1
 expect "it starts again after the kill" "yes" "$(sh_in "docker image inspect $image >/dev/null 2>&1 && echo yes")"
 dir=$(a inspect "$name" | python3 -c 'import json,sys; print(json.load(sys.stdin)["stateDirectory"])')
 a rm -f "$name" >/dev/null 2>&1
 expect "rm leaves no process, no mount and no file" "  no-dir" \
-    "$(pgrep -u "$(id -u)" -af 'dockerd|containerd|http\.server' | grep -v pgrep) $(grep -l "$name" /proc/[0-9]*/mountinfo 2>/dev/null) $([ -e "$dir" ] && echo dir-left || echo no-dir)"
+    "$(mine '[d]ockerd|[c]ontainerd|[h]ttp\.server') $(grep -l "$name" /proc/[0-9]*/mountinfo 2>/dev/null) $([ -e "$dir" ] && echo dir-left || echo no-dir)"
 
 report
