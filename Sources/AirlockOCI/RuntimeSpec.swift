@@ -125,6 +125,10 @@ public struct RuntimeSpec: Codable, Sendable, Equatable {
 
     public struct Linux: Codable, Sendable, Equatable {
         public var namespaces: [Namespace]
+        /// With a `user` namespace: how its ids line up with the runtime's (joined by path, the
+        /// runtime only checks them).
+        public var uidMappings: [IDMapping]?
+        public var gidMappings: [IDMapping]?
         public var resources: Resources?
         public var cgroupsPath: String?
         public var seccomp: Seccomp?
@@ -141,6 +145,18 @@ public struct RuntimeSpec: Codable, Sendable, Equatable {
             self.seccomp = seccomp
             self.maskedPaths = maskedPaths
             self.readonlyPaths = readonlyPaths
+        }
+    }
+
+    public struct IDMapping: Codable, Sendable, Equatable {
+        public var containerID: UInt32
+        public var hostID: UInt32
+        public var size: UInt32
+
+        public init(containerID: UInt32, hostID: UInt32, size: UInt32) {
+            self.containerID = containerID
+            self.hostID = hostID
+            self.size = size
         }
     }
 

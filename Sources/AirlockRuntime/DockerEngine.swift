@@ -12,13 +12,15 @@ import Foundation
 /// beside the agent's, started by the same sandbox init.
 ///
 /// The engine shares the agent's root filesystem (the image with Docker's packages, see
-/// ``Template/dockerPackages``), user namespace and network namespace, so that what it
-/// publishes is at the agent's `localhost` and what its containers send meets the sandbox's
-/// capture, DNS stub and proxy like the agent's own traffic. It gets what the agent never
-/// does: every capability of the sandbox's user namespace (none reaches past it) and a filter
-/// that lets it mount, make namespaces and join them. Its images and containers live in the
-/// sandbox's directory (`docker/`), kept by `stop` and removed by `rm`. The agent reaches it
-/// only through its socket, in a directory both containers bind.
+/// ``Template/dockerPackages``) and network namespace, so that what it publishes is at the
+/// agent's `localhost` and what its containers send meets the sandbox's capture, DNS stub and
+/// proxy like the agent's own traffic. It runs in a user namespace of its own, a child of the
+/// sandbox's with the same ids, which owns that network namespace: its capabilities (all of
+/// them, with a filter that lets it mount and join namespaces) reach the network and its own
+/// mounts, and nothing the sandbox's user namespace owns, such as the agent's mount namespace
+/// with the git guard's binds. Its images and containers live in the sandbox's directory
+/// (`docker/`), kept by `stop` and removed by `rm`. The agent reaches it only through its
+/// socket, in a directory both containers bind.
 public struct DockerEngine: Sendable {
     public let spec: SandboxSpec
 
@@ -73,18 +75,30 @@ public struct DockerEngine: Sendable {
             capabilities: RuntimeSpec.Capabilities(
                 bounding: all, effective: all, inheritable: [], permitted: all, ambient: []),
             rlimits: spec.rlimits, noNewPrivileges: false, oomScoreAdj: SandboxSpec.oomScoreAdjustment)
-        return RuntimeSpec(
+        var runtime = RuntimeSpec(
             process: process,
             root: RuntimeSpec.Root(path: spec.paths.rootfs, readonly: false),
             hostname: spec.record.name,
             mounts: mounts(),
             linux: RuntimeSpec.Linux(
-                namespaces: ["pid", "ipc", "uts", "mount"].map { RuntimeSpec.Namespace(type: $0) }
+                namespaces: [RuntimeSpec.Namespace(type: "user", path: Self.userNamespaceFile(spec.paths))]
+                    + ["pid", "ipc", "uts", "mount"].map { RuntimeSpec.Namespace(type: $0) }
                     + [SandboxSpec.networkNamespace],
                 // /proc/sys stays writable: the runtime sets its containers' network sysctls there.
                 resources: nil, cgroupsPath: nil, seccomp: .engine, maskedPaths: SandboxSpec.maskedPaths,
                 readonlyPaths: SandboxSpec.readonlyPaths.filter { $0 != "/proc/sys" }))
+        // The sandbox's ids, unchanged: files the engine writes have the owners the agent sees.
+        let identity = [RuntimeSpec.IDMapping(containerID: 0, hostID: 0, size: Self.idCount)]
+        runtime.linux.uidMappings = identity
+        runtime.linux.gidMappings = identity
+        return runtime
     }
+
+    /// The ids of the sandbox's user namespace (``SandboxIdentity``: 0 to 65535).
+    static let idCount: UInt32 = 65536
+
+    /// Where the init binds the engine's user namespace for the runtime to join.
+    public static func userNamespaceFile(_ paths: SandboxPaths) -> String { bundle(paths) + "/userns" }
 
     /// The engine's environment: its pulls and builds' downloads go through the proxy.
     var environment: [String] {
@@ -168,11 +182,10 @@ public struct DockerEngine: Sendable {
         return mounts + sharedMounts()
     }
 
-    /// What the engine shares with the agent: the home and the writable `-v` mounts, so that
-    /// `docker run -v ~/data:/data` sees the agent's files. Never the workspace, nor anything
-    /// read-only: whatever the engine holds, a container it runs with `--privileged` can remount
-    /// writable and unmount (they share one user namespace, so nothing is locked), and the
-    /// workspace's guard (read-only hooks and settings, the `.git` filters) would not hold.
+    /// What the engine shares with the agent: the home and its shared state, so that
+    /// `docker run -v ~/data:/data` sees the agent's files. Never the workspace nor a `-v`
+    /// mount: the git guard covers those (its filters and read-only binds), and whatever the
+    /// engine holds, a container it runs with `--privileged` can remount or unmount.
     func sharedMounts() -> [RuntimeSpec.Mount] {
         var mounts = [RuntimeSpec.Mount.bind(spec.paths.home, at: spec.homeDirectory, readOnly: false)]
         if let shared = spec.record.sharedState {
@@ -181,15 +194,7 @@ public struct DockerEngine: Sendable {
                     .bind(shared.directory + "/" + path, at: spec.homeDirectory + "/" + path, readOnly: false))
             }
         }
-        for extra in spec.record.mounts where !extra.readOnly && !Self.holds(spec.record.workspace, extra.source) {
-            mounts.append(.bind(extra.source, at: extra.destination, readOnly: false))
-        }
         return mounts
-    }
-
-    /// Whether `path` is `directory` or inside it, or holds it.
-    static func holds(_ directory: String, _ path: String) -> Bool {
-        path == directory || path.hasPrefix(directory + "/") || directory.hasPrefix(path + "/")
     }
 
     /// What the agent's container gets: the socket's directory.
@@ -220,7 +225,7 @@ public struct DockerEngine: Sendable {
 
     /// What the engine gets beyond the agent, in words (`inspect`, the README).
     public static let grants = [
-        "every capability, inside the sandbox's user namespace only (none reaches the host)",
+        "every capability, in a user namespace of its own (a child of the sandbox's, the same ids): they reach the sandbox's network namespace and the engine's own mounts, never the agent's mounts or the host",
         "mount, umount2, pivot_root and setns (denied to the agent); new namespaces other than user namespaces",
         "keyring calls answer ENOSYS instead of EPERM; the rest of the agent's seccomp filter stays",
         "/proc/sys writable (the sandbox's network settings); a privileged container of its own gets a writable /sys",
@@ -233,8 +238,15 @@ public struct DockerEngine: Sendable {
     static let startTimeout: Double = 60
 
     /// Whether dockerd answers `GET /_ping` on the socket.
+    /// The socket is the engine's; it is reached without following a link it may have made.
     static func answers(socket: String) -> Bool {
-        guard let fd = try? UnixSocket.connect(to: socket) else { return false }
+        let path = open(socket, 0o10_000_000 | O_NOFOLLOW | O_CLOEXEC)  // O_PATH, not exported to Swift
+        guard path >= 0 else { return false }
+        defer { close(path) }
+        var info = stat()
+        guard fstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK,
+            let fd = try? UnixSocket.connect(to: "/proc/self/fd/\(path)")
+        else { return false }
         defer { close(fd) }
         guard UnixSocket.writeLine(fd, "GET /_ping HTTP/1.0\r\nHost: docker\r\n\r") else { return false }
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
@@ -279,6 +291,8 @@ public struct DockerEngine: Sendable {
         // The agent (uid 1000 inside) goes through it to the socket, which is root's and its group's.
         try Files.makeDirectory(Self.socketHostDirectory(paths), mode: 0o755)
         try Files.writeAtomically(paths.etc + "/docker-daemon.json", try daemonConfig)
+        // What the init binds the engine's user namespace over.
+        if !Files.exists(Self.userNamespaceFile(paths)) { try Files.writeAtomically(Self.userNamespaceFile(paths), "") }
         try Files.writeAtomically(Self.bundle(paths) + "/config.json", try JSONText.pretty(runtimeSpec()))
     }
 }
@@ -290,6 +304,76 @@ extension DockerEngine {
         let paths: SandboxPaths
         let name: String
         let driver: RuntimeDriver
+
+        /// Makes the engine's user namespace, a child of the sandbox's with the same ids, and a
+        /// network namespace it owns, and moves this process (the init, still single-threaded)
+        /// there: the agent's container joins it as before. The engine's capabilities then
+        /// reach that network namespace and the engine's own mounts, and nothing the sandbox's
+        /// user namespace owns: not the agent's mount namespace and its guarded mounts, whose
+        /// descriptor the agent could hand to a privileged container. Returns the process that
+        /// holds the namespaces (it ends with the sandbox's pid namespace).
+        func enterOwnNetworkNamespace() throws -> ChildProcess {
+            let holder = try ChildProcess.spawn(
+                ["unshare", "--user", "--net", "--", "sleep", "infinity"], stdin: .null, stdout: .null, stderr: .null)
+            let proc = "/proc/\(holder.pid)"
+            do {
+                let own = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/user")
+                let deadline = Monotonic.now() + 10
+                while (try? FileManager.default.destinationOfSymbolicLink(atPath: proc + "/ns/user")) == own {
+                    guard Monotonic.now() < deadline, holder.poll() == nil else {
+                        throw AirlockError(.failed, "the Docker engine's user namespace was not made")
+                    }
+                    usleep(1000)
+                }
+                for map in ["uid_map", "gid_map"] {
+                    // The same ids, extent by extent: a child's extent must lie in one of its
+                    // parent's, and the sandbox's are split around the agent's id.
+                    guard let own = try? String(contentsOfFile: "/proc/self/" + map, encoding: .utf8),
+                        Self.write(Self.identity(of: own), to: proc + "/" + map)
+                    else {
+                        throw SystemCallError("write the engine's \(map)", errno: errno)
+                    }
+                }
+                let network = open(proc + "/ns/net", O_RDONLY | O_CLOEXEC)
+                guard network >= 0 else { throw SystemCallError("open the engine's network namespace", errno: errno) }
+                defer { close(network) }
+                guard let setns = Self.setns, setns(network, 0x4000_0000) == 0 else {  // CLONE_NEWNET
+                    throw SystemCallError("join the engine's network namespace", errno: errno)
+                }
+                let file = DockerEngine.userNamespaceFile(paths)
+                guard Glibc.mount(proc + "/ns/user", file, nil, UInt(MS_BIND), nil) == 0 else {
+                    throw SystemCallError("bind the engine's user namespace at \(file)", errno: errno)
+                }
+                return holder
+            } catch {
+                holder.signal(SIGKILL)
+                _ = holder.wait()
+                throw AirlockError(.failed, "cannot prepare the Docker engine's namespaces: \(error)")
+            }
+        }
+
+        /// An id map that gives every id of `map` (a `uid_map`'s text) to itself.
+        static func identity(of map: String) -> String {
+            map.split(separator: "\n").compactMap { line -> String? in
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                guard fields.count == 3 else { return nil }
+                return "\(fields[0]) \(fields[0]) \(fields[2])\n"
+            }.joined()
+        }
+
+        /// `setns(2)`, which Swift's Glibc module does not export.
+        private typealias SetNamespace = @convention(c) (Int32, Int32) -> Int32
+        private static let setns: SetNamespace? = {
+            guard let symbol = dlsym(nil, "setns") else { return nil }
+            return unsafeBitCast(symbol, to: SetNamespace.self)
+        }()
+
+        private static func write(_ text: String, to path: String) -> Bool {
+            let fd = open(path, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else { return false }
+            defer { close(fd) }
+            return text.withCString { Glibc.write(fd, $0, strlen($0)) } == text.utf8.count
+        }
 
         /// A writable sysfs of the sandbox's network namespace, mounted here before any container's:
         /// every sysfs mount of one network namespace shares one superblock, whose first mount
@@ -313,8 +397,16 @@ extension DockerEngine {
             let logFile = DockerEngine.log(paths)
             let runtimeLog = paths.directory + "/engine-runtime.log"
             Files.remove(runtimeLog)
-            let socket = DockerEngine.socketHostDirectory(paths) + "/docker.sock"
-            Files.remove(socket)
+            // Root's inside (the agent cannot put anything there), and the last socket unlinked,
+            // never followed nor removed as a tree.
+            let directory = DockerEngine.socketHostDirectory(paths)
+            guard chown(directory, 0, 0) == 0, chmod(directory, 0o755) == 0 else {
+                throw SystemCallError("prepare \(directory)", errno: errno)
+            }
+            let socket = directory + "/docker.sock"
+            if unlink(socket) != 0 && errno != ENOENT {
+                throw SystemCallError("remove the engine's last socket \(socket)", errno: errno)
+            }
             let runtime = try ChildProcess.spawn(
                 driver.runArguments(bundle: DockerEngine.bundle(paths), id: id, pidFile: pidFile, logFile: runtimeLog),
                 stdin: .null, stdout: .file(logFile), stderr: .file(logFile))

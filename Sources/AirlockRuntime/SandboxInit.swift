@@ -48,8 +48,10 @@ public struct SandboxInit {
         protectReadinessDescriptor(Self.listenersFD)
         let containerPID: pid_t
         var enginePID: pid_t?
+        var engineNamespaces: ChildProcess?
         do {
             try mountGitFilters()
+            if docker { engineNamespaces = try engineLauncher.enterOwnNetworkNamespace() }
             try setUpNetwork()
             try mountRootfs()
             if docker { try engineLauncher.mountWritableSysfs() }
@@ -98,7 +100,7 @@ public struct SandboxInit {
                 if let enginePID { kill(enginePID, SIGTERM) }
                 stopDeadline = Monotonic.now() + Self.stopGrace
             }
-            for child in reapChildren() {
+            for child in reapChildren() where child.pid != engineNamespaces?.pid {
                 if child.pid == containerPID { containerStatus = child.status }
                 if child.pid == enginePID { enginePID = nil }
             }

@@ -282,6 +282,7 @@ public struct Sandboxes: Sendable {
             record.trustHostCAs = request.trustHostCAs ? nil : false
             record.ports = request.ports.isEmpty ? nil : request.ports
             record.docker = template.docker == true || wantsDocker ? true : nil
+            if record.docker == true { try DockerEngine.checkRequest(runtime: record.runtime) }
             if request.shareAgentState {
                 record.sharedState = .init(directory: store.sharedAgentState(agent.name), paths: agent.state)
             }

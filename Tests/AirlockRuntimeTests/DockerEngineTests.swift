@@ -62,11 +62,18 @@ import Testing
         // Its own pid and mount namespaces, the sandbox's network namespace.
         #expect(engine.linux.namespaces.contains { $0.type == "network" && $0.path == "/proc/1/ns/net" })
         #expect(engine.linux.namespaces.contains { $0.type == "pid" && $0.path == nil })
-        #expect(!engine.linux.namespaces.contains { $0.type == "user" })
+        // A user namespace of its own, a child of the sandbox's with the same ids: its
+        // capabilities reach none of what the sandbox's user namespace owns (the agent's mounts).
+        #expect(
+            engine.linux.namespaces.contains {
+                $0.type == "user" && $0.path == "/s/sandboxes/shell-app/engine/userns"
+            })
+        #expect(engine.linux.uidMappings == [.init(containerID: 0, hostID: 0, size: 65536)])
+        #expect(engine.linux.gidMappings == engine.linux.uidMappings)
         #expect(engine.root.path == "/s/sandboxes/shell-app/rootfs")
     }
 
-    @Test func theEngineSharesTheHomeButNeverTheGuardedWorkspace() throws {
+    @Test func theEngineSharesTheHomeButNothingTheGuardCovers() throws {
         var spec = spec(docker: true, protected: ["/home/u/app/.git/hooks"])
         spec.record.mounts = [
             .init(source: "/data", destination: "/data", readOnly: false),
@@ -76,9 +83,9 @@ import Testing
         let engine = DockerEngine(spec: spec).runtimeSpec()
         let home = try #require(engine.mounts.first { $0.destination == "/home/agent" })
         #expect(home.source == "/s/sandboxes/shell-app/home" && home.options.contains("rw"))
-        #expect(engine.mounts.contains { $0.destination == "/data" })
-        // A privileged container could remount a read-only bind, or unmount the guard's.
-        for path in ["/home/u/app", "/home/u/app/.git/hooks", "/ref", "/sub"] {
+        // The guard covers the workspace and -v mounts; a privileged container could remount or
+        // unmount whatever the engine holds.
+        for path in ["/home/u/app", "/home/u/app/.git/hooks", "/data", "/ref", "/sub"] {
             #expect(!engine.mounts.contains { $0.destination == path }, "\(path)")
         }
         let data = try #require(engine.mounts.first { $0.destination == "/var/lib/docker" })
@@ -124,6 +131,13 @@ import Testing
         #expect(said.contains("fix: the engine needs overlayfs in a user namespace"))
         #expect(!said.contains("\n"))
         #expect(DockerEngine.hint(for: "something else") == "")
+    }
+
+    @Test func theEnginesIdsAreTheSandboxsExtentByExtent() {
+        let sandbox =
+            "         0     100000       1000\n      1000       1001          1\n"
+            + "      1001     101000      64536\n"
+        #expect(DockerEngine.Launcher.identity(of: sandbox) == "0 0 1000\n1000 1000 1\n1001 1001 64536\n")
     }
 
     static func checkRefused(runtime: String) -> Bool {

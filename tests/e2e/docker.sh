@@ -290,6 +290,16 @@ expect "a privileged container cannot plant a git hook in the workspace" "absent
 expect "companion: the same container writes where the engine has the agent's files (its home)" "evil" \
     "$(sh_in 'cat ~/planted')"
 
+# The agent hands the descriptor of its own mount namespace, where the guard's binds are, to a
+# privileged container: the engine's capabilities are its own user namespace's, not the sandbox's.
+cp "$here/mntns_attack.py" "$ws/"
+joined=$(sh_in "cp mntns_attack.py ~/ && (python3 ~/mntns_attack.py give >/dev/null 2>&1 </dev/null &) && sleep 0.5 &&
+    docker run --rm --privileged --network host -v \$HOME:/h $image python3 /h/mntns_attack.py take $ws/.git" 2>&1)
+expect "companion: a privileged container joins a mount namespace of its own (setns works there)" "own-setns ok" \
+    "$(grep own-setns <<<"$joined")"
+expect "it cannot join the agent's mount namespace, handed to it by the agent" "agent-setns Operation not permitted" \
+    "$(grep agent-setns <<<"$joined")"
+
 echo "== lifecycle: stop, run again, kill -9, rm"
 expect_match "companion: the engine and a container run, as the user's subordinate ids" "dockerd.*http.server|http.server.*dockerd" \
     "$(mine '[d]ockerd|[h]ttp\.server' | sort -k2 -n | xargs)"
