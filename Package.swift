@@ -26,7 +26,7 @@ let package = Package(
         ),
         .target(name: "AirlockSystem", swiftSettings: strict, plugins: ["AirlockVersionPlugin"]),
         .plugin(name: "AirlockVersionPlugin", capability: .buildTool()),
-        .target(name: "AirlockOCI", swiftSettings: strict),
+        .target(name: "AirlockOCI", dependencies: ["AirlockSystem"], swiftSettings: strict),
         .target(name: "AirlockGitGuard", dependencies: ["AirlockSystem"], swiftSettings: strict),
         .target(name: "AirlockPolicy", swiftSettings: strict),
         .target(name: "AirlockWire", dependencies: ["AirlockPolicy"], swiftSettings: strict),

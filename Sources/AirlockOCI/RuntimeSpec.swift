@@ -1,3 +1,5 @@
+import AirlockSystem
+
 /// The OCI runtime specification (config.json), as far as Airlock writes it.
 ///
 /// Field names follow opencontainers/runtime-spec 1.0.2; optional fields are left out of the
@@ -145,18 +147,6 @@ public struct RuntimeSpec: Codable, Sendable, Equatable {
             self.seccomp = seccomp
             self.maskedPaths = maskedPaths
             self.readonlyPaths = readonlyPaths
-        }
-    }
-
-    public struct IDMapping: Codable, Sendable, Equatable {
-        public var containerID: UInt32
-        public var hostID: UInt32
-        public var size: UInt32
-
-        public init(containerID: UInt32, hostID: UInt32, size: UInt32) {
-            self.containerID = containerID
-            self.hostID = hostID
-            self.size = size
         }
     }
 

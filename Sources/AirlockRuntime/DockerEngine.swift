@@ -88,7 +88,7 @@ public struct DockerEngine: Sendable {
                 resources: nil, cgroupsPath: nil, seccomp: .engine, maskedPaths: SandboxSpec.maskedPaths,
                 readonlyPaths: SandboxSpec.readonlyPaths.filter { $0 != "/proc/sys" }))
         // The sandbox's ids, unchanged: files the engine writes have the owners the agent sees.
-        let identity = [RuntimeSpec.IDMapping(containerID: 0, hostID: 0, size: Self.idCount)]
+        let identity = [IDMapping(containerID: 0, hostID: 0, size: Self.idCount)]
         runtime.linux.uidMappings = identity
         runtime.linux.gidMappings = identity
         return runtime

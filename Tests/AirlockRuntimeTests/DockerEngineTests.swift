@@ -2,6 +2,7 @@ import AirlockEgress
 import AirlockImages
 import AirlockOCI
 import AirlockState
+import AirlockSystem
 import Foundation
 import Testing
 
