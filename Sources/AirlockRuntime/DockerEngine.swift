@@ -392,8 +392,6 @@ extension DockerEngine {
         func start() throws -> pid_t {
             let started = Monotonic.now()
             try linkDockerSocket()
-            let id = DockerEngine.containerID(name)
-            let pidFile = paths.runtimeRoot + "/" + id + ".pid"
             let logFile = DockerEngine.log(paths)
             let runtimeLog = paths.directory + "/engine-runtime.log"
             Files.remove(runtimeLog)
@@ -407,19 +405,10 @@ extension DockerEngine {
             if unlink(socket) != 0 && errno != ENOENT {
                 throw SystemCallError("remove the engine's last socket \(socket)", errno: errno)
             }
-            let runtime = try ChildProcess.spawn(
-                driver.runArguments(bundle: DockerEngine.bundle(paths), id: id, pidFile: pidFile, logFile: runtimeLog),
-                stdin: .null, stdout: .file(logFile), stderr: .file(logFile))
-            guard runtime.wait() == 0 else {
-                let output = ChildProcess.Output(status: 1, stdout: "", stderr: (try? Files.read(runtimeLog)) ?? "")
-                throw AirlockError(
-                    .failed, "the Docker engine's container did not start: \(SandboxInit.runtimeError(output))")
-            }
-            guard
-                let pid = (try? Files.read(pidFile)).flatMap({
-                    pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines))
-                })
-            else { throw AirlockError(.failed, "\(driver.binary) started the Docker engine but wrote no pid file") }
+            let pid = try SandboxInit.runContainer(
+                driver: driver, bundle: DockerEngine.bundle(paths), id: DockerEngine.containerID(name),
+                runtimeRoot: paths.runtimeRoot, logFile: runtimeLog, stdout: .file(logFile), stderr: .file(logFile),
+                what: "the Docker engine")
             let deadline = Monotonic.now() + DockerEngine.startTimeout
             while !DockerEngine.answers(socket: socket) {
                 guard kill(pid, 0) == 0 || errno != ESRCH, Monotonic.now() < deadline else {

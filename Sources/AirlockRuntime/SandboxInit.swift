@@ -58,28 +58,16 @@ public struct SandboxInit {
             try prepareRuntimeState()
             let logFile = paths.directory + "/runtime.log"
             Files.remove(logFile)
-            let pidFile = paths.runtimeRoot + "/" + name + ".pid"
-            let runtime = try ChildProcess.spawn(
-                driver.runArguments(bundle: paths.bundle, id: name, pidFile: pidFile, logFile: logFile),
-                stdin: .null, stdout: .null, stderr: driver.logsToFile ? .null : .file(logFile))
             let runtimeStarted = Monotonic.now()
-            let status = runtime.wait()
+            let pid = try Self.runContainer(
+                driver: driver, bundle: paths.bundle, id: name, runtimeRoot: paths.runtimeRoot, logFile: logFile,
+                stdout: .null, stderr: driver.logsToFile ? .null : .file(logFile), what: "the sandbox")
             FileHandle.standardError.write(
                 Data(
                     String(
                         format: "%@ took %.1f ms to start the container\n", driver.binary,
                         (Monotonic.now() - runtimeStarted) * 1000
                     ).utf8))
-            guard status == 0 else {
-                let output = ChildProcess.Output(status: status, stdout: "", stderr: (try? Files.read(logFile)) ?? "")
-                throw AirlockError(
-                    .failed, "\(driver.binary) could not start the sandbox: \(Self.runtimeError(output))")
-            }
-            guard
-                let pid = (try? Files.read(pidFile)).flatMap({
-                    pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines))
-                })
-            else { throw AirlockError(.failed, "\(driver.binary) started the sandbox but wrote no pid file") }
             containerPID = pid
             if docker { enginePID = try engineLauncher.start() }
         } catch {
@@ -180,6 +168,28 @@ public struct SandboxInit {
             }
         }
         try Files.makeDirectory(paths.runtimeRoot, mode: 0o700)
+    }
+
+    /// Runs the container of `bundle` detached, with the runtime's errors in `logFile` (runc's and
+    /// crun's) and the runtime's and container's stdio as given; returns its pid, or fails
+    /// naming `what`.
+    static func runContainer(
+        driver: RuntimeDriver, bundle: String, id: String, runtimeRoot: String, logFile: String,
+        stdout: ChildProcess.Stdio, stderr: ChildProcess.Stdio, what: String
+    ) throws -> pid_t {
+        let pidFile = runtimeRoot + "/" + id + ".pid"
+        let runtime = try ChildProcess.spawn(
+            driver.runArguments(bundle: bundle, id: id, pidFile: pidFile, logFile: logFile),
+            stdin: .null, stdout: stdout, stderr: stderr)
+        let status = runtime.wait()
+        guard status == 0 else {
+            let said = ChildProcess.Output(status: status, stdout: "", stderr: (try? Files.read(logFile)) ?? "")
+            throw AirlockError(.failed, "\(driver.binary) could not start \(what): \(runtimeError(said))")
+        }
+        guard
+            let pid = (try? Files.read(pidFile)).flatMap({ pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        else { throw AirlockError(.failed, "\(driver.binary) started \(what) but wrote no pid file") }
+        return pid
     }
 
     /// The useful part of a runtime's error (runc prints JSON log lines or `msg="..."`).
