@@ -179,13 +179,14 @@ public struct DockerEngine: Sendable {
             mounts.append(Mount.bind(paths.caBundle, at: SandboxSpec.trustBundle, readOnly: true))
             mounts.append(Mount.bind(paths.etc + "/airlock-ca.crt", at: SandboxSpec.trustAnchor, readOnly: true))
         }
+        // Last: the workspace and the -v mounts go over the home they may lie in.
         return mounts + sharedMounts()
+            + Self.shares(record: spec.record, paths: paths).map { .bind($0.staged, at: $0.inside, readOnly: true) }
     }
 
-    /// What the engine shares with the agent: the home and its shared state, so that
-    /// `docker run -v ~/data:/data` sees the agent's files. Never the workspace nor a `-v`
-    /// mount: the git guard covers those (its filters and read-only binds), and whatever the
-    /// engine holds, a container it runs with `--privileged` can remount or unmount.
+    /// What the engine shares with the agent writable: the home and its shared state, so that
+    /// `docker run -v ~/data:/data` sees the agent's files and can write there. They are the
+    /// sandbox's own; the host's directories come read-only (``shares(record:paths:)``).
     func sharedMounts() -> [RuntimeSpec.Mount] {
         var mounts = [RuntimeSpec.Mount.bind(spec.paths.home, at: spec.homeDirectory, readOnly: false)]
         if let shared = spec.record.sharedState {
@@ -200,6 +201,32 @@ public struct DockerEngine: Sendable {
     /// What the agent's container gets: the socket's directory.
     public static func agentMounts(_ paths: SandboxPaths) -> [RuntimeSpec.Mount] {
         [RuntimeSpec.Mount.bind(socketHostDirectory(paths), at: socketDirectory, readOnly: false)]
+    }
+
+    /// A host directory (or file) of the agent's that the engine sees read-only at the agent's
+    /// path: the workspace (the clone, in clone mode) and every `-v` mount.
+    ///
+    /// Read-only because the git guard cannot hold in the engine's view otherwise: an overlay
+    /// file system whose upper directory is the workspace writes to it beneath every mount on
+    /// it (the guard's `.git` filters), and the engine can mount one, itself (a `local` volume)
+    /// or in a privileged container. The init binds each at `staged`, in its own mount
+    /// namespace, read-only; the engine's mount namespace, owned by its own user namespace, gets
+    /// those mounts locked, so no container of it can make them writable or take them apart.
+    public struct Share: Sendable, Equatable {
+        public var source: String
+        public var staged: String
+        public var inside: String
+    }
+
+    public static func shares(record: SandboxRecord, paths: SandboxPaths) -> [Share] {
+        var shared: [(String, String)] = []
+        if record.disposable == nil {
+            shared.append((record.clone == true ? paths.clone : record.workspace, record.workspace))
+        }
+        shared += record.mounts.map { ($0.source, $0.destination) }
+        return shared.enumerated().map { index, pair in
+            Share(source: pair.0, staged: paths.directory + "/engine-shares/\(index)", inside: pair.1)
+        }
     }
 
     public static func dataRoot(_ paths: SandboxPaths) -> String { paths.directory + "/docker" }
@@ -229,7 +256,7 @@ public struct DockerEngine: Sendable {
         "mount, umount2, pivot_root and setns (denied to the agent); new namespaces other than user namespaces",
         "keyring calls answer ENOSYS instead of EPERM; the rest of the agent's seccomp filter stays",
         "/proc/sys writable (the sandbox's network settings); a privileged container of its own gets a writable /sys",
-        "the agent's home and writable -v mounts; never the workspace",
+        "the agent's home, writable; the workspace and -v mounts, read-only and locked so (the git guard cannot hold in a view the engine could write)",
         "through the socket, the agent is root of the sandbox, with or without sudo (as the docker group on a host)",
         "its containers run without cgroups of their own, inside the sandbox's: they count against its limits",
     ]
@@ -293,6 +320,18 @@ public struct DockerEngine: Sendable {
         try Files.writeAtomically(paths.etc + "/docker-daemon.json", try daemonConfig)
         // What the init binds the engine's user namespace over.
         if !Files.exists(Self.userNamespaceFile(paths)) { try Files.writeAtomically(Self.userNamespaceFile(paths), "") }
+        // What the init binds the workspace and the -v mounts over: of their kind, for a bind.
+        // Only ever mounted in the init's mount namespace: here, plain directories and files.
+        let staging = paths.directory + "/engine-shares"
+        if Files.exists(staging) { try FileManager.default.removeItem(atPath: staging) }
+        try Files.makeDirectory(staging, mode: 0o700)
+        for share in Self.shares(record: spec.record, paths: paths) {
+            if Files.isDirectory(share.source) {
+                try Files.makeDirectory(share.staged, mode: 0o700)
+            } else {
+                try Files.writeAtomically(share.staged, "")
+            }
+        }
         try Files.writeAtomically(Self.bundle(paths) + "/config.json", try JSONText.pretty(runtimeSpec()))
     }
 }
@@ -304,6 +343,7 @@ extension DockerEngine {
         let paths: SandboxPaths
         let name: String
         let driver: RuntimeDriver
+        let shares: [Share]
 
         /// Makes the engine's user namespace, a child of the sandbox's with the same ids, and a
         /// network namespace it owns, and moves this process (the init, still single-threaded)
@@ -386,6 +426,51 @@ extension DockerEngine {
                 throw SystemCallError("mount sysfs for the Docker engine", errno: errno)
             }
         }
+
+        /// Binds the workspace and the `-v` mounts at their staging places, in the init's mount
+        /// namespace, read-only, not set-id, not devices and private, with every mount below
+        /// them: copied into the engine's, which its own user namespace owns, they are locked so
+        /// (see ``Share``). Before any container starts.
+        func stageShares() throws {
+            for share in shares where Files.exists(share.source) && Files.exists(share.staged) {
+                guard Glibc.mount(share.source, share.staged, nil, UInt(MS_BIND | MS_REC), nil) == 0 else {
+                    throw SystemCallError("bind \(share.source) for the Docker engine", errno: errno)
+                }
+                var attributes = MountAttributes(
+                    set: MountAttributes.readOnly | MountAttributes.noSetID | MountAttributes.noDevices,
+                    propagation: UInt64(MS_PRIVATE))
+                let size = MemoryLayout<MountAttributes>.size
+                // AT_FDCWD, AT_RECURSIVE
+                guard let setAttributes = Self.mountSetAttributes,
+                    withUnsafeMutableBytes(
+                        of: &attributes, { setAttributes(-100, share.staged, 0x8000, $0.baseAddress, size) })
+                        == 0
+                else {
+                    let saved = errno
+                    _ = umount2(share.staged, Int32(MNT_DETACH))
+                    throw SystemCallError("make \(share.source) read-only for the Docker engine", errno: saved)
+                }
+            }
+        }
+
+        /// `struct mount_attr` of `mount_setattr(2)`.
+        struct MountAttributes {
+            var set: UInt64
+            var clear: UInt64 = 0
+            var propagation: UInt64
+            var userNamespace: UInt64 = 0
+            static let readOnly: UInt64 = 0x1
+            static let noSetID: UInt64 = 0x2
+            static let noDevices: UInt64 = 0x4
+        }
+
+        /// `mount_setattr(2)` (glibc 2.36), which Swift's Glibc module does not export.
+        private typealias MountSetAttributes =
+            @convention(c) (Int32, UnsafePointer<CChar>, UInt32, UnsafeMutableRawPointer?, Int) -> Int32
+        private static let mountSetAttributes: MountSetAttributes? = {
+            guard let symbol = dlsym(nil, "mount_setattr") else { return nil }
+            return unsafeBitCast(symbol, to: MountSetAttributes.self)
+        }()
 
         /// Starts the Docker engine's container and waits until its socket answers; returns the
         /// engine's pid. Its output goes to `docker.log` in the sandbox's directory.

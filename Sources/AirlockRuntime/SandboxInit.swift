@@ -24,6 +24,8 @@ public struct SandboxInit {
     public let publishedPorts: [UInt16]
     /// Whether a Docker engine runs beside the agent (``DockerEngine``).
     public let docker: Bool
+    /// What the engine sees of the host's, read-only (``DockerEngine/Share``).
+    let engineShares: [DockerEngine.Share]
     static let readyFD: Int32 = 3
     /// A Unix socket to the supervisor, which receives the egress listeners on it and then
     /// asks for sockets in the sandbox's network namespace (``NamespaceSockets``).
@@ -38,6 +40,7 @@ public struct SandboxInit {
         self.network = record.networkMode
         self.publishedPorts = (record.ports ?? []).map(\.port)
         self.docker = record.docker == true
+        self.engineShares = docker ? DockerEngine.shares(record: record, paths: paths) : []
     }
 
     /// Runs until the sandbox stops; returns the exit status for the process.
@@ -54,7 +57,10 @@ public struct SandboxInit {
             if docker { engineNamespaces = try engineLauncher.enterOwnNetworkNamespace() }
             try setUpNetwork()
             try mountRootfs()
-            if docker { try engineLauncher.mountWritableSysfs() }
+            if docker {
+                try engineLauncher.mountWritableSysfs()
+                try engineLauncher.stageShares()
+            }
             try prepareRuntimeState()
             let logFile = paths.directory + "/runtime.log"
             Files.remove(logFile)
@@ -100,7 +106,7 @@ public struct SandboxInit {
     }
 
     private var engineLauncher: DockerEngine.Launcher {
-        DockerEngine.Launcher(paths: paths, name: name, driver: driver)
+        DockerEngine.Launcher(paths: paths, name: name, driver: driver, shares: engineShares)
     }
 
     private static func isAlive(_ pid: pid_t?) -> Bool {

@@ -74,21 +74,25 @@ import Testing
         #expect(engine.root.path == "/s/sandboxes/shell-app/rootfs")
     }
 
-    @Test func theEngineSharesTheHomeButNothingTheGuardCovers() throws {
+    @Test func theEngineSharesTheHomeWritableAndTheHostsDirectoriesReadOnly() throws {
         var spec = spec(docker: true, protected: ["/home/u/app/.git/hooks"])
         spec.record.mounts = [
             .init(source: "/data", destination: "/data", readOnly: false),
             .init(source: "/ref", destination: "/ref", readOnly: true),
-            .init(source: "/home/u/app/sub", destination: "/sub", readOnly: false),
         ]
         let engine = DockerEngine(spec: spec).runtimeSpec()
-        let home = try #require(engine.mounts.first { $0.destination == "/home/agent" })
-        #expect(home.source == "/s/sandboxes/shell-app/home" && home.options.contains("rw"))
-        // The guard covers the workspace and -v mounts; a privileged container could remount or
-        // unmount whatever the engine holds.
-        for path in ["/home/u/app", "/home/u/app/.git/hooks", "/data", "/ref", "/sub"] {
-            #expect(!engine.mounts.contains { $0.destination == path }, "\(path)")
+        let home = try #require(engine.mounts.firstIndex { $0.destination == "/home/agent" })
+        #expect(
+            engine.mounts[home].source == "/s/sandboxes/shell-app/home" && engine.mounts[home].options.contains("rw"))
+        // The workspace and -v mounts: what the init staged read-only, after the home they may
+        // lie in; never the host's directories themselves, nor the guard's binds.
+        for (index, path) in ["/home/u/app", "/data", "/ref"].enumerated() {
+            let mount = try #require(engine.mounts.firstIndex { $0.destination == path }, "\(path)")
+            #expect(engine.mounts[mount].source == "/s/sandboxes/shell-app/engine-shares/\(index)")
+            #expect(engine.mounts[mount].options.contains("ro") && mount > home, "\(path)")
         }
+        #expect(!engine.mounts.contains { $0.destination == "/home/u/app/.git/hooks" })
+        #expect(!engine.mounts.contains { ["/home/u/app", "/data", "/ref"].contains($0.source) })
         let data = try #require(engine.mounts.first { $0.destination == "/var/lib/docker" })
         #expect(data.source == "/s/sandboxes/shell-app/docker")
         #expect(!engine.mounts.contains { $0.source.hasPrefix("/var/run/docker") || $0.source == "/run/docker.sock" })
@@ -139,6 +143,18 @@ import Testing
             "         0     100000       1000\n      1000       1001          1\n"
             + "      1001     101000      64536\n"
         #expect(DockerEngine.Launcher.identity(of: sandbox) == "0 0 1000\n1000 1000 1\n1001 1001 64536\n")
+    }
+
+    @Test func theWorkspaceSharedIsTheCloneInCloneModeAndNoneForADisposableSandbox() {
+        var clone = spec(docker: true).record
+        clone.clone = true
+        let paths = StateStore(root: "/s").sandbox("shell-app")
+        #expect(DockerEngine.shares(record: clone, paths: paths).map(\.source) == [paths.clone])
+        #expect(DockerEngine.shares(record: clone, paths: paths).map(\.inside) == ["/home/u/app"])
+        var disposable = spec(docker: true).record
+        disposable.disposable = .init(owner: .init(pid: 1, startTime: 1), diskBytes: 1 << 20)
+        disposable.mounts = [.init(source: "/data", destination: "/data", readOnly: false)]
+        #expect(DockerEngine.shares(record: disposable, paths: paths).map(\.inside) == ["/data"])
     }
 
     static func checkRefused(runtime: String) -> Bool {

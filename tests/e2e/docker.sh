@@ -165,6 +165,10 @@ echo "== docker run, -p, -v, -e, -d, exec, logs"
 image="$registry/e2e/py:1"
 expect "docker run --rm with -e and -v of a directory of the agent's home" "hello-env from-home" \
     "$(sh_in "mkdir -p ~/data && echo from-home > ~/data/note.txt && docker run --rm -e GREETING=hello-env -v ~/data:/src $image sh -c 'echo \$GREETING \$(cat /src/note.txt)'")"
+echo from-workspace > "$ws/marker.txt"
+expect "docker run -v \$PWD reads the workspace, and cannot write it (read-only to the engine)" \
+    "from-workspace Read-only file system" \
+    "$(sh_in "docker run --rm -v \$PWD:/w $image sh -c 'cat /w/marker.txt; (: > /w/written.txt) 2>&1 | grep -o \"Read-only file system\"'" | xargs)"
 sh_in "docker run -d --name web -p 8080:8000 $image python3 -m http.server 8000 >/dev/null"
 expect "a published port answers at the sandbox's localhost" "200" \
     "$(sh_in 'for i in $(seq 50); do c=$(curl -s --noproxy "*" -o /dev/null -w "%{http_code}" http://localhost:8080/) && [ "$c" = 200 ] && break; sleep 0.2; done; echo $c')"
@@ -282,13 +286,28 @@ expect "no cgroup file could be written, no cgroup tree mounted" "cgroups-tried"
 expect "loading a kernel module is refused" "init_module -1 Operation not permitted" "$(sed -n 8p <<<"$probe")"
 expect "companion: it reads the agent's home through /, and the secret is there on the host" \
     "from-home 1" "$(sh_in "docker run --rm -v /:/host $image cat /host\$HOME/data/note.txt") $(grep -c host-secret "$secret")"
-# The workspace's guard: hooks are read-only to the agent, and the engine never has the workspace.
+# The workspace's guard: hooks are read-only to the agent, and the engine has the workspace read-only.
 git init -q "$ws" && mkdir -p "$ws/.git/hooks"
 sh_in "docker run --rm --privileged -e AGENT_HOME=\$HOME -v /:/host $image sh -c 'mkdir -p /host$ws/.git/hooks; echo evil > /host$ws/.git/hooks/post-checkout; echo evil > /host\$AGENT_HOME/planted'" >/dev/null 2>&1
 expect "a privileged container cannot plant a git hook in the workspace" "absent" \
     "$([ -e "$ws/.git/hooks/post-checkout" ] && echo planted || echo absent)"
 expect "companion: the same container writes where the engine has the agent's files (its home)" "evil" \
     "$(sh_in 'cat ~/planted')"
+# The workspace through -v, attacked: remounted writable, or written beneath the guard's filter
+# by an overlay whose upper directory is its .git (the agent makes the work directory beside it).
+# The companion runs the same on a writable directory of the home, on the same disk: the probes
+# work where the engine may write.
+cp "$here/mount_attack.py" "$ws/"
+overlay=$(sh_in "mkdir -p .ovl-work ~/writable && cp mount_attack.py ~/ &&
+    docker run --rm --privileged -v \$PWD:/w -v \$HOME/writable:/x -v \$HOME/mount_attack.py:/a.py:ro $image sh -c '
+    python3 /a.py remount /w; python3 /a.py overlay /w; python3 /a.py remount /x; python3 /a.py overlay /x'" 2>&1)
+expect "a privileged container cannot remount the workspace writable" "remount Operation not permitted" \
+    "$(sed -n 1p <<<"$overlay")"
+expect "  nor write its .git through an overlay beneath the guard" "overlay mount Invalid argument" \
+    "$(sed -n 2p <<<"$overlay")"
+expect "  and no hook is on the host" "absent" "$([ -e "$ws/.git/hooks/post-checkout" ] && echo planted || echo absent)"
+expect "companion: on a writable directory of the home, both work" "remount ok overlay wrote planted" \
+    "$(sed -n 3,4p <<<"$overlay" | xargs) $(sh_in 'grep -o planted ~/writable/.git/hooks/post-checkout')"
 
 # The agent hands the descriptor of its own mount namespace, where the guard's binds are, to a
 # privileged container: the engine's capabilities are its own user namespace's, not the sandbox's.
