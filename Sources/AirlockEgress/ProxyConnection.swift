@@ -624,7 +624,9 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
         let speaksHTTP = !connected && (entry != .captureTLS)
         if speaksHTTP {
             let body = "Blocked by airlock network policy: \(Authority(host: host, port: port))\nReason: \(reason)\n"
-            respond(context: context, status: "403 Forbidden", body: body)
+            // The reason in the status line too: clients such as Docker's show only that.
+            let phrase = reason.filter { $0 != "\r" && $0 != "\n" }.prefix(300)
+            respond(context: context, status: "403 Forbidden by Airlock policy: \(phrase)", body: body)
         } else {
             finishCurrent()
             upstream?.close(promise: nil)

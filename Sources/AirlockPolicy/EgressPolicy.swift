@@ -122,6 +122,9 @@ public struct EgressPolicy: Sendable, Equatable {
         "github.com", "api.github.com", "codeload.github.com", "objects.githubusercontent.com",
         "raw.githubusercontent.com", "release-assets.githubusercontent.com", "ghcr.io",
         "pkg-containers.githubusercontent.com",
+        // Container registries: Docker Hub (its API, tokens and blobs) and Quay, for `--docker`
+        "registry-1.docker.io", "auth.docker.io", "index.docker.io", "production.cloudflare.docker.com", "quay.io",
+        "*.quay.io",
         // Model APIs of the agents
         "api.anthropic.com", "statsig.anthropic.com", "api.openai.com", "generativelanguage.googleapis.com",
         "api.groq.com", "api.mistral.ai", "api.x.ai", "openrouter.ai",

@@ -68,7 +68,8 @@ public struct DockerEngine: Sendable {
             // tini reaps the shims that dockerd's containerd leaves to pid 1.
             args: [
                 "/usr/bin/tini", "-s", "-g", "--", "/usr/sbin/dockerd", "--config-file", Self.daemonConfigInside,
-                "--host", "unix://" + Self.socket, "--group", "\(SandboxIdentityIDs.agent)",
+                "--host", "unix://" + Self.socket, "--host", "unix:///run/docker.sock", "--group",
+                "\(SandboxIdentityIDs.agent)",
             ],
             env: environment,
             cwd: "/",
@@ -198,10 +199,29 @@ public struct DockerEngine: Sendable {
         return mounts
     }
 
-    /// What the agent's container gets: the socket's directory.
+    /// What the agent's container gets: the socket's directory, and `docker compose`.
     public static func agentMounts(_ paths: SandboxPaths) -> [RuntimeSpec.Mount] {
-        [RuntimeSpec.Mount.bind(socketHostDirectory(paths), at: socketDirectory, readOnly: false)]
+        [
+            RuntimeSpec.Mount.bind(socketHostDirectory(paths), at: socketDirectory, readOnly: false),
+            RuntimeSpec.Mount.bind(composePluginFile(paths), at: composePluginInside, readOnly: true),
+        ]
     }
+
+    /// `docker compose`, the command today's documentation and agents type, as a CLI plugin
+    /// that runs Debian 12's `docker-compose` (1.29; its Compose v2 is not packaged there).
+    static let composePlugin = """
+        #!/bin/sh
+        # Airlock: `docker compose` runs Debian's docker-compose.
+        if [ "$1" = docker-cli-plugin-metadata ]; then
+            echo '{"SchemaVersion":"0.1.0","Vendor":"Airlock","Version":"1.29","ShortDescription":"Docker Compose (docker-compose 1.29)"}'
+            exit 0
+        fi
+        shift
+        exec docker-compose "$@"
+
+        """
+    static let composePluginInside = "/usr/local/lib/docker/cli-plugins/docker-compose"
+    static func composePluginFile(_ paths: SandboxPaths) -> String { paths.etc + "/docker-compose-plugin" }
 
     /// A host directory (or file) of the agent's that the engine sees read-only at the agent's
     /// path: the workspace (the clone, in clone mode) and every `-v` mount.
@@ -318,6 +338,7 @@ public struct DockerEngine: Sendable {
         // The agent (uid 1000 inside) goes through it to the socket, which is root's and its group's.
         try Files.makeDirectory(Self.socketHostDirectory(paths), mode: 0o755)
         try Files.writeAtomically(paths.etc + "/docker-daemon.json", try daemonConfig)
+        try Files.writeAtomically(Self.composePluginFile(paths), Self.composePlugin, mode: 0o755)
         // What the init binds the engine's user namespace over.
         if !Files.exists(Self.userNamespaceFile(paths)) { try Files.writeAtomically(Self.userNamespaceFile(paths), "") }
         // What the init binds the workspace and the -v mounts over: of their kind, for a bind.

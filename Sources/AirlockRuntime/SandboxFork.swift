@@ -24,7 +24,7 @@ public struct SandboxFork {
 
     public struct Result: Sendable {
         public let record: SandboxRecord
-        /// Bytes of the first sandbox's layer and home that were copied.
+        /// Bytes of the first sandbox's layer, home and Docker storage that were copied.
         public let bytes: Int64
         public let seconds: Double
     }
@@ -78,6 +78,13 @@ public struct SandboxFork {
                 ["cp", "-a", "--reflink=auto", "--", source.upper, target.upper], what: "copying the layer of \(name)")
             try namespace.run(
                 ["cp", "-a", "--reflink=auto", "--", source.home, target.home], what: "copying the home of \(name)")
+            // The Docker engine's images, layers and containers (overlay whiteouts and
+            // user.overlay xattrs, which cp -a keeps).
+            if Files.exists(DockerEngine.dataRoot(source)) {
+                try namespace.run(
+                    ["cp", "-a", "--reflink=auto", "--", DockerEngine.dataRoot(source), DockerEngine.dataRoot(target)],
+                    what: "copying the Docker engine's storage of \(name)")
+            }
             for (file, copy) in [(source.policy, target.policy), (source.credentials, target.credentials)]
             where Files.exists(file) {
                 try FileManager.default.copyItem(atPath: file, toPath: copy)
@@ -93,7 +100,10 @@ public struct SandboxFork {
             throw error
         }
         let bytes =
-            (try? namespace.run(["du", "-s", "-B1", "--", target.upper, target.home], what: "measuring"))
+            (try? namespace.run(
+                ["du", "-s", "-B1", "--", target.upper, target.home]
+                    + (Files.exists(DockerEngine.dataRoot(target)) ? [DockerEngine.dataRoot(target)] : []),
+                what: "measuring"))
             .map { output in
                 output.stdout.split(separator: "\n").compactMap {
                     $0.split(separator: "\t").first.flatMap { Int64($0) }

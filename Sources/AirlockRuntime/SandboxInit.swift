@@ -30,7 +30,9 @@ public struct SandboxInit {
     /// A Unix socket to the supervisor, which receives the egress listeners on it and then
     /// asks for sockets in the sandbox's network namespace (``NamespaceSockets``).
     static let listenersFD: Int32 = 4
-    static let stopGrace: Double = 10
+    /// How long a stop waits for the sandbox's processes to end: with a Docker engine, long
+    /// enough for it to give its containers their own grace (10 s, as `docker stop`).
+    static func stopGrace(docker: Bool) -> Double { docker ? 16 : 10 }
 
     public init(paths: SandboxPaths, name: String, imageRootfs: String, driver: RuntimeDriver, record: SandboxRecord) {
         self.paths = paths
@@ -92,7 +94,7 @@ public struct SandboxInit {
                 // The engine stops its containers; whatever is left when this process ends goes
                 // with its pid namespace.
                 if let enginePID { kill(enginePID, SIGTERM) }
-                stopDeadline = Monotonic.now() + Self.stopGrace
+                stopDeadline = Monotonic.now() + Self.stopGrace(docker: docker)
             }
             for child in reapChildren() where child.pid != engineNamespaces?.pid {
                 if child.pid == containerPID { containerStatus = child.status }

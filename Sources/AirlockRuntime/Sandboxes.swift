@@ -139,6 +139,13 @@ public struct Sandboxes: Sendable {
                     log("published \(active.hostEndpoint) -> \(spec.port)")
                 }
             }
+            // The engine is part of the image and the start: it cannot be added to a sandbox made without it.
+            if request.docker && existing.docker != true {
+                throw AirlockError(
+                    .conflict,
+                    "sandbox \(name) was created without --docker: remove it (`airlock rm \(name)`) and run again with --docker, or choose another name with --name"
+                )
+            }
             if request.hasCreateOptions {
                 log(
                     "note: sandbox \(name) already exists; its options stay as created (`airlock rm \(name)` to change them)"
@@ -878,15 +885,18 @@ public struct Sandboxes: Sendable {
 
     // MARK: stop and remove
 
-    /// Stops the sandbox: its processes end, its files stay.
-    public func stop(_ name: String, timeout: Double = 20) throws {
-        _ = try record(name)
+    /// Stops the sandbox: its processes end, its files stay. With `kill`, at once (SIGKILL to
+    /// the supervisor, whose sandbox dies with it), as for a removal.
+    public func stop(_ name: String, timeout: Double? = nil, kill immediately: Bool = false) throws {
+        let record = try record(name)
         let paths = store.sandbox(name)
         guard paths.isRunning else { return }
         guard let status = paths.loadStatus() else {
             throw AirlockError(.busy, "sandbox \(name) is starting; try again")
         }
-        kill(status.supervisorPID, SIGTERM)
+        // The supervisor's own deadline, and a little more.
+        let timeout = timeout ?? SandboxInit.stopGrace(docker: record.docker == true) + 10
+        kill(status.supervisorPID, immediately ? SIGKILL : SIGTERM)
         let deadline = Monotonic.now() + timeout
         while paths.isRunning {
             if Monotonic.now() > deadline {
@@ -910,7 +920,7 @@ public struct Sandboxes: Sendable {
             guard force else {
                 throw AirlockError(.conflict, "sandbox \(name) is running (stop it first, or use rm -f)")
             }
-            try stop(name)
+            try stop(name, kill: true)
         }
         // What a killed supervisor could not remove: the guard's directories in the workspace
         // and the sandbox's cgroup.

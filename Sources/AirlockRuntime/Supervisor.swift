@@ -62,9 +62,11 @@ public struct Supervisor {
         let ports: PortForwarder
         let control: SupervisorControl
         let owner: ProcessIdentity?
+        let docker: Bool
         do {
             let record = try paths.loadRecord()
             owner = record.disposable?.owner
+            docker = record.docker == true
             namespace = try UserNamespace(identity: try SandboxIdentity.current())
             namespaceReady = Monotonic.now()
             let ready = try Pipe2()
@@ -160,7 +162,7 @@ public struct Supervisor {
                 log("stop requested")
                 // The chain's child is the sandbox init; it stops the container gracefully.
                 if let initPID = paths.loadStatus()?.initPID { kill(initPID, SIGTERM) }
-                killDeadline = Monotonic.now() + SandboxInit.stopGrace + 5
+                killDeadline = Monotonic.now() + SandboxInit.stopGrace(docker: docker) + 5
             }
             if let owner, !ownerGone, !owner.isAlive {
                 ownerGone = true

@@ -92,7 +92,8 @@ public struct TemplateImages: Sendable {
                         "packages: \(names)",
                         """
                         command -v apt-get >/dev/null || { echo "the image has no apt-get to install packages with: install them in steps" >&2; exit 100; }
-                        apt-get update -q && apt-get install -y -q --no-install-recommends \(names)
+                        apt-get update -q
+                        apt-get install -y -q --no-install-recommends \(names)
                         rm -rf /var/lib/apt/lists/*
                         """
                     ))
@@ -100,6 +101,7 @@ public struct TemplateImages: Sendable {
             for (index, step) in template.steps.enumerated() {
                 commands.append(("step \(index + 1)/\(template.steps.count): \(step)", step))
             }
+            // Each line of a script stops it when it fails (`sh -e`; not inside `a && b`).
             for (what, script) in commands {
                 log(String(format: "[%5.1fs] %@", Monotonic.now() - started, what))
                 var exec = Sandboxes.ExecRequest(command: ["/bin/sh", "-ec", script])

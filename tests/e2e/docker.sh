@@ -19,6 +19,7 @@ pids=()
 cleanup() {
     a rm -f "$name" >/dev/null 2>&1
     a rm -f docker-agent >/dev/null 2>&1
+    a rm -f docker-fork >/dev/null 2>&1
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
     a secret rm registry-auth >/dev/null 2>&1
     rm -rf "$work" "$ws" "$HOME/e2e-docker-secret"
@@ -139,8 +140,9 @@ expect "the network log shows the pull, allowed, through the proxy" "True" \
     "$(net 'any(x["host"] == "registry.test" and x["decision"] == "allow" for x in e)')"
 expect_match "companion: the registry served it" "GET /v2/e2e/py/manifests/1" "$(cat "$work/registry.log")"
 before=$(grep -c 'denied.test' "$work/registry.log")
-expect "a pull from a registry the policy denies fails" "failed" \
-    "$(sh_in "docker pull -q denied.test:$registry_port/e2e/py:1 >/dev/null 2>&1 && echo pulled || echo failed")"
+denied_pull=$(sh_in "docker pull -q denied.test:$registry_port/e2e/py:1 2>&1 && echo pulled || echo failed")
+expect "a pull from a registry the policy denies fails" "failed" "$(tail -n 1 <<<"$denied_pull")"
+expect_match "  and docker's error says why: the policy" "Forbidden by Airlock policy: .*denied.test" "$denied_pull"
 expect "  and nothing reached it" "$before" "$(grep -c 'denied.test' "$work/registry.log")"
 save_network_log "$name" "$work/net.jsonl"
 expect "  the network log shows it denied" "True" \
@@ -215,8 +217,17 @@ services:
     depends_on: [web]
     command: ["python3", "-c", "import urllib.request,time\nfor i in range(100):\n    try:\n        print('client got', urllib.request.urlopen('http://web:8000', timeout=2).status); break\n    except Exception: time.sleep(0.2)"]
 EOF
-expect_match "docker-compose: a two-service stack whose services talk by name" "client got 200" \
-    "$(sh_in 'docker-compose up --abort-on-container-exit --exit-code-from client 2>&1; docker-compose down >/dev/null 2>&1')"
+expect_match "docker compose (as a CLI plugin): a two-service stack whose services talk by name" "client got 200" \
+    "$(sh_in 'docker compose up --abort-on-container-exit --exit-code-from client 2>&1; docker compose down >/dev/null 2>&1')"
+expect "an inner container given the usual socket path talks to the engine" "running" \
+    "$(sh_in "docker run --rm -v /var/run/docker.sock:/var/run/docker.sock $image python3 -c \"
+import socket; s = socket.socket(socket.AF_UNIX); s.connect('/var/run/docker.sock')
+s.sendall(b'GET /containers/web/json HTTP/1.0\\r\\nHost: docker\\r\\n\\r\\n'); data = b''
+while chunk := s.recv(65536): data += chunk
+print('running' if b'\\\"Running\\\":true' in data else data[:200])\"")"
+
+expect "ls --size and inspect count the engine's images and containers" "DOCKER yes" \
+    "$(a ls --size | head -n 1 | grep -o DOCKER) $(a inspect "$name" | python3 -c 'import json,sys; print("yes" if json.load(sys.stdin)["disk"]["dockerBytes"] > 50 << 20 else "no")')"
 
 echo "== Testcontainers (from PyPI) works unchanged"
 cat > "$ws/test_tc.py" <<EOF
@@ -325,6 +336,10 @@ expect_match "companion: the engine and a container run, as the user's subordina
 a stop "$name" >/dev/null 2>&1
 expect "stop leaves no engine or container process" "" \
     "$(mine '[d]ockerd|[c]ontainerd|[h]ttp\.server')"
+a fork "$name" docker-fork >/dev/null 2>&1
+expect "fork copies the engine's images" "yes" \
+    "$(a run -d --name docker-fork shell "$ws" >/dev/null 2>&1 && a exec docker-fork -- docker image inspect $image >/dev/null 2>&1 && echo yes)"
+a rm -f docker-fork >/dev/null 2>&1
 a run -d --name "$name" shell "$ws" >/dev/null 2>&1
 expect "run again brings the engine back with its images, its containers stopped" "yes Exited" \
     "$(sh_in "docker image inspect $image >/dev/null 2>&1 && echo yes; docker ps -a --filter name=^web\$ --format '{{.Status}}' | cut -d' ' -f1" | xargs)"

@@ -63,7 +63,7 @@ struct CreateOptions: ParsableArguments {
         help: ArgumentHelp(
             "A private Docker engine in the sandbox: docker, compose and Testcontainers work inside, with images and containers of the sandbox's own.",
             discussion:
-                "The engine runs beside the agent with more of the kernel than the agent gets (see `airlock inspect`); its pulls and its containers' traffic go through the sandbox's proxy and policy. Never the host's Docker."
+                "The engine runs beside the agent with more of the kernel than the agent gets (see `airlock inspect`); its pulls and its containers' traffic go through the sandbox's proxy and policy (Docker Hub is registry-1.docker.io, auth.docker.io and production.cloudflare.docker.com). Containers see the agent's home writable and the workspace and --mounts read-only, even with :rw (the git guard could not hold otherwise). They cannot publish ports 80, 443 or 3128. Not with --runtime runsc. Never the host's Docker."
         ))
     var docker = false
 

@@ -34,8 +34,9 @@ struct List: ParsableCommand {
             // What the guard did, where it did anything (`airlock guard NAME` shows it).
             let guarded = reports.contains { $0.guardEvents != nil }
             let published = reports.contains { $0.ports?.contains(where: \.listening) == true }
+            let docker = reports.contains { $0.disk?.dockerBytes != nil }
             var header = ["NAME", "STATUS", "AGENT", "RUNTIME"]
-            if size { header += ["LAYER", "HOME", "WORKSPACE SIZE"] }
+            if size { header += ["LAYER", "HOME", "WORKSPACE SIZE"] + (docker ? ["DOCKER"] : []) }
             header.append("WORKSPACE")
             if guarded { header.append("GUARD") }
             if published { header.append("PORTS") }
@@ -46,6 +47,7 @@ struct List: ParsableCommand {
                     if size {
                         row += [report.disk?.layerBytes, report.disk?.homeBytes, report.disk?.workspaceBytes].map(
                             DiskUsage.text)
+                        if docker { row.append(DiskUsage.text(report.disk?.dockerBytes)) }
                     }
                     row.append(report.workspace)
                     if guarded { row.append(report.guardEvents.map { "\($0) to review" } ?? "-") }

@@ -33,7 +33,7 @@ struct SandboxReport: Codable {
     var disposable: SandboxRecord.Disposable?
     /// What the git guard refused or moved away and not yet cleared (`airlock guard`).
     var guardEvents: Int?
-    /// Bytes on disk of the sandbox's own layer, home and workspace (`inspect`, `ls --size`).
+    /// Bytes on disk of the sandbox's own layer, home, workspace and engine (`inspect`, `ls --size`).
     var disk: DiskUsage?
     /// Its published ports, and while it runs, the host ports they got.
     var ports: [Port.Listed]?

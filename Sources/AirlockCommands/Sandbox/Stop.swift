@@ -19,6 +19,9 @@ struct Stop: ParsableCommand {
         for name in names {
             let paths = context.store.sandbox(name)
             let started = paths.isRunning ? paths.loadStatus()?.started : nil
+            if started != nil, (try? sandboxes.record(name))?.docker == true {
+                sandboxes.log("stopping \(name): its Docker engine gives running containers up to 10 s to end")
+            }
             try sandboxes.stop(name)
             print(name)
             // What a detached session left: reported when it ends.
