@@ -28,6 +28,7 @@ let package = Package(
         .plugin(name: "AirlockVersionPlugin", capability: .buildTool()),
         .target(name: "AirlockOCI", dependencies: ["AirlockSystem"], swiftSettings: strict),
         .target(name: "AirlockGitGuard", dependencies: ["AirlockSystem"], swiftSettings: strict),
+        .target(name: "AirlockExecAgent", dependencies: ["AirlockSystem", "AirlockOCI"], swiftSettings: strict),
         .target(name: "AirlockPolicy", swiftSettings: strict),
         .target(name: "AirlockWire", dependencies: ["AirlockPolicy"], swiftSettings: strict),
         .target(
@@ -69,7 +70,7 @@ let package = Package(
             name: "AirlockRuntime",
             dependencies: [
                 "AirlockSystem", "AirlockOCI", "AirlockState", "AirlockImages", "AirlockPolicy", "AirlockEgress",
-                "AirlockTLS", "AirlockGitGuard",
+                "AirlockTLS", "AirlockGitGuard", "AirlockExecAgent",
             ],
             swiftSettings: strict
         ),
@@ -97,13 +98,14 @@ let package = Package(
             dependencies: [
                 "AirlockSystem", "AirlockOCI", "AirlockState", "AirlockImages", "AirlockRuntime",
                 "AirlockPolicy", "AirlockEgress", "AirlockMCP", "AirlockCodeSandbox", "AirlockGateway",
-                "AirlockGitGuard",
+                "AirlockGitGuard", "AirlockExecAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict
         ),
         .testTarget(name: "AirlockOCITests", dependencies: ["AirlockOCI"], resources: [.copy("Golden")]),
+        .testTarget(name: "AirlockExecAgentTests", dependencies: ["AirlockExecAgent", "AirlockOCI"]),
         .testTarget(name: "AirlockImagesTests", dependencies: ["AirlockImages"]),
         .testTarget(
             name: "AirlockPolicyTests",

@@ -54,6 +54,7 @@ public struct SandboxInit {
         let containerPID: pid_t
         var enginePID: pid_t?
         var engineNamespaces: ChildProcess?
+        var execAgentPID: pid_t?
         do {
             try mountGitFilters()
             if docker { engineNamespaces = try engineLauncher.enterOwnNetworkNamespace() }
@@ -78,6 +79,7 @@ public struct SandboxInit {
                     ).utf8))
             containerPID = pid
             if docker { enginePID = try engineLauncher.start() }
+            execAgentPID = startExecAgent(containerPID: pid)
         } catch {
             writeLine(Self.readyFD, "error: \(error)")
             return 1
@@ -99,12 +101,30 @@ public struct SandboxInit {
             for child in reapChildren() where child.pid != engineNamespaces?.pid {
                 if child.pid == containerPID { containerStatus = child.status }
                 if child.pid == enginePID { enginePID = nil }
+                // Killed (by the OOM killer, say): another takes its place while the container runs.
+                if child.pid == execAgentPID {
+                    execAgentPID =
+                        stopDeadline == nil && containerStatus == nil ? startExecAgent(containerPID: containerPID) : nil
+                }
             }
             if containerStatus == nil && !Self.isAlive(containerPID) { containerStatus = 0 }
             // The agent's container has ended; on a stop, the engine is given its grace too.
             if let containerStatus, stopDeadline == nil || !Self.isAlive(enginePID) { return containerStatus }
             if let deadline = stopDeadline, Monotonic.now() > deadline { return 137 }
         }
+    }
+
+    /// Starts the exec agent (``ExecAgentServer``), which runs commands in the container from
+    /// outside it; nil when it could not (`exec` then uses the runtime's).
+    private func startExecAgent(containerPID: pid_t) -> pid_t? {
+        Files.remove(paths.execSocket)
+        let started = try? ChildProcess.spawn(
+            [
+                Executables.current, "_exec-agent", "--state",
+                ((paths.directory as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent, name,
+                String(containerPID),
+            ], stdin: .null, stdout: .file(paths.execAgentLog), stderr: .file(paths.execAgentLog))
+        return started?.pid
     }
 
     private var engineLauncher: DockerEngine.Launcher {

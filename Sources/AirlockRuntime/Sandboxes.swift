@@ -753,6 +753,15 @@ public struct Sandboxes: Sendable {
     /// foreground process); signals sent to airlock are passed on to it, and it passes them
     /// to the command.
     public func exec(_ name: String, _ request: ExecRequest) throws -> Int32 {
+        if let agent = ExecAgentClient.connect(store.sandbox(name)) {
+            do {
+                return try agent.run(try execProcess(name, request).process, interactive: request.interactive)
+            } catch let refusal as ExecAgentClient.Refusal where refusal.worthRetryingWithRuntime {
+                // Below: the runtime's helper is not held to the sandbox's pids limit.
+            } catch let refusal as ExecAgentClient.Refusal {
+                throw refusal.failure
+            }
+        }
         let prepared = try prepareExec(name, request)
         defer { prepared.removeFiles() }
         let forwarded = SignalSet.forwarded
@@ -802,7 +811,11 @@ public struct Sandboxes: Sendable {
         }
     }
 
-    func prepareExec(_ name: String, _ request: ExecRequest) throws -> PreparedExec {
+    /// The process an `exec` runs, as the runtime's `exec` and the exec agent read it, and the
+    /// running sandbox's status.
+    func execProcess(_ name: String, _ request: ExecRequest) throws -> (
+        process: RuntimeSpec.Process, status: RunningStatus, record: SandboxRecord
+    ) {
         let record = try record(name)
         let paths = store.sandbox(name)
         guard paths.isRunning, let status = paths.loadStatus() else {
@@ -818,6 +831,12 @@ public struct Sandboxes: Sendable {
         let process = spec.execProcess(
             args: request.command, uid: account.uid, gid: account.gid, userName: account.name, home: account.home,
             cwd: request.workdir, tty: request.tty, extraEnvironment: environment)
+        return (process, status, record)
+    }
+
+    func prepareExec(_ name: String, _ request: ExecRequest) throws -> PreparedExec {
+        let (process, status, record) = try execProcess(name, request)
+        let paths = store.sandbox(name)
         let json = String(decoding: try JSONEncoder().encode(process), as: UTF8.self)
         // The runtime reads the process from a file; it lives only as long as the command
         // (a start clears any that a killed airlock left).

@@ -18,6 +18,8 @@ public struct SignalSet: Sendable {
 
     /// What `exec` passes on to the command, plus SIGCHLD to wake up when it ends.
     static let forwarded = SignalSet([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD])
+    /// What an `exec` through the exec agent passes on, plus a terminal's size changes.
+    static let relayed = SignalSet([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH])
 
     public func block() {
         var copy = set

@@ -83,6 +83,9 @@ public struct SandboxPaths: Sendable {
     public var clone: String { directory + "/clone" }
     /// Process descriptions of running `exec`s, one file each.
     public var execDirectory: String { directory + "/exec" }
+    /// The exec agent's socket (see `ExecAgentServer`), while the sandbox runs.
+    public var execSocket: String { directory + "/exec.sock" }
+    public var execAgentLog: String { directory + "/exec-agent.log" }
     /// The sandbox's own network policy layer (flags of `create`, changed by `network policy`).
     public var policy: String { directory + "/policy.json" }
     /// API keys taken from the host environment at create, for the proxy to inject (0600).

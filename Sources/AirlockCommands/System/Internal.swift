@@ -1,4 +1,6 @@
+import AirlockExecAgent
 import AirlockImages
+import AirlockOCI
 import AirlockRuntime
 import AirlockState
 import AirlockSystem
@@ -11,6 +13,9 @@ import Foundation
 enum InternalCommand {
     /// Runs `_supervise` or `_init` (`airlock _NAME --state DIR SANDBOX`); nil for anything else.
     static func run(_ arguments: [String]) -> Int32? {
+        if arguments.count == 6, arguments[1] == "_exec-agent", arguments[2] == "--state" {
+            return execAgent(StateStore(root: arguments[3]).sandbox(arguments[4]), containerPID: arguments[5])
+        }
         guard arguments.count == 5, arguments[2] == "--state" else { return nil }
         let store = StateStore(root: arguments[3])
         let name = arguments[4]
@@ -67,6 +72,22 @@ enum InternalCommand {
             }
         default:
             return nil
+        }
+    }
+
+    /// `_exec-agent --state DIR SANDBOX CONTAINER-PID`: the sandbox's exec agent, started by its
+    /// init once the container runs (``ExecAgentServer``).
+    static func execAgent(_ paths: SandboxPaths, containerPID: String) -> Int32 {
+        do {
+            guard let pid = pid_t(containerPID) else {
+                throw AirlockError(.invalidArgument, "no container pid: \(containerPID)")
+            }
+            let data = try Data(contentsOf: URL(fileURLWithPath: paths.bundle + "/config.json"))
+            let config = try JSONDecoder().decode(RuntimeSpec.self, from: data)
+            try ExecAgentServer(containerPID: pid, socket: paths.execSocket, config: config).run()
+        } catch {
+            FileHandle.standardError.write(Data("airlock _exec-agent: \(error)\n".utf8))
+            return 1
         }
     }
 }
