@@ -125,6 +125,9 @@ as_user "$bin_dir/fork-save.sh" || status=1
 step "end-to-end: exit statuses (as an ordinary user)"
 as_user "$bin_dir/exit-codes.sh" || status=1
 
+step "end-to-end: the exec agent (as an ordinary user)"
+as_user "$bin_dir/exec-agent.sh" || status=1
+
 step "end-to-end: the git guard against git itself (as an ordinary user)"
 as_user "$bin_dir/git-guard.sh" || status=1
 

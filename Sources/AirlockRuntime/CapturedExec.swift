@@ -93,16 +93,14 @@ extension Sandboxes {
     ) throws -> (CapturedOutput, ExecFailure?) {
         var wrapped = request
         wrapped.command = ["timeout", "-s", "KILL", "--", String(format: "%.3f", timeout)] + request.command
-        let prepared = try prepareExec(name, wrapped)
-        defer { prepared.removeFiles() }
         ignoreBrokenPipes()
         let out = try Pipe2()
         let err = try Pipe2()
         let inPipe = input == nil ? nil : try Pipe2()
         let started = Monotonic.now()
-        let child = try ChildProcess.spawn(
-            prepared.argv, stdin: inPipe.map { .fd($0.read) } ?? .null, stdout: .fd(out.write),
-            stderr: .fd(err.write))
+        let child = try StartedExec.start(
+            self, name, wrapped, stdin: inPipe?.read, stdout: out.write, stderr: err.write)
+        defer { child.finish() }
         out.closeWrite()
         err.closeWrite()
         if let inPipe, let input {
@@ -142,9 +140,9 @@ extension Sandboxes {
             // Once the command is done, a process it left behind may hold the pipes open:
             // read what is there and stop.
             if let exitedAt, now - exitedAt > 0.2 { break }
-            // The runtime starts the command as a session leader; its session is what to kill
-            // at the deadline, even after the leader itself is gone.
-            if session == nil { session = prepared.commandPID() }
+            // The command leads a session of its own; its session is what to kill at the
+            // deadline, even after the leader itself is gone.
+            if session == nil { session = child.session }
             if now > deadline {
                 timedOut = true
                 break
@@ -167,23 +165,16 @@ extension Sandboxes {
         out.closeRead()
         err.closeRead()
         // Reaped only below: until then the runtime's pid cannot name another process.
-        if timedOut, status == nil {
-            ProcessTree.killCommand(
-                runtime: child.pid, session: session ?? prepared.commandPID(), sandboxInit: prepared.initPID)
-        }
+        if timedOut, status == nil { child.killAll() }
         let final = status ?? child.wait()
         let duration = Monotonic.now() - started
         // `timeout -s KILL` ends the command with SIGKILL: status 137 at (or past) the deadline.
         // What escaped its process group is still in its session.
         if final == 137 && duration >= timeout { timedOut = true }
-        if timedOut, status != nil {
-            // The runtime is reaped: only the command's session is left to find.
-            ProcessTree.killCommand(
-                runtime: nil, session: session ?? prepared.commandPID(), sandboxInit: prepared.initPID)
-        }
+        if timedOut, status != nil { child.killAll() }
         let output = CapturedOutput(
             status: final, stdout: stdout, stderr: stderr, timedOut: timedOut, duration: duration)
-        return (output, timedOut ? nil : prepared.failure(status: final))
+        return (output, timedOut ? nil : child.failure(status: final))
     }
 }
 
@@ -192,8 +183,7 @@ public final class BackgroundProcess: @unchecked Sendable {
     public let sandbox: String
     public let command: [String]
     public let started: Date
-    private let child: ChildProcess
-    private let prepared: Sandboxes.PreparedExec
+    private let child: StartedExec
     private let lock = NSLock()
     private var stdout: OutputBuffer
     private var stderr: OutputBuffer
@@ -204,7 +194,7 @@ public final class BackgroundProcess: @unchecked Sendable {
     public let stdio: (input: Int32, output: Int32)?
 
     init(
-        sandbox: String, command: [String], child: ChildProcess, prepared: Sandboxes.PreparedExec, outputLimit: Int,
+        sandbox: String, command: [String], child: StartedExec, outputLimit: Int,
         stdio: (input: Int32, output: Int32)? = nil
     ) {
         self.stdio = stdio
@@ -212,7 +202,6 @@ public final class BackgroundProcess: @unchecked Sendable {
         self.command = command
         self.started = Date()
         self.child = child
-        self.prepared = prepared
         self.stdout = OutputBuffer(limit: outputLimit, keep: .tail)
         self.stderr = OutputBuffer(limit: outputLimit, keep: .tail)
     }
@@ -222,7 +211,7 @@ public final class BackgroundProcess: @unchecked Sendable {
         lock.withLock {
             if exitStatus == nil, let exited = child.poll() {
                 exitStatus = exited
-                prepared.removeFiles()
+                child.finish()
             }
             return exitStatus
         }
@@ -241,11 +230,10 @@ public final class BackgroundProcess: @unchecked Sendable {
         let running = lock.withLock {
             if exitStatus == nil, let exited = child.poll() {
                 exitStatus = exited
-                prepared.removeFiles()
+                child.finish()
             }
             guard exitStatus == nil else { return false }
-            ProcessTree.killCommand(
-                runtime: child.pid, session: prepared.commandPID(), sandboxInit: prepared.initPID)
+            child.killAll()
             return true
         }
         if !running, let status { return status }
@@ -288,8 +276,8 @@ public final class BackgroundProcess: @unchecked Sendable {
 }
 
 extension Sandboxes {
-    /// Starts a command that goes on after this call returns. The runtime makes it a session
-    /// leader, so ``BackgroundProcess/kill()`` ends everything it started.
+    /// Starts a command that goes on after this call returns. It leads a session of its own,
+    /// so ``BackgroundProcess/kill()`` ends everything it started.
     ///
     /// With `stdio`, its standard input and output are pipes the caller talks over
     /// (``BackgroundProcess/stdio``, an MCP server's transport, say); otherwise its input is
@@ -297,25 +285,17 @@ extension Sandboxes {
     public func startBackground(_ name: String, _ request: ExecRequest, outputLimit: Int, stdio: Bool = false) throws
         -> BackgroundProcess
     {
-        let prepared = try prepareExec(name, request)
         ignoreBrokenPipes()
         let out = try Pipe2()
         let err = try Pipe2()
         let input = stdio ? try Pipe2() : nil
-        let child: ChildProcess
-        do {
-            child = try ChildProcess.spawn(
-                prepared.argv, stdin: input.map { .fd($0.read) } ?? .null, stdout: .fd(out.write),
-                stderr: .fd(err.write))
-        } catch {
-            prepared.removeFiles()
-            throw error
-        }
+        let child = try StartedExec.start(
+            self, name, request, stdin: input?.read, stdout: out.write, stderr: err.write)
         out.closeWrite()
         err.closeWrite()
         input?.closeRead()
         let process = BackgroundProcess(
-            sandbox: name, command: request.command, child: child, prepared: prepared, outputLimit: outputLimit,
+            sandbox: name, command: request.command, child: child, outputLimit: outputLimit,
             stdio: input.map { (input: $0.takeWrite(), output: out.takeRead()) })
         // The reader thread owns the read ends it reads from here on.
         Thread.detachNewThread { process.read(out: stdio ? nil : out, err: err) }
