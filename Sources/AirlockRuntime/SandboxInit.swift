@@ -115,9 +115,12 @@ public struct SandboxInit {
     }
 
     /// Starts the exec agent (``ExecAgentServer``), which runs commands in the container from
-    /// outside it; nil when it could not (`exec` then uses the runtime's).
+    /// outside it; nil when it could not (`exec` then uses the runtime's). Never under gVisor:
+    /// its container's namespaces are the host kernel's, and a command started in them would
+    /// run outside gVisor's kernel.
     private func startExecAgent(containerPID: pid_t) -> pid_t? {
         Files.remove(paths.execSocket)
+        guard driver.kind != .runsc else { return nil }
         let started = try? ChildProcess.spawn(
             [
                 Executables.current, "_exec-agent", "--state",
