@@ -80,6 +80,9 @@ public struct SandboxInit {
             containerPID = pid
             if docker { enginePID = try engineLauncher.start() }
             execAgentPID = startExecAgent(containerPID: pid)
+            // The first command (`run`'s) is on its way: through the agent it starts several
+            // times sooner than through the runtime's exec, worth the agent's own start.
+            if let agent = execAgentPID, !waitForExecAgent(agent) { execAgentPID = nil }
         } catch {
             writeLine(Self.readyFD, "error: \(error)")
             return 1
@@ -128,6 +131,17 @@ public struct SandboxInit {
                 String(containerPID),
             ], stdin: .null, stdout: .file(paths.execAgentLog), stderr: .file(paths.execAgentLog))
         return started?.pid
+    }
+
+    /// Waits, briefly, until the agent listens; false when it died (and was reaped here).
+    private func waitForExecAgent(_ agent: pid_t) -> Bool {
+        let deadline = Monotonic.now() + 1
+        var status: Int32 = 0
+        while !Files.exists(paths.execSocket) && Monotonic.now() < deadline {
+            if waitpid(agent, &status, WNOHANG) == agent { return false }
+            usleep(1000)
+        }
+        return true
     }
 
     private var engineLauncher: DockerEngine.Launcher {
