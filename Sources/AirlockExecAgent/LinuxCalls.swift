@@ -9,7 +9,7 @@ import Foundation
 /// The few Linux calls the exec agent needs that Swift's Glibc module does not export
 /// (`prctl` is variadic in C; the others are newer than its headers' defaults), looked up in
 /// the C library once. Each returns what the C call does.
-enum LinuxCalls {
+public enum LinuxCalls {
     private typealias Prctl = @convention(c) (Int32, UInt, UInt, UInt, UInt) -> Int32
     private typealias Setns = @convention(c) (Int32, Int32) -> Int32
     private typealias CloseRange = @convention(c) (UInt32, UInt32, Int32) -> Int32
@@ -31,7 +31,8 @@ enum LinuxCalls {
         return call(option, a, b, c, d)
     }
 
-    static func setns(_ fd: Int32, _ type: Int32) -> Int32 {
+    /// `setns(2)`: joins the namespace `fd` names (of `type`, a CLONE_NEW* flag, or 0).
+    public static func setns(_ fd: Int32, _ type: Int32) -> Int32 {
         guard let call = setnsCall else { return missing() }
         return call(fd, type)
     }
@@ -107,11 +108,11 @@ enum LinuxCalls {
         return numbers
     }()
 
-    /// The highest capability this kernel knows.
-    static var lastCapability: Int {
+    /// The highest capability this kernel knows, read once (each command's child drops the rest).
+    static let lastCapability: Int = {
         let text = (try? String(contentsOfFile: "/proc/sys/kernel/cap_last_cap", encoding: .utf8)) ?? ""
         return Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 40
-    }
+    }()
 
     static let rlimitNumbers: [String: Int32] = [
         "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,

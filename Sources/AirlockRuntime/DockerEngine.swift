@@ -1,4 +1,5 @@
 import AirlockEgress
+import AirlockExecAgent
 import AirlockOCI
 import AirlockState
 import AirlockSystem
@@ -398,7 +399,7 @@ extension DockerEngine {
                 let network = open(proc + "/ns/net", O_RDONLY | O_CLOEXEC)
                 guard network >= 0 else { throw SystemCallError("open the engine's network namespace", errno: errno) }
                 defer { close(network) }
-                guard let setns = Self.setns, setns(network, 0x4000_0000) == 0 else {  // CLONE_NEWNET
+                guard LinuxCalls.setns(network, 0x4000_0000) == 0 else {  // CLONE_NEWNET
                     throw SystemCallError("join the engine's network namespace", errno: errno)
                 }
                 let file = DockerEngine.userNamespaceFile(paths)
@@ -421,13 +422,6 @@ extension DockerEngine {
                 return "\(fields[0]) \(fields[0]) \(fields[2])\n"
             }.joined()
         }
-
-        /// `setns(2)`, which Swift's Glibc module does not export.
-        private typealias SetNamespace = @convention(c) (Int32, Int32) -> Int32
-        private static let setns: SetNamespace? = {
-            guard let symbol = dlsym(nil, "setns") else { return nil }
-            return unsafeBitCast(symbol, to: SetNamespace.self)
-        }()
 
         private static func write(_ text: String, to path: String) -> Bool {
             let fd = open(path, O_WRONLY | O_CLOEXEC)

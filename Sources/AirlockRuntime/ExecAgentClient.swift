@@ -43,16 +43,21 @@ struct ExecAgentClient {
         var worthRetryingWithRuntime: Bool { errno == EAGAIN || message == "fork" }
     }
 
-    /// Sends the process; without a terminal, `stdio` become its standard streams. Returns its
-    /// pid and, with a terminal, the pseudo-terminal's master.
-    func start(_ process: RuntimeSpec.Process, stdio: [Int32], size: winsize? = nil) throws -> (
+    /// Sends the process; without a terminal, `stdio` become its standard streams (a nil
+    /// standard input reads nothing). Returns its pid and, with a terminal, the
+    /// pseudo-terminal's master.
+    func start(_ process: RuntimeSpec.Process, stdio: (Int32?, Int32, Int32), size: winsize? = nil) throws -> (
         pid: Int32, master: Int32?
     ) {
         let request = ExecAgentRequest(process: process, rows: size?.ws_row, columns: size?.ws_col)
         guard UnixSocket.writeLine(socket, String(decoding: try JSONEncoder().encode(request), as: UTF8.self)) else {
             throw Refusal(message: "the exec agent closed its socket", errno: EPIPE)
         }
-        if !process.terminal { try DescriptorPassing.send(stdio, over: socket) }
+        if !process.terminal {
+            let null = stdio.0 == nil ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1
+            defer { if null >= 0 { _ = Glibc.close(null) } }
+            try DescriptorPassing.send([stdio.0 ?? null, stdio.1, stdio.2], over: socket)
+        }
         switch try nextEvent() {
         case .started(let pid):
             let master = process.terminal ? try DescriptorPassing.receive(from: socket).first : nil
@@ -86,14 +91,12 @@ struct ExecAgentClient {
         let forwarded = SignalSet.relayed
         forwarded.block()
         guard process.terminal else {
-            let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
-            defer { if null >= 0 { _ = Glibc.close(null) } }
-            _ = try start(process, stdio: [interactive ? 0 : null, 1, 2])
+            _ = try start(process, stdio: (interactive ? 0 : nil, 1, 2))
             return try waitForExit(forwarding: forwarded, relay: nil)
         }
         var size = winsize()
         let sized = ioctl(0, UInt(TIOCGWINSZ), &size) == 0
-        let started = try start(process, stdio: [], size: sized ? size : nil)
+        let started = try start(process, stdio: (nil, 1, 2), size: sized ? size : nil)
         guard let master = started.master else { throw Refusal(message: "no terminal came back", errno: EPROTO) }
         defer { _ = Glibc.close(master) }
         let raw = RawTerminal(fd: 0)

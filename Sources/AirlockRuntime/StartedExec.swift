@@ -34,9 +34,7 @@ final class StartedExec: @unchecked Sendable {
         if let agent = ExecAgentClient.connect(sandboxes.store.sandbox(name)) {
             do {
                 let (process, status, _) = try sandboxes.execProcess(name, request)
-                let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
-                defer { if null >= 0 { close(null) } }
-                let started = try agent.start(process, stdio: [stdin ?? null, stdout, stderr])
+                let started = try agent.start(process, stdio: (stdin, stdout, stderr))
                 return StartedExec(starter: .agent(agent, pid: started.pid), initPID: status.initPID)
             } catch let refusal as ExecAgentClient.Refusal where refusal.worthRetryingWithRuntime {
                 agent.close()
