@@ -94,7 +94,7 @@ trap restore EXIT
 status=0
 as_user() {
     runuser -u "$user" -- env -i HOME="/home/$user" PATH="/usr/local/bin:/usr/bin:/bin" LANG=C.UTF-8 \
-        AIRLOCK="$bin_dir/airlock" AIRLOCK_E2E_HOST_CA="$host_ca_dir" bash "$@"
+        AIRLOCK="$bin_dir/airlock" AIRLOCK_E2E_HOST_CA="$host_ca_dir" AIRLOCK_RUNTIME="${AIRLOCK_RUNTIME:-}" bash "$@"
 }
 # A run that was killed (a cancelled CI, a reboot) may have left the e2e user's sandboxes; the
 # suites count what they make, so they start from none.
@@ -127,6 +127,12 @@ as_user "$bin_dir/exit-codes.sh" || status=1
 
 step "end-to-end: the exec agent (as an ordinary user)"
 as_user "$bin_dir/exec-agent.sh" || status=1
+
+# crun is the default where it runs (it does here); runc stays the fallback, so the suites
+# that cover the runtime's whole surface run under it too.
+step "end-to-end under runc, the fallback runtime: the sandbox and the exec agent (as an ordinary user)"
+AIRLOCK_RUNTIME=runc as_user "$bin_dir/sandbox.sh" || status=1
+AIRLOCK_RUNTIME=runc as_user "$bin_dir/exec-agent.sh" || status=1
 
 step "end-to-end: the git guard against git itself (as an ordinary user)"
 as_user "$bin_dir/git-guard.sh" || status=1

@@ -96,7 +96,8 @@ extension Sandboxes {
             try Files.makeDirectory(paths.runtimeRoot, mode: 0o700)
             var record = SandboxRecord(
                 name: name, agent: request.label, workspace: Self.disposableWorkspace, template: templateName,
-                image: image.digest, user: user.name, sudo: user.sudo, runtime: "runc",
+                image: image.digest, user: user.name, sudo: user.sudo,
+                runtime: RuntimeChoice(store: store).preferred().rawValue,
                 command: ["bash"], environment: [], mounts: request.mounts, limits: request.limits, created: Date(),
                 network: request.network,
                 disposable: SandboxRecord.Disposable(

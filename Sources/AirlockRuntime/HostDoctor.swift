@@ -189,13 +189,14 @@ public struct HostDoctor: Sendable {
             "linux":{"namespaces":[{"type":"pid"},{"type":"mount"},{"type":"ipc"},{"type":"uts"},{"type":"network"}]}}
             """
         do {
-            for sub in ["rootfs/usr", "rootfs/lib", "rootfs/lib64", "rootfs/proc", "state"] {
+            for sub in ["rootfs/usr", "rootfs/lib", "rootfs/lib64", "rootfs/proc", "rootfs/dev", "state"] {
                 try Files.makeDirectory(dir + "/" + sub)
             }
             try Files.writeAtomically(dir + "/config.json", spec)
             let argv = driver.globalArguments + ["run", "--bundle", dir, "doctor-\(getpid())"]
             let output = try ChildProcess.run(
-                namespace.enterPrefix + ["unshare", "--pid", "--fork", "--mount-proc", "--"] + argv)
+                namespace.enterPrefix + ["unshare", "--pid", "--fork", "--mount-proc", "--"]
+                    + UnifiedCgroupMask.wrapping(argv, for: kind))
             if output.status == 0 {
                 return HostCheck(name: name, level: .ok, detail: "\(path) runs sandboxes here", fix: nil)
             }
@@ -211,22 +212,9 @@ public struct HostDoctor: Sendable {
     static func runtimeFix(_ kind: RuntimeDriver.Kind) -> String {
         switch kind {
         case .runc: "install runc 1.1 or newer: sudo apt-get install runc"
-        case .crun: "crun refuses hybrid cgroup hosts; use runc (the default) or boot with cgroup v2 only"
+        case .crun: "install crun 1.8 or newer (sudo apt-get install crun), or use runc"
         case .runsc:
             "install a current runsc from gvisor.dev (older releases lack calls Debian 12 programs make), or use runc"
-        }
-    }
-
-    /// Checks that one runtime works here; used by `create --runtime` before anything is made.
-    public static func verify(_ kind: RuntimeDriver.Kind) throws {
-        let namespace = try UserNamespace(identity: try SandboxIdentity.current())
-        defer { namespace.close() }
-        let check = HostDoctor().runtime(kind, namespace: namespace)
-        guard check.level == .ok else {
-            throw AirlockError(
-                .unsupported,
-                "runtime \(kind.rawValue) cannot run sandboxes on this host: \(check.detail) (fix: \(runtimeFix(kind)))"
-            )
         }
     }
 

@@ -1,6 +1,10 @@
 import AirlockState
 import AirlockSystem
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// An OCI runtime Airlock can drive: runc, crun or gVisor's runsc.
 ///
 /// Drivers only build argument lists; the supervisor and `exec` run them inside the sandbox's
@@ -36,7 +40,10 @@ public struct RuntimeDriver: Sendable, Equatable {
     /// Flags every invocation needs.
     var globalArguments: [String] {
         switch kind {
-        case .runc, .crun: [binary, "--root", stateRoot]
+        case .runc: [binary, "--root", stateRoot]
+        // The sandbox init already runs in the sandbox's cgroup and everything stays there
+        // (see ``UnifiedCgroupMask``).
+        case .crun: [binary, "--root", stateRoot, "--cgroup-manager=disabled"]
         // ptrace works on any host; the sandbox's network namespace is the runtime's own.
         case .runsc:
             [binary, "--root", stateRoot, "--platform=ptrace", "--network=none", "--ignore-cgroups", "--oci-seccomp"]
@@ -67,6 +74,19 @@ public struct RuntimeDriver: Sendable, Equatable {
     ) -> [String] {
         globalArguments + (logFile.map(logArguments) ?? []) + ["exec"] + (tty ? ["--tty"] : [])
             + (pidFile.map { ["--pid-file", $0] } ?? []) + ["--process", processFile, id]
+    }
+
+    /// What `runc exec` gives a command that `crun exec` leaves to its caller, set on the way
+    /// in (each is inherited): the OOM score adjustment, which crun applies only to a
+    /// container's first process, and an open-files soft limit at the hard one (runc, a Go
+    /// program, raises its own and passes it on; the exec agent gives the same).
+    public func execPrefix(oomScoreAdj: Int) -> [String] {
+        guard kind == .crun, let choom = Executables.find("choom"), let prlimit = Executables.find("prlimit") else {
+            return []
+        }
+        var files = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &files)
+        return [choom, "-n", String(oomScoreAdj), "--", prlimit, "--nofile=\(files.rlim_max)", "--"]
     }
 
     public func killArguments(id: String, signal: String, all: Bool) -> [String] {

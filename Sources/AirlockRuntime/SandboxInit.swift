@@ -65,6 +65,7 @@ public struct SandboxInit {
                 try engineLauncher.stageShares()
             }
             try prepareRuntimeState()
+            try UnifiedCgroupMask.apply(for: driver.kind)
             let logFile = paths.directory + "/runtime.log"
             Files.remove(logFile)
             let runtimeStarted = Monotonic.now()

@@ -192,7 +192,7 @@ public struct Sandboxes: Sendable {
                 template.user = built.user
             }
         }
-        let runtime = try Self.runtime(named: request.runtime)
+        let runtime = try RuntimeChoice(store: store).kind(named: request.runtime)
         let limits = DefaultLimits.filling(
             SandboxRecord.Limits(
                 memoryBytes: try request.memory.map(Self.parseBytes), cpus: try request.cpus.map(Self.checkCPUs),
@@ -485,18 +485,6 @@ public struct Sandboxes: Sendable {
                 throw AirlockError(.notFound, "mount source \(source) of sandbox \(record.name) no longer exists")
             }
         }
-    }
-
-    static func runtime(named name: String?) throws -> RuntimeDriver.Kind {
-        guard let name else { return .runc }
-        guard let kind = RuntimeDriver.Kind(rawValue: name) else {
-            throw AirlockError(.invalidArgument, "unknown runtime '\(name)' (choose runc, crun or runsc)")
-        }
-        guard Executables.find(kind.rawValue) != nil else {
-            throw AirlockError(.notFound, "runtime \(name) is not installed (try: sudo apt-get install \(name))")
-        }
-        if kind != .runc { try HostDoctor.verify(kind) }
-        return kind
     }
 
     /// Parses a memory size: `512m`, `2g`, `1.5G`, `1048576`; at least 6 MiB.
@@ -849,7 +837,8 @@ public struct Sandboxes: Sendable {
         // sandbox's): its limits hold for it. nsenter and the runtime stay outside, so a
         // sandbox at its pids limit cannot stall them.
         let argv =
-            [try Executables.require("nsenter"), "-t", String(status.initPID), "-U", "-m", "-p", "-n", "--"]
+            driver.execPrefix(oomScoreAdj: SandboxSpec.oomScoreAdjustment)
+            + [try Executables.require("nsenter"), "-t", String(status.initPID), "-U", "-m", "-p", "-n", "--"]
             + driver.execArguments(
                 id: name, processFile: processFile, tty: request.tty, pidFile: base + ".pid", logFile: base + ".log")
         return PreparedExec(

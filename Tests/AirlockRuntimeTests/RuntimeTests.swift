@@ -26,6 +26,26 @@ import Testing
             ])
     }
 
+    @Test func crunManagesNoCgroupAndExecGetsWhatRuncGives() {
+        let crun = RuntimeDriver(kind: .crun, stateRoot: "/s/c", binary: "crun")
+        #expect(
+            crun.runArguments(bundle: "/s/b", id: "box", pidFile: "/s/c/box.pid", logFile: "/s/log") == [
+                "crun", "--root", "/s/c", "--cgroup-manager=disabled", "--log=file:/s/log", "run", "--detach",
+                "--pid-file", "/s/c/box.pid", "--bundle", "/s/b", "box",
+            ])
+        let prefix = crun.execPrefix(oomScoreAdj: 500)
+        #expect(prefix.count == 7 && prefix[1...3] == ["-n", "500", "--"] && prefix[5].hasPrefix("--nofile="))
+        #expect(RuntimeDriver(kind: .runc, stateRoot: "/s/r", binary: "runc").execPrefix(oomScoreAdj: 500).isEmpty)
+    }
+
+    @Test func aRuntimeNamedInTheEnvironmentMustExist() throws {
+        let store = StateStore(root: NSTemporaryDirectory() + "airlock-choice-\(getpid())")
+        let choice = RuntimeChoice(store: store, environment: ["AIRLOCK_RUNTIME": "kata"])
+        #expect(throws: AirlockError.self) { try choice.kind(named: nil) }
+        #expect(try RuntimeChoice(store: store, environment: ["AIRLOCK_RUNTIME": "crun"]).kind(named: "runc") == .runc)
+        #expect(RuntimeChoice.key(.runc)?.contains("runc") == true)
+    }
+
     @Test func runscUsesPtraceAndItsOwnLoopbackNetwork() {
         let runsc = RuntimeDriver(kind: .runsc, stateRoot: "/s/r", binary: "runsc")
         let args = runsc.stateArguments(id: "box")

@@ -1,5 +1,6 @@
 #!/bin/bash
-# End-to-end tests of the sandbox runtime, in real sandboxes through runc.
+# End-to-end tests of the sandbox runtime, in real sandboxes (crun where it runs, else runc;
+# AIRLOCK_RUNTIME=runc runs them under runc).
 # Runs as an ordinary user (scripts/test.sh creates one). Each security check runs the probe
 # inside a sandbox and asserts it failed, next to a companion showing the probe itself works.
 # Prints "N passed, N failed"; exits non-zero on any failure.
@@ -201,7 +202,13 @@ expect "concurrent execs all succeed" "5" "$(cat "$HOME"/e2e-conc-x* | grep -c '
 rm -f "$HOME"/e2e-conc-*
 
 echo "== runtimes"
-for rt in crun runsc; do
+default_rt=$(a doctor --json | python3 -c "import json,sys; c=[c for c in json.load(sys.stdin) if c['name']=='runtime crun'][0]; print('crun' if c['level']=='ok' else 'runc')")
+[ -n "${AIRLOCK_RUNTIME:-}" ] && default_rt=$AIRLOCK_RUNTIME
+expect "a new sandbox gets crun where doctor finds it works, else runc (or \$AIRLOCK_RUNTIME)" "$default_rt" \
+    "$(a inspect "$name" | python3 -c 'import json,sys; print(json.load(sys.stdin)["runtime"])')"
+check_error "an unknown \$AIRLOCK_RUNTIME is refused in one line" "unknown runtime 'kata'" \
+    env AIRLOCK_RUNTIME=kata "$AIRLOCK" create --name t-env-rt shell "$ws"
+for rt in runc crun runsc; do
     if a doctor --json | python3 -c "import json,sys; sys.exit(0 if any(c['name']=='runtime $rt' and c['level']=='ok' for c in json.load(sys.stdin)) else 1)"; then
         expect "--runtime $rt runs a sandbox (doctor says it works here)" "ok" "$(a run --name "rt-$rt" --runtime "$rt" shell "$ws" -- -c 'echo ok')"
         a rm -f "rt-$rt" >/dev/null

@@ -56,7 +56,11 @@ struct CreateOptions: ParsableArguments {
             valueName: "spec"))
     var publish: [String] = []
 
-    @Option(name: .long, help: "OCI runtime: runc (default), crun or runsc.")
+    @Option(
+        name: .long,
+        help:
+            "OCI runtime: crun, runc or runsc. Default: $AIRLOCK_RUNTIME, else crun where `airlock doctor` finds it runs sandboxes (it starts them faster), else runc."
+    )
     var runtime: String?
 
     @Flag(

@@ -14,6 +14,14 @@ struct Doctor: ParsableCommand {
     func run() throws {
         var checks = HostDoctor().run()
         checks.append(leftovers())
+        let runtimes = RuntimeChoice(store: Context().store)
+        runtimes.remember(checks)
+        checks.append(
+            HostCheck(
+                name: "default runtime", level: .ok,
+                detail:
+                    "\((try? runtimes.kind(named: nil))?.rawValue ?? "none") for new sandboxes (crun where it runs; --runtime or $\(RuntimeChoice.environmentVariable) chooses another)",
+                fix: nil))
         if json {
             print(try JSONText.pretty(checks))
         } else {

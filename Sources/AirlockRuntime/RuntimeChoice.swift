@@ -1,0 +1,114 @@
+import AirlockState
+import AirlockSystem
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Which OCI runtime a new sandbox gets.
+///
+/// `--runtime NAME` when given; else `$AIRLOCK_RUNTIME`; else crun where it runs sandboxes on
+/// this host (it starts a container in about a quarter of runc's time), else runc. Whether a
+/// runtime works is the doctor's probe (``HostDoctor/runtime(_:namespace:)``), run once and
+/// remembered in the state directory until the runtime's binary or the kernel changes.
+public struct RuntimeChoice: Sendable {
+    public let store: StateStore
+    let environment: [String: String]
+
+    public static let environmentVariable = "AIRLOCK_RUNTIME"
+
+    public init(store: StateStore, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.store = store
+        self.environment = environment
+    }
+
+    /// The runtime for `--runtime name`, or the default; fails with one line when it cannot run here.
+    public func kind(named name: String?) throws -> RuntimeDriver.Kind {
+        if let name = name ?? environment[Self.environmentVariable].flatMap({ $0.isEmpty ? nil : $0 }) {
+            guard let kind = RuntimeDriver.Kind(rawValue: name) else {
+                throw AirlockError(.invalidArgument, "unknown runtime '\(name)' (choose runc, crun or runsc)")
+            }
+            guard Executables.find(kind.rawValue) != nil else {
+                throw AirlockError(.notFound, "runtime \(name) is not installed (try: sudo apt-get install \(name))")
+            }
+            if kind != .runc {
+                let check = try check(kind)
+                guard check.level == .ok else {
+                    throw AirlockError(
+                        .unsupported,
+                        "runtime \(kind.rawValue) cannot run sandboxes on this host: \(check.detail) (fix: \(HostDoctor.runtimeFix(kind)))"
+                    )
+                }
+            }
+            return kind
+        }
+        return preferred()
+    }
+
+    /// crun where its probe passes, else runc.
+    public func preferred() -> RuntimeDriver.Kind {
+        guard Executables.find(RuntimeDriver.Kind.crun.rawValue) != nil,
+            let check = try? check(.crun), check.level == .ok
+        else { return .runc }
+        return .crun
+    }
+
+    /// The remembered probe of `kind`, or a fresh one (remembered).
+    func check(_ kind: RuntimeDriver.Kind) throws -> HostCheck {
+        guard let key = Self.key(kind) else {
+            return HostCheck(name: "runtime \(kind.rawValue)", level: .warning, detail: "not installed", fix: nil)
+        }
+        var probes = load()
+        if let known = probes[kind.rawValue], known.key == key { return known.check }
+        let namespace = try UserNamespace(identity: try SandboxIdentity.current())
+        defer { namespace.close() }
+        let check = HostDoctor().runtime(kind, namespace: namespace)
+        probes[kind.rawValue] = Probe(key: key, check: check)
+        save(probes)
+        return check
+    }
+
+    /// Keeps what `airlock doctor` found, so the next `create` need not probe again.
+    public func remember(_ checks: [HostCheck]) {
+        var probes = load()
+        for kind in RuntimeDriver.Kind.allCases {
+            guard let check = checks.first(where: { $0.name == "runtime \(kind.rawValue)" }),
+                let key = Self.key(kind)
+            else { continue }
+            probes[kind.rawValue] = Probe(key: key, check: check)
+        }
+        save(probes)
+    }
+
+    struct Probe: Codable {
+        var key: String
+        var check: HostCheck
+    }
+
+    private var file: String { store.root + "/runtime-probes.json" }
+
+    private func load() -> [String: Probe] {
+        guard let text = try? Files.read(file) else { return [:] }
+        return (try? JSONDecoder().decode([String: Probe].self, from: Data(text.utf8))) ?? [:]
+    }
+
+    /// Best effort: a probe not remembered is run again next time.
+    private func save(_ probes: [String: Probe]) {
+        guard (try? Files.makeDirectory(store.root, mode: 0o700)) != nil,
+            let text = try? JSONText.pretty(probes)
+        else { return }
+        try? Files.writeAtomically(file, text + "\n", mode: 0o600)
+    }
+
+    /// What a probe's answer depends on: the binary (path, size, time) and the kernel.
+    static func key(_ kind: RuntimeDriver.Kind) -> String? {
+        guard let path = Executables.find(kind.rawValue) else { return nil }
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        var names = utsname()
+        uname(&names)
+        let release = withUnsafeBytes(of: &names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        return "\(path) \(info.st_size) \(info.st_mtim.tv_sec) \(release) \(UnifiedCgroupMask.isNeeded)"
+    }
+}
