@@ -66,8 +66,8 @@ import Testing
         #expect(
             crun.execArguments(id: "box", processFile: "/p.json", tty: true, logFile: "/x.log")
                 == [
-                    "crun", "--root", "/s/crun", "--log=file:/x.log", "--log-format=json", "exec", "--tty",
-                    "--process", "/p.json", "box",
+                    "crun", "--root", "/s/crun", "--cgroup-manager=disabled", "--log=file:/x.log",
+                    "--log-format=json", "exec", "--tty", "--process", "/p.json", "box",
                 ])
     }
 }
