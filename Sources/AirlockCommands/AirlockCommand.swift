@@ -37,6 +37,7 @@ public struct AirlockCommand: ParsableCommand {
     /// Parses, runs, and turns any failure into one line on stderr and an exit status
     /// (``ExitStatus``).
     public static func main(_ arguments: [String]) {
+        StepTiming.mark("\(arguments.dropFirst().first ?? "airlock"): started")
         if let status = InternalCommand.run(arguments) { Glibc.exit(status) }
         var command: any ParsableCommand
         do {
@@ -45,6 +46,7 @@ public struct AirlockCommand: ParsableCommand {
             failParsing(error)
         }
         let runsCommand = ExitStatus.runsCommand(command)
+        StepTiming.mark("arguments parsed")
         do {
             try command.run()
         } catch let error as ExitCode {

@@ -64,6 +64,7 @@ public final class ExecAgentServer {
         launcher = CommandLauncher(mountNamespace: mountNamespace, cgroupProcs: cgroupProcs, seccomp: seccomp)
         unlink(socket)
         listener = try UnixSocket.listen(at: socket)
+        StepTiming.mark("exec agent: listening")
         // The sandbox's directory (the user's, 0700) is what keeps others out; the agent runs
         // as the sandbox's root, another id than the user's on the host.
         chmod(socket, 0o666)

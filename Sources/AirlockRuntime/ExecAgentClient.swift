@@ -92,7 +92,10 @@ struct ExecAgentClient {
         forwarded.block()
         guard process.terminal else {
             _ = try start(process, stdio: (interactive ? 0 : nil, 1, 2))
-            return try waitForExit(forwarding: forwarded, relay: nil)
+            StepTiming.mark("exec: the agent started the command")
+            let status = try waitForExit(forwarding: forwarded, relay: nil)
+            StepTiming.mark("exec: the command exited \(status)")
+            return status
         }
         var size = winsize()
         let sized = ioctl(0, UInt(TIOCGWINSZ), &size) == 0

@@ -55,6 +55,7 @@ public struct SandboxInit {
         var enginePID: pid_t?
         var engineNamespaces: ChildProcess?
         var execAgentPID: pid_t?
+        StepTiming.mark("init: started")
         do {
             try mountGitFilters()
             if docker { engineNamespaces = try engineLauncher.enterOwnNetworkNamespace() }
@@ -64,8 +65,13 @@ public struct SandboxInit {
                 try engineLauncher.mountWritableSysfs()
                 try engineLauncher.stageShares()
             }
+            StepTiming.mark("init: git filters, network and root file system")
             try prepareRuntimeState()
             try UnifiedCgroupMask.apply(for: driver.kind)
+            // The agent starts beside the runtime and is told the container's pid once it runs:
+            // its own start costs the first command nothing.
+            let waitingAgent = startExecAgent(containerPID: nil)
+            execAgentPID = waitingAgent?.pid
             let logFile = paths.directory + "/runtime.log"
             Files.remove(logFile)
             let runtimeStarted = Monotonic.now()
@@ -79,11 +85,16 @@ public struct SandboxInit {
                         (Monotonic.now() - runtimeStarted) * 1000
                     ).utf8))
             containerPID = pid
+            StepTiming.mark("init: \(driver.kind.rawValue) started the container")
             if docker { enginePID = try engineLauncher.start() }
-            execAgentPID = startExecAgent(containerPID: pid)
+            if let waitingAgent {
+                writeLine(waitingAgent.containerPID.write, String(pid))
+                waitingAgent.containerPID.closeWrite()
+            }
             // The first command (`run`'s) is on its way: through the agent it starts several
-            // times sooner than through the runtime's exec, worth the agent's own start.
+            // times sooner than through the runtime's exec, worth the wait.
             if let agent = execAgentPID, !waitForExecAgent(agent) { execAgentPID = nil }
+            StepTiming.mark("init: exec agent listening")
         } catch {
             writeLine(Self.readyFD, "error: \(error)")
             return 1
@@ -108,7 +119,8 @@ public struct SandboxInit {
                 // Killed (by the OOM killer, say): another takes its place while the container runs.
                 if child.pid == execAgentPID {
                     execAgentPID =
-                        stopDeadline == nil && containerStatus == nil ? startExecAgent(containerPID: containerPID) : nil
+                        stopDeadline == nil && containerStatus == nil
+                        ? startExecAgent(containerPID: containerPID)?.pid : nil
                 }
             }
             if containerStatus == nil && !Self.isAlive(containerPID) { containerStatus = 0 }
@@ -119,19 +131,22 @@ public struct SandboxInit {
     }
 
     /// Starts the exec agent (``ExecAgentServer``), which runs commands in the container from
-    /// outside it; nil when it could not (`exec` then uses the runtime's). Never under gVisor:
-    /// its container's namespaces are the host kernel's, and a command started in them would
-    /// run outside gVisor's kernel.
-    private func startExecAgent(containerPID: pid_t) -> pid_t? {
+    /// outside it; nil when it could not (`exec` then uses the runtime's). Without the
+    /// container's pid, the agent reads it from the returned pipe (and ends if it closes
+    /// first). Never under gVisor: its container's namespaces are the host kernel's, and a
+    /// command started in them would run outside gVisor's kernel.
+    private func startExecAgent(containerPID: pid_t?) -> (pid: pid_t, containerPID: Pipe2)? {
         Files.remove(paths.execSocket)
-        guard driver.kind != .runsc else { return nil }
+        guard driver.kind != .runsc, let pipe = try? Pipe2() else { return nil }
         let started = try? ChildProcess.spawn(
             [
                 Executables.current, "_exec-agent", "--state",
                 ((paths.directory as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent, name,
-                String(containerPID),
-            ], stdin: .null, stdout: .file(paths.execAgentLog), stderr: .file(paths.execAgentLog))
-        return started?.pid
+                containerPID.map { String($0) } ?? "-",
+            ], stdin: containerPID == nil ? .fd(pipe.read) : .null, stdout: .file(paths.execAgentLog),
+            stderr: .file(paths.execAgentLog))
+        pipe.closeRead()
+        return started.map { ($0.pid, pipe) }
     }
 
     /// Waits, briefly, until the agent listens; false when it died (and was reaped here).

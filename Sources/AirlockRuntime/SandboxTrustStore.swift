@@ -24,17 +24,31 @@ public struct SandboxTrustStore: Sendable, Equatable {
         anchors = extra.joined()
     }
 
-    /// The PEM certificate blocks of `text`, each ending in a newline.
+    /// The PEM certificate blocks of `text`, each ending in a newline. Scanned as bytes: a
+    /// system bundle is some 200 KB, read at every sandbox start.
     static func certificates(in text: String) -> [String] {
-        let begin = "-----BEGIN CERTIFICATE-----"
-        let end = "-----END CERTIFICATE-----"
+        let begin = Array("-----BEGIN CERTIFICATE-----".utf8)
+        let end = Array("-----END CERTIFICATE-----".utf8)
+        let bytes = Array(text.utf8)
         var blocks: [String] = []
-        var rest = text[...]
-        while let start = rest.range(of: begin), let stop = rest[start.upperBound...].range(of: end) {
-            blocks.append(String(rest[start.lowerBound..<stop.upperBound]) + "\n")
-            rest = rest[stop.upperBound...]
+        var position = 0
+        while let start = find(begin, in: bytes, from: position),
+            let stop = find(end, in: bytes, from: start + begin.count)
+        {
+            blocks.append(String(decoding: bytes[start..<stop + end.count], as: UTF8.self) + "\n")
+            position = stop + end.count
         }
         return blocks
+    }
+
+    private static func find(_ needle: [UInt8], in bytes: [UInt8], from start: Int) -> Int? {
+        guard let first = needle.first, bytes.count >= needle.count else { return nil }
+        var index = start
+        while index <= bytes.count - needle.count {
+            if bytes[index] == first && bytes[index..<index + needle.count].elementsEqual(needle) { return index }
+            index += 1
+        }
+        return nil
     }
 
     /// Where distributions keep the system's bundle, Debian's first.

@@ -192,7 +192,9 @@ public struct Sandboxes: Sendable {
                 template.user = built.user
             }
         }
+        StepTiming.mark("create: image \(template.name) found")
         let runtime = try RuntimeChoice(store: store).kind(named: request.runtime)
+        StepTiming.mark("create: runtime \(runtime.rawValue) chosen")
         let limits = DefaultLimits.filling(
             SandboxRecord.Limits(
                 memoryBytes: try request.memory.map(Self.parseBytes), cpus: try request.cpus.map(Self.checkCPUs),
@@ -245,6 +247,7 @@ public struct Sandboxes: Sendable {
                 cause: error.cause)
         }
 
+        StepTiming.mark("create: request checked")
         try Files.makeDirectory(store.sandboxesDirectory)
         guard mkdir(paths.directory, 0o700) == 0 else {
             if errno == EEXIST {
@@ -273,6 +276,7 @@ public struct Sandboxes: Sendable {
             }
             try Files.makeDirectory(paths.runtimeRoot, mode: 0o700)
             try seedHome(paths.home, imageRootfs: image.rootfs(in: store))
+            StepTiming.mark("create: home seeded")
             var record = SandboxRecord(
                 name: name, agent: agent.name, workspace: workspace,
                 template: request.image == nil ? template.name : "image " + (template.description ?? ""),
@@ -312,6 +316,7 @@ public struct Sandboxes: Sendable {
                 try SecretStore.captureEnvironment(into: paths)
                 noteMissingCredentials(agent, paths: paths)
             }
+            StepTiming.mark("create: record, policy and credentials saved")
             return (record, true)
         } catch {
             Files.remove(paths.directory)
@@ -395,14 +400,20 @@ public struct Sandboxes: Sendable {
 
     /// The caller's `git config --global` name and email, if git and they are there.
     static func hostGitIdentity() -> SandboxRecord.GitIdentity? {
-        guard Executables.find("git") != nil else { return nil }
-        let value = { (key: String) -> String? in
-            guard let output = try? ChildProcess.run(["git", "config", "--global", "--get", key]), output.status == 0
-            else { return nil }
-            let text = output.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            return text.isEmpty ? nil : text
+        guard Executables.find("git") != nil,
+            let output = try? ChildProcess.run([
+                "git", "config", "--global", "--null", "--get-regexp", "^user\\.(name|email)$",
+            ]), output.status == 0
+        else { return nil }
+        // One git for both: `key\nvalue\0` each, the last of a key winning as git's own lookup.
+        var values: [String: String] = [:]
+        for entry in output.stdout.split(separator: "\0") {
+            let parts = entry.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2 else { continue }
+            let value = parts[1].trimmingCharacters(in: .whitespacesAndNewlines)
+            values[String(parts[0])] = value.isEmpty ? nil : value
         }
-        let identity = SandboxRecord.GitIdentity(name: value("user.name"), email: value("user.email"))
+        let identity = SandboxRecord.GitIdentity(name: values["user.name"], email: values["user.email"])
         return identity.name == nil && identity.email == nil ? nil : identity
     }
 
@@ -668,6 +679,7 @@ public struct Sandboxes: Sendable {
         // Process files of execs whose airlock was killed: none can be in use while stopped.
         Files.remove(paths.execDirectory)
         var spec = try spec(for: record)
+        StepTiming.mark("start: checks and spec")
         Files.remove(paths.gitGuardPlan)
         if record.clone != true {
             // Disposable sandboxes too: the gateway's servers may have the workspace mounted.
@@ -687,6 +699,7 @@ public struct Sandboxes: Sendable {
                 try Files.writeAtomically(paths.guardMade, earlier + guarded.made.map { $0 + "\n" }.joined())
             }
         }
+        StepTiming.mark("start: git guard plan and host persistence guard")
         let driver = RuntimeDriver(record: record, paths: paths)
         _ = try driver.requireInstalled()
         try spec.gitGuard.save(paths)
@@ -694,11 +707,13 @@ public struct Sandboxes: Sendable {
             try Files.writeAtomically(paths.etc + "/" + file, contents)
         }
         if record.networkMode == .policy { try writeTrustStore(record, paths, imageRootfs: spec.imageRootfs) }
+        StepTiming.mark("start: /etc files and trust store written")
         try Files.writeAtomically(paths.bundle + "/config.json", try JSONText.pretty(spec.runtimeSpec()))
         if record.docker == true { try DockerEngine(spec: spec).prepare() }
 
         // The limits are in place before the sandbox's first process.
         try SandboxCgroup(store.sandbox(name)).prepare(record.limits)
+        StepTiming.mark("start: runtime spec and cgroup")
         let ready = try Pipe2()
         let launcher = try ChildProcess.spawn(
             ["setsid", "--fork", Executables.current, "_supervise", "--state", store.root, name],
@@ -742,6 +757,7 @@ public struct Sandboxes: Sendable {
     /// to the command.
     public func exec(_ name: String, _ request: ExecRequest) throws -> Int32 {
         if let agent = ExecAgentClient.connect(store.sandbox(name)) {
+            StepTiming.mark("exec: connected to the exec agent")
             do {
                 return try agent.run(try execProcess(name, request).process, interactive: request.interactive)
             } catch let refusal as ExecAgentClient.Refusal where refusal.worthRetryingWithRuntime {

@@ -69,6 +69,7 @@ public struct Supervisor {
             docker = record.docker == true
             namespace = try UserNamespace(identity: try SandboxIdentity.current())
             namespaceReady = Monotonic.now()
+            StepTiming.mark("supervisor: user namespace made")
             let ready = try Pipe2()
             let (listenersHere, listenersThere) = try DescriptorPassing.socketPair()
             // After the listeners, the init makes sockets in the sandbox's namespace on it.
@@ -85,6 +86,7 @@ public struct Supervisor {
                 extraDescriptors: [Self.readyFD: ready.write, SandboxInit.listenersFD: listenersThere])
             ready.closeWrite()
             close(listenersThere)
+            StepTiming.mark("supervisor: init chain started")
             // The init sends the git filters' descriptors, then the listeners, before it starts
             // the container, so they are served before anything in the sandbox can use them.
             let guardPlan = GitGuardPlan.load(paths)
@@ -107,9 +109,11 @@ public struct Supervisor {
                         publishing: published.map(\.port), engine: record.docker == true)
                     egress = try EgressServer.start(
                         listeners: kinds, descriptors: listeners, configuration: configuration)
+                    StepTiming.mark("supervisor: egress listeners served")
                 }
             }
             var answer = readReadinessLine(ready.read).trimmingCharacters(in: .whitespacesAndNewlines)
+            StepTiming.mark("supervisor: init says \(answer)")
             if answer == "ready" && record.networkMode == .policy && egress == nil {
                 answer = "error: the sandbox init passed no egress listeners"
             }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -86,11 +87,20 @@ public final class UserNamespace: @unchecked Sendable {
             try Self.writeMap("/proc/\(pid)/gid_map", identity.gidMappings)
             return
         }
-        for (tool, maps) in [("newuidmap", identity.uidMappings), ("newgidmap", identity.gidMappings)] {
-            let output = try ChildProcess.run([tool] + Self.mapArguments(pid: pid, maps))
-            guard output.status == 0 else {
+        // Both at once: each is a set-id program's start, a few milliseconds of every sandbox start.
+        let tools = [("newuidmap", identity.uidMappings), ("newgidmap", identity.gidMappings)]
+        let outputs = Mutex<[Result<ChildProcess.Output, any Error>?]>([nil, nil])
+        DispatchQueue.concurrentPerform(iterations: tools.count) { index in
+            let (tool, maps) = tools[index]
+            let output = Result { try ChildProcess.run([tool] + Self.mapArguments(pid: pid, maps)) }
+            outputs.withLock { $0[index] = output }
+        }
+        for (index, result) in outputs.withLock({ $0 }).enumerated() {
+            guard let output = try result?.get(), output.status == 0 else {
                 throw AirlockError(
-                    .unsupported, "\(tool) refused the sandbox id map: \(output.lastErrorLine); run `airlock doctor`")
+                    .unsupported,
+                    "\(tools[index].0) refused the sandbox id map: \((try? result?.get())?.lastErrorLine ?? ""); run `airlock doctor`"
+                )
             }
         }
     }

@@ -1,4 +1,5 @@
 import AirlockRuntime
+import AirlockSystem
 import ArgumentParser
 
 #if canImport(Glibc)
@@ -45,7 +46,9 @@ struct Run: ParsableCommand {
         let createRequest = try options.request(agent: agent, workspace: workspace)
         try options.prepareMCP(createRequest, context: context)
         let (record, _) = try sandboxes.create(createRequest)
+        StepTiming.mark("run: sandbox \(record.name) made")
         try sandboxes.start(record.name)
+        StepTiming.mark("run: sandbox running")
         if detach {
             print(record.name)
             return

@@ -76,14 +76,16 @@ enum InternalCommand {
     }
 
     /// `_exec-agent --state DIR SANDBOX CONTAINER-PID`: the sandbox's exec agent, started by its
-    /// init once the container runs (``ExecAgentServer``).
+    /// init (``ExecAgentServer``). With `-` for the pid, it prepares while the runtime starts
+    /// the container and reads the pid from standard input once it runs.
     static func execAgent(_ paths: SandboxPaths, containerPID: String) -> Int32 {
         do {
-            guard let pid = pid_t(containerPID) else {
-                throw AirlockError(.invalidArgument, "no container pid: \(containerPID)")
-            }
             let data = try Data(contentsOf: URL(fileURLWithPath: paths.bundle + "/config.json"))
             let config = try JSONDecoder().decode(RuntimeSpec.self, from: data)
+            let given = containerPID == "-" ? readLine(strippingNewline: true) : containerPID
+            guard let given, let pid = pid_t(given) else {
+                throw AirlockError(.invalidArgument, "no container pid: \(given ?? "none came")")
+            }
             try ExecAgentServer(containerPID: pid, socket: paths.execSocket, config: config).run()
         } catch {
             FileHandle.standardError.write(Data("airlock _exec-agent: \(error)\n".utf8))
