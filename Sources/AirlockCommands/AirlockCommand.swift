@@ -39,16 +39,25 @@ public struct AirlockCommand: ParsableCommand {
     public static func main(_ arguments: [String]) {
         StepTiming.mark("\(arguments.dropFirst().first ?? "airlock"): started")
         if let status = InternalCommand.run(arguments) { Glibc.exit(status) }
+        if let exec = QuickExec(arguments) {
+            StepTiming.mark("arguments parsed")
+            perform(runsCommand: true) { try exec.run() }
+        }
         var command: any ParsableCommand
         do {
             command = try quicklyParsed(arguments) ?? parseAsRoot(Array(arguments.dropFirst()))
         } catch {
             failParsing(error)
         }
-        let runsCommand = ExitStatus.runsCommand(command)
         StepTiming.mark("arguments parsed")
+        perform(runsCommand: ExitStatus.runsCommand(command)) { try command.run() }
+    }
+
+    /// Runs a parsed command and turns any failure into one line on stderr and an exit status.
+    static func perform(runsCommand: Bool, _ body: () throws -> Void) -> Never {
         do {
-            try command.run()
+            try body()
+            Glibc.exit(0)
         } catch let error as ExitCode {
             Glibc.exit(error.rawValue)
         } catch let error as ExecFailure where error.printed {

@@ -759,7 +759,9 @@ public struct Sandboxes: Sendable {
         if let agent = ExecAgentClient.connect(store.sandbox(name)) {
             StepTiming.mark("exec: connected to the exec agent")
             do {
-                return try agent.run(try execProcess(name, request).process, interactive: request.interactive)
+                let process = try execProcess(name, request).process
+                StepTiming.mark("exec: the process described")
+                return try agent.run(process, interactive: request.interactive)
             } catch let refusal as ExecAgentClient.Refusal where refusal.worthRetryingWithRuntime {
                 // Below: the runtime's helper is not held to the sandbox's pids limit.
             } catch let refusal as ExecAgentClient.Refusal {

@@ -50,6 +50,36 @@ public enum UnixSocket {
     /// One line (without its newline) of at most `limit` bytes; nil at the end or past the limit.
     public static func readLine(_ fd: Int32, limit: Int = 1 << 16) -> String? {
         var line: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 8192)
+        while line.count < limit {
+            // Looked at first, then taken up to the newline and no further: what follows (a
+            // message that carries descriptors, the next line) stays for its reader. Two calls
+            // for a line, where reading byte by byte took one per byte.
+            let peeked = recv(fd, &chunk, min(chunk.count, limit - line.count), Int32(MSG_PEEK))
+            if peeked < 0 && errno == EINTR { continue }
+            if peeked < 0 && errno == ENOTSOCK { return readLineByteByByte(fd, limit: limit, line: line) }
+            guard peeked > 0 else { return nil }
+            let newline = chunk[0..<peeked].firstIndex(of: UInt8(ascii: "\n"))
+            let take = newline.map { $0 + 1 } ?? peeked
+            var taken = 0
+            while taken < take {
+                let count = chunk.withUnsafeMutableBytes { buffer -> Int in
+                    guard let base = buffer.baseAddress else { return -1 }
+                    return recv(fd, base + taken, take - taken, 0)
+                }
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { return nil }
+                taken += count
+            }
+            line += chunk[0..<(newline ?? take)]
+            if newline != nil { return String(decoding: line, as: UTF8.self) }
+        }
+        return nil
+    }
+
+    /// The same from a pipe, which cannot be looked at without taking.
+    private static func readLineByteByByte(_ fd: Int32, limit: Int, line: [UInt8]) -> String? {
+        var line = line
         var byte: UInt8 = 0
         while line.count < limit {
             let count = read(fd, &byte, 1)

@@ -45,10 +45,62 @@ struct Exec: ParsableCommand {
         request.environment = env
         request.tty = tty
         request.interactive = interactive
+        try Self.run(name, request)
+    }
+
+    static func run(_ name: String, _ request: Sandboxes.ExecRequest) throws {
         let context = Context()
-        let status = try GuardedSession(context: context, name: name, comparesFiles: tty).run {
+        let status = try GuardedSession(context: context, name: name, comparesFiles: request.tty).run {
             try context.sandboxes.exec(name, request)
         }
         throw ExitCode(status)
     }
+}
+
+/// `exec`'s everyday form, `exec [-i] [-t] [-u USER] [-w DIR] [-e KEY=VALUE]... NAME -- CMD...`,
+/// read without the argument parser: building even `exec`'s part of the command tree makes
+/// Swift's runtime look through this large binary's protocol conformances, a millisecond of a
+/// command that otherwise takes a few. Anything else (help, another spelling, a mistake) is
+/// nil and goes to ``Exec`` for the parser's own handling and messages.
+struct QuickExec {
+    let name: String
+    let request: Sandboxes.ExecRequest
+
+    init?(_ arguments: [String]) {
+        guard arguments.count > 4, arguments[1] == "exec" else { return nil }
+        var request = Sandboxes.ExecRequest(command: [])
+        var index = 2
+        func value() -> String? {
+            index += 1
+            return index < arguments.count ? arguments[index] : nil
+        }
+        while index < arguments.count, arguments[index].hasPrefix("-") {
+            let argument = arguments[index]
+            switch argument {
+            case "-i", "--interactive": request.interactive = true
+            case "-t", "--tty": request.tty = true
+            case "-it", "-ti":
+                request.interactive = true
+                request.tty = true
+            case "-u", "--user": request.user = value()
+            case "-w", "--workdir": request.workdir = value()
+            case "-e", "--env":
+                guard let entry = value() else { return nil }
+                request.environment.append(entry)
+            default: return nil
+            }
+            guard index < arguments.count else { return nil }
+            index += 1
+        }
+        // NAME, then `--` and at least one word of the command.
+        guard index + 2 < arguments.count, arguments[index + 1] == "--" else { return nil }
+        name = arguments[index]
+        request.command = Array(arguments[(index + 2)...])
+        // As ``Exec/validate()`` leaves it: a second `--` is not part of the command.
+        if request.command.first == "--" { request.command.removeFirst() }
+        guard !request.command.isEmpty else { return nil }
+        self.request = request
+    }
+
+    func run() throws { try Exec.run(name, request) }
 }
