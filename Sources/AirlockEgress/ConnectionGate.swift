@@ -41,6 +41,12 @@ final class ConnectionGate: Sendable {
         }
     }
 
+    /// Counts a connection once more, past the cap: one whose sockets leave the event loop
+    /// (``SpliceTunnels``) stays counted after its channel closes, until its tunnel ends.
+    func hold() {
+        open.add(1, ordering: .relaxed)
+    }
+
     func release() {
         open.subtract(1, ordering: .relaxed)
     }

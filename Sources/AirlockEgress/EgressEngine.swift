@@ -64,6 +64,10 @@ final class EgressEngine: Sendable {
     let synthetic = SyntheticAddresses()
     let gate = ConnectionGate()
     let threadPool: NIOThreadPool
+    /// Where tunnels the proxy does not look into move their bytes (nil with
+    /// `AIRLOCK_SPLICE=0`, or where it cannot start: they then stay on the event loop).
+    let splicer: SpliceTunnels? =
+        ProcessInfo.processInfo.environment["AIRLOCK_SPLICE"] == "0" ? nil : try? SpliceTunnels()
     /// The CA and the upstream TLS context, made on the first interception rather than at
     /// start: most sandboxes' starts never need them.
     private let interception = Mutex<(authority: CertificateAuthority, upstreamTLS: NIOSSLContext)?>(nil)

@@ -519,10 +519,11 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
         }
         state = .done
         timeouts.tunnel()
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let (clientSide, upstreamSide) = RelayHandler.pair { loopBound.value.finishCurrent() }
         let pending = buffer
         buffer = ByteBuffer()
+        if splice(context: context, upstream: upstream, first: pending) { return }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let (clientSide, upstreamSide) = RelayHandler.pair { loopBound.value.finishCurrent() }
         do {
             let operations = upstream.pipeline.syncOperations
             operations.removeHandler(context: try operations.context(name: ResponseRelay.name), promise: nil)
@@ -547,6 +548,47 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private var relays: (RelayHandler, RelayHandler)?
+
+    /// Hands the tunnel to the kernel (``SpliceTunnels``): both sockets leave the event loop,
+    /// `first` (the ClientHello that was looked at) goes ahead of the rest, and the log line is
+    /// written when the tunnel ends. False, with nothing changed, where that cannot be done.
+    private func splice(context: ChannelHandlerContext, upstream: Channel, first: ByteBuffer) -> Bool {
+        guard let splicer = engine.splicer,
+            (try? upstream.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self)) == nil,
+            let clientSocket = ChannelDescriptor.duplicate(context.channel)
+        else { return false }
+        guard let upstreamSocket = ChannelDescriptor.duplicate(upstream) else {
+            close(clientSocket)
+            return false
+        }
+        let entry = current
+        let (started, sentBefore, receivedBefore) = (currentStarted, bytesOut, bytesIn.value)
+        let (log, gate) = (engine.log, engine.gate)
+        gate.hold()
+        let taken = splicer.start(
+            client: clientSocket, upstream: upstreamSocket, first: Array(first.readableBytesView),
+            idle: engine.connectionLimits().tunnelIdleTimeout.value
+        ) { totals in
+            gate.release()
+            guard var entry else { return }
+            entry.bytesOut = sentBefore + totals.toUpstream
+            entry.bytesIn = receivedBefore + totals.fromUpstream
+            entry.durationMs = ((Monotonic.now() - started) * 1000 * 10).rounded() / 10
+            log.append(entry)
+        }
+        guard taken else {
+            gate.release()
+            close(clientSocket)
+            close(upstreamSocket)
+            return false
+        }
+        // The tunnel's line is written at its end; the channels' copies of the sockets close
+        // now (the sockets stay open in the tunnel).
+        current = nil
+        upstream.close(promise: nil)
+        context.close(promise: nil)
+        return true
+    }
 
     /// Takes a new upstream; when it ends, so does the processing of this connection.
     private func adopt(_ upstream: Channel, context: ChannelHandlerContext) {
