@@ -131,7 +131,7 @@ public actor CodeSandboxService {
         if shape == settings.shape, !pool.isEmpty {
             let name = pool.removeFirst()
             active[name] = Active(shape: shape)
-            refill()
+            refill(after: Self.refillDelay)
             return (name, true)
         }
         // Counted before the wait, so concurrent calls cannot all pass the check above.
@@ -143,7 +143,7 @@ public actor CodeSandboxService {
             throw AirlockError(.conflict, "the server is shutting down")
         }
         active[name] = Active(shape: shape)
-        if shape == settings.shape { refill() }
+        if shape == settings.shape { refill(after: Self.refillDelay) }
         return (name, false)
     }
 
@@ -293,14 +293,19 @@ public actor CodeSandboxService {
         await remove(Array(idle.keys), processes: idle.values.flatMap { $0.processes.values })
     }
 
-    private func refill() {
+    /// How long a refill waits after a sandbox was handed out: the client's first commands in
+    /// it (typically at once) get the machine, not the next sandbox's start beside them.
+    static let refillDelay: Duration = .milliseconds(300)
+
+    private func refill(after delay: Duration = .zero) {
         guard !closed else { return }
         let missing = settings.poolSize - pool.count - filling
         guard missing > 0 else { return }
         filling += missing
         for _ in 0..<missing {
             Task {
-                let made = try? await self.make(self.settings.shape)
+                if delay > .zero { try? await Task.sleep(for: delay) }
+                let made = self.closed ? nil : try? await self.make(self.settings.shape)
                 await self.filled(made)
             }
         }

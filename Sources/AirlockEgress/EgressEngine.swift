@@ -64,10 +64,11 @@ final class EgressEngine: Sendable {
     let synthetic = SyntheticAddresses()
     let gate = ConnectionGate()
     let threadPool: NIOThreadPool
-    /// Where tunnels the proxy does not look into move their bytes (nil with
-    /// `AIRLOCK_SPLICE=0`, or where it cannot start: they then stay on the event loop).
+    /// Where tunnels the proxy does not look into move their bytes, with `AIRLOCK_SPLICE=1`;
+    /// else (and where it cannot start) they stay on the event loop, which measured faster on
+    /// loopback here (`bench/egress.sh` compares the two).
     let splicer: SpliceTunnels? =
-        ProcessInfo.processInfo.environment["AIRLOCK_SPLICE"] == "0" ? nil : try? SpliceTunnels()
+        ProcessInfo.processInfo.environment["AIRLOCK_SPLICE"] == "1" ? try? SpliceTunnels() : nil
     /// The CA and the upstream TLS context, made on the first interception rather than at
     /// start: most sandboxes' starts never need them.
     private let interception = Mutex<(authority: CertificateAuthority, upstreamTLS: NIOSSLContext)?>(nil)

@@ -32,9 +32,7 @@ final class SpliceTunnels: Sendable {
         wake = try Pipe2()
         _ = fcntl(wake.read, F_SETFL, O_NONBLOCK)
         _ = fcntl(wake.write, F_SETFL, O_NONBLOCK)
-        let thread = Thread { [self] in serve() }
-        thread.name = "airlock-splice"
-        thread.start()
+        Thread.detachNewThread { [self] in serve() }
     }
 
     /// Takes over a tunnel between two connected sockets (descriptors this now owns):
@@ -56,6 +54,11 @@ final class SpliceTunnels: Sendable {
     // MARK: - The thread
 
     private func serve() -> Never {
+        // Named in /proc (Foundation names only a thread that names itself).
+        typealias SetName = @convention(c) (pthread_t, UnsafePointer<CChar>) -> Int32
+        if let setName = dlsym(nil, "pthread_setname_np").map({ unsafeBitCast($0, to: SetName.self) }) {
+            _ = setName(pthread_self(), "airlock-splice")
+        }
         var tunnels: [Tunnel] = []
         var lastSweep = Monotonic.now()
         var drain = [UInt8](repeating: 0, count: 64)
@@ -187,11 +190,17 @@ final class SpliceTunnels: Sendable {
         /// Bytes taken from the source (the preloaded ones included).
         private(set) var moved = 0
         private var blockedOnOutput = false
+        /// What the pipe holds.
+        private let capacity: Int
 
         init?(from source: Int32, to destination: Int32) {
             var fds: [Int32] = [0, 0]
             guard pipe(&fds) == 0 else { return nil }
             for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            // As large as an ordinary user may make it (fs.pipe-max-size, 1 MiB by default):
+            // a bulk download then moves in a few calls per megabyte, not sixteen.
+            let size = fcntl(fds[1], Self.setPipeSize, 1 << 20)
+            capacity = size > 0 ? Int(size) : 1 << 16
             self.source = source
             self.destination = destination
             pipeRead = fds[0]
@@ -236,7 +245,7 @@ final class SpliceTunnels: Sendable {
                     finished = true
                     return .moved
                 }
-                let read = SpliceTunnels.spliceCall?(source, nil, pipeWrite, nil, 1 << 16, Self.flags) ?? -1
+                let read = SpliceTunnels.spliceCall?(source, nil, pipeWrite, nil, capacity, Self.flags) ?? -1
                 if read > 0 {
                     inPipe += read
                     moved += read
@@ -260,6 +269,8 @@ final class SpliceTunnels: Sendable {
             Glibc.close(pipeWrite)
         }
 
+        /// F_SETPIPE_SZ.
+        private static let setPipeSize: Int32 = 1031
         /// SPLICE_F_MOVE | SPLICE_F_NONBLOCK.
         private static let flags: UInt32 = 1 | 2
     }

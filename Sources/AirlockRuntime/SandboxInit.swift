@@ -245,7 +245,11 @@ public struct SandboxInit {
         let status = runtime.wait()
         guard status == 0 else {
             let said = ChildProcess.Output(status: status, stdout: "", stderr: (try? Files.read(logFile)) ?? "")
-            throw AirlockError(.failed, "\(driver.binary) could not start \(what): \(runtimeError(said))")
+            // crun is chosen for the user where its probe passed: say how to leave it.
+            let way =
+                driver.kind == .crun
+                ? " (a sandbox created with --runtime runc, or AIRLOCK_RUNTIME=runc, uses runc)" : ""
+            throw AirlockError(.failed, "\(driver.binary) could not start \(what): \(runtimeError(said))\(way)")
         }
         guard
             let pid = (try? Files.read(pidFile)).flatMap({ pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) })

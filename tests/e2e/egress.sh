@@ -271,6 +271,29 @@ expect "a denied host never reaches the upstream proxy" "403 0" \
 a stop "$name" >/dev/null
 a run -d shell "$ws" --name "$name" >/dev/null 2>&1
 
+echo "== tunnels spliced in the kernel (AIRLOCK_SPLICE=1)"
+AIRLOCK_SPLICE=1 a run -d shell "$ws" --name "$name-splice" --allow-host allowed.test \
+    --allow-cidr 127.0.0.1/32 >/dev/null 2>&1
+supervisor_threads() { # NAME: the thread names of its supervisor
+    local pid
+    pid=$(a inspect "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["supervisorPID"])')
+    cat /proc/"$pid"/task/*/comm 2>/dev/null | sort -u | xargs
+}
+expect_match "the supervisor has a splice thread" "airlock-splice" "$(supervisor_threads "$name-splice")"
+expect "20 MB through a spliced CONNECT tunnel, every byte" "200 20000000" \
+    "$(a exec "$name-splice" -- bash -c 'curl -s --cacert test-ca.pem -o /dev/null -w "%{http_code} %{size_download}" "https://allowed.test:18443/bytes?n=20000000"')"
+expect "a small answer too (the ClientHello went first)" "https:18443" \
+    "$(a exec "$name-splice" -- bash -c 'curl -s --cacert test-ca.pem https://allowed.test:18443/ | python3 -c "import json,sys; print(json.load(sys.stdin)[\"server\"])"')"
+sleep 1
+expect "the log line, written at the tunnel's end, counts the bytes" "ok" \
+    "$(a network log "$name-splice" --json | python3 -c '
+import json, sys
+lines = [json.loads(l) for l in sys.stdin if l.strip()]
+big = [l for l in lines if l.get("host") == "allowed.test" and l.get("bytesIn", 0) >= 20000000]
+print("ok" if big and big[0]["bytesOut"] > 0 else lines)')"
+expect "companion: without it, no splice thread" "" "$(supervisor_threads "$name" | grep -o airlock-splice)"
+a rm -f "$name-splice" >/dev/null
+
 echo "== bad input"
 check_error "a bad host rule is one line" "is not a host rule" a network policy "$name" --allow-host 'bad host!'
 check_error "a bad CIDR at create leaves no sandbox" "is not an address range" \
