@@ -41,14 +41,15 @@ final class ConnectionGate: Sendable {
         }
     }
 
-    /// Counts a connection once more, past the cap: one whose sockets leave the event loop
-    /// (``SpliceTunnels``) stays counted after its channel closes, until its tunnel ends.
-    func hold() {
-        open.add(1, ordering: .relaxed)
+    /// Counts `places` more, past the cap: a connection whose sockets leave the event loop
+    /// (``SpliceTunnels``) stays counted after its channel closes, until its tunnel ends, and
+    /// its pipes count too (six descriptors, where the budget reckons two a place).
+    func hold(_ places: Int = 1) {
+        open.add(places, ordering: .relaxed)
     }
 
-    func release() {
-        open.subtract(1, ordering: .relaxed)
+    func release(_ places: Int = 1) {
+        open.subtract(places, ordering: .relaxed)
     }
 
     /// Counts a refusal; returns how many to report when a line is due (at most one a second).

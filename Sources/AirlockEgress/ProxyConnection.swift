@@ -486,7 +486,7 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
     private func interceptOrRelay(_ authority: Authority, context: ChannelHandlerContext) {
         let credentials = engine.credentials(for: authority.host)
         guard !credentials.isEmpty, let upstream else {
-            startRelay(context: context)
+            startRelay(context: context, spliceable: true)
             return
         }
         do {
@@ -512,7 +512,11 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
         context.pipeline.syncOperations.fireChannelRead(NIOAny(hello))
     }
 
-    private func startRelay(context: ChannelHandlerContext) {
+    /// Relays the rest byte for byte. A `spliceable` stream is TLS the proxy checked: its client
+    /// spoke first and the upstream has said nothing yet, so nothing waits in the channels'
+    /// queues and it may leave the event loop (``splice(context:upstream:first:)``). Others
+    /// (an upgrade after its 101, another protocol) stay.
+    private func startRelay(context: ChannelHandlerContext, spliceable: Bool = false) {
         guard let upstream else {
             context.close(promise: nil)
             return
@@ -521,7 +525,7 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
         timeouts.tunnel()
         let pending = buffer
         buffer = ByteBuffer()
-        if splice(context: context, upstream: upstream, first: pending) { return }
+        if spliceable, splice(context: context, upstream: upstream, first: pending) { return }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let (clientSide, upstreamSide) = RelayHandler.pair { loopBound.value.finishCurrent() }
         do {
@@ -564,12 +568,12 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
         let entry = current
         let (started, sentBefore, receivedBefore) = (currentStarted, bytesOut, bytesIn.value)
         let (log, gate) = (engine.log, engine.gate)
-        gate.hold()
+        gate.hold(3)
         let taken = splicer.start(
             client: clientSocket, upstream: upstreamSocket, first: Array(first.readableBytesView),
             idle: engine.connectionLimits().tunnelIdleTimeout.value
         ) { totals in
-            gate.release()
+            gate.release(3)
             guard var entry else { return }
             entry.bytesOut = sentBefore + totals.toUpstream
             entry.bytesIn = receivedBefore + totals.fromUpstream
@@ -577,7 +581,7 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
             log.append(entry)
         }
         guard taken else {
-            gate.release()
+            gate.release(3)
             close(clientSocket)
             close(upstreamSocket)
             return false

@@ -65,16 +65,29 @@ final class SpliceTunnels: Sendable {
         while true {
             var fds = [pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
             for tunnel in tunnels {
-                fds.append(pollfd(fd: tunnel.client, events: tunnel.interest.client, revents: 0))
-                fds.append(pollfd(fd: tunnel.upstream, events: tunnel.interest.upstream, revents: 0))
+                // A negative descriptor is one poll leaves out.
+                for (fd, events) in [
+                    (tunnel.client, tunnel.interest.client), (tunnel.upstream, tunnel.interest.upstream),
+                ] {
+                    fds.append(pollfd(fd: tunnel.hungUp.contains(fd) ? -1 : fd, events: events, revents: 0))
+                }
             }
             let count = poll(&fds, nfds_t(fds.count), 1000)
             if count > 0 {
                 for (index, tunnel) in tunnels.enumerated() {
-                    let events = fds[1 + 2 * index].revents | fds[2 + 2 * index].revents
-                    guard events != 0 else { continue }
-                    // A hang-up or an error that moves nothing would wake this loop forever.
-                    if !pump(tunnel) && events & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 { tunnel.close() }
+                    let (client, upstream) = (fds[1 + 2 * index].revents, fds[2 + 2 * index].revents)
+                    guard client | upstream != 0 else { continue }
+                    if client & Int16(POLLERR | POLLNVAL) != 0 || upstream & Int16(POLLERR | POLLNVAL) != 0 {
+                        tunnel.close()
+                        continue
+                    }
+                    // A socket shut down both ways reports a hang-up at every poll: once it
+                    // moves nothing, it is left out until the tunnel ends, so that what the
+                    // other direction still holds is delivered, without waking this loop forever.
+                    if !pump(tunnel) {
+                        if client & Int16(POLLHUP) != 0 { tunnel.hungUp.insert(tunnel.client) }
+                        if upstream & Int16(POLLHUP) != 0 { tunnel.hungUp.insert(tunnel.upstream) }
+                    }
                 }
                 if fds[0].revents != 0 {
                     while read(wake.read, &drain, drain.count) > 0 {}
@@ -125,6 +138,8 @@ final class SpliceTunnels: Sendable {
         let idle: Double
         var lastActivity = Monotonic.now()
         private(set) var ended = false
+        /// Sockets that hung up and moved nothing more: left out of the poll.
+        var hungUp: Set<Int32> = []
         /// What `poll` waits for on each socket.
         private(set) var interest: (client: Int16, upstream: Int16) = (0, 0)
         private let done: @Sendable (Totals) -> Void
@@ -190,21 +205,20 @@ final class SpliceTunnels: Sendable {
         /// Bytes taken from the source (the preloaded ones included).
         private(set) var moved = 0
         private var blockedOnOutput = false
-        /// What the pipe holds.
-        private let capacity: Int
+        private let pipe: Pipe2
+        /// What a pipe of the default size holds.
+        private let capacity = 1 << 16
 
         init?(from source: Int32, to destination: Int32) {
-            var fds: [Int32] = [0, 0]
-            guard pipe(&fds) == 0 else { return nil }
-            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-            // As large as an ordinary user may make it (fs.pipe-max-size, 1 MiB by default):
-            // a bulk download then moves in a few calls per megabyte, not sixteen.
-            let size = fcntl(fds[1], Self.setPipeSize, 1 << 20)
-            capacity = size > 0 ? Int(size) : 1 << 16
+            // Close-on-exec from the start (a child the supervisor spawns meanwhile gets none),
+            // and of the default size: a larger one counts against the host user's pipe
+            // allowance (fs.pipe-user-pages-soft), which every pipe of theirs shares.
+            guard let pipe = try? Pipe2() else { return nil }
+            self.pipe = pipe
             self.source = source
             self.destination = destination
-            pipeRead = fds[0]
-            pipeWrite = fds[1]
+            pipeRead = pipe.read
+            pipeWrite = pipe.write
         }
 
         var wantsInput: Bool { !sourceEnded && inPipe == 0 }
@@ -265,12 +279,10 @@ final class SpliceTunnels: Sendable {
         }
 
         func closePipe() {
-            Glibc.close(pipeRead)
-            Glibc.close(pipeWrite)
+            pipe.closeRead()
+            pipe.closeWrite()
         }
 
-        /// F_SETPIPE_SZ.
-        private static let setPipeSize: Int32 = 1031
         /// SPLICE_F_MOVE | SPLICE_F_NONBLOCK.
         private static let flags: UInt32 = 1 | 2
     }

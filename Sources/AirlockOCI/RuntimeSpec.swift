@@ -136,6 +136,9 @@ public struct RuntimeSpec: Codable, Sendable, Equatable {
         public var seccomp: Seccomp?
         public var maskedPaths: [String]
         public var readonlyPaths: [String]
+        /// How the root's mounts propagate (`rslave`: mounts made on a source later appear
+        /// inside). runc makes them slaves when this is not set; crun makes them private.
+        public var rootfsPropagation: String?
 
         public init(
             namespaces: [Namespace], resources: Resources?, cgroupsPath: String?, seccomp: Seccomp?,

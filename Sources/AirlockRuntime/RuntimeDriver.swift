@@ -81,12 +81,14 @@ public struct RuntimeDriver: Sendable, Equatable {
     /// container's first process, and an open-files soft limit at the hard one (runc, a Go
     /// program, raises its own and passes it on; the exec agent gives the same).
     public func execPrefix(oomScoreAdj: Int) -> [String] {
-        guard kind == .crun, let choom = Executables.find("choom"), let prlimit = Executables.find("prlimit") else {
-            return []
-        }
+        guard kind == .crun, let prlimit = Executables.find("prlimit") else { return [] }
         var files = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &files)
-        return [choom, "-n", String(oomScoreAdj), "--", prlimit, "--nofile=\(files.rlim_max)", "--"]
+        // The score at best effort: a caller held above it (a service's OOMScoreAdjust) still runs.
+        return [
+            "/bin/sh", "-c", "echo \(oomScoreAdj) > /proc/self/oom_score_adj 2>/dev/null; exec \"$@\"", "airlock-exec",
+            prlimit, "--nofile=\(files.rlim_max)", "--",
+        ]
     }
 
     public func killArguments(id: String, signal: String, all: Bool) -> [String] {

@@ -160,8 +160,15 @@ public struct SandboxInit {
         return true
     }
 
+    /// The engine always runs under runc, whatever the agent's container runs under: runc
+    /// makes its bind mounts inside the engine's new user and mount namespaces, so the
+    /// workspace arrives there locked read-only (``DockerEngine/Share``). crun 1.8 clones them
+    /// outside and attaches them after, unlocked, and a privileged inner container could
+    /// remount them writable (`tests/e2e/docker.sh` tries it).
     private var engineLauncher: DockerEngine.Launcher {
-        DockerEngine.Launcher(paths: paths, name: name, driver: driver, shares: engineShares)
+        DockerEngine.Launcher(
+            paths: paths, name: name, driver: RuntimeDriver(kind: .runc, stateRoot: paths.runtimeRoot + "/engine"),
+            shares: engineShares)
     }
 
     private static func isAlive(_ pid: pid_t?) -> Bool {

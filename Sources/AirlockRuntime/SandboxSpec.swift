@@ -58,6 +58,14 @@ public struct SandboxSpec: Sendable {
 
     /// The spec of the sandbox's long-running init (tini reaping for `sleep infinity`).
     public func runtimeSpec() -> RuntimeSpec {
+        var spec = containerSpec()
+        // As runc does by default, for crun too: the git guard's filters over new repositories
+        // (mounted in the init's namespace while the sandbox runs) reach the container.
+        spec.linux.rootfsPropagation = "rslave"
+        return spec
+    }
+
+    private func containerSpec() -> RuntimeSpec {
         let agent = SandboxIdentityIDs.agent
         let process = RuntimeSpec.Process(
             terminal: false, user: RuntimeSpec.User(uid: agent, gid: agent),

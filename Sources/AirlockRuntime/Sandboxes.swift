@@ -851,11 +851,13 @@ public struct Sandboxes: Sendable {
         let processFile = base + ".json"
         try Files.writeAtomically(processFile, json, mode: 0o600)
         let driver = RuntimeDriver(record: record, paths: paths)
-        // The command joins the container's cgroup (which the runtime made inside the
-        // sandbox's): its limits hold for it. nsenter and the runtime stay outside, so a
-        // sandbox at its pids limit cannot stall them.
+        // runc's exec puts the command in the container's cgroup (which runc made inside the
+        // sandbox's): its limits hold for it, and nsenter and runc stay outside, so a sandbox
+        // at its pids limit cannot stall them. crun manages no cgroup here and would leave the
+        // command in its caller's: the chain joins the sandbox's group on the way in, crun with it.
+        let join = driver.kind == .crun && status.limitsEnforced ? SandboxCgroup(paths).joinPrefix() : []
         let argv =
-            driver.execPrefix(oomScoreAdj: SandboxSpec.oomScoreAdjustment)
+            join + driver.execPrefix(oomScoreAdj: SandboxSpec.oomScoreAdjustment)
             + [try Executables.require("nsenter"), "-t", String(status.initPID), "-U", "-m", "-p", "-n", "--"]
             + driver.execArguments(
                 id: name, processFile: processFile, tty: request.tty, pidFile: base + ".pid", logFile: base + ".log")

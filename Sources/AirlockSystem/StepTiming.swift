@@ -8,19 +8,21 @@ import Synchronization
 /// Where a command's time goes: with `AIRLOCK_TIMING=1`, each step a process marks is printed
 /// on its standard error (a supervisor's and an init's go to the sandbox's `supervisor.log`).
 ///
-/// The first process to mark replaces the variable's value with its start on the monotonic
-/// clock, which every process shares, so the processes it starts (the supervisor, the init, the
-/// exec agent) print their steps on the same time line: milliseconds since the command began.
+/// The first process to mark puts its start on the monotonic clock, which every process
+/// shares, in `AIRLOCK_TIMING_ORIGIN`, so the processes it starts (the supervisor, the init,
+/// the exec agent) print their steps on the same time line: milliseconds since the command began.
 public enum StepTiming {
     public static let variable = "AIRLOCK_TIMING"
+    /// Where the first process leaves its start for the others.
+    static let originVariable = "AIRLOCK_TIMING_ORIGIN"
 
     private static let origin: Double? = {
         guard let value = getenv(variable).map({ String(cString: $0) }), !value.isEmpty, value != "0" else {
             return nil
         }
-        if let start = Double(value), start > 1 { return start }
+        if let start = getenv(originVariable).flatMap({ Double(String(cString: $0)) }) { return start }
         let now = Monotonic.now()
-        setenv(variable, String(format: "%.6f", now), 1)
+        setenv(originVariable, String(format: "%.6f", now), 1)
         return now
     }()
 

@@ -39,6 +39,7 @@ import Testing
     @Test(arguments: [
         ["exec", "box", "true"], ["exec", "--help", "box", "--", "x"], ["exec", "-x", "box", "--", "x"],
         ["exec", "--user=root", "box", "--", "id"], ["exec", "box", "--"], ["exec", "-u"], ["run", "shell", "--", "x"],
+        ["exec", "-u", "--tty", "box", "--", "x"], ["exec", "-e", "-X", "box", "--", "x"],
     ])
     func leavesEverythingElseToTheParser(words: [String]) {
         #expect(QuickExec(["airlock"] + words) == nil)

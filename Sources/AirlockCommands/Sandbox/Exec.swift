@@ -70,9 +70,10 @@ struct QuickExec {
         guard arguments.count > 4, arguments[1] == "exec" else { return nil }
         var request = Sandboxes.ExecRequest(command: [])
         var index = 2
+        // The parser takes no value that looks like an option: neither does this.
         func value() -> String? {
             index += 1
-            return index < arguments.count ? arguments[index] : nil
+            return index < arguments.count && !arguments[index].hasPrefix("-") ? arguments[index] : nil
         }
         while index < arguments.count, arguments[index].hasPrefix("-") {
             let argument = arguments[index]
@@ -82,8 +83,12 @@ struct QuickExec {
             case "-it", "-ti":
                 request.interactive = true
                 request.tty = true
-            case "-u", "--user": request.user = value()
-            case "-w", "--workdir": request.workdir = value()
+            case "-u", "--user":
+                guard let user = value() else { return nil }
+                request.user = user
+            case "-w", "--workdir":
+                guard let workdir = value() else { return nil }
+                request.workdir = workdir
             case "-e", "--env":
                 guard let entry = value() else { return nil }
                 request.environment.append(entry)
