@@ -42,7 +42,11 @@ public final class ExecAgentServer {
     public init(containerPID: pid_t, socket: String, config: RuntimeSpec) throws {
         let proc = "/proc/\(containerPID)"
         var cgroupProcs: [Int32] = []
-        for directory in Self.cgroupDirectories(of: containerPID) {
+        // Only the groups the container is in and this agent is not: a command it forks starts
+        // in the agent's own (under crun, the container's too), and each write of a process
+        // into a v1 group waits for the kernel's RCU grace period, a millisecond or more.
+        let own = Set(Self.cgroupDirectories(of: getpid()))
+        for directory in Self.cgroupDirectories(of: containerPID) where !own.contains(directory) {
             let fd = open(directory + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
             if fd >= 0 { cgroupProcs.append(fd) }
         }
