@@ -577,7 +577,7 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
             guard var entry else { return }
             entry.bytesOut = sentBefore + totals.toUpstream
             entry.bytesIn = receivedBefore + totals.fromUpstream
-            entry.durationMs = ((Monotonic.now() - started) * 1000 * 10).rounded() / 10
+            entry.durationMs = Self.milliseconds(since: started)
             log.append(entry)
         }
         guard taken else {
@@ -645,12 +645,17 @@ final class ProxyConnection: ChannelInboundHandler, RemovableChannelHandler {
         current?.address = grant.address.description
     }
 
+    /// A log line's duration: milliseconds since `start`, to a tenth.
+    static func milliseconds(since start: Double) -> Double {
+        ((Monotonic.now() - start) * 1000 * 10).rounded() / 10
+    }
+
     private func finishCurrent() {
         guard var entry = current else { return }
         current = nil
         entry.bytesOut = bytesOut + (relays?.0.received ?? 0)
         entry.bytesIn = bytesIn.value + (relays?.1.received ?? 0)
-        entry.durationMs = ((Monotonic.now() - currentStarted) * 1000 * 10).rounded() / 10
+        entry.durationMs = Self.milliseconds(since: currentStarted)
         engine.log.append(entry)
     }
 

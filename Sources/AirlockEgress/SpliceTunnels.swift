@@ -196,8 +196,6 @@ final class SpliceTunnels: Sendable {
 
         let source: Int32
         let destination: Int32
-        private let pipeRead: Int32
-        private let pipeWrite: Int32
         /// Bytes in the pipe, not yet written on.
         private var inPipe = 0
         private var sourceEnded = false
@@ -217,8 +215,6 @@ final class SpliceTunnels: Sendable {
             self.pipe = pipe
             self.source = source
             self.destination = destination
-            pipeRead = pipe.read
-            pipeWrite = pipe.write
         }
 
         var wantsInput: Bool { !sourceEnded && inPipe == 0 }
@@ -226,8 +222,8 @@ final class SpliceTunnels: Sendable {
 
         func preload(_ bytes: [UInt8]) -> Bool {
             guard !bytes.isEmpty else { return true }
-            _ = fcntl(pipeWrite, F_SETFL, O_NONBLOCK)
-            let written = bytes.withUnsafeBytes { write(pipeWrite, $0.baseAddress, $0.count) }
+            _ = fcntl(pipe.write, F_SETFL, O_NONBLOCK)
+            let written = bytes.withUnsafeBytes { write(pipe.write, $0.baseAddress, $0.count) }
             guard written == bytes.count else { return false }
             inPipe = written
             moved = written
@@ -239,7 +235,7 @@ final class SpliceTunnels: Sendable {
             var progress = Progress.waiting
             while !finished {
                 if inPipe > 0 {
-                    let written = SpliceTunnels.spliceCall?(pipeRead, nil, destination, nil, inPipe, Self.flags) ?? -1
+                    let written = SpliceTunnels.spliceCall?(pipe.read, nil, destination, nil, inPipe, Self.flags) ?? -1
                     if written > 0 {
                         inPipe -= written
                         blockedOnOutput = false
@@ -259,7 +255,7 @@ final class SpliceTunnels: Sendable {
                     finished = true
                     return .moved
                 }
-                let read = SpliceTunnels.spliceCall?(source, nil, pipeWrite, nil, capacity, Self.flags) ?? -1
+                let read = SpliceTunnels.spliceCall?(source, nil, pipe.write, nil, capacity, Self.flags) ?? -1
                 if read > 0 {
                     inPipe += read
                     moved += read

@@ -45,8 +45,9 @@ public final class ExecAgentServer {
         // Only the groups the container is in and this agent is not: a command it forks starts
         // in the agent's own (under crun, the container's too), and each write of a process
         // into a v1 group waits for the kernel's RCU grace period, a millisecond or more.
-        let own = Set(Self.cgroupDirectories(of: getpid()))
-        for directory in Self.cgroupDirectories(of: containerPID) where !own.contains(directory) {
+        let hierarchies = Self.cgroupHierarchies()
+        let own = Set(Self.cgroupDirectories(of: getpid(), in: hierarchies))
+        for directory in Self.cgroupDirectories(of: containerPID, in: hierarchies) where !own.contains(directory) {
             let fd = open(directory + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
             if fd >= 0 { cgroupProcs.append(fd) }
         }
@@ -74,11 +75,12 @@ public final class ExecAgentServer {
         chmod(socket, 0o666)
     }
 
-    /// The container's cgroup directories, as `/proc/PID/cgroup` and this process's mounts
-    /// name them.
-    static func cgroupDirectories(of pid: pid_t) -> [String] {
+    typealias CgroupHierarchy = (options: Set<String>, point: String, version2: Bool)
+
+    /// The cgroup hierarchies this process's mounts show: their options, where, and which is v2.
+    static func cgroupHierarchies() -> [CgroupHierarchy] {
         let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        var hierarchies: [(options: Set<String>, point: String, version2: Bool)] = []
+        var hierarchies: [CgroupHierarchy] = []
         for line in mounts.split(separator: "\n") {
             let halves = line.components(separatedBy: " - ")
             guard halves.count == 2 else { continue }
@@ -88,6 +90,11 @@ public final class ExecAgentServer {
             hierarchies.append(
                 (Set(after[2].split(separator: ",").map(String.init)), String(before[4]), after[0] == "cgroup2"))
         }
+        return hierarchies
+    }
+
+    /// A process's cgroup directories, as `/proc/PID/cgroup` and `hierarchies` name them.
+    static func cgroupDirectories(of pid: pid_t, in hierarchies: [CgroupHierarchy]) -> [String] {
         let membership = (try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)) ?? ""
         return membership.split(separator: "\n").compactMap { line -> String? in
             let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)

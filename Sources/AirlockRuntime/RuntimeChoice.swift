@@ -48,10 +48,7 @@ public struct RuntimeChoice: Sendable {
 
     /// crun where its probe passes, else runc.
     public func preferred() -> RuntimeDriver.Kind {
-        guard Executables.find(RuntimeDriver.Kind.crun.rawValue) != nil,
-            let check = try? check(.crun), check.level == .ok
-        else { return .runc }
-        return .crun
+        (try? check(.crun))?.level == .ok ? .crun : .runc
     }
 
     /// The remembered probe of `kind`, or a fresh one (remembered).

@@ -28,9 +28,6 @@ public enum StepTiming {
 
     private static let last = Mutex<Double?>(nil)
 
-    /// Whether steps are printed.
-    public static var isEnabled: Bool { origin != nil }
-
     /// Prints `step`: when it ended on the command's time line, and how long since this
     /// process's previous mark.
     public static func mark(_ step: @autoclosure () -> String) {
