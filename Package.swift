@@ -70,7 +70,7 @@ let package = Package(
             name: "AirlockRuntime",
             dependencies: [
                 "AirlockSystem", "AirlockOCI", "AirlockState", "AirlockImages", "AirlockPolicy", "AirlockEgress",
-                "AirlockTLS", "AirlockGitGuard", "AirlockExecAgent",
+                "AirlockTLS", "AirlockGitGuard", "AirlockExecAgent", .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict
         ),

@@ -155,6 +155,15 @@ as_user "$bin_dir/agent-claude.sh" || status=1
 step "end-to-end: the real mini-swe-agent against a fake OpenAI API (as an ordinary user)"
 as_user "$bin_dir/agent-mini-swe.sh" || status=1
 
+# The gVisor tier (--isolation gvisor, runsc): the suites of what an agent meets and what
+# attacks it, again on gVisor's kernel. What gVisor cannot do is refused in one line (each
+# suite checks that) and listed in the README.
+step "end-to-end under gVisor (--isolation gvisor): sandbox, egress, code sandbox, gateway, agents (as an ordinary user)"
+for suite in sandbox egress code-sandbox gateway agent-claude agent-mini-swe; do
+    echo "-- $suite.sh under gVisor"
+    AIRLOCK_RUNTIME=runsc as_user "$bin_dir/$suite.sh" || status=1
+done
+
 step "end-to-end as root: images against Docker itself (docker save, docker run), Airlock as an ordinary user"
 AIRLOCK="$bin_dir/airlock" E2E_USER="$user" bash tests/e2e/images-docker.sh || status=1
 

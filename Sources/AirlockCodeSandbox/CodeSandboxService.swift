@@ -36,6 +36,8 @@ public struct SandboxShape: Sendable, Hashable {
     public var cpus: Double? = 1
     public var pids: Int64 = 256
     public var diskBytes: Int64 = 256 << 20
+    /// `--isolation`; nil: the user's default tier.
+    public var isolation: Isolation?
 
     public init() {}
 
@@ -326,6 +328,7 @@ public actor CodeSandboxService {
             label: "code", template: shape.template, network: shape.network, limits: shape.limits,
             diskBytes: shape.diskBytes, owner: owner)
         request.image = shape.image
+        request.isolation = shape.isolation
         request.shellNeededBy = "a code sandbox"
         let sandboxes = self.sandboxes
         let made = request

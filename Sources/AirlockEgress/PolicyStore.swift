@@ -102,7 +102,7 @@ public final class PolicyStore: Sendable {
 
     /// A YAML or decoding error in one line: where, then what (Yams adds a snippet of the file
     /// on lines of its own, and a decoding error's description is Swift's debug dump).
-    static func describe(_ error: any Error) -> String {
+    public static func describe(_ error: any Error) -> String {
         switch error {
         case YamlError.scanner(let context, let problem, let mark, _),
             YamlError.parser(let context, let problem, let mark, _),

@@ -26,6 +26,9 @@ public struct GatewayOptions: Sendable {
     /// False for a sandbox's own gateway (`--mcp`): its client, the sandboxed agent, may not
     /// write profiles to the host (`mcp-create-profile`), which later gateways would start from.
     public var profileWrites = true
+    /// `--isolation`: the tier of every server's sandbox (a catalog entry may ask for gVisor on
+    /// its own); nil: each entry's, else the user's default.
+    public var isolation: Isolation?
 
     public init() {}
 
@@ -150,7 +153,7 @@ public actor Gateway {
         let launch = ServerConnection.Launch(
             environment: try environment(for: server, secrets: ownSecrets),
             credentials: credentials(for: server, secrets: ownSecrets),
-            workspace: options.workspace, owner: owner, secrets: ownSecrets,
+            workspace: options.workspace, owner: owner, secrets: ownSecrets, isolation: options.isolation,
             onNotification: { [weak self] message in
                 guard let self else { return }
                 Task { await self.serverNotified(name, message) }

@@ -1,6 +1,7 @@
 import AirlockImages
 import AirlockMCP
 import AirlockPolicy
+import AirlockRuntime
 import AirlockState
 import AirlockSystem
 import Foundation
@@ -67,6 +68,8 @@ public struct CatalogServer: Codable, Sendable, Equatable {
     public var memory: String?
     public var cpus: Double?
     public var pids: Int64?
+    /// `isolation: gvisor` runs the server's sandbox on gVisor whatever the gateway's default.
+    public var isolation: String?
 
     public struct EnvEntry: Codable, Sendable, Equatable {
         public var name: String
@@ -121,7 +124,7 @@ public struct CatalogServer: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case name, title, description, type, template, image, user, command, env, secrets, config, allowHosts
         case allowCIDRs
-        case disableNetwork, longLived, prefix, tools, workspace, remote, memory, cpus, pids
+        case disableNetwork, longLived, prefix, tools, workspace, remote, memory, cpus, pids, isolation
     }
 
     public init(
@@ -172,6 +175,7 @@ public struct CatalogServer: Codable, Sendable, Equatable {
         memory = try container.decodeIfPresent(String.self, forKey: .memory)
         cpus = try container.decodeIfPresent(Double.self, forKey: .cpus)
         pids = try container.decodeIfPresent(Int64.self, forKey: .pids)
+        isolation = try container.decodeIfPresent(String.self, forKey: .isolation)
     }
 
     /// Checks what the gateway relies on; errors name the catalog and the server.
@@ -226,6 +230,15 @@ public struct CatalogServer: Codable, Sendable, Equatable {
         }
         if let cpus, !(cpus > 0 && cpus <= 1024) {
             throw AirlockError(.invalidArgument, "\(what): cpus must be above 0 (e.g. 0.5 or 2), not \(cpus)")
+        }
+        if let isolation {
+            guard Isolation(rawValue: isolation) != nil else {
+                throw AirlockError(
+                    .invalidArgument, "\(what): isolation is 'container' or 'gvisor', not '\(isolation)'")
+            }
+            guard type == "server" else {
+                throw AirlockError(.invalidArgument, "\(what): isolation is for a server that runs in a sandbox")
+            }
         }
         if let workspace, workspace != "ro" && workspace != "rw" {
             throw AirlockError(.invalidArgument, "\(what): workspace is 'ro' or 'rw', not '\(workspace)'")

@@ -34,6 +34,8 @@ final class ServerConnection: Sendable {
         var owner: ProcessIdentity
         /// The server's own secrets, by name, for `{{secret:NAME}}` in a remote's headers.
         var secrets: [String: String] = [:]
+        /// The gateway's `--isolation`.
+        var isolation: Isolation?
         var onNotification: MCPClient.NotificationHandler
     }
 
@@ -108,6 +110,7 @@ final class ServerConnection: Sendable {
         }
         request.policy.allowCIDRs = server.allowCIDRs
         request.credentials = launch.credentials
+        request.isolation = Isolation.stronger(server.isolation.flatMap(Isolation.init(rawValue:)), launch.isolation)
         if !server.allowHosts.isEmpty {
             // Exactly these hosts: the locked preset allows nothing else, and the user's policy
             // may narrow but not widen them.

@@ -36,6 +36,9 @@ public struct DisposableRequest: Sendable {
     /// What runs commands through a shell, for the error when the image has none (a code
     /// sandbox, a build); nil for a program that runs on its own (an MCP server).
     public var shellNeededBy: String?
+    /// The tier (a gateway's `--isolation`, a catalog entry's `isolation`); nil: the user's
+    /// default, as for `airlock run`.
+    public var isolation: Isolation?
 
     public init(
         label: String, template: String, network: SandboxRecord.NetworkMode, limits: SandboxRecord.Limits,
@@ -59,6 +62,7 @@ extension Sandboxes {
     /// its Cmd; the result is the record's `command`.
     public func createDisposable(_ request: DisposableRequest, command: [String] = []) throws -> SandboxRecord {
         let identity = try SandboxIdentity.current()
+        let runtime = try RuntimeChoice(store: store).choose(runtime: nil, isolation: request.isolation)
         let image: Image
         let templateName: String
         let user: Template.UserSetup
@@ -97,7 +101,7 @@ extension Sandboxes {
             var record = SandboxRecord(
                 name: name, agent: request.label, workspace: Self.disposableWorkspace, template: templateName,
                 image: image.digest, user: user.name, sudo: user.sudo,
-                runtime: RuntimeChoice(store: store).preferred().rawValue,
+                runtime: runtime.runtime.rawValue,
                 command: ["bash"], environment: [], mounts: request.mounts, limits: request.limits, created: Date(),
                 network: request.network,
                 disposable: SandboxRecord.Disposable(
@@ -110,6 +114,7 @@ extension Sandboxes {
                 record.environment = process.environment
                 if request.image != nil { record.command = (try? process.argv(command: command)) ?? [] }
             }
+            record.gvisorPlatform = runtime.gvisorPlatform?.rawValue
             // A program's sandbox uses none of the keys the user stored for agents: only its own.
             record.credentialServices = request.credentials.map(\.service.name)
             if !request.credentials.isEmpty { try SecretStore.saveSandboxCredentials(request.credentials, to: paths) }

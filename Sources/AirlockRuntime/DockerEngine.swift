@@ -54,10 +54,12 @@ public struct DockerEngine: Sendable {
     public static func containerID(_ name: String) -> String { name + "-engine" }
 
     /// Refuses what the engine cannot run on.
-    static func checkRequest(runtime: String?) throws {
-        if let runtime, runtime == RuntimeDriver.Kind.runsc.rawValue {
+    static func checkRequest(runtime: RuntimeDriver.Kind) throws {
+        if runtime == .runsc {
             throw AirlockError(
-                .invalidArgument, "--docker needs the runc or crun runtime: gVisor's runsc cannot host a Docker engine")
+                .invalidArgument,
+                "--docker needs the container isolation tier (crun or runc): gVisor cannot host a Docker engine (give --isolation container)"
+            )
         }
     }
 

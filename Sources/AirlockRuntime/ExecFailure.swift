@@ -4,8 +4,8 @@ import Foundation
 /// run, or the runtime itself failed. `run` and `exec` turn these into 127, 126 and 125, as
 /// docker does.
 ///
-/// A command that exits with the runtime's own failure status (runc's 255, crun's 1) is told
-/// apart by the runtime's log: only the runtime's failures leave an error in it.
+/// A command that exits with the runtime's own failure status (runc's 255, crun's 1, runsc's
+/// 128) is told apart by the runtime's log: only the runtime's failures leave an error in it.
 public struct ExecFailure: Error, CustomStringConvertible, Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         /// No such file, or no such program on the command's `PATH`.
@@ -19,8 +19,8 @@ public struct ExecFailure: Error, CustomStringConvertible, Sendable, Equatable {
     public var kind: Kind
     /// The runtime's own words.
     public var message: String
-    /// Whether the runtime has printed the message on stderr already: runc does even when it
-    /// logs to a file; crun then writes it only to the file.
+    /// Whether the runtime has printed the message on stderr already: runc and runsc do even
+    /// when they log to a file; crun then writes it only to the file.
     public var printed: Bool
 
     public init(kind: Kind, message: String, printed: Bool) {
@@ -33,13 +33,12 @@ public struct ExecFailure: Error, CustomStringConvertible, Sendable, Equatable {
 }
 
 extension RuntimeDriver {
-    /// The status the runtime's `exec` exits with when it failed itself, or nil when its log
-    /// cannot tell (runsc writes its errors only to stderr, where the command's go too).
-    var execFailureStatus: Int32? {
+    /// The status the runtime's `exec` exits with when it failed itself.
+    var execFailureStatus: Int32 {
         switch kind {
         case .runc: 255
         case .crun: 1
-        case .runsc: nil
+        case .runsc: 128
         }
     }
 
@@ -49,7 +48,7 @@ extension RuntimeDriver {
         switch kind {
         case .runc: ["--log", file, "--log-format", "json"]
         case .crun: ["--log=file:" + file, "--log-format=json"]
-        case .runsc: []
+        case .runsc: ["--log=" + file, "--log-format=json"]
         }
     }
 
@@ -63,7 +62,8 @@ extension RuntimeDriver {
             return entry.msg.split(whereSeparator: \.isNewline).joined(separator: " ")
         }
         guard let message = errors.last else { return nil }
-        return ExecFailure(kind: Self.failureKind(kind, message: message), message: message, printed: kind == .runc)
+        return ExecFailure(
+            kind: Self.failureKind(kind, message: message), message: message, printed: kind != .crun)
     }
 
     private struct LogEntry: Decodable {
@@ -92,6 +92,13 @@ extension RuntimeDriver {
             if message.hasPrefix("open `") && message.hasSuffix("Permission denied") { return .notExecutable }
             return .runtime
         case .runsc:
+            // runsc: `... error finding executable "CMD" in PATH [...]: no such file or
+            // directory`, `... failed to load CMD: permission denied`.
+            if message.contains("error finding executable \"") { return .notFound }
+            guard let match = message.firstMatch(of: /failed to load [^:]*: (.*)$/) else { return .runtime }
+            let reason = String(match.output.1)
+            if reason.hasSuffix("no such file or directory") { return .notFound }
+            if reason.hasSuffix("permission denied") || reason.hasSuffix("is a directory") { return .notExecutable }
             return .runtime
         }
     }

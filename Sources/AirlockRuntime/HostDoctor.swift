@@ -17,12 +17,15 @@ public struct HostCheck: Codable, Sendable {
     public var detail: String
     /// What to do about it, when something is wrong.
     public var fix: String?
+    /// gVisor's check: the platform its probe passed on (`systrap` or `ptrace`).
+    public var platform: String?
 
-    public init(name: String, level: Level, detail: String, fix: String?) {
+    public init(name: String, level: Level, detail: String, fix: String?, platform: String? = nil) {
         self.name = name
         self.level = level
         self.detail = detail
         self.fix = fix
+        self.platform = platform
     }
 }
 
@@ -170,15 +173,51 @@ public struct HostDoctor: Sendable {
     /// Runs `ls -la /` in a throwaway container whose root is the host's read-only /usr: a
     /// runtime must start a container and serve the calls Debian's coreutils make (statx).
     func runtime(_ kind: RuntimeDriver.Kind, namespace: UserNamespace) -> HostCheck {
-        let name = "runtime \(kind.rawValue)"
+        if kind == .runsc { return gvisor(namespace) }
         guard let path = Executables.find(kind.rawValue) else {
             return HostCheck(
-                name: name, level: kind == .runc ? .error : .warning, detail: "not installed",
-                fix: "sudo apt-get install \(kind.rawValue)")
+                name: "runtime \(kind.rawValue)", level: kind == .runc ? .error : .warning, detail: "not installed",
+                fix: RuntimeDriver.installHint(kind))
         }
+        return probe(RuntimeDriver(kind: kind, stateRoot: ""), path: path, namespace: namespace)
+    }
+
+    /// gVisor's probe: on the systrap platform, else on ptrace (the check names the platform
+    /// that passed). An old runsc fails the probe (its `ls` cannot `statx`) and is refused with the
+    /// way to a newer one.
+    func gvisor(_ namespace: UserNamespace) -> HostCheck {
+        let name = "runtime runsc"
+        guard let path = Executables.find("runsc") else {
+            return HostCheck(name: name, level: .warning, detail: "not installed", fix: GVisorInstall.hint)
+        }
+        let version = GVisorInstall.version(of: path).map { " (\($0))" } ?? ""
+        var failures: [String] = []
+        for platform in RuntimeDriver.GVisorPlatform.allCases {
+            var driver = RuntimeDriver(kind: .runsc, stateRoot: "")
+            driver.gvisorPlatform = platform
+            let check = probe(driver, path: path, namespace: namespace)
+            if check.level == .ok {
+                let others = failures.isEmpty ? "" : "; \(failures.joined(separator: "; "))"
+                return HostCheck(
+                    name: name, level: .ok,
+                    detail: "\(path)\(version) runs sandboxes here on the \(platform.rawValue) platform\(others)",
+                    fix: nil, platform: platform.rawValue)
+            }
+            failures.append("\(platform.rawValue): \(check.detail)")
+        }
+        return HostCheck(
+            name: name, level: .warning,
+            detail: "\(path)\(version) is installed but cannot run a sandbox here: \(failures.joined(separator: "; "))",
+            fix: Self.runtimeFix(.runsc))
+    }
+
+    private func probe(_ template: RuntimeDriver, path: String, namespace: UserNamespace) -> HostCheck {
+        let kind = template.kind
+        let name = "runtime \(kind.rawValue)"
         let dir = NSTemporaryDirectory() + "airlock-doctor-\(kind.rawValue)-\(getpid())"
         defer { try? namespace.removeTree([dir]) }
-        let driver = RuntimeDriver(kind: kind, stateRoot: dir + "/state")
+        var driver = RuntimeDriver(kind: kind, stateRoot: dir + "/state")
+        driver.gvisorPlatform = template.gvisorPlatform
         let spec = """
             {"ociVersion":"1.0.2","process":{"terminal":false,"user":{"uid":0,"gid":0},"args":["/usr/bin/ls","-la","/"],\
             "env":["PATH=/usr/bin"],"cwd":"/"},"root":{"path":"rootfs","readonly":true},"hostname":"doctor",\
@@ -213,8 +252,7 @@ public struct HostDoctor: Sendable {
         switch kind {
         case .runc: "install runc 1.1 or newer: sudo apt-get install runc"
         case .crun: "install crun 1.8 or newer (sudo apt-get install crun), or use runc"
-        case .runsc:
-            "install a current runsc from gvisor.dev (older releases lack calls Debian 12 programs make), or use runc"
+        case .runsc: GVisorInstall.hint
         }
     }
 

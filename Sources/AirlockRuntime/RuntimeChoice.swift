@@ -6,12 +6,14 @@ import Foundation
     import Glibc
 #endif
 
-/// Which OCI runtime a new sandbox gets.
+/// Which OCI runtime, and so which isolation tier (``Isolation``), a new sandbox gets.
 ///
-/// `--runtime NAME` when given; else `$AIRLOCK_RUNTIME`; else crun where it runs sandboxes on
-/// this host (it starts a container in about a quarter of runc's time), else runc. Whether a
-/// runtime works is the doctor's probe (``HostDoctor/runtime(_:namespace:)``), run once and
-/// remembered in the state directory until the runtime's binary or the kernel changes.
+/// `--isolation gvisor` is runsc. Otherwise `--runtime NAME` when given; else `$AIRLOCK_RUNTIME`;
+/// else the user's default tier (`isolation:` in `~/.config/airlock/config.yaml`); else crun
+/// where it runs sandboxes on this host (it starts a container in about a quarter of runc's
+/// time), else runc. Whether a runtime works is the doctor's probe
+/// (``HostDoctor/runtime(_:namespace:)``), run once and remembered in the state directory until
+/// the runtime's binary or the kernel changes.
 public struct RuntimeChoice: Sendable {
     public let store: StateStore
     let environment: [String: String]
@@ -23,27 +25,83 @@ public struct RuntimeChoice: Sendable {
         self.environment = environment
     }
 
-    /// The runtime for `--runtime name`, or the default; fails with one line when it cannot run here.
-    public func kind(named name: String?) throws -> RuntimeDriver.Kind {
-        if let name = name ?? environment[Self.environmentVariable].flatMap({ $0.isEmpty ? nil : $0 }) {
-            guard let kind = RuntimeDriver.Kind(rawValue: name) else {
-                throw AirlockError(.invalidArgument, "unknown runtime '\(name)' (choose runc, crun or runsc)")
+    /// What a new sandbox runs under.
+    public struct Choice: Sendable, Equatable {
+        public var runtime: RuntimeDriver.Kind
+        /// Under gVisor: the platform its probe passed on.
+        public var gvisorPlatform: RuntimeDriver.GVisorPlatform?
+        public var isolation: Isolation { Isolation(runtime: runtime) }
+    }
+
+    /// The runtime for `--runtime name` and `--isolation tier`, or the default; fails with one
+    /// line when they disagree or the runtime cannot run here.
+    public func choose(runtime name: String?, isolation: Isolation?) throws -> Choice {
+        let named = try name.map(Self.kind(parsing:))
+        switch isolation {
+        case .gvisor:
+            if let named, named != .runsc {
+                throw AirlockError(
+                    .invalidArgument,
+                    "--runtime \(named.rawValue) is a container runtime; --isolation gvisor runs gVisor's runsc")
             }
-            guard Executables.find(kind.rawValue) != nil else {
-                throw AirlockError(.notFound, "runtime \(name) is not installed (try: sudo apt-get install \(name))")
+            return try checked(.runsc, asked: "--isolation gvisor")
+        case .container:
+            if named == .runsc {
+                throw AirlockError(
+                    .invalidArgument, "--runtime runsc is the gvisor tier; --isolation container runs crun or runc")
             }
-            if kind != .runc {
-                let check = try check(kind)
-                guard check.level == .ok else {
-                    throw AirlockError(
-                        .unsupported,
-                        "runtime \(kind.rawValue) cannot run sandboxes on this host: \(check.detail) (fix: \(HostDoctor.runtimeFix(kind)))"
-                    )
-                }
+            if let named { return try checked(named, asked: "--runtime \(named.rawValue)") }
+            if let fromEnvironment = try environmentRuntime(), fromEnvironment != .runsc {
+                return try checked(fromEnvironment, asked: "$\(Self.environmentVariable)")
             }
-            return kind
+            return Choice(runtime: preferred())
+        case nil:
+            if let named { return try checked(named, asked: "--runtime \(named.rawValue)") }
+            if let fromEnvironment = try environmentRuntime() {
+                return try checked(fromEnvironment, asked: "$\(Self.environmentVariable)")
+            }
+            if try UserSettings.load(environment: environment).isolation == .gvisor {
+                return try checked(.runsc, asked: "isolation: gvisor in \(UserSettings.file(environment: environment))")
+            }
+            return Choice(runtime: preferred())
         }
-        return preferred()
+    }
+
+    /// The runtime for `--runtime name`, or the default (see ``choose(runtime:isolation:)``).
+    public func kind(named name: String?) throws -> RuntimeDriver.Kind {
+        try choose(runtime: name, isolation: nil).runtime
+    }
+
+    static func kind(parsing name: String) throws -> RuntimeDriver.Kind {
+        guard let kind = RuntimeDriver.Kind(rawValue: name) else {
+            throw AirlockError(.invalidArgument, "unknown runtime '\(name)' (choose runc, crun or runsc)")
+        }
+        return kind
+    }
+
+    private func environmentRuntime() throws -> RuntimeDriver.Kind? {
+        guard let name = environment[Self.environmentVariable], !name.isEmpty else { return nil }
+        return try Self.kind(parsing: name)
+    }
+
+    /// `kind`, installed and passing its probe, or one line saying why not and how to fix it.
+    private func checked(_ kind: RuntimeDriver.Kind, asked: String) throws -> Choice {
+        guard Executables.find(kind.rawValue) != nil else {
+            throw AirlockError(
+                .notFound, "runtime \(kind.rawValue) is not installed (\(RuntimeDriver.installHint(kind)))")
+        }
+        guard kind != .runc else { return Choice(runtime: kind) }
+        let check = try check(kind)
+        guard check.level == .ok else {
+            let tier = kind == .runsc ? "\(asked) needs gVisor's runsc, which" : "runtime \(kind.rawValue)"
+            throw AirlockError(
+                .unsupported,
+                "\(tier) cannot run sandboxes on this host: \(check.detail) (fix: \(HostDoctor.runtimeFix(kind)))")
+        }
+        return Choice(
+            runtime: kind,
+            gvisorPlatform: kind == .runsc
+                ? check.platform.flatMap(RuntimeDriver.GVisorPlatform.init(rawValue:)) ?? .systrap : nil)
     }
 
     /// crun where its probe passes, else runc.

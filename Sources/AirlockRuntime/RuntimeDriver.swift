@@ -14,7 +14,17 @@ public struct RuntimeDriver: Sendable, Equatable {
         case runc, crun, runsc
     }
 
+    /// How gVisor's Sentry intercepts the sandbox's system calls.
+    public enum GVisorPlatform: String, Sendable, Codable, CaseIterable {
+        /// seccomp traps and shared-memory stubs: the faster, where the kernel allows it.
+        case systrap
+        /// ptrace: slower, works on any host.
+        case ptrace
+    }
+
     public let kind: Kind
+    /// Under runsc: the platform its probe found working (``HostDoctor/gvisor(_:)``).
+    public var gvisorPlatform: GVisorPlatform = .systrap
     /// Directory for the runtime's container state (`--root`).
     public let stateRoot: String
 
@@ -29,6 +39,7 @@ public struct RuntimeDriver: Sendable, Equatable {
     /// The driver a sandbox was created with, keeping its state in the sandbox's directory.
     public init(record: SandboxRecord, paths: SandboxPaths) {
         self.init(kind: Kind(rawValue: record.runtime) ?? .runc, stateRoot: paths.runtimeRoot)
+        gvisorPlatform = record.gvisorPlatform.flatMap(GVisorPlatform.init(rawValue:)) ?? .systrap
     }
 
     public init(kind: Kind, stateRoot: String, binary: String) {
@@ -44,36 +55,51 @@ public struct RuntimeDriver: Sendable, Equatable {
         // The sandbox init already runs in the sandbox's cgroup and everything stays there
         // (see ``UnifiedCgroupMask``).
         case .crun: [binary, "--root", stateRoot, "--cgroup-manager=disabled"]
-        // ptrace works on any host; the sandbox's network namespace is the runtime's own.
+        // The sandbox's processes use gVisor's kernel, whose sockets are the host's in the
+        // loopback-only namespace the init prepared (`host`): the same listeners serve them.
+        // Writes go to the sandbox's own upper directory (no overlay of gVisor's in memory),
+        // and the init already runs in the sandbox's cgroup, which holds all of runsc.
         case .runsc:
-            [binary, "--root", stateRoot, "--platform=ptrace", "--network=none", "--ignore-cgroups", "--oci-seccomp"]
+            [
+                binary, "--root", stateRoot, "--platform=\(gvisorPlatform.rawValue)", "--network=host",
+                "--overlay2=none", "--ignore-cgroups", "--oci-seccomp",
+            ]
         }
     }
 
     /// Creates and starts the container, then returns (the init keeps running).
-    /// The container inherits the runtime's stdio, so runc and crun get a log file for their
+    /// The container inherits the runtime's stdio, so the runtime gets a log file for its
     /// errors and /dev/null for stdio: nothing inside can reach a host file through /proc/1/fd.
     public func runArguments(bundle: String, id: String, pidFile: String, logFile: String) -> [String] {
         let log: [String] =
             switch kind {
             case .runc: ["--log", logFile]
             case .crun: ["--log=file:" + logFile]
-            case .runsc: []
+            case .runsc: ["--log=" + logFile, "--log-format=json"]
             }
         return globalArguments + log + ["run", "--detach", "--pid-file", pidFile, "--bundle", bundle, id]
     }
-
-    /// Whether errors go to the log file rather than stderr (runsc writes them to stderr, and
-    /// keeps the container's stdio inside its own kernel).
-    public var logsToFile: Bool { kind != .runsc }
 
     /// Starts one more process in the container, described by an OCI process JSON file; the
     /// runtime's own errors go to `logFile` too, where ``execFailure(status:log:)`` reads them.
     public func execArguments(
         id: String, processFile: String, tty: Bool, pidFile: String? = nil, logFile: String? = nil
     ) -> [String] {
-        globalArguments + (logFile.map(logArguments) ?? []) + ["exec"] + (tty ? ["--tty"] : [])
-            + (pidFile.map { ["--pid-file", $0] } ?? []) + ["--process", processFile, id]
+        // runsc has no --tty: the process's `terminal` asks for one, on the caller's terminal.
+        globalArguments + (logFile.map(logArguments) ?? []) + ["exec"] + (tty && kind != .runsc ? ["--tty"] : [])
+            + (pidFile.map { ["--pid-file", $0] } ?? [])
+            + (kind == .runsc ? pidFile.map { ["--internal-pid-file", Self.guestPIDFile($0)] } ?? [] : [])
+            + ["--process", processFile, id]
+    }
+
+    /// Under runsc: where `exec` writes the command's pid in gVisor's kernel, which
+    /// ``signalArguments(id:guestPID:signal:)`` needs (the host pid is runsc's own).
+    static func guestPIDFile(_ pidFile: String) -> String { pidFile + ".guest" }
+
+    /// Sends `signal` to one process of the container, by its pid in gVisor's kernel: a signal
+    /// to `runsc exec` ends runsc, not the command.
+    func signalArguments(id: String, guestPID: Int32, signal: Int32) -> [String] {
+        globalArguments + ["kill", "--pid", String(guestPID), id, String(signal)]
     }
 
     /// What `runc exec` gives a command that `crun exec` leaves to its caller, set on the way
@@ -106,9 +132,16 @@ public struct RuntimeDriver: Sendable, Equatable {
     /// The program's path, or an error that says how to install it.
     public func requireInstalled() throws -> String {
         guard let path = Executables.find(kind.rawValue) else {
-            throw AirlockError(
-                .notFound, "runtime \(kind.rawValue) is not installed (try: sudo apt-get install \(kind.rawValue))")
+            throw AirlockError(.notFound, "runtime \(kind.rawValue) is not installed (\(Self.installHint(kind)))")
         }
         return path
+    }
+
+    /// How to get a working `kind` on this host.
+    public static func installHint(_ kind: Kind) -> String {
+        switch kind {
+        case .runc, .crun: "try: sudo apt-get install \(kind.rawValue)"
+        case .runsc: GVisorInstall.hint
+        }
     }
 }

@@ -77,7 +77,7 @@ public struct SandboxInit {
             let runtimeStarted = Monotonic.now()
             let pid = try Self.runContainer(
                 driver: driver, bundle: paths.bundle, id: name, runtimeRoot: paths.runtimeRoot, logFile: logFile,
-                stdout: .null, stderr: driver.logsToFile ? .null : .file(logFile), what: "the sandbox")
+                stdout: .null, stderr: .null, what: "the sandbox")
             FileHandle.standardError.write(
                 Data(
                     String(
@@ -264,8 +264,19 @@ public struct SandboxInit {
         return pid
     }
 
-    /// The useful part of a runtime's error (runc prints JSON log lines or `msg="..."`).
+    /// The useful part of a runtime's error (runc prints JSON log lines or `msg="..."`; runsc
+    /// JSON lines, where the last error is the reason and warnings may follow it).
     static func runtimeError(_ output: ChildProcess.Output) -> String {
+        struct Entry: Decodable {
+            var level: String
+            var msg: String
+        }
+        let entries = output.stderr.split(whereSeparator: \.isNewline).compactMap {
+            try? JSONDecoder().decode(Entry.self, from: Data($0.utf8))
+        }
+        if let error = entries.last(where: { $0.level == "error" }) ?? entries.last {
+            return error.msg.split(whereSeparator: \.isNewline).joined(separator: " ")
+        }
         let line = output.lastErrorLine
         if let range = line.range(of: "msg=\"") {
             return String(line[range.upperBound...]).replacingOccurrences(of: "\\\"", with: "'")

@@ -131,6 +131,23 @@ public struct SandboxSpec: Sendable {
         return path
     }
 
+    /// Under gVisor the process count is its kernel's to keep (RLIMIT_NPROC, which it
+    /// enforces): the host's cgroup sees gVisor's own threads and a stub per address space,
+    /// and a bomb that reached the cgroup's bound would stop gVisor's kernel, not the bomb.
+    var isGVisor: Bool { record.runtime == RuntimeDriver.Kind.runsc.rawValue }
+
+    /// The bounds the host's cgroup gets. Under gVisor they hold its kernel too, which needs
+    /// threads and memory of its own beyond the sandbox's processes': the cgroup gets room for
+    /// them, and the sandbox's own limits are gVisor's to enforce (the process count; memory
+    /// past the bound ends the sandbox, gVisor's kernel being what the host's OOM killer sees).
+    public static func hostLimits(_ record: SandboxRecord) -> SandboxRecord.Limits {
+        guard record.runtime == RuntimeDriver.Kind.runsc.rawValue else { return record.limits }
+        var limits = record.limits
+        limits.pids = limits.pids.map { $0 * 2 + 256 }
+        limits.memoryBytes = limits.memoryBytes.map { $0 + max(128 << 20, $0 / 4) }
+        return limits
+    }
+
     /// What the sandbox's processes add to their OOM badness. The sandbox init (Airlock's own
     /// binary) shares the sandbox's memory cgroup and is larger than a shell: without this, an
     /// over-limit sandbox could lose its init, and with it every process, instead of the
@@ -142,7 +159,7 @@ public struct SandboxSpec: Sendable {
     /// programs are known) the data segment of each process as well. Disposable sandboxes get
     /// them under a cgroup too, as a second bound.
     public var rlimits: [RuntimeSpec.Rlimit]? {
-        guard record.disposable != nil || limitsBy == .rlimits else { return nil }
+        guard record.disposable != nil || limitsBy == .rlimits || isGVisor else { return nil }
         var limits: [RuntimeSpec.Rlimit] = []
         if let memory = record.limits.memoryBytes, memory > 0, record.disposable != nil {
             limits.append(RuntimeSpec.Rlimit(type: "RLIMIT_DATA", hard: UInt64(memory), soft: UInt64(memory)))
@@ -158,14 +175,15 @@ public struct SandboxSpec: Sendable {
         // `--tmp-size`, or a disposable sandbox's disk size, or half the memory: tmpfs pages
         // count against the memory limit but belong to no process, so a full /tmp must say
         // ENOSPC before the OOM killer has nothing left to take but the sandbox itself.
+        // One option per element: gVisor reads no comma-joined list.
         let tmpSize =
-            (record.limits.tmpBytes ?? record.disposable?.diskBytes).map { ",size=\($0)" }
-            ?? record.limits.memoryBytes.map { ",size=\(max($0 / 2, 1 << 20))" } ?? ""
+            (record.limits.tmpBytes ?? record.disposable?.diskBytes).map { ["size=\($0)"] }
+            ?? record.limits.memoryBytes.map { ["size=\(max($0 / 2, 1 << 20))"] } ?? []
         var mounts =
             Self.kernelMounts + [
                 Mount(
                     destination: "/tmp", type: "tmpfs", source: "tmpfs",
-                    options: ["nosuid", "nodev", "mode=1777" + tmpSize]),
+                    options: ["nosuid", "nodev", "mode=1777"] + tmpSize),
                 Mount.bind(paths.etc + "/hosts", at: "/etc/hosts", readOnly: true),
                 Mount.bind(paths.etc + "/hostname", at: "/etc/hostname", readOnly: true),
                 Mount.bind(paths.etc + "/resolv.conf", at: "/etc/resolv.conf", readOnly: true),
@@ -177,6 +195,9 @@ public struct SandboxSpec: Sendable {
             mounts.append(Mount.bind(paths.etc + "/airlock-ca.crt", at: Self.trustAnchor, readOnly: true))
         }
         if record.docker == true { mounts += DockerEngine.agentMounts(paths) }
+        if gvisorSudo != nil {
+            mounts.append(Mount.bind(paths.etc + "/" + Self.gvisorSudoFile, at: "/usr/local/bin/sudo", readOnly: true))
+        }
         if let disposable = record.disposable {
             // Nothing of the host: the home and the workspace are the sandbox's own, in memory.
             // Both the user's: an image's own user (a server's, say) may be another than the agent.
@@ -260,6 +281,22 @@ public struct SandboxSpec: Sendable {
     static let readonlyPaths = [
         "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
     ]
+
+    /// Under gVisor, `sudo` cannot work: gVisor's kernel ignores setuid bits (as if every
+    /// process had no_new_privs; google/gvisor#212), and the real sudo's complaint sends the
+    /// user looking at container settings. This one, ahead of it on `PATH`, says what to do.
+    var gvisorSudo: String? {
+        guard record.runtime == RuntimeDriver.Kind.runsc.rawValue, user.sudo else { return nil }
+        return """
+            #!/bin/sh
+            echo "sudo: not available under gVisor isolation (gVisor ignores setuid bits): from the host, run \
+            airlock exec -u root \(record.name) -- COMMAND, or recreate the sandbox with --isolation container" >&2
+            exit 1
+
+            """
+    }
+
+    static let gvisorSudoFile = "gvisor-sudo"
 
     /// Files under `paths.etc` that the spec binds over the image's.
     public func etcFiles() -> [String: String] {

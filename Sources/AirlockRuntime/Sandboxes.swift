@@ -27,6 +27,9 @@ public struct CreateRequest: Sendable {
     /// The size of `/tmp` inside, e.g. `512m` (default: half the memory limit).
     public var tmpSize: String?
     public var runtime: String?
+    /// `--isolation`: the tier (``Isolation``); nil leaves it to `runtime`, the environment and
+    /// the user's settings.
+    public var isolation: Isolation?
     public var network: SandboxRecord.NetworkMode?
     /// The sandbox's own policy layer (`--network-policy`, `--allow-host`, ...).
     public var policy = PolicySettings()
@@ -54,7 +57,8 @@ public struct CreateRequest: Sendable {
     public var hasCreateOptions: Bool {
         template != nil || image != nil || !environment.isEmpty || !volumes.isEmpty || memory != nil || cpus != nil
             || pids != nil
-            || tmpSize != nil || runtime != nil || network != nil || policy != PolicySettings() || clone
+            || tmpSize != nil || runtime != nil || isolation != nil || network != nil || policy != PolicySettings()
+            || clone
             || !unprotected.isEmpty
             || shareAgentState || mcp != nil || !trustHostCAs || docker
     }
@@ -158,7 +162,10 @@ public struct Sandboxes: Sendable {
 
         let identity = try SandboxIdentity.current()
         let wantsDocker = request.docker || agent.docker
-        if wantsDocker { try DockerEngine.checkRequest(runtime: request.runtime) }
+        // Before any image work: a tier that cannot run here, or cannot host what is asked, is one line.
+        let runtime = try RuntimeChoice(store: store).choose(runtime: request.runtime, isolation: request.isolation)
+        StepTiming.mark("create: runtime \(runtime.runtime.rawValue) chosen")
+        if wantsDocker { try DockerEngine.checkRequest(runtime: runtime.runtime) }
         var template: Template
         var prepared: (image: Image, pulled: PulledImage)?
         if let reference = request.image {
@@ -193,8 +200,6 @@ public struct Sandboxes: Sendable {
             }
         }
         StepTiming.mark("create: image \(template.name) found")
-        let runtime = try RuntimeChoice(store: store).kind(named: request.runtime)
-        StepTiming.mark("create: runtime \(runtime.rawValue) chosen")
         let limits = DefaultLimits.filling(
             SandboxRecord.Limits(
                 memoryBytes: try request.memory.map(Self.parseBytes), cpus: try request.cpus.map(Self.checkCPUs),
@@ -281,7 +286,7 @@ public struct Sandboxes: Sendable {
                 name: name, agent: agent.name, workspace: workspace,
                 template: request.image == nil ? template.name : "image " + (template.description ?? ""),
                 image: image.digest,
-                user: template.user.name, sudo: template.user.sudo, runtime: runtime.rawValue,
+                user: template.user.name, sudo: template.user.sudo, runtime: runtime.runtime.rawValue,
                 command: agent.fullCommand,
                 environment: environment, mounts: mounts,
                 limits: limits, created: Date(), network: request.network)
@@ -292,8 +297,9 @@ public struct Sandboxes: Sendable {
             record.unprotected = request.unprotected.isEmpty ? nil : request.unprotected
             record.trustHostCAs = request.trustHostCAs ? nil : false
             record.ports = request.ports.isEmpty ? nil : request.ports
+            record.gvisorPlatform = runtime.gvisorPlatform?.rawValue
             record.docker = template.docker == true || wantsDocker ? true : nil
-            if record.docker == true { try DockerEngine.checkRequest(runtime: record.runtime) }
+            if record.docker == true { try DockerEngine.checkRequest(runtime: runtime.runtime) }
             if request.shareAgentState {
                 record.sharedState = .init(directory: store.sharedAgentState(agent.name), paths: agent.state)
             }
@@ -706,13 +712,16 @@ public struct Sandboxes: Sendable {
         for (file, contents) in spec.etcFiles() {
             try Files.writeAtomically(paths.etc + "/" + file, contents)
         }
+        if let sudo = spec.gvisorSudo {
+            try Files.writeAtomically(paths.etc + "/" + SandboxSpec.gvisorSudoFile, sudo, mode: 0o755)
+        }
         if record.networkMode == .policy { try writeTrustStore(record, paths, imageRootfs: spec.imageRootfs) }
         StepTiming.mark("start: /etc files and trust store written")
         try Files.writeAtomically(paths.bundle + "/config.json", try JSONText.pretty(spec.runtimeSpec()))
         if record.docker == true { try DockerEngine(spec: spec).prepare() }
 
         // The limits are in place before the sandbox's first process.
-        try SandboxCgroup(store.sandbox(name)).prepare(record.limits)
+        try SandboxCgroup(store.sandbox(name)).prepare(SandboxSpec.hostLimits(record))
         StepTiming.mark("start: runtime spec and cgroup")
         let ready = try Pipe2()
         let launcher = try ChildProcess.spawn(
@@ -772,18 +781,19 @@ public struct Sandboxes: Sendable {
         defer { prepared.removeFiles() }
         let forwarded = SignalSet.forwarded
         forwarded.block()
+        let files = prepared.driver.kind == .runsc ? GVisorFileOutput.wrapping() : nil
         let child = try ChildProcess.spawn(
-            prepared.argv, stdin: request.interactive || request.tty ? .inherit : .null)
+            prepared.argv, stdin: request.interactive || request.tty ? .inherit : .null,
+            stdout: files?.stdout ?? .inherit, stderr: files?.stderr ?? .inherit)
+        files?.started()
         while true {
             if let exited = child.poll() {
+                files?.finish()
                 if let failure = prepared.failure(status: exited) { throw failure }
                 return exited
             }
             guard let signal = forwarded.wait(timeout: 0.05), signal != SIGCHLD else { continue }
-            // nsenter forks the runtime into the sandbox's pid namespace and does not pass
-            // signals on; the runtime is its only child, and signalling it is allowed because
-            // the sandbox's user namespace belongs to this user.
-            if let runtime = try? Supervisor.onlyChild(of: child.pid) { kill(runtime, signal) }
+            prepared.signal(signal, nsenter: child.pid)
         }
     }
 
@@ -799,6 +809,8 @@ public struct Sandboxes: Sendable {
         var driver: RuntimeDriver
         /// Where the runtime writes its own errors (JSON lines).
         var logFile: String
+        /// The container's id (the sandbox's name).
+        var id: String
 
         /// The command's pid in the sandbox init's namespace, once the runtime has written it.
         func commandPID() -> Int32? {
@@ -813,7 +825,28 @@ public struct Sandboxes: Sendable {
         func removeFiles() {
             Files.remove(processFile)
             Files.remove(pidFile)
+            Files.remove(RuntimeDriver.guestPIDFile(pidFile))
             Files.remove(logFile)
+        }
+
+        /// Passes `signal` on to the command that `nsenter` (the exec's host process) runs.
+        /// nsenter forks the runtime into the sandbox's pid namespace and does not pass signals
+        /// on; the runtime is its only child, and signalling it is allowed because the sandbox's
+        /// user namespace belongs to this user. runc and crun pass it to the command; runsc does
+        /// not, so under gVisor it goes to the command by its pid in gVisor's kernel.
+        func signal(_ signal: Int32, nsenter: pid_t) {
+            guard driver.kind == .runsc else {
+                if let runtime = try? Supervisor.onlyChild(of: nsenter) { kill(runtime, signal) }
+                return
+            }
+            guard
+                let guest = (try? Files.read(RuntimeDriver.guestPIDFile(pidFile))).flatMap({
+                    Int32($0.trimmingCharacters(in: .whitespacesAndNewlines))
+                }), let enter = try? Executables.require("nsenter")
+            else { return }
+            _ = try? ChildProcess.run(
+                [enter, "-t", String(initPID), "-U", "-m", "-p", "-n", "--"]
+                    + driver.signalArguments(id: id, guestPID: guest, signal: signal))
         }
     }
 
@@ -863,7 +896,7 @@ public struct Sandboxes: Sendable {
                 id: name, processFile: processFile, tty: request.tty, pidFile: base + ".pid", logFile: base + ".log")
         return PreparedExec(
             argv: argv, processFile: processFile, pidFile: base + ".pid", initPID: status.initPID, driver: driver,
-            logFile: base + ".log")
+            logFile: base + ".log", id: name)
     }
 
     struct Account {

@@ -97,7 +97,9 @@ final class StartedExec: @unchecked Sendable {
     /// Kills the command and everything in its session, and what starts it.
     func killAll() {
         switch starter {
-        case .runtime(let child, _):
+        case .runtime(let child, let prepared):
+            // Under gVisor the command is not a host process: its kernel is told to kill it.
+            if status == nil && prepared.driver.kind == .runsc { prepared.signal(SIGKILL, nsenter: child.pid) }
             ProcessTree.killCommand(runtime: status == nil ? child.pid : nil, session: session, sandboxInit: initPID)
         case .agent:
             ProcessTree.killCommand(runtime: nil, session: session, sandboxInit: initPID)

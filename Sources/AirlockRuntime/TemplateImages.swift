@@ -81,6 +81,9 @@ public struct TemplateImages: Sendable {
         request.imageUser = "root"
         request.writableRoot = true
         request.shellNeededBy = "a template's build"
+        // A build is the user's own recipe, and its package managers want a whole kernel: the
+        // container tier, whatever the sandboxes made from the image will run under.
+        request.isolation = .container
         let record = try sandboxes.createDisposable(request)
         do {
             try sandboxes.start(record.name)

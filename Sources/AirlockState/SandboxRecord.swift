@@ -12,6 +12,9 @@ public struct SandboxRecord: Codable, Sendable, Equatable {
     public var user: String
     public var sudo: Bool
     public var runtime: String
+    /// Under gVisor (runtime `runsc`): the platform its probe found working at create
+    /// (`systrap`, or `ptrace` where systrap is unavailable); nil: systrap.
+    public var gvisorPlatform: String?
     public var command: [String]
     public var environment: [String]
     public var mounts: [MountRequest]

@@ -119,7 +119,8 @@ import Testing
         #expect(docker.digest != plain.digest)
         let decoded = try JSONDecoder().decode(Template.self, from: Data(#"{"name": "t", "packages": ["git"]}"#.utf8))
         #expect(decoded.digest == plain.digest)
-        #expect(DockerEngineTests.checkRefused(runtime: "runsc"))
+        #expect(DockerEngineTests.checkRefused(runtime: .runsc))
+        #expect(!DockerEngineTests.checkRefused(runtime: .crun))
     }
 
     @Test func anEngineThatFailsSaysWhyInOneLineWithAFix() throws {
@@ -157,7 +158,7 @@ import Testing
         #expect(DockerEngine.shares(record: disposable, paths: paths).map(\.inside) == ["/data"])
     }
 
-    static func checkRefused(runtime: String) -> Bool {
+    static func checkRefused(runtime: RuntimeDriver.Kind) -> Bool {
         (try? DockerEngine.checkRequest(runtime: runtime)) == nil
     }
 }

@@ -45,6 +45,26 @@ import Testing
         #expect(failure?.printed == false)  // with a log file, crun writes only there
     }
 
+    @Test(arguments: [
+        (
+            #"executing processes for container: executing command \"nope\" in sandbox: error finding executable \"nope\" in PATH [/usr/bin /bin]: no such file or directory"#,
+            ExecFailure.Kind.notFound
+        ),
+        (
+            #"executing command \"/etc/hostname\" in sandbox: failed to load /etc/hostname: permission denied"#,
+            .notExecutable
+        ),
+        (#"executing command \"/x\" in sandbox: failed to load /x: no such file or directory"#, .notFound),
+        (#"loading sandbox: file does not exist"#, .runtime),
+    ])
+    func runscMessages(message: String, kind: ExecFailure.Kind) {
+        let runsc = RuntimeDriver(kind: .runsc, stateRoot: "/s/runsc", binary: "runsc")
+        let log = #"{"msg":"\#(message)","level":"error","time":"2026-12-01T11:09:55.798657355Z"}"# + "\n"
+        let failure = runsc.execFailure(status: 128, log: log)
+        #expect(failure?.kind == kind)
+        #expect(failure?.printed == true)  // runsc also writes it on stderr
+    }
+
     @Test func aCommandsOwnStatusIsNotAFailure() {
         let log = Self.runcLog(#"exec: "nope": executable file not found in $PATH"#)
         // Companion of the tests above: the same log with another status, or the runtime's
@@ -53,7 +73,9 @@ import Testing
         #expect(runc.execFailure(status: 3, log: log) == nil)
         #expect(runc.execFailure(status: 255, log: "") == nil)
         #expect(runc.execFailure(status: 255, log: #"{"level":"warning","msg":"w"}"# + "\n") == nil)
-        #expect(RuntimeDriver(kind: .runsc, stateRoot: "/s", binary: "runsc").execFailure(status: 128, log: log) == nil)
+        let runsc = RuntimeDriver(kind: .runsc, stateRoot: "/s", binary: "runsc")
+        #expect(runsc.execFailure(status: 3, log: log) == nil)
+        #expect(runsc.execFailure(status: 128, log: "") == nil)
     }
 
     @Test func execLogsTheRuntimesErrorsToAFile() {

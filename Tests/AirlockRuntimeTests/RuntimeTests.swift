@@ -47,12 +47,38 @@ import Testing
         #expect(RuntimeChoice.key(.runc)?.contains("runc") == true)
     }
 
-    @Test func runscUsesPtraceAndItsOwnLoopbackNetwork() {
-        let runsc = RuntimeDriver(kind: .runsc, stateRoot: "/s/r", binary: "runsc")
+    @Test func runscUsesTheSandboxsNamespaceAndItsUpperDirectory() {
+        var runsc = RuntimeDriver(kind: .runsc, stateRoot: "/s/r", binary: "runsc")
         let args = runsc.stateArguments(id: "box")
         #expect(args.starts(with: ["runsc", "--root", "/s/r"]))
-        #expect(args.contains("--platform=ptrace") && args.contains("--network=none"))
+        // The loopback-only namespace the init prepared, and writes to Airlock's own layer.
+        #expect(args.contains("--network=host") && args.contains("--overlay2=none"))
+        #expect(args.contains("--platform=systrap"))
+        runsc.gvisorPlatform = .ptrace
+        #expect(runsc.stateArguments(id: "box").contains("--platform=ptrace"))
         #expect(!runsc.killArguments(id: "box", signal: "KILL", all: true).contains("--all"))
+        // Errors go to a log file, so the container's stdio can be /dev/null.
+        #expect(
+            runsc.runArguments(bundle: "/b", id: "box", pidFile: "/p", logFile: "/l").suffix(9) == [
+                "--log=/l", "--log-format=json", "run", "--detach", "--pid-file", "/p", "--bundle", "/b", "box",
+            ])
+    }
+
+    @Test func runscExecAsksForATerminalInTheProcessAndKeepsTheGuestPid() {
+        let runsc = RuntimeDriver(kind: .runsc, stateRoot: "/s/r", binary: "runsc")
+        let args = runsc.execArguments(id: "box", processFile: "/p.json", tty: true, pidFile: "/x.pid")
+        #expect(!args.contains("--tty"))
+        #expect(
+            args.suffix(7) == [
+                "--pid-file", "/x.pid", "--internal-pid-file", "/x.pid.guest", "--process", "/p.json", "box",
+            ])
+        #expect(
+            runsc.signalArguments(id: "box", guestPID: 7, signal: 15).suffix(5) == ["kill", "--pid", "7", "box", "15"])
+        let runc = RuntimeDriver(kind: .runc, stateRoot: "/s/r", binary: "runc")
+        #expect(runc.execArguments(id: "box", processFile: "/p.json", tty: true, pidFile: "/x.pid").contains("--tty"))
+        #expect(
+            !runc.execArguments(id: "box", processFile: "/p.json", tty: true, pidFile: "/x.pid").contains(
+                "--internal-pid-file"))
     }
 }
 

@@ -117,7 +117,9 @@ expect "the engine stores on overlay2, runs crun" "overlay2 crun" \
     "$(sh_in 'docker info --format "{{.Driver}} {{.DefaultRuntime}}"')"
 expect "inspect says what the engine is granted" "yes" \
     "$(a inspect "$name" | python3 -c 'import json,sys; d=json.load(sys.stdin)["docker"]; print("yes" if d["grants"] and d["socket"] else "no")')"
-check_error "--docker with gVisor is refused in one line" "--docker needs the runc or crun runtime" \
+check_error "--docker with gVisor is refused in one line" "--docker needs the container isolation tier" \
+    a create --name docker-runsc --docker --isolation gvisor shell "$ws"
+check_error "  and with --runtime runsc" "--docker needs the container isolation tier" \
     a create --name docker-runsc --docker --runtime runsc shell "$ws"
 expect "--mount-docker-socket is --docker, with a note" "note: --mount-docker-socket gives the sandbox a Docker engine of its own" \
     "$(a create --name docker-note --mount-docker-socket shell "$ws" 2>&1 >/dev/null | grep -o 'note: --mount-docker-socket gives the sandbox a Docker engine of its own')"

@@ -59,7 +59,7 @@ expect "npm, pip and yarn settings" "3" \
 expect "git's proxy" "http://127.0.0.1:3128" "$(sh_in 'git config --get http.proxy')"
 expect_match "apt's proxy" 'Acquire::http::Proxy "http://127.0.0.1:3128"' "$(sh_in 'apt-config dump | grep -i "Acquire::http::Proxy "')"
 expect "resolv.conf names the stub" "nameserver 127.0.0.1" "$(sh_in 'grep ^nameserver /etc/resolv.conf')"
-expect "still only loopback" "lo" "$(sh_in 'ls /sys/class/net | xargs')"
+expect "still only loopback" "lo" "$(sh_in 'tail -n +3 /proc/net/dev | cut -d: -f1 | xargs')"
 expect "inspect shows the network and the sandbox's rules" "policy allowed.test" \
     "$(a inspect "$name" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["network"], r["networkPolicy"]["allowHosts"][0])')"
 

@@ -17,6 +17,14 @@ check_error() {
     if [ $rc -ne 0 ] && [ "$lines" = 1 ] && [[ "$err" == *"$want"* ]]; then pass "$label"; else fail "$label" "rc=$rc err=[$err]"; fi
 }
 a() { "$AIRLOCK" "$@"; }
+# Set when the suite runs under gVisor (AIRLOCK_RUNTIME=runsc): where gVisor's kernel answers
+# differently from the host's, a check says what holds there instead.
+gvisor=""
+[ "${AIRLOCK_RUNTIME:-}" = runsc ] && gvisor=1
+# runsc_sandbox_pid SANDBOX: the host pid of the sandbox's gVisor kernel (runsc-sandbox).
+runsc_sandbox_pid() {
+    ps -eo pid=,args= | grep -F -- "--root=$AIRLOCK_HOME/sandboxes/$1/runc" | awk '$2 == "runsc-sandbox" {print $1; exit}'
+}
 # A command's output on one line, words separated by one space (xargs, without its quoting).
 one_line() { tr -s ' \t\n' '   ' | sed 's/^ //; s/ $//'; }
 # report: prints the totals; its status is the suite's.

@@ -267,7 +267,7 @@ fi
 expect "inspect shows --tmp-size" "33554432" \
     "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["limits"]["requested"]["tmpBytes"])' <<<"$report_json")"
 expect_match "ls --size shows the layer's, home's and workspace's size" \
-    "tmpsize +[a-z]+ +shell +(runc|crun) +1[0-9]M +[0-9.]+[BKM] +3\.[0-9]M" \
+    "tmpsize +[a-z]+ +shell +(container +(runc|crun)|gvisor +runsc) +1[0-9]M +[0-9.]+[BKM] +3\.[0-9]M" \
     "$(a ls --size)"
 check_error "a /tmp larger than the memory is refused" "--tmp-size 2g is more than the sandbox's memory (512m)" \
     a create --name tmpsize2 --memory 512m --tmp-size 2g shell "$tws"

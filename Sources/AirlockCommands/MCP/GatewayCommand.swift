@@ -48,6 +48,12 @@ struct GatewaySelection: ParsableArguments {
     )
     var blockSecrets = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Isolation tier of every server's sandbox: container or gvisor (default: each catalog entry's `isolation`, else the user's default).",
+            valueName: "tier"))
+    var isolation: String?
+
     /// Set by a sandbox's supervisor: the client is a sandboxed agent.
     @Flag(help: .hidden)
     var noProfileWrites = false
@@ -77,6 +83,7 @@ struct GatewaySelection: ParsableArguments {
         options.longLived = longLived
         options.blockSecrets = blockSecrets
         options.profileWrites = !noProfileWrites
+        options.isolation = try isolation.map(Isolation.init(parsing:))
         let file = try callLog.map { try RotatingLog(path: Files.absolute($0)) }
         if logCalls || file != nil {
             let toStderr = logCalls

@@ -71,6 +71,12 @@ extension MCPCommand {
         @Option(help: "Default size of each writable place in a sandbox (/workspace, home, /tmp).")
         var disk = "256m"
 
+        @Option(
+            help: ArgumentHelp(
+                "Isolation tier of the sandboxes: container or gvisor (default: the user's, see `airlock run --help`).",
+                valueName: "tier"))
+        var isolation: String?
+
         @Option(help: "Bytes kept of each output stream of a call.")
         var maxOutput = "1m"
 
@@ -108,6 +114,7 @@ extension MCPCommand {
             settings.shape.cpus = cpus
             settings.shape.pids = pids
             settings.shape.diskBytes = try Sandboxes.parseSize(disk, what: "--disk", minimum: 1 << 20)
+            settings.shape.isolation = try isolation.map(Isolation.init(parsing:))
             let context = Context()
             _ = try context.templates.find(template)
             _ = try SandboxIdentity.current()

@@ -58,8 +58,17 @@ struct CreateOptions: ParsableArguments {
 
     @Option(
         name: .long,
+        help: ArgumentHelp(
+            "Isolation tier: container or gvisor. Default: `isolation:` in ~/.config/airlock/config.yaml, else container.",
+            discussion:
+                "container: namespaces, seccomp and cgroups around processes that call the host's kernel (crun or runc). gvisor: gVisor's runsc puts a kernel of its own, in user space, between the sandbox and the host's; slower to start and on system calls, and no --docker (see the README's table). `airlock doctor` says whether each works here.",
+            valueName: "tier"))
+    var isolation: String?
+
+    @Option(
+        name: .long,
         help:
-            "OCI runtime: crun, runc or runsc. Default: $AIRLOCK_RUNTIME, else crun where `airlock doctor` finds it runs sandboxes (it starts them faster), else runc."
+            "OCI runtime: crun, runc or runsc (runsc is --isolation gvisor). Default: $AIRLOCK_RUNTIME, else the tier's: crun where `airlock doctor` finds it runs sandboxes (it starts them faster), else runc."
     )
     var runtime: String?
 
@@ -67,7 +76,7 @@ struct CreateOptions: ParsableArguments {
         help: ArgumentHelp(
             "A private Docker engine in the sandbox: docker, compose and Testcontainers work inside, with images and containers of the sandbox's own.",
             discussion:
-                "The engine runs beside the agent with more of the kernel than the agent gets (see `airlock inspect`); its pulls and its containers' traffic go through the sandbox's proxy and policy (Docker Hub is registry-1.docker.io, auth.docker.io and production.cloudflare.docker.com). Containers see the agent's home writable and the workspace and --mounts read-only, even with :rw (the git guard could not hold otherwise). They cannot publish ports 80, 443 or 3128. Not with --runtime runsc. Never the host's Docker."
+                "The engine runs beside the agent with more of the kernel than the agent gets (see `airlock inspect`); its pulls and its containers' traffic go through the sandbox's proxy and policy (Docker Hub is registry-1.docker.io, auth.docker.io and production.cloudflare.docker.com). Containers see the agent's home writable and the workspace and --mounts read-only, even with :rw (the git guard could not hold otherwise). They cannot publish ports 80, 443 or 3128. Not with --isolation gvisor. Never the host's Docker."
         ))
     var docker = false
 
@@ -148,6 +157,7 @@ struct CreateOptions: ParsableArguments {
         request.pids = pids
         request.tmpSize = tmpSize
         request.runtime = runtime
+        request.isolation = try isolation.map(Isolation.init(parsing:))
         request.network = network.network
         request.policy = network.settings
         request.clone = clone

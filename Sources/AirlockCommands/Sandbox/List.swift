@@ -35,7 +35,7 @@ struct List: ParsableCommand {
             let guarded = reports.contains { $0.guardEvents != nil }
             let published = reports.contains { $0.ports?.contains(where: \.listening) == true }
             let docker = reports.contains { $0.disk?.dockerBytes != nil }
-            var header = ["NAME", "STATUS", "AGENT", "RUNTIME"]
+            var header = ["NAME", "STATUS", "AGENT", "ISOLATION", "RUNTIME"]
             if size { header += ["LAYER", "HOME", "WORKSPACE SIZE"] + (docker ? ["DOCKER"] : []) }
             header.append("WORKSPACE")
             if guarded { header.append("GUARD") }
@@ -43,7 +43,7 @@ struct List: ParsableCommand {
             let rows: [[String]] =
                 [header]
                 + reports.map { report in
-                    var row = [report.name, report.status, report.agent, report.runtime]
+                    var row = [report.name, report.status, report.agent, report.isolation, report.runtime]
                     if size {
                         row += [report.disk?.layerBytes, report.disk?.homeBytes, report.disk?.workspaceBytes].map(
                             DiskUsage.text)

@@ -14,7 +14,11 @@ struct SandboxReport: Codable {
     var workspace: String
     var template: String
     var image: String
+    /// The tier (`container` or `gvisor`) and the runtime that provides it.
+    var isolation: String
     var runtime: String
+    /// Under gVisor: how its kernel intercepts system calls (`systrap` or `ptrace`).
+    var gvisorPlatform: String?
     var created: Date
     var command: [String]
     var environment: [String]?
@@ -62,7 +66,9 @@ struct SandboxReport: Codable {
         workspace = record.workspace
         template = record.template
         image = record.image
+        isolation = Isolation(runtimeName: record.runtime).rawValue
         runtime = record.runtime
+        gvisorPlatform = isolation == Isolation.gvisor.rawValue ? record.gvisorPlatform ?? "systrap" : nil
         created = record.created
         command = record.command
         let events = GuardJournal(file: paths.guardJournal).events().count

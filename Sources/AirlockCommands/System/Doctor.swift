@@ -16,12 +16,8 @@ struct Doctor: ParsableCommand {
         checks.append(leftovers())
         let runtimes = RuntimeChoice(store: Context().store)
         runtimes.remember(checks)
-        checks.append(
-            HostCheck(
-                name: "default runtime", level: .ok,
-                detail:
-                    "\((try? runtimes.kind(named: nil))?.rawValue ?? "none") for new sandboxes (crun where it runs; --runtime or $\(RuntimeChoice.environmentVariable) chooses another)",
-                fix: nil))
+        checks.append(KVMCheck.run())
+        checks.append(defaultIsolation(runtimes))
         if json {
             print(try JSONText.pretty(checks))
         } else {
@@ -32,6 +28,29 @@ struct Doctor: ParsableCommand {
             }
         }
         if checks.contains(where: { $0.level == .error }) { throw ExitCode(1) }
+    }
+
+    /// The tier and runtime a new sandbox gets, or why there is none (a broken settings file).
+    private func defaultIsolation(_ runtimes: RuntimeChoice) -> HostCheck {
+        let name = "default isolation"
+        do {
+            let choice = try runtimes.choose(runtime: nil, isolation: nil)
+            let from: String
+            if !(ProcessInfo.processInfo.environment[RuntimeChoice.environmentVariable] ?? "").isEmpty {
+                from = "$\(RuntimeChoice.environmentVariable)"
+            } else if (try? UserSettings.load())?.isolation != nil {
+                from = UserSettings.file()
+            } else {
+                from = "the default; --isolation, or `isolation:` in \(UserSettings.file()), chooses another"
+            }
+            return HostCheck(
+                name: name, level: .ok,
+                detail:
+                    "\(choice.isolation.rawValue) (\(choice.runtime.rawValue)) for new sandboxes (from \(from))",
+                fix: nil)
+        } catch {
+            return HostCheck(name: name, level: .error, detail: "\(error)", fix: nil)
+        }
     }
 
     /// What killed image builds left (processes, trees owned by subordinate ids), removed.
