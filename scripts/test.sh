@@ -7,7 +7,8 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
 [ "$(id -u)" = 0 ] || exec sudo -E "$0" "$@"
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step says how far into the run it starts, so a slow one shows in the log.
+step() { printf '\n== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 # Builds quietly; on failure shows the errors. Warnings in Airlock's own targets are errors
 # (Package.swift), so the exit status says it all.
 build() {
@@ -160,7 +161,7 @@ as_user "$bin_dir/agent-mini-swe.sh" || status=1
 # suite checks that) and listed in the README.
 step "end-to-end under gVisor (--isolation gvisor): sandbox, egress, code sandbox, gateway, agents (as an ordinary user)"
 for suite in sandbox egress code-sandbox gateway agent-claude agent-mini-swe; do
-    echo "-- $suite.sh under gVisor"
+    printf -- '-- [%dm%02ds] %s.sh under gVisor\n' $((SECONDS / 60)) $((SECONDS % 60)) "$suite"
     AIRLOCK_RUNTIME=runsc as_user "$bin_dir/$suite.sh" || status=1
 done
 
@@ -170,4 +171,5 @@ AIRLOCK="$bin_dir/airlock" E2E_USER="$user" bash tests/e2e/images-docker.sh || s
 step "end-to-end as root: cgroup limits"
 AIRLOCK="$bin_dir/airlock" bash tests/e2e/root-limits.sh || status=1
 rm -rf "$bin_dir"
+step "done in $((SECONDS / 60)) min, status $status"
 exit $status
