@@ -104,6 +104,12 @@ public struct CgroupSupport: Sendable, Equatable {
 /// One sandbox's place in the host's cgroups: made with its limits before the sandbox starts,
 /// joined by its init chain, removed at stop. The runtime puts the container in a group of its
 /// own inside this one, and every `exec` joins the container's group.
+///
+/// In the pids controller the sandbox's own processes live one level down, in `own`, which
+/// holds `--pids`; the sandbox's group allows ``execReserve`` more. crun manages no cgroup
+/// here, so its `exec` chain (nsenter, crun) joins the sandbox's group before it forks: the
+/// reserve is what it forks into when the sandbox's processes hold every pid they may
+/// (runc's chain stays outside and moves the command in, which a full group allows).
 public struct SandboxCgroup: Sendable {
     public let support: CgroupSupport
     /// The group's name: the sandbox's, and a tag of its state store, since two stores of
@@ -154,16 +160,34 @@ public struct SandboxCgroup: Sendable {
                         cause: SystemCallError("mkdir", errno: errno))
                 }
             }
+            let own = directory("pids") + "/" + Self.ownGroup
+            guard mkdir(own, 0o755) == 0 || errno == EEXIST else {
+                throw AirlockError(
+                    .failed, "cannot make the sandbox's cgroup \(own)", cause: SystemCallError("mkdir", errno: errno))
+            }
             for (file, value) in Self.v1Settings(limits) {
                 let path = directory(String(file.prefix { $0 != "." })) + "/" + file
                 // Swap accounting is off on many kernels: that file is then absent.
                 if file.hasPrefix("memory.memsw"), !Files.exists(path) { continue }
                 try write(value, to: path)
             }
+            try write(limits.pids.map(String.init) ?? "max", to: own + "/pids.max")
         }
     }
 
-    /// The v1 files and values for `limits`; `-1` lifts a limit that an earlier start set.
+    /// Who joins the group: the sandbox's init chain (its pids go to `own`), or crun's exec chain.
+    public enum Joiner: Sendable {
+        case sandbox, exec
+    }
+
+    /// The pids group of the sandbox's own processes, inside the sandbox's.
+    static let ownGroup = "own"
+    /// Processes the sandbox's pids group allows beyond `--pids`, for crun's exec chains (each
+    /// holds three while its command runs).
+    public static let execReserve: Int64 = 16
+
+    /// The v1 files and values of the sandbox's group for `limits` (its pids limit with the
+    /// reserve); `-1` lifts a limit that an earlier start set.
     static func v1Settings(_ limits: SandboxRecord.Limits) -> [(String, String)] {
         let period: Int64 = 100_000
         let memory = limits.memoryBytes.map(String.init) ?? "-1"
@@ -171,7 +195,7 @@ public struct SandboxCgroup: Sendable {
             ("memory.limit_in_bytes", memory),
             // Where swap is accounted, the total of memory and swap gets the same bound.
             ("memory.memsw.limit_in_bytes", memory),
-            ("pids.max", limits.pids.map(String.init) ?? "max"),
+            ("pids.max", limits.pids.map { String($0 + execReserve) } ?? "max"),
             ("cpu.cfs_period_us", String(period)),
             ("cpu.cfs_quota_us", limits.cpus.map { String(Int64($0 * Double(period))) } ?? "-1"),
         ]
@@ -193,13 +217,15 @@ public struct SandboxCgroup: Sendable {
 
     /// The command prefix that starts `argv` inside the sandbox's group: the process tree started
     /// this way (and all it forks, sudo included) counts against the limits.
-    public func joinPrefix() -> [String] {
+    public func joinPrefix(_ joiner: Joiner = .sandbox) -> [String] {
         switch support.mechanism {
         case .rlimits:
             return []
         case .cgroupV1:
             // `echo 0` moves the writer itself; then it becomes the command.
-            let files = CgroupSupport.controllers.map { directory($0) + "/cgroup.procs" }
+            let files = CgroupSupport.controllers.map {
+                directory($0) + ($0 == "pids" && joiner == .sandbox ? "/" + Self.ownGroup : "") + "/cgroup.procs"
+            }
             let script =
                 "n=$1; shift; while [ \"$n\" -gt 0 ]; do echo 0 > \"$1\" || exit 125; shift; n=$((n-1)); done; exec \"$@\""
             return ["/bin/sh", "-c", script, "airlock-cgroup", String(files.count)] + files

@@ -212,7 +212,7 @@ import Testing
             uniqueKeysWithValues: SandboxCgroup.v1Settings(.init(memoryBytes: 64 << 20, cpus: 1.5, pids: 100)))
         #expect(set["memory.limit_in_bytes"] == "67108864")
         #expect(set["memory.memsw.limit_in_bytes"] == "67108864")
-        #expect(set["pids.max"] == "100")
+        #expect(set["pids.max"] == String(100 + SandboxCgroup.execReserve))
         #expect(set["cpu.cfs_quota_us"] == "150000" && set["cpu.cfs_period_us"] == "100000")
         let none = Dictionary(uniqueKeysWithValues: SandboxCgroup.v1Settings(.init()))
         #expect(none["memory.limit_in_bytes"] == "-1" && none["pids.max"] == "max" && none["cpu.cfs_quota_us"] == "-1")
@@ -226,6 +226,9 @@ import Testing
         let prefix = cgroup.joinPrefix()
         #expect(
             prefix.first == "/bin/sh" && prefix.contains("/sys/fs/cgroup/memory/airlock/ann/shell-demo/cgroup.procs"))
+        // The sandbox's own processes go one level down in pids; crun's exec chain does not.
+        #expect(prefix.contains("/sys/fs/cgroup/pids/airlock/ann/shell-demo/own/cgroup.procs"))
+        #expect(cgroup.joinPrefix(.exec).contains("/sys/fs/cgroup/pids/airlock/ann/shell-demo/cgroup.procs"))
         #expect(CgroupSupport.delegationCommand(user: "ann").contains("chown ann: /sys/fs/cgroup/memory/airlock/ann"))
     }
 
