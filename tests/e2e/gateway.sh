@@ -12,7 +12,7 @@
 # any failure.
 set -uo pipefail
 AIRLOCK="${AIRLOCK:-airlock}"
-export AIRLOCK_HOME="$HOME/.airlock-e2e"
+export AIRLOCK_HOME="${AIRLOCK_HOME:-$HOME/.airlock-e2e}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
 

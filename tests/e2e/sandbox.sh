@@ -6,7 +6,7 @@
 # Prints "N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
 AIRLOCK="${AIRLOCK:-airlock}"
-export AIRLOCK_HOME="$HOME/.airlock-e2e"
+export AIRLOCK_HOME="${AIRLOCK_HOME:-$HOME/.airlock-e2e}"
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cleanup() { a reset -f >/dev/null 2>&1; rm -rf "$AIRLOCK_HOME/sandboxes"; }
