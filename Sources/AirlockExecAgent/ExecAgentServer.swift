@@ -41,11 +41,12 @@ public final class ExecAgentServer {
     /// filter and listens at `socket`.
     public init(containerPID: pid_t, socket: String, config: RuntimeSpec) throws {
         let proc = "/proc/\(containerPID)"
+        let hierarchies = Self.cgroupHierarchies()
+        Self.leaveOwnGroup(in: hierarchies)
         var cgroupProcs: [Int32] = []
         // Only the groups the container is in and this agent is not: a command it forks starts
-        // in the agent's own (under crun, the container's too), and each write of a process
-        // into a v1 group waits for the kernel's RCU grace period, a millisecond or more.
-        let hierarchies = Self.cgroupHierarchies()
+        // in the agent's own (under crun, the container's too, but in pids), and each write of
+        // a process into a v1 group waits for the kernel's RCU grace period, a millisecond or more.
         let own = Set(Self.cgroupDirectories(of: getpid(), in: hierarchies))
         for directory in Self.cgroupDirectories(of: containerPID, in: hierarchies) where !own.contains(directory) {
             let fd = open(directory + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
@@ -91,6 +92,28 @@ public final class ExecAgentServer {
                 (Set(after[2].split(separator: ",").map(String.init)), String(before[4]), after[0] == "cgroup2"))
         }
         return hierarchies
+    }
+
+    /// The name of the pids group the sandbox's own processes live in, inside the sandbox's.
+    static let ownGroup = "own"
+
+    /// Moves this agent from the sandbox's pids group `own`, which holds `--pids` and which the
+    /// init chain started it in, up to the sandbox's group, which allows a reserve more. The
+    /// agent forks each command there and the command moves itself into the container's group
+    /// before anything else (a full group takes a process moved in), so `exec` still starts a
+    /// command when the sandbox's processes hold every pid they may. Nothing changes where the
+    /// group has no `own` (rlimits, or a sandbox started before it had one).
+    static func leaveOwnGroup(in hierarchies: [CgroupHierarchy]) {
+        let pids = hierarchies.first { !$0.version2 && $0.options.contains("pids") }
+        guard let pids,
+            let directory = cgroupDirectories(of: getpid(), in: [pids]).first,
+            (directory as NSString).lastPathComponent == ownGroup
+        else { return }
+        let parent = (directory as NSString).deletingLastPathComponent
+        let fd = open(parent + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        _ = write(fd, "0", 1)
     }
 
     /// A process's cgroup directories, as `/proc/PID/cgroup` and `hierarchies` name them.

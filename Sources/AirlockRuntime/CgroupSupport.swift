@@ -106,10 +106,10 @@ public struct CgroupSupport: Sendable, Equatable {
 /// own inside this one, and every `exec` joins the container's group.
 ///
 /// In the pids controller the sandbox's own processes live one level down, in `own`, which
-/// holds `--pids`; the sandbox's group allows ``execReserve`` more. crun manages no cgroup
-/// here, so its `exec` chain (nsenter, crun) joins the sandbox's group before it forks: the
-/// reserve is what it forks into when the sandbox's processes hold every pid they may
-/// (runc's chain stays outside and moves the command in, which a full group allows).
+/// holds `--pids`; the sandbox's group allows ``execReserve`` more. The exec agent moves itself
+/// up there: it forks each command in the reserve, and the command moves itself into the
+/// container's group (a full group takes a process moved in), so `exec` starts a command even
+/// when the sandbox's processes hold every pid they may.
 public struct SandboxCgroup: Sendable {
     public let support: CgroupSupport
     /// The group's name: the sandbox's, and a tag of its state store, since two stores of
@@ -175,15 +175,11 @@ public struct SandboxCgroup: Sendable {
         }
     }
 
-    /// Who joins the group: the sandbox's init chain (its pids go to `own`), or crun's exec chain.
-    public enum Joiner: Sendable {
-        case sandbox, exec
-    }
-
-    /// The pids group of the sandbox's own processes, inside the sandbox's.
+    /// The pids group of the sandbox's own processes, inside the sandbox's (the exec agent
+    /// knows the name too).
     static let ownGroup = "own"
-    /// Processes the sandbox's pids group allows beyond `--pids`, for crun's exec chains (each
-    /// holds three while its command runs).
+    /// Processes the sandbox's pids group allows beyond `--pids`: the exec agent and the
+    /// commands it is starting (each holds one until it has moved into the container's group).
     public static let execReserve: Int64 = 16
 
     /// The v1 files and values of the sandbox's group for `limits` (its pids limit with the
@@ -217,14 +213,14 @@ public struct SandboxCgroup: Sendable {
 
     /// The command prefix that starts `argv` inside the sandbox's group: the process tree started
     /// this way (and all it forks, sudo included) counts against the limits.
-    public func joinPrefix(_ joiner: Joiner = .sandbox) -> [String] {
+    public func joinPrefix() -> [String] {
         switch support.mechanism {
         case .rlimits:
             return []
         case .cgroupV1:
             // `echo 0` moves the writer itself; then it becomes the command.
             let files = CgroupSupport.controllers.map {
-                directory($0) + ($0 == "pids" && joiner == .sandbox ? "/" + Self.ownGroup : "") + "/cgroup.procs"
+                directory($0) + ($0 == "pids" ? "/" + Self.ownGroup : "") + "/cgroup.procs"
             }
             let script =
                 "n=$1; shift; while [ \"$n\" -gt 0 ]; do echo 0 > \"$1\" || exit 125; shift; n=$((n-1)); done; exec \"$@\""

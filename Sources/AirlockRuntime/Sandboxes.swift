@@ -887,9 +887,9 @@ public struct Sandboxes: Sendable {
         // runc's exec puts the command in the container's cgroup (which runc made inside the
         // sandbox's): its limits hold for it, and nsenter and runc stay outside, so a sandbox
         // at its pids limit cannot stall them. crun manages no cgroup here and would leave the
-        // command in its caller's: the chain joins the sandbox's group on the way in, crun with
-        // it, where the group's reserve of pids lets it fork when the sandbox's own hold all theirs.
-        let join = driver.kind == .crun && status.limitsEnforced ? SandboxCgroup(paths).joinPrefix(.exec) : []
+        // command in its caller's: the chain joins the sandbox's group on the way in, crun with it
+        // (at the pids limit it cannot fork there; the exec agent, which can, goes first).
+        let join = driver.kind == .crun && status.limitsEnforced ? SandboxCgroup(paths).joinPrefix() : []
         let argv =
             join + driver.execPrefix(oomScoreAdj: SandboxSpec.oomScoreAdjustment)
             + [try Executables.require("nsenter"), "-t", String(status.initPID), "-U", "-m", "-p", "-n", "--"]

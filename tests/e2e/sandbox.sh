@@ -155,8 +155,15 @@ expect "companion: probe reports an allowed call" "allowed" "$(sh_in 'python3 pr
 expect "companion: keyctl is allowed on the host" "allowed" "$(python3 "$ws/probe.py" keyctl)"
 expect "agent has no effective capabilities" "0000000000000000" "$(sh_in "awk '/CapEff/{print \$2}' /proc/self/status")"
 if [ -n "$gvisor" ]; then
-    # A user namespace made inside is gVisor's own: the host's kernel makes none.
-    host_userns() { for p in /proc/[0-9]*; do readlink "$p/ns/user" 2>/dev/null; done | sort -u | wc -l; }
+    # A user namespace made inside is gVisor's own: the host's kernel makes none. Counted over
+    # the sandbox's host processes (its supervisor's tree): other suites may run beside this one.
+    host_userns() {
+        local supervisor
+        supervisor=$(a inspect "$name" | python3 -c 'import json,sys; print(json.load(sys.stdin)["supervisorPID"])')
+        ps -e -o pid=,ppid= | awk -v root="$supervisor" '{ up[$1] = $2 }
+            END { for (p in up) { q = p; while (q in up && q != root && q > 1) q = up[q]; if (q == root) print p } }' |
+            while read -r pid; do readlink "/proc/$pid/ns/user" 2>/dev/null; done | sort -u | wc -l
+    }
     before_ns=$(host_userns)
     inside=$(sh_in 'unshare -U sh -c "echo made; sleep 2" & sleep 1; wait' &
         sleep 1.5; echo "host:$(host_userns)"; wait)
