@@ -8,6 +8,8 @@ import Synchronization
 
 /// The gateway over HTTP: MCP's streamable HTTP transport at `/mcp`, or the older SSE
 /// transport at `/sse` (with `/message` for the client's requests), and `/health` for probes.
+/// `/` redirects to the transport's endpoint, and `POST /sse?sessionid=` is taken as
+/// `/message`, both as in Docker's gateway, so a client set up for it works unchanged.
 ///
 /// Every request but `/health` needs `Authorization: Bearer TOKEN`. The Host header must name
 /// the loopback (or the sandboxes' reserved gateway name) and an Origin, if sent, must be a
@@ -172,6 +174,12 @@ public final class GatewayHTTPServer: Sendable {
             return .answered
         }
         switch (transport, path, request.method) {
+        case (_, "/", _):
+            // Docker's gateway answers at `/` by redirecting; 307 keeps a POST a POST.
+            let query = request.uri.split(separator: "?", maxSplits: 1).dropFirst().first.map { "?" + $0 } ?? ""
+            let endpoint = transport == .streaming ? "/mcp" : "/sse"
+            try await respond(outbound, .temporaryRedirect, text: "", location: endpoint + query)
+            return .answered
         case (.streaming, "/mcp", .POST):
             try await streamablePost(request, body: body, outbound: outbound)
             return .answered
@@ -192,10 +200,10 @@ public final class GatewayHTTPServer: Sendable {
             try await stream(
                 session, outbound: outbound, closed: closed, endsSession: true, endpoint: "/message?sessionId=\(id)")
             return .streamed
-        case (.sse, "/message", .POST):
-            let query = request.uri.split(separator: "?", maxSplits: 1).dropFirst().first ?? ""
-            let id = query.split(separator: "&").first { $0.hasPrefix("sessionId=") }.map { String($0.dropFirst(10)) }
-            guard let id, let session = sessions.withLock({ $0[id] }) else {
+        case (.sse, "/message", .POST), (.sse, "/sse", .POST):
+            // `/message?sessionId=` is the endpoint this gateway announces; `/sse?sessionid=` is
+            // where clients configured for Docker's gateway post.
+            guard let id = Self.sessionParameter(request.uri), let session = sessions.withLock({ $0[id] }) else {
                 try await respond(outbound, .notFound, text: "unknown session")
                 return .answered
             }
@@ -215,6 +223,17 @@ public final class GatewayHTTPServer: Sendable {
             try await respond(outbound, .notFound, text: "no such endpoint")
             return .answered
         }
+    }
+
+    /// The session named in a URI's query, as `sessionId` (this gateway's) or `sessionid`
+    /// (Docker's).
+    static func sessionParameter(_ uri: String) -> String? {
+        let query = uri.split(separator: "?", maxSplits: 1).dropFirst().first ?? ""
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "sessionid" { return String(parts[1]) }
+        }
+        return nil
     }
 
     /// Why a request may not go on: a bad Host or Origin, or a missing or wrong token.
@@ -356,15 +375,20 @@ public final class GatewayHTTPServer: Sendable {
         try await respond(outbound, status, data: Data(json.text().utf8), contentType: "application/json")
     }
 
-    func respond(_ outbound: Outbound, _ status: HTTPResponseStatus, text: String) async throws {
-        try await respond(outbound, status, data: Data(text.utf8), contentType: "text/plain; charset=utf-8")
+    func respond(
+        _ outbound: Outbound, _ status: HTTPResponseStatus, text: String, location: String? = nil
+    ) async throws {
+        try await respond(
+            outbound, status, data: Data(text.utf8), contentType: "text/plain; charset=utf-8", location: location)
     }
 
     func respond(
-        _ outbound: Outbound, _ status: HTTPResponseStatus, data: Data, contentType: String, session: String? = nil
+        _ outbound: Outbound, _ status: HTTPResponseStatus, data: Data, contentType: String, session: String? = nil,
+        location: String? = nil
     ) async throws {
         var headers = HTTPHeaders([("Content-Type", contentType), ("Content-Length", String(data.count))])
         if let session { headers.add(name: "Mcp-Session-Id", value: session) }
+        if let location { headers.add(name: "Location", value: location) }
         // One write, one flush: the reply leaves in one segment.
         var parts: [HTTPServerResponsePart] = [
             .head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))

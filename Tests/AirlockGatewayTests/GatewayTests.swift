@@ -288,6 +288,13 @@ import Testing
         #expect(!GatewayHTTPServer.constantTimeEqual("Bearer ab", "Bearer abc"))
     }
 
+    @Test func theSessionIsTakenFromEitherGatewaysQueryName() {
+        #expect(GatewayHTTPServer.sessionParameter("/message?sessionId=abc") == "abc")
+        #expect(GatewayHTTPServer.sessionParameter("/sse?x=1&sessionid=d-e") == "d-e")
+        #expect(GatewayHTTPServer.sessionParameter("/sse?session=abc") == nil)
+        #expect(GatewayHTTPServer.sessionParameter("/sse") == nil)
+    }
+
     @Test func codeModeNamesAreValidPython() {
         #expect(CodeMode.pythonName("get_current_time") == "get_current_time")
         #expect(CodeMode.pythonName("git__status") == "git__status")

@@ -607,6 +607,13 @@ async def http_guards(port, token, endpoint, transport):
         def probe(headers, host=None):  # only the refusals: an accepted GET /sse would stream
             return raw_http(port, "GET", endpoint, headers, host=host, timeout=5)[0]
     expect(f"{label}: {endpoint} without a token: 401", 401, probe({}))
+    # `/` as in Docker's gateway: a 307 to the transport's endpoint, behind the same token.
+    expect(f"{label}: POST / without a token: 401 (the redirect is no way around the token)", 401,
+           raw_http(port, "POST", "/", body=INIT)[0])
+    status, headers, _ = raw_http(port, "POST" if transport == "streaming" else "GET", "/", auth,
+                                  INIT if transport == "streaming" else None)
+    check(f"{label}: {'POST' if transport == 'streaming' else 'GET'} / with the token: 307 to {endpoint}",
+          status == 307 and headers.get("location") == endpoint, f"{status} {headers}")
     if transport == "sse":
         expect("sse: POST /message without a token: 401", 401,
                raw_http(port, "POST", "/message?sessionId=x", body="{}")[0])
@@ -674,6 +681,44 @@ async def sse_disconnect(port, token):
           f"{health_sessions(port)} sessions after {time.monotonic() - started:.1f} s; {short(head)}")
 
 
+async def through_root(port, token, transport):
+    """The real client pointed at `http://127.0.0.1:PORT/`, as a client set up for Docker's
+    gateway is: it follows the redirect and works."""
+    async with session_over(transport, url=f"http://127.0.0.1:{port}/", token=token) as session:
+        expect(f"{transport}: the real client initializes through / (the redirect)", "airlock-gateway",
+               (session.info.get("serverInfo") or {}).get("name"))
+        r = await call(session, "get_current_time", {"timezone": "UTC"})
+        check(f"{transport}: a tool call through / works", not r.is_error and "UTC" in r.text, repr(r))
+
+
+def docker_sse_post(port, token):
+    """Docker's SSE path: the client's messages as `POST /sse?sessionid=ID`; the answer comes
+    on the event stream. Returns (status of the POST, what the stream said)."""
+    conn = socket.create_connection(("127.0.0.1", port), timeout=20)
+    try:
+        conn.sendall(f"GET /sse HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n\r\n"
+                     .encode())
+        seen = b""
+        while b"sessionId=" not in seen or b"\n\n" not in seen.split(b"sessionId=", 1)[1]:
+            chunk = conn.recv(4096)
+            if not chunk:
+                raise RuntimeError(f"the stream ended: {seen!r}")
+            seen += chunk
+        session_id = seen.split(b"sessionId=", 1)[1].split(b"\n", 1)[0].decode().strip()
+        status = raw_http(port, "POST", f"/sse?sessionid={session_id}", {"Authorization": f"Bearer {token}"},
+                          INIT)[0]
+        seen = b""
+        deadline = time.monotonic() + 15
+        while b"airlock-gateway" not in seen and time.monotonic() < deadline:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            seen += chunk
+        return status, seen.decode(errors="replace")
+    finally:
+        conn.close()
+
+
 async def over_http(transport):
     port = SSE_PORT if transport == "sse" else STREAM_PORT
     endpoint = "/sse" if transport == "sse" else "/mcp"
@@ -704,6 +749,11 @@ async def over_http(transport):
             r = await call(session, "hello_gwt_nonet")
             expect(f"{transport}: the added server's tool works", "hello from gwt-nonet", r.text)
             await concurrency(session, transport, "slow", "whoami", ("get_current_time", {"timezone": "UTC"}))
+        await through_root(port, token, transport)
+        if transport == "sse":
+            status, stream = await anyio.to_thread.run_sync(docker_sse_post, port, token)
+            check("sse: POST /sse?sessionid=ID (Docker's path): 202, and the answer on the event stream",
+                  status == 202 and '"airlock-gateway"' in stream, f"{status} {short(stream)}")
         names = owned_by(gateway.pid)
         processes = sandbox_processes(names)
         if transport == "sse":
