@@ -75,6 +75,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "AirlockMCP", swiftSettings: strict),
+        .target(name: "AirlockClientWiring", swiftSettings: strict),
         .target(
             name: "AirlockCodeSandbox",
             dependencies: ["AirlockMCP", "AirlockRuntime", "AirlockState", "AirlockSystem", "AirlockImages"],
@@ -98,7 +99,7 @@ let package = Package(
             dependencies: [
                 "AirlockSystem", "AirlockOCI", "AirlockState", "AirlockImages", "AirlockRuntime",
                 "AirlockPolicy", "AirlockEgress", "AirlockMCP", "AirlockCodeSandbox", "AirlockGateway",
-                "AirlockGitGuard", "AirlockExecAgent",
+                "AirlockGitGuard", "AirlockExecAgent", "AirlockClientWiring",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -140,6 +141,7 @@ let package = Package(
         .testTarget(name: "AirlockSystemTests", dependencies: ["AirlockSystem"]),
         .testTarget(name: "AirlockGitGuardTests", dependencies: ["AirlockGitGuard", "AirlockSystem"]),
         .testTarget(name: "AirlockMCPTests", dependencies: ["AirlockMCP"]),
+        .testTarget(name: "AirlockClientWiringTests", dependencies: ["AirlockClientWiring"]),
         .testTarget(
             name: "AirlockCommandsTests",
             dependencies: [
