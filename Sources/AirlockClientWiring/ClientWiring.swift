@@ -10,9 +10,12 @@ import Foundation
 /// ```
 public struct ClientWiring: Sendable {
     public let environment: [String: String]
+    /// Where connect records what it made (nil: nothing recorded, nothing but the entry removed).
+    public let ledgerPath: String?
 
-    public init(environment: [String: String]) {
+    public init(environment: [String: String], ledgerPath: String? = nil) {
         self.environment = environment
+        self.ledgerPath = ledgerPath
     }
 
     /// What a connect or disconnect did.
@@ -52,17 +55,32 @@ public struct ClientWiring: Sendable {
         let entry = try client.entry(for: target)
         let path = try client.file(scope, environment: environment)
         let before = try SettingsFile.read(path)
+        var ledger = WiringLedger.load(ledgerPath)
+        let file = SettingsFile.resolved(path)
+        let existed = before.map { entryExists(client, name: name, in: $0) } ?? false
+        var record =
+            (existed ? ledger.record(file: file, name: name) : nil)
+            ?? WiringLedger.Record(file: file, name: name, madeFile: before == nil, madePaths: [])
         let after: String
         switch client.format {
         case .json:
             var document = try parsed(before ?? "", path: path)
-            try document.set([client.serversKey, name], to: .object(entry))
+            if let made = try document.set([client.serversKey, name], to: .object(entry)) {
+                record.madePaths.append(made)
+            }
             if client == .vscode {
+                let inputs = ["inputs"]
                 if case .url = target {
-                    try document.upsert(
-                        MCPClientKind.vscodeTokenInput, inArray: ["inputs"], matching: "id", value: MCPClientKind.vscodeInput)
+                    let made = try document.upsert(
+                        MCPClientKind.vscodeTokenInput, inArray: inputs, matching: "id",
+                        value: MCPClientKind.vscodeInput)
+                    if made { record.madePaths.append(inputs) }
                 } else {
-                    document.removeFromArray(["inputs"], matching: "id", value: MCPClientKind.vscodeInput)
+                    document.removeFromArray(inputs, matching: "id", value: MCPClientKind.vscodeInput)
+                    if record.madePaths.contains(inputs) {
+                        document.removeIfEmpty(inputs)
+                        record.madePaths.removeAll { $0 == inputs }
+                    }
                 }
             }
             after = document.text
@@ -71,16 +89,18 @@ public struct ClientWiring: Sendable {
             let table = [client.serversKey, name]
             if let other = try tomlCall({ () throws(WiringError) in try tables.otherDefinition(of: table) }, path) {
                 throw WiringError(
-                    .unsupported, "\(path): \(name) is defined outside a [\(table.joined(separator: "."))] table (\(other)); edit it there by hand")
+                    .unsupported,
+                    "\(path): \(name) is defined outside a [\(table.joined(separator: "."))] table (\(other)); edit it there by hand"
+                )
             }
             _ = try tomlCall({ () throws(WiringError) in try tables.removeTables(table) }, path)
             tables.append(table, entries: entry)
             after = tables.text
         }
-        let action: Change.Action =
-            before.map { $0 == after ? .unchanged : (entryExists(client, name: name, in: $0) ? .replaced : .added) }
-            ?? .added
+        let action: Change.Action = before == after ? .unchanged : (existed ? .replaced : .added)
         if action != .unchanged { try SettingsFile.write(after, to: path, base: base(of: scope)) }
+        ledger.put(record)
+        try ledger.save(ledgerPath)
         return Change(client: client, scope: scope, file: path, action: action, fileCreatedOrRemoved: before == nil)
     }
 
@@ -90,6 +110,9 @@ public struct ClientWiring: Sendable {
         guard let before = try SettingsFile.read(path) else {
             return Change(client: client, scope: scope, file: path, action: .absent, fileCreatedOrRemoved: false)
         }
+        var ledger = WiringLedger.load(ledgerPath)
+        let file = SettingsFile.resolved(path)
+        let record = ledger.record(file: file, name: name)
         let after: String
         let empty: Bool
         switch client.format {
@@ -98,7 +121,10 @@ public struct ClientWiring: Sendable {
             guard document.remove([client.serversKey, name]) else {
                 return Change(client: client, scope: scope, file: path, action: .absent, fileCreatedOrRemoved: false)
             }
-            if client == .vscode { document.removeFromArray(["inputs"], matching: "id", value: MCPClientKind.vscodeInput) }
+            if client == .vscode {
+                document.removeFromArray(["inputs"], matching: "id", value: MCPClientKind.vscodeInput)
+            }
+            for made in (record?.madePaths ?? []).reversed() { document.removeIfEmpty(made) }
             after = document.text
             empty = document.isEmptyObject
         case .toml:
@@ -107,19 +133,25 @@ public struct ClientWiring: Sendable {
             guard try tomlCall({ () throws(WiringError) in try tables.removeTables(table) }, path) else {
                 if let other = try tomlCall({ () throws(WiringError) in try tables.otherDefinition(of: table) }, path) {
                     throw WiringError(
-                        .unsupported, "\(path): \(name) is defined outside a [\(table.joined(separator: "."))] table (\(other)); remove it there by hand")
+                        .unsupported,
+                        "\(path): \(name) is defined outside a [\(table.joined(separator: "."))] table (\(other)); remove it there by hand"
+                    )
                 }
                 return Change(client: client, scope: scope, file: path, action: .absent, fileCreatedOrRemoved: false)
             }
             after = tables.text
             empty = after.isEmpty
         }
-        if empty {
+        // A file connect made goes when nothing else is in it; one the user had stays, even empty.
+        let removeFile = empty && record?.madeFile == true
+        if removeFile {
             try SettingsFile.remove(path, base: base(of: scope))
         } else {
             try SettingsFile.write(after, to: path, base: base(of: scope))
         }
-        return Change(client: client, scope: scope, file: path, action: .removed, fileCreatedOrRemoved: empty)
+        ledger.drop(file: file, name: name)
+        try ledger.save(ledgerPath)
+        return Change(client: client, scope: scope, file: path, action: .removed, fileCreatedOrRemoved: removeFile)
     }
 
     /// Where `client` stands in `scope` (nil for a scope the client does not have).
@@ -129,7 +161,8 @@ public struct ClientWiring: Sendable {
         do {
             text = try SettingsFile.read(path)
         } catch {
-            return Status(client: client, scope: scope, file: path, fileExists: true, entry: nil, problem: error.message)
+            return Status(
+                client: client, scope: scope, file: path, fileExists: true, entry: nil, problem: error.message)
         }
         guard let text else {
             return Status(client: client, scope: scope, file: path, fileExists: false, entry: nil, problem: nil)
@@ -140,7 +173,8 @@ public struct ClientWiring: Sendable {
             do {
                 document = try parsed(text, path: path)
             } catch {
-                return Status(client: client, scope: scope, file: path, fileExists: true, entry: nil, problem: error.message)
+                return Status(
+                    client: client, scope: scope, file: path, fileExists: true, entry: nil, problem: error.message)
             }
             let entry = document.value(at: [client.serversKey, name]).map(Self.describe)
             return Status(client: client, scope: scope, file: path, fileExists: true, entry: entry, problem: nil)
@@ -150,7 +184,9 @@ public struct ClientWiring: Sendable {
             guard (try? tables.hasTable(table)) == true else {
                 return Status(client: client, scope: scope, file: path, fileExists: true, entry: nil, problem: nil)
             }
-            let command = tables.strings("command", inTable: table).map { $0 + (tables.strings("args", inTable: table) ?? []) }
+            let command = tables.strings("command", inTable: table).map {
+                $0 + (tables.strings("args", inTable: table) ?? [])
+            }
             let entry = tables.string("url", inTable: table) ?? command?.joined(separator: " ") ?? "(set)"
             return Status(client: client, scope: scope, file: path, fileExists: true, entry: entry, problem: nil)
         }

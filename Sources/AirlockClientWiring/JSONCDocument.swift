@@ -37,8 +37,10 @@ public struct JSONCDocument: Sendable {
         return element
     }
 
-    /// Sets the member at `path` (made, with any objects on the way, where missing).
-    public mutating func set(_ path: [String], to value: SettingsValue) throws(WiringError) {
+    /// Sets the member at `path` (made, with any objects on the way, where missing). Returns
+    /// the path of the outermost object it made, if it made one, for ``removeIfEmpty(_:)``.
+    @discardableResult
+    public mutating func set(_ path: [String], to value: SettingsValue) throws(WiringError) -> [String]? {
         guard let last = path.last else { throw WiringError(.malformed, "an empty path") }
         var parent = try parse()
         for (depth, key) in path.dropLast().enumerated() {
@@ -49,7 +51,7 @@ public struct JSONCDocument: Sendable {
                 let rest = Array(path[(depth + 1)...])
                 let wrapped = rest.dropFirst().reversed().reduce(value) { inner, key in .object([(key, inner)]) }
                 insert(key: key, value: .object([(rest[0], wrapped)]), into: container)
-                return
+                return Array(path.prefix(depth + 1))
             }
             parent = next
         }
@@ -63,37 +65,37 @@ public struct JSONCDocument: Sendable {
         } else {
             insert(key: last, value: value, into: container)
         }
+        return nil
     }
 
-    /// Removes the member at `path`; then each object on the way that it leaves empty, up to
-    /// (not including) the root. Returns whether there was one.
+    /// Removes the member at `path`. Returns whether there was one.
     @discardableResult
     public mutating func remove(_ path: [String]) -> Bool {
-        guard let root = try? parse() else { return false }
-        var trail: [(container: Container, element: Element)] = []
-        var element = root
-        for key in path {
-            guard case .container(let container) = element.node, container.isObject,
-                let next = container.elements.last(where: { $0.key == key })
-            else { return false }
-            trail.append((container, next))
-            element = next
-        }
-        // The deepest member whose removal leaves its object non-empty (or the root's member).
-        var cut = trail.count - 1
-        while cut > 0 && trail[cut].container.elements.count == 1 { cut -= 1 }
-        remove(trail[cut].element, from: trail[cut].container)
+        guard let key = path.last, let parent = value(at: Array(path.dropLast())),
+            case .container(let container) = parent.node, container.isObject,
+            let member = container.elements.last(where: { $0.key == key })
+        else { return false }
+        remove(member, from: container)
         return true
     }
 
+    /// Removes the member at `path` if it is an empty object or array (one that `set` or
+    /// `upsert` made, and the entry it was made for is gone).
+    public mutating func removeIfEmpty(_ path: [String]) {
+        guard let member = value(at: path), case .container(let container) = member.node, container.elements.isEmpty
+        else { return }
+        remove(path)
+    }
+
     /// Appends `item` to the array at `path` (made where missing) unless an element of it
-    /// already has `key` = `value`, which is then replaced.
+    /// already has `key` = `value`, which is then replaced. Returns whether it made the array.
+    @discardableResult
     public mutating func upsert(_ item: SettingsValue, inArray path: [String], matching key: String, value: String)
-        throws(WiringError)
+        throws(WiringError) -> Bool
     {
         guard let array = self.value(at: path) else {
             try set(path, to: .array([item]))
-            return
+            return true
         }
         guard case .container(let container) = array.node, !container.isObject else {
             throw WiringError(.malformed, "\(path.joined(separator: ".")) is not an array")
@@ -104,19 +106,15 @@ public struct JSONCDocument: Sendable {
         } else {
             insert(key: nil, value: item, into: container)
         }
+        return false
     }
 
-    /// Removes the elements of the array at `path` whose `key` is `value`, and the array if
-    /// that leaves it empty.
+    /// Removes the elements of the array at `path` whose `key` is `value`.
     public mutating func removeFromArray(_ path: [String], matching key: String, value: String) {
         while let array = self.value(at: path), case .container(let container) = array.node, !container.isObject,
             let match = container.elements.first(where: { $0.member(key)?.string == value })
         {
-            if container.elements.count == 1 {
-                remove(path)
-            } else {
-                remove(match, from: container)
-            }
+            remove(match, from: container)
         }
     }
 
@@ -370,7 +368,8 @@ public struct JSONCDocument: Sendable {
                     throw failure("',' or '\(isObject ? "}" : "]")' is missing")
                 }
                 elements.append(
-                    Element(key: key, start: start, valueStart: valueStart, valueEnd: valueEnd, comma: comma, node: node))
+                    Element(
+                        key: key, start: start, valueStart: valueStart, valueEnd: valueEnd, comma: comma, node: node))
             }
             guard at < bytes.count else { throw failure("'\(isObject ? "}" : "]")' is missing at the end") }
             let close = at
@@ -425,7 +424,8 @@ public struct JSONCDocument: Sendable {
         }
 
         mutating func hex4() throws(WiringError) -> UInt32 {
-            guard at + 4 <= bytes.count, let code = UInt32(String(decoding: bytes[at..<(at + 4)], as: UTF8.self), radix: 16)
+            guard at + 4 <= bytes.count,
+                let code = UInt32(String(decoding: bytes[at..<(at + 4)], as: UTF8.self), radix: 16)
             else { throw failure("a \\u escape needs four hex digits") }
             at += 4
             return code

@@ -91,7 +91,8 @@ public enum MCPClientKind: String, CaseIterable, Sendable {
         case .stdio(let command, let arguments):
             let args = SettingsValue.array(arguments.map(SettingsValue.string))
             switch self {
-            case .claudeCode, .vscode: return [("type", .string("stdio")), ("command", .string(command)), ("args", args)]
+            case .claudeCode, .vscode:
+                return [("type", .string("stdio")), ("command", .string(command)), ("args", args)]
             case .claudeDesktop, .cursor, .gemini, .codex, .zed: return [("command", .string(command)), ("args", args)]
             case .kiro: return [("command", .string(command)), ("args", args), ("disabled", .bool(false))]
             case .opencode:
@@ -125,7 +126,8 @@ public enum MCPClientKind: String, CaseIterable, Sendable {
                 guard !sse else {
                     throw WiringError(
                         .unsupported,
-                        "Codex speaks streamable HTTP only: point it at a gateway run with --transport streaming (…/mcp)")
+                        "Codex speaks streamable HTTP only: point it at a gateway run with --transport streaming (…/mcp)"
+                    )
                 }
                 return [("url", .string(url)), ("bearer_token_env_var", .string(variable))]
             case .opencode:

@@ -36,7 +36,8 @@ enum SettingsFile {
                 try manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
             }
             let temporary = directory + "/." + (target as NSString).lastPathComponent + ".airlock-\(getpid())"
-            guard manager.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
+            guard
+                manager.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
             else { throw WiringError(.io, "cannot write in \(directory)") }
             guard rename(temporary, target) == 0 else {
                 let reason = String(cString: strerror(errno))

@@ -9,10 +9,11 @@ import Testing
     /// Sets the entry, checks the result, removes it and expects the original bytes back.
     func roundTrip(_ original: String, expect: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
         var document = try JSONCDocument(text: original)
-        try document.set(["mcpServers", "airlock"], to: entry)
+        let made = try document.set(["mcpServers", "airlock"], to: entry)
         #expect(document.text == expect, sourceLocation: sourceLocation)
         let removed = document.remove(["mcpServers", "airlock"])
         #expect(removed, sourceLocation: sourceLocation)
+        if let made { document.removeIfEmpty(made) }
         #expect(document.text == original, sourceLocation: sourceLocation)
     }
 
@@ -59,9 +60,27 @@ import Testing
                 "{\n\t\"editor\": {\"tabSize\": 2},\n\t\"mcpServers\": {\n\t\t\"airlock\": {\n\t\t\t\"command\": \"airlock\",\n\t\t\t\"args\": [\"mcp\"]\n\t\t}\n\t}\n}\n"
         )
         var empty = try JSONCDocument(text: "")
-        try empty.set(["mcpServers", "airlock"], to: entry)
-        let removed = empty.remove(["mcpServers", "airlock"])
-        #expect(removed && empty.isEmptyObject)
+        let made = try empty.set(["mcpServers", "airlock"], to: entry)
+        #expect(made == ["mcpServers"])
+        empty.remove(["mcpServers", "airlock"])
+        empty.removeIfEmpty(["mcpServers"])
+        #expect(empty.isEmptyObject)
+    }
+
+    @Test func anEmptyMapTheUserHadStaysEmpty() throws {
+        try roundTrip(
+            "{\n  \"mcpServers\": {}\n}\n",
+            expect: """
+                {
+                  "mcpServers": {
+                    "airlock": {
+                      "command": "airlock",
+                      "args": ["mcp"]
+                    }
+                  }
+                }
+
+                """)
     }
 
     @Test func anExistingEntryIsReplacedInPlace() throws {
@@ -94,8 +113,9 @@ import Testing
         let original = "{\n  \"inputs\": [\n    {\"id\": \"other\"}\n  ],\n  \"servers\": {}\n}\n"
         var document = try JSONCDocument(text: original)
         let input = SettingsValue.object([("id", .string("airlock-mcp-token"))])
+        let made = try document.upsert(input, inArray: ["inputs"], matching: "id", value: "airlock-mcp-token")
         try document.upsert(input, inArray: ["inputs"], matching: "id", value: "airlock-mcp-token")
-        try document.upsert(input, inArray: ["inputs"], matching: "id", value: "airlock-mcp-token")
+        #expect(!made)
         #expect(document.value(at: ["inputs"])?.items?.count == 2)
         document.removeFromArray(["inputs"], matching: "id", value: "airlock-mcp-token")
         #expect(document.text == original)
@@ -128,7 +148,8 @@ import Testing
         tables.append(
             ["mcp_servers", "airlock"],
             entries: [("command", .string("airlock")), ("args", .array([.string("mcp"), .string("gateway")]))])
-        #expect(tables.text.hasSuffix("\n\n[mcp_servers.airlock]\ncommand = \"airlock\"\nargs = [\"mcp\", \"gateway\"]\n"))
+        #expect(
+            tables.text.hasSuffix("\n\n[mcp_servers.airlock]\ncommand = \"airlock\"\nargs = [\"mcp\", \"gateway\"]\n"))
         #expect(try tables.hasTable(["mcp_servers", "airlock"]))
         #expect(tables.string("command", inTable: ["mcp_servers", "airlock"]) == "airlock")
         let removed = try tables.removeTables(["mcp_servers", "airlock"])
@@ -151,7 +172,9 @@ import Testing
     }
 
     @Test func valuesAreWrittenAsTOML() {
-        #expect(TOMLTables.render(.object([("A-B", .string("q\"\n")), ("x y", .bool(true))])) == "{ A-B = \"q\\\"\\n\", \"x y\" = true }")
+        #expect(
+            TOMLTables.render(.object([("A-B", .string("q\"\n")), ("x y", .bool(true))]))
+                == "{ A-B = \"q\\\"\\n\", \"x y\" = true }")
     }
 }
 
@@ -166,10 +189,11 @@ import Testing
         let root = try scratch()
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.createDirectory(atPath: root + "/project", withIntermediateDirectories: true)
-        let wiring = ClientWiring(environment: ["HOME": root + "/home"])
+        let wiring = ClientWiring(environment: ["HOME": root + "/home"], ledgerPath: root + "/ledger.json")
         let target = GatewayTarget.stdio(command: "airlock", arguments: ["mcp", "gateway", "run"])
         for client in MCPClientKind.allCases {
-            for scope in [WiringScope.global, .project(root + "/project")] where client.hasProjectFile || scope == .global {
+            for scope in [WiringScope.global, .project(root + "/project")]
+            where client.hasProjectFile || scope == .global {
                 let change = try wiring.connect(client, scope: scope, name: "airlock", target: target)
                 #expect(change.action == .added && change.fileCreatedOrRemoved, "\(client) \(scope)")
                 #expect(try wiring.connect(client, scope: scope, name: "airlock", target: target).action == .unchanged)
@@ -181,6 +205,13 @@ import Testing
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/home").isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/project").isEmpty)
+        // Without the record of what connect made, a file the user may have had stays.
+        let forgetful = ClientWiring(environment: ["HOME": root + "/home"])
+        _ = try forgetful.connect(.cursor, scope: .global, name: "airlock", target: target)
+        _ = try forgetful.disconnect(.cursor, scope: .global, name: "airlock")
+        #expect(
+            try String(contentsOfFile: root + "/home/.cursor/mcp.json", encoding: .utf8)
+                == "{\n  \"mcpServers\": {}\n}\n")
     }
 
     @Test func aMalformedFileIsNamedAndLeftAlone() throws {
@@ -191,7 +222,8 @@ import Testing
         try Data("{\"mcpServers\": [".utf8).write(to: URL(fileURLWithPath: path))
         let wiring = ClientWiring(environment: ["HOME": root + "/home"])
         do {
-            _ = try wiring.connect(.cursor, scope: .global, name: "airlock", target: .stdio(command: "a", arguments: []))
+            _ = try wiring.connect(
+                .cursor, scope: .global, name: "airlock", target: .stdio(command: "a", arguments: []))
             Issue.record("a malformed file was edited")
         } catch {
             #expect(error.message.hasPrefix(path + ": line 1") && error.message.hasSuffix("nothing was changed"))

@@ -1,6 +1,7 @@
 import AirlockClientWiring
 import AirlockGateway
 import AirlockMCP
+import AirlockState
 import AirlockSystem
 import ArgumentParser
 import Foundation
@@ -41,6 +42,10 @@ struct ClientCommand: ParsableCommand {
 
         func validate() throws {
             if global && project != nil { throw ValidationError("--global and --project choose the file: give one") }
+            let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+            if name.isEmpty || name.count > 64 || !name.allSatisfy(allowed.contains) {
+                throw ValidationError("--name takes letters, digits and '-' (at most 64), not '\(name)'")
+            }
         }
 
         func scope() throws -> WiringScope {
@@ -62,7 +67,9 @@ struct ClientCommand: ParsableCommand {
     }
 
     static func wiring() -> ClientWiring {
-        ClientWiring(environment: ProcessInfo.processInfo.environment)
+        ClientWiring(
+            environment: ProcessInfo.processInfo.environment,
+            ledgerPath: StateStore.default().root + "/mcp-clients.json")
     }
 
     static func failure(_ error: WiringError) -> AirlockError {
@@ -160,7 +167,9 @@ extension ClientCommand {
                 case .replaced: "updated"
                 default: "already had"
                 }
-            print("\(kind.title) (\(scope.label)): \(verb) '\(place.name)' in \(ClientCommand.tilde(change.file)): \(entry)")
+            print(
+                "\(kind.title) (\(scope.label)): \(verb) '\(place.name)' in \(ClientCommand.tilde(change.file)): \(entry)"
+            )
             for line in hints(kind, target: target) { Context.progress(line) }
         }
 
@@ -199,7 +208,9 @@ extension ClientCommand {
             }
             switch kind {
             case .vscode:
-                return ["VS Code asks for the token (input '\(MCPClientKind.vscodeInput)') once and keeps it in its secret storage"]
+                return [
+                    "VS Code asks for the token (input '\(MCPClientKind.vscodeInput)') once and keeps it in its secret storage"
+                ]
             case .kiro:
                 return [
                     "Kiro sends the token from $AIRLOCK_MCP_TOKEN once that variable is approved (setting kiroAgent.mcpApprovedEnvVars)"
