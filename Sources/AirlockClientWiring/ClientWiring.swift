@@ -54,104 +54,154 @@ public struct ClientWiring: Sendable {
         try Self.checkName(name)
         let entry = try client.entry(for: target)
         let path = try client.file(scope, environment: environment)
-        let before = try SettingsFile.read(path)
-        var ledger = WiringLedger.load(ledgerPath)
-        let file = SettingsFile.resolved(path)
-        let existed = before.map { entryExists(client, name: name, in: $0) } ?? false
-        var record =
-            (existed ? ledger.record(file: file, name: name) : nil)
-            ?? WiringLedger.Record(file: file, name: name, madeFile: before == nil, madePaths: [])
-        let after: String
+        return try WiringLedger.locked(ledgerPath) { () throws(WiringError) in
+            // Another program (the client itself) may write the file meanwhile: the edit is
+            // made again from what is there if it changed between the read and the write.
+            for _ in 0..<3 {
+                let before = try SettingsFile.read(path)
+                var ledger = WiringLedger.load(ledgerPath)
+                let file = SettingsFile.resolved(path)
+                let existed = before.map { entryExists(client, name: name, in: $0) } ?? false
+                var record =
+                    ledger.record(file: file)
+                    ?? WiringLedger.Record(
+                        file: file, names: [], madeFile: before == nil, madePaths: [], madeDirectories: [])
+                let after = try edited(
+                    before, client: client, name: name, entry: entry, target: target, record: &record)
+                if !record.names.contains(name) { record.names.append(name) }
+                let action: Change.Action = before == after ? .unchanged : (existed ? .replaced : .added)
+                if action != .unchanged {
+                    try SettingsFile.checkWritable(path)
+                    guard try SettingsFile.read(path) == before else { continue }
+                    // The record first: a file written but not recorded could not be cleaned up.
+                    ledger.put(record)
+                    try ledger.save(ledgerPath)
+                    record.madeDirectories += try SettingsFile.write(after, to: path, base: base(of: scope))
+                }
+                ledger.put(record)
+                try ledger.save(ledgerPath)
+                return Change(
+                    client: client, scope: scope, file: path, action: action, fileCreatedOrRemoved: before == nil)
+            }
+            throw WiringError(
+                .io, "\(path) kept changing while it was edited (is \(client.title) writing it?); try again")
+        }
+    }
+
+    /// The text with the entry set, and what was made for it noted in `record`.
+    func edited(
+        _ before: String?, client: MCPClientKind, name: String, entry: [(key: String, value: SettingsValue)],
+        target: GatewayTarget, record: inout WiringLedger.Record
+    ) throws(WiringError) -> String {
         switch client.format {
         case .json:
-            var document = try parsed(before ?? "", path: path)
-            if let made = try document.set([client.serversKey, name], to: .object(entry)) {
-                record.madePaths.append(made)
-            }
-            if client == .vscode {
-                let inputs = ["inputs"]
-                if case .url = target {
-                    let made = try document.upsert(
-                        MCPClientKind.vscodeTokenInput, inArray: inputs, matching: "id",
-                        value: MCPClientKind.vscodeInput)
-                    if made { record.madePaths.append(inputs) }
-                } else {
-                    document.removeFromArray(inputs, matching: "id", value: MCPClientKind.vscodeInput)
-                    if record.madePaths.contains(inputs) {
-                        document.removeIfEmpty(inputs)
-                        record.madePaths.removeAll { $0 == inputs }
+            var document = try parsed(before ?? "", path: record.file)
+            do {
+                if let made = try document.set([client.serversKey, name], to: .object(entry)) {
+                    record.madePaths.append(made)
+                }
+                if client == .vscode {
+                    let inputs = ["inputs"]
+                    if case .url = target {
+                        let made = try document.upsert(
+                            MCPClientKind.vscodeTokenInput, inArray: inputs, matching: "id",
+                            value: MCPClientKind.vscodeInput)
+                        if made { record.madePaths.append(inputs) }
+                    } else {
+                        dropTokenInputIfUnused(&document, record: &record)
                     }
                 }
+            } catch {
+                throw WiringError(error.code, "\(record.file): \(error.message); nothing was changed")
             }
-            after = document.text
+            return document.text
         case .toml:
             var tables = TOMLTables(text: before ?? "")
             let table = [client.serversKey, name]
-            if let other = try tomlCall({ () throws(WiringError) in try tables.otherDefinition(of: table) }, path) {
+            let file = record.file
+            if let other = try tomlCall({ () throws(WiringError) in try tables.otherDefinition(of: table) }, file) {
                 throw WiringError(
                     .unsupported,
-                    "\(path): \(name) is defined outside a [\(table.joined(separator: "."))] table (\(other)); edit it there by hand"
+                    "\(file): [\(table.joined(separator: "."))] cannot be added (\(other)); edit the file by hand"
                 )
             }
-            _ = try tomlCall({ () throws(WiringError) in try tables.removeTables(table) }, path)
+            _ = try tomlCall({ () throws(WiringError) in try tables.removeTables(table) }, file)
             tables.append(table, entries: entry)
-            after = tables.text
+            return tables.text
         }
-        let action: Change.Action = before == after ? .unchanged : (existed ? .replaced : .added)
-        if action != .unchanged { try SettingsFile.write(after, to: path, base: base(of: scope)) }
-        ledger.put(record)
-        try ledger.save(ledgerPath)
-        return Change(client: client, scope: scope, file: path, action: action, fileCreatedOrRemoved: before == nil)
+    }
+
+    /// VS Code's token input goes when no server of the file uses it any more.
+    func dropTokenInputIfUnused(_ document: inout JSONCDocument, record: inout WiringLedger.Record) {
+        let inputs = ["inputs"]
+        let reference = "${input:\(MCPClientKind.vscodeInput)}"
+        var withoutInputs = document
+        withoutInputs.remove(inputs)
+        guard !withoutInputs.text.contains(reference) else { return }
+        document.removeFromArray(inputs, matching: "id", value: MCPClientKind.vscodeInput)
+        if record.madePaths.contains(inputs) {
+            document.removeIfEmpty(inputs)
+            record.madePaths.removeAll { $0 == inputs }
+        }
     }
 
     public func disconnect(_ client: MCPClientKind, scope: WiringScope, name: String) throws(WiringError) -> Change {
         try Self.checkName(name)
         let path = try client.file(scope, environment: environment)
-        guard let before = try SettingsFile.read(path) else {
-            return Change(client: client, scope: scope, file: path, action: .absent, fileCreatedOrRemoved: false)
-        }
-        var ledger = WiringLedger.load(ledgerPath)
-        let file = SettingsFile.resolved(path)
-        let record = ledger.record(file: file, name: name)
-        let after: String
-        let empty: Bool
-        switch client.format {
-        case .json:
-            var document = try parsed(before, path: path)
-            guard document.remove([client.serversKey, name]) else {
-                return Change(client: client, scope: scope, file: path, action: .absent, fileCreatedOrRemoved: false)
-            }
-            if client == .vscode {
-                document.removeFromArray(["inputs"], matching: "id", value: MCPClientKind.vscodeInput)
-            }
-            for made in (record?.madePaths ?? []).reversed() { document.removeIfEmpty(made) }
-            after = document.text
-            empty = document.isEmptyObject
-        case .toml:
-            var tables = TOMLTables(text: before)
-            let table = [client.serversKey, name]
-            guard try tomlCall({ () throws(WiringError) in try tables.removeTables(table) }, path) else {
-                if let other = try tomlCall({ () throws(WiringError) in try tables.otherDefinition(of: table) }, path) {
-                    throw WiringError(
-                        .unsupported,
-                        "\(path): \(name) is defined outside a [\(table.joined(separator: "."))] table (\(other)); remove it there by hand"
-                    )
+        return try WiringLedger.locked(ledgerPath) { () throws(WiringError) in
+            for _ in 0..<3 {
+                guard let before = try SettingsFile.read(path) else {
+                    return Change(
+                        client: client, scope: scope, file: path, action: .absent, fileCreatedOrRemoved: false)
                 }
-                return Change(client: client, scope: scope, file: path, action: .absent, fileCreatedOrRemoved: false)
+                var ledger = WiringLedger.load(ledgerPath)
+                let file = SettingsFile.resolved(path)
+                var record =
+                    ledger.record(file: file)
+                    ?? WiringLedger.Record(file: file, names: [], madeFile: false, madePaths: [], madeDirectories: [])
+                record.names.removeAll { $0 == name }
+                // What connect made goes with the last of its entries in the file.
+                let last = record.names.isEmpty
+                let after: String
+                let empty: Bool
+                switch client.format {
+                case .json:
+                    var document = try parsed(before, path: path)
+                    guard document.remove([client.serversKey, name]) else {
+                        return Change(
+                            client: client, scope: scope, file: path, action: .absent, fileCreatedOrRemoved: false)
+                    }
+                    if client == .vscode { dropTokenInputIfUnused(&document, record: &record) }
+                    if last { for made in record.madePaths.reversed() { document.removeIfEmpty(made) } }
+                    after = document.text
+                    empty = document.isEmptyObject
+                case .toml:
+                    var tables = TOMLTables(text: before)
+                    let table = [client.serversKey, name]
+                    guard try tomlCall({ () throws(WiringError) in try tables.removeTables(table) }, path) else {
+                        return Change(
+                            client: client, scope: scope, file: path, action: .absent, fileCreatedOrRemoved: false)
+                    }
+                    after = tables.text
+                    empty = after.isEmpty
+                }
+                // A file connect made goes when nothing else is in it; one the user had stays.
+                let removeFile = last && empty && record.madeFile
+                try SettingsFile.checkWritable(path)
+                guard try SettingsFile.read(path) == before else { continue }
+                if removeFile {
+                    try SettingsFile.remove(path, madeDirectories: record.madeDirectories)
+                } else {
+                    try SettingsFile.write(after, to: path, base: base(of: scope))
+                }
+                ledger.put(record)
+                try ledger.save(ledgerPath)
+                return Change(
+                    client: client, scope: scope, file: path, action: .removed, fileCreatedOrRemoved: removeFile)
             }
-            after = tables.text
-            empty = after.isEmpty
+            throw WiringError(
+                .io, "\(path) kept changing while it was edited (is \(client.title) writing it?); try again")
         }
-        // A file connect made goes when nothing else is in it; one the user had stays, even empty.
-        let removeFile = empty && record?.madeFile == true
-        if removeFile {
-            try SettingsFile.remove(path, base: base(of: scope))
-        } else {
-            try SettingsFile.write(after, to: path, base: base(of: scope))
-        }
-        ledger.drop(file: file, name: name)
-        try ledger.save(ledgerPath)
-        return Change(client: client, scope: scope, file: path, action: .removed, fileCreatedOrRemoved: removeFile)
     }
 
     /// Where `client` stands in `scope` (nil for a scope the client does not have).

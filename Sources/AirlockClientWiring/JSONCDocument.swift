@@ -71,12 +71,16 @@ public struct JSONCDocument: Sendable {
     /// Removes the member at `path`. Returns whether there was one.
     @discardableResult
     public mutating func remove(_ path: [String]) -> Bool {
-        guard let key = path.last, let parent = value(at: Array(path.dropLast())),
+        var removed = false
+        // Every member of that name: a duplicate would still be read by some parsers.
+        while let key = path.last, let parent = value(at: Array(path.dropLast())),
             case .container(let container) = parent.node, container.isObject,
             let member = container.elements.last(where: { $0.key == key })
-        else { return false }
-        remove(member, from: container)
-        return true
+        {
+            remove(member, from: container)
+            removed = true
+        }
+        return removed
     }
 
     /// Removes the member at `path` if it is an empty object or array (one that `set` or
@@ -327,7 +331,7 @@ public struct JSONCDocument: Sendable {
                 let start = at
                 while at < bytes.count, !Self.delimiters.contains(bytes[at]) { at += 1 }
                 let word = String(decoding: bytes[start..<at], as: UTF8.self)
-                guard ["true", "false", "null"].contains(word) || Double(word) != nil else {
+                guard ["true", "false", "null"].contains(word) || Self.isNumber(word) else {
                     at = start
                     throw failure(word.isEmpty ? "a value is missing" : "'\(word.prefix(20))' is not a JSON value")
                 }
@@ -336,6 +340,32 @@ public struct JSONCDocument: Sendable {
         }
 
         static let delimiters: Set<UInt8> = [44, 58, 93, 125, 32, 9, 10, 13, 47]
+
+        /// A number as JSON writes it: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+        static func isNumber(_ word: String) -> Bool {
+            var rest = Substring(word)
+            func digits() -> Int {
+                let count = rest.prefix { $0.isASCII && $0.isNumber }.count
+                rest = rest.dropFirst(count)
+                return count
+            }
+            if rest.first == "-" { rest = rest.dropFirst() }
+            if rest.first == "0" {
+                rest = rest.dropFirst()
+            } else if digits() == 0 {
+                return false
+            }
+            if rest.first == "." {
+                rest = rest.dropFirst()
+                if digits() == 0 { return false }
+            }
+            if rest.first == "e" || rest.first == "E" {
+                rest = rest.dropFirst()
+                if rest.first == "+" || rest.first == "-" { rest = rest.dropFirst() }
+                if digits() == 0 { return false }
+            }
+            return rest.isEmpty
+        }
 
         mutating func container(depth: Int) throws(WiringError) -> Container {
             let open = at
@@ -414,7 +444,10 @@ public struct JSONCDocument: Sendable {
                     if (0xD800..<0xDC00).contains(code), at + 1 < bytes.count, bytes[at] == 92, bytes[at + 1] == 117 {
                         at += 2
                         let low = try hex4()
-                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                        // A lone high surrogate is kept as U+FFFD, as is what follows if it is no low one.
+                        code =
+                            (0xDC00..<0xE000).contains(low)
+                            ? 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00) : 0xFFFD
                     }
                     scalars.append(Unicode.Scalar(code) ?? "\u{FFFD}")
                 default: throw failure("'\\\(Character(Unicode.Scalar(escape)))' is not a JSON escape")
@@ -424,7 +457,8 @@ public struct JSONCDocument: Sendable {
         }
 
         mutating func hex4() throws(WiringError) -> UInt32 {
-            guard at + 4 <= bytes.count,
+            let hexDigits = Set(Array("0123456789abcdefABCDEF".utf8))
+            guard at + 4 <= bytes.count, bytes[at..<(at + 4)].allSatisfy(hexDigits.contains),
                 let code = UInt32(String(decoding: bytes[at..<(at + 4)], as: UTF8.self), radix: 16)
             else { throw failure("a \\u escape needs four hex digits") }
             at += 4

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The MCP clients whose settings `airlock mcp client connect` edits, each with its files, the
 /// key that holds its servers, and the entry shape its own documentation or source gives
 /// (docs/mcp-clients.md lists the sources).
@@ -49,7 +51,9 @@ public enum MCPClientKind: String, CaseIterable, Sendable {
 
     /// The settings file of `scope`; `environment` gives HOME and the clients' own variables.
     public func file(_ scope: WiringScope, environment: [String: String]) throws(WiringError) -> String {
-        let home = environment["HOME"] ?? "/"
+        guard let home = environment["HOME"], home.hasPrefix("/") else {
+            throw WiringError(.unsupported, "HOME is not set, so \(title)'s settings cannot be found")
+        }
         let config = environment["XDG_CONFIG_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? home + "/.config"
         switch scope {
         case .global:
@@ -102,7 +106,7 @@ public enum MCPClientKind: String, CaseIterable, Sendable {
                 ]
             }
         case .url(let url, let variable):
-            let sse = url.hasSuffix("/sse")
+            let sse = URL(string: url)?.path.hasSuffix("/sse") ?? false
             let kind = SettingsValue.string(sse ? "sse" : "http")
             func bearer(_ reference: String) -> SettingsValue {
                 .object([("Authorization", .string("Bearer " + reference))])

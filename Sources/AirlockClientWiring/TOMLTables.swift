@@ -14,32 +14,128 @@ public struct TOMLTables: Sendable {
         let path: [String]
     }
 
-    private var lines: [Substring] {
-        text.split(separator: "\n", omittingEmptySubsequences: false)
+    /// The lines, split at LF only (a CRLF line keeps its CR, which `trimmingSpaces` drops).
+    private var lines: [String] {
+        text.utf8.split(separator: 10, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// The table headers, skipping lines inside multi-line strings.
-    func headers() throws(WiringError) -> [Header] {
-        var found: [Header] = []
-        var open: String?
-        for (index, line) in lines.enumerated() {
-            if let delimiter = open {
-                if line.contains(delimiter) { open = Self.unclosedDelimiter(after: line, closing: delimiter) }
+    private var newline: String { text.utf8.contains(13) && text.contains("\r\n") ? "\r\n" : "\n" }
+
+    /// Where a line starts: in a multi-line string or array, or free (where a header may be).
+    struct ScanState: Equatable {
+        var string: String?
+        var depth = 0
+
+        var isFree: Bool { string == nil && depth == 0 }
+    }
+
+    /// The state after `line`, given the one at its start: strings, comments and brackets of
+    /// values, so that a `[` inside a multi-line array or string is not taken for a header.
+    static func scan(_ line: String, from start: ScanState) -> ScanState {
+        var state = start
+        let characters = Array(line.unicodeScalars)
+        var index = 0
+        func at(_ offset: Int, _ text: String) -> Bool {
+            let wanted = Array(text.unicodeScalars)
+            guard offset + wanted.count <= characters.count else { return false }
+            return Array(characters[offset..<(offset + wanted.count)]) == wanted
+        }
+        while index < characters.count {
+            let character = characters[index]
+            if let delimiter = state.string {
+                if delimiter == "\"\"\"" && character == "\\" {
+                    index += 2
+                } else if at(index, delimiter) {
+                    // Up to two more quotes belong to the string's content.
+                    var end = index + 3
+                    while end < characters.count && characters[end] == delimiter.unicodeScalars.first && end < index + 5
+                    {
+                        end += 1
+                    }
+                    index = end
+                    state.string = nil
+                } else {
+                    index += 1
+                }
                 continue
             }
-            let trimmed = line.drop { $0 == " " || $0 == "\t" }
-            if trimmed.hasPrefix("[") {
+            switch character {
+            case "#": return state
+            case "\"", "'":
+                let triple = String(repeating: String(character), count: 3)
+                if at(index, triple) {
+                    state.string = triple
+                    index += 3
+                    continue
+                }
+                index += 1
+                while index < characters.count && characters[index] != character {
+                    index += character == "\"" && characters[index] == "\\" ? 2 : 1
+                }
+                index += 1
+            case "[":
+                state.depth += 1
+                index += 1
+            case "]":
+                state.depth = max(0, state.depth - 1)
+                index += 1
+            default: index += 1
+            }
+        }
+        return state
+    }
+
+    /// The table headers, skipping lines inside multi-line strings and arrays.
+    func headers() throws(WiringError) -> [Header] {
+        try parsed().headers
+    }
+
+    /// The headers, and the key lines of the root table and of every table, with their lines.
+    func parsed() throws(WiringError) -> (headers: [Header], keys: [(line: Int, table: [String], key: [String])]) {
+        var headers: [Header] = []
+        var keys: [(line: Int, table: [String], key: [String])] = []
+        var state = ScanState()
+        var table: [String] = []
+        for (index, line) in lines.enumerated() {
+            let trimmed = line.trimmingSpaces
+            if state.isFree && trimmed.hasPrefix("[") {
                 let array = trimmed.hasPrefix("[[")
                 let body = trimmed.dropFirst(array ? 2 : 1)
                 guard let close = body.firstIndex(of: "]") else {
                     throw WiringError(.malformed, "line \(index + 1): a table header without ']'")
                 }
-                found.append(Header(line: index, path: try Self.keyPath(body[..<close], line: index + 1)))
+                table = try Self.keyPath(body[..<close], line: index + 1)
+                headers.append(Header(line: index, path: table))
+                continue
+            }
+            if state.isFree, !trimmed.isEmpty, !trimmed.hasPrefix("#"),
+                let equals = Self.keyEnd(trimmed)
+            {
+                let key = try Self.keyPath(trimmed[..<equals], line: index + 1)
+                keys.append((index, table, key))
+                state = Self.scan(String(trimmed[trimmed.index(after: equals)...]), from: state)
             } else {
-                open = Self.unclosedDelimiter(after: line, closing: nil)
+                state = Self.scan(line, from: state)
             }
         }
-        return found
+        if state.string != nil { throw WiringError(.malformed, "a multi-line string is never closed") }
+        return (headers, keys)
+    }
+
+    /// Where the `=` of a key line is (outside the key's quotes).
+    static func keyEnd(_ line: String) -> String.Index? {
+        var quote: Character?
+        for index in line.indices {
+            let character = line[index]
+            if let open = quote {
+                if character == open { quote = nil }
+            } else if character == "\"" || character == "'" {
+                quote = character
+            } else if character == "=" {
+                return index
+            }
+        }
+        return nil
     }
 
     /// Whether a table `path` or one below it is in the file.
@@ -74,23 +170,17 @@ public struct TOMLTables: Sendable {
         return nil
     }
 
-    /// A definition of `path` that is not a `[table]` of its own (a dotted key or an inline
-    /// table), which this editor does not rewrite; nil when there is none.
+    /// A definition that stops `[path]` from being added as a table of its own (a dotted key or
+    /// an inline table for it, or its parent as an inline table); nil when there is none.
     public func otherDefinition(of path: [String]) throws(WiringError) -> String? {
-        let all = try headers()
-        guard let parent = path.first, let name = path.dropFirst().first else { return nil }
-        let rootEnd = all.first?.line ?? lines.count
-        for (index, line) in lines[0..<rootEnd].enumerated() where line.trimmingSpaces.hasPrefix(parent) {
-            let rest = line.trimmingSpaces.dropFirst(parent.count).trimmingSpaces
-            if rest.hasPrefix(".") || rest.hasPrefix("=") { return "line \(index + 1): \(line.trimmingSpaces)" }
-        }
-        for (position, header) in all.enumerated() where header.path == [parent] {
-            let end = position + 1 < all.count ? all[position + 1].line : lines.count
-            for index in (header.line + 1)..<end {
-                let key = lines[index].split(separator: "=", maxSplits: 1).first.map { $0.trimmingSpaces } ?? ""
-                if let first = try? Self.keyPath(Substring(key), line: index + 1).first, first == name {
-                    return "line \(index + 1): \(lines[index].trimmingSpaces)"
-                }
+        guard let parent = path.first else { return nil }
+        for (line, table, key) in try parsed().keys {
+            let full = table + key
+            if full == [parent] {
+                return "line \(line + 1): \(parent) is an inline table"
+            }
+            if !table.starts(with: path) && full.starts(with: path) {
+                return "line \(line + 1): \(lines[line].trimmingSpaces)"
             }
         }
         return nil
@@ -118,18 +208,19 @@ public struct TOMLTables: Sendable {
 
     /// Appends `[path]` with `entries` at the end of the file, after one blank line.
     public mutating func append(_ path: [String], entries: [(key: String, value: SettingsValue)]) {
-        var block = "[" + path.map(Self.key).joined(separator: ".") + "]\n"
-        for (key, value) in entries { block += Self.key(key) + " = " + Self.render(value) + "\n" }
+        let newline = self.newline
+        var block = "[" + path.map(Self.key).joined(separator: ".") + "]" + newline
+        for (key, value) in entries { block += Self.key(key) + " = " + Self.render(value) + newline }
         if text.allSatisfy(\.isWhitespace) {
             text = block
         } else {
-            text += (text.hasSuffix("\n") ? "" : "\n") + "\n" + block
+            text += (text.utf8.last == 10 ? "" : newline) + newline + block
         }
     }
 
     // MARK: - Syntax
 
-    static func isBlankOrComment(_ line: Substring) -> Bool {
+    static func isBlankOrComment(_ line: String) -> Bool {
         let trimmed = line.trimmingSpaces
         return trimmed.isEmpty || trimmed.hasPrefix("#")
     }
@@ -179,43 +270,11 @@ public struct TOMLTables: Sendable {
         return path
     }
 
-    /// The multi-line string delimiter left open at the end of `line` (nil if none), given the
-    /// one open at its start.
-    static func unclosedDelimiter(after line: Substring, closing: String?) -> String? {
-        var open = closing
-        var rest = line[...]
-        while !rest.isEmpty {
-            if let delimiter = open {
-                guard let range = rest.range(of: delimiter) else { return delimiter }
-                rest = rest[range.upperBound...]
-                open = nil
-                continue
-            }
-            guard let first = rest.first else { break }
-            if first == "#" { return nil }
-            if rest.hasPrefix("\"\"\"") || rest.hasPrefix("'''") {
-                let delimiter = String(rest.prefix(3))
-                open = delimiter
-                rest = rest.dropFirst(3)
-            } else if first == "\"" || first == "'" {
-                var index = rest.index(after: rest.startIndex)
-                while index < rest.endIndex && rest[index] != first {
-                    if first == "\"" && rest[index] == "\\" { index = rest.index(after: index) }
-                    if index < rest.endIndex { index = rest.index(after: index) }
-                }
-                rest = index < rest.endIndex ? rest[rest.index(after: index)...] : ""
-            } else {
-                rest = rest.dropFirst()
-            }
-        }
-        return open
-    }
 }
 
 extension StringProtocol {
     var trimmingSpaces: String {
-        String(
-            drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed().drop { $0 == " " || $0 == "\t" || $0 == "\r" }
-                .reversed())
+        let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\u{FEFF}" }
+        return String(drop(while: blank).reversed().drop(while: blank).reversed())
     }
 }

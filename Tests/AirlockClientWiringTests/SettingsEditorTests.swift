@@ -247,3 +247,104 @@ import Testing
         }
     }
 }
+
+/// The cases a review found, each once broken.
+@Suite struct FoundInReviewTests {
+    func scratch() throws -> String {
+        let directory = NSTemporaryDirectory() + "wiring-review-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory + "/home", withIntermediateDirectories: true)
+        return directory
+    }
+
+    @Test func crlfTOMLKeepsItsTablesAndItsLineEnds() throws {
+        let original = "model = \"o3\"\r\n\r\n[model_providers.x]\r\nname = \"x\"\r\n"
+        var tables = TOMLTables(text: original)
+        tables.append(["mcp_servers", "airlock"], entries: [("command", .string("airlock"))])
+        #expect(tables.text == original + "\r\n[mcp_servers.airlock]\r\ncommand = \"airlock\"\r\n")
+        let removed = try tables.removeTables(["mcp_servers", "airlock"])
+        #expect(removed && tables.text == original)
+        let replaced = TOMLTables(text: "[mcp_servers.airlock]\r\ncommand = \"old\"\r\n\r\n[model]\r\nname = \"x\"\r\n")
+        #expect(try replaced.headers().map(\.path) == [["mcp_servers", "airlock"], ["model"]])
+    }
+
+    @Test func bracketsInsideValuesAreNoHeaders() throws {
+        let text = """
+            [mcp_servers.airlock]
+            args = [
+              "--x",
+              ["nested"],
+            ]
+            [a]
+            s = \"\"\" has \\\"\"\" inside
+            [mcp_servers.airlock]
+            \"\"\"
+            [b]
+            k = 1
+
+            """
+        var tables = TOMLTables(text: text)
+        #expect(try tables.headers().map(\.path) == [["mcp_servers", "airlock"], ["a"], ["b"]])
+        try tables.removeTables(["mcp_servers", "airlock"])
+        #expect(tables.text.hasPrefix("[a]\n") && tables.text.contains("[mcp_servers.airlock]\n\"\"\"\n[b]"))
+        #expect(throws: WiringError.self) { try TOMLTables(text: "x = \"\"\"\nnever closed\n").headers() }
+    }
+
+    @Test func onlyDefinitionsInTheWayAreRefused() throws {
+        let path = ["mcp_servers", "airlock"]
+        #expect(try TOMLTables(text: "mcp_servers.other.command = \"o\"\n").otherDefinition(of: path) == nil)
+        #expect(try TOMLTables(text: "\"mcp_servers\".airlock.command = \"o\"\n").otherDefinition(of: path) != nil)
+        let inline = try TOMLTables(text: "mcp_servers = { other = { command = \"o\" } }\n").otherDefinition(of: path)
+        #expect(inline?.contains("inline table") == true)
+    }
+
+    @Test func oddJSONIsReadOrRefusedButNeverCrashes() throws {
+        #expect(try JSONCDocument(text: #"{"a": "\ud800\u0041"}"#).value(at: ["a"])?.string == "\u{FFFD}")
+        for bad in ["{\"a\": NaN}", "{\"a\": 0x10}", "{\"a\": +1}", "{\"a\": .5}", "{\"a\": 01}", #"{"a": "\u+041"}"#] {
+            #expect(throws: WiringError.self, "\(bad)") { try JSONCDocument(text: bad) }
+        }
+        #expect(try JSONCDocument(text: "{\"a\": -0.5e+3}").value(at: ["a"]) != nil)
+        var duplicated = try JSONCDocument(text: "{\"m\": {\"airlock\": 1, \"x\": 2, \"airlock\": 3}}")
+        duplicated.remove(["m", "airlock"])
+        #expect(duplicated.value(at: ["m", "airlock"]) == nil && duplicated.value(at: ["m", "x"]) != nil)
+    }
+
+    @Test func aFileBehindTwoSymlinksIsEditedWhereItIsWithItsMode() throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let manager = FileManager.default
+        try manager.createDirectory(atPath: root + "/dot/inner", withIntermediateDirectories: true)
+        try manager.createDirectory(atPath: root + "/home/.gemini", withIntermediateDirectories: true)
+        let real = root + "/dot/inner/real.json"
+        try Data("{}\n".utf8).write(to: URL(fileURLWithPath: real))
+        chmod(real, 0o600)
+        try manager.createSymbolicLink(atPath: root + "/dot/link2.json", withDestinationPath: "inner/real.json")
+        try manager.createSymbolicLink(
+            atPath: root + "/home/.gemini/settings.json", withDestinationPath: "../../dot/link2.json")
+        let wiring = ClientWiring(environment: ["HOME": root + "/home"], ledgerPath: root + "/ledger.json")
+        _ = try wiring.connect(.gemini, scope: .global, name: "airlock", target: .stdio(command: "a", arguments: []))
+        #expect(try manager.destinationOfSymbolicLink(atPath: root + "/dot/link2.json") == "inner/real.json")
+        #expect(try String(contentsOfFile: real, encoding: .utf8).contains("\"airlock\""))
+        #expect((try manager.attributesOfItem(atPath: real)[.posixPermissions] as? Int) == 0o600)
+    }
+
+    @Test func whatConnectMadeGoesWithTheLastEntryAndWhatTheUserHadStays() throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let manager = FileManager.default
+        try manager.createDirectory(atPath: root + "/project/.vscode", withIntermediateDirectories: true)
+        let wiring = ClientWiring(environment: ["HOME": root + "/home"], ledgerPath: root + "/ledger.json")
+        let url = GatewayTarget.url("http://127.0.0.1:8811/mcp", tokenVariable: "AIRLOCK_MCP_TOKEN")
+        let project = WiringScope.project(root + "/project")
+        _ = try wiring.connect(.vscode, scope: project, name: "a", target: url)
+        _ = try wiring.connect(.vscode, scope: project, name: "b", target: url)
+        _ = try wiring.disconnect(.vscode, scope: project, name: "a")
+        let text = try String(contentsOfFile: root + "/project/.vscode/mcp.json", encoding: .utf8)
+        #expect(text.contains("\"id\": \"airlock-mcp-token\""), "b still uses the input")
+        _ = try wiring.disconnect(.vscode, scope: project, name: "b")
+        #expect(!manager.fileExists(atPath: root + "/project/.vscode/mcp.json"))
+        #expect(manager.fileExists(atPath: root + "/project/.vscode"), "the user's empty directory stays")
+        _ = try wiring.connect(.kiro, scope: project, name: "a", target: url)
+        _ = try wiring.disconnect(.kiro, scope: project, name: "a")
+        #expect(!manager.fileExists(atPath: root + "/project/.kiro"), "the directories connect made go")
+    }
+}

@@ -129,6 +129,10 @@ extension ClientCommand {
             if let url {
                 guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil
                 else { throw ValidationError("--url takes an http:// or https:// URL, not '\(url)'") }
+                if parsed.user != nil || parsed.password != nil {
+                    throw ValidationError(
+                        "--url must not hold credentials: the client sends the token from AIRLOCK_MCP_TOKEN")
+                }
                 if servers != nil || profile != nil {
                     throw ValidationError(
                         "--url points at a running gateway: its servers are chosen where it runs, not with --servers or --profile"
@@ -282,6 +286,9 @@ extension ClientCommand {
 
         func run() throws {
             let directory = Files.absolute(project ?? FileManager.default.currentDirectoryPath)
+            if let project, !Files.isDirectory(directory) {
+                throw AirlockError(.notFound, "--project: \(project) is not a directory")
+            }
             let wiring = ClientCommand.wiring()
             var found: [ClientWiring.Status] = []
             for kind in MCPClientKind.allCases {
