@@ -77,6 +77,11 @@ let package = Package(
         .target(name: "AirlockMCP", swiftSettings: strict),
         .target(name: "AirlockClientWiring", swiftSettings: strict),
         .target(
+            name: "AirlockMCPAuth",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "AirlockCodeSandbox",
             dependencies: ["AirlockMCP", "AirlockRuntime", "AirlockState", "AirlockSystem", "AirlockImages"],
             swiftSettings: strict
@@ -142,6 +147,7 @@ let package = Package(
         .testTarget(name: "AirlockGitGuardTests", dependencies: ["AirlockGitGuard", "AirlockSystem"]),
         .testTarget(name: "AirlockMCPTests", dependencies: ["AirlockMCP"]),
         .testTarget(name: "AirlockClientWiringTests", dependencies: ["AirlockClientWiring"]),
+        .testTarget(name: "AirlockMCPAuthTests", dependencies: ["AirlockMCPAuth"]),
         .testTarget(
             name: "AirlockCommandsTests",
             dependencies: [
