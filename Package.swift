@@ -78,7 +78,13 @@ let package = Package(
         .target(name: "AirlockClientWiring", swiftSettings: strict),
         .target(
             name: "AirlockMCPAuth",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: strict
         ),
         .target(
@@ -90,7 +96,7 @@ let package = Package(
             name: "AirlockGateway",
             dependencies: [
                 "AirlockMCP", "AirlockRuntime", "AirlockState", "AirlockSystem", "AirlockImages", "AirlockPolicy",
-                "AirlockEgress",
+                "AirlockEgress", "AirlockMCPAuth",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -104,7 +110,7 @@ let package = Package(
             dependencies: [
                 "AirlockSystem", "AirlockOCI", "AirlockState", "AirlockImages", "AirlockRuntime",
                 "AirlockPolicy", "AirlockEgress", "AirlockMCP", "AirlockCodeSandbox", "AirlockGateway",
-                "AirlockGitGuard", "AirlockExecAgent", "AirlockClientWiring",
+                "AirlockGitGuard", "AirlockExecAgent", "AirlockClientWiring", "AirlockMCPAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ],

@@ -189,6 +189,9 @@ as_user "$bin_dir/gateway.sh" || status=1
 step "end-to-end: mcp client connect, nine clients' settings files and the real Claude Code (as an ordinary user)"
 as_user "$bin_dir/mcp-clients.sh" || status=1
 
+step "end-to-end: OAuth for a remote MCP server, authorize, renew, revoke (as an ordinary user)"
+as_user "$bin_dir/mcp-oauth.sh" || status=1
+
 step "end-to-end: the real Claude Code against a fake Anthropic API (as an ordinary user)"
 as_user "$bin_dir/agent-claude.sh" || status=1
 

@@ -154,6 +154,7 @@ public actor Gateway {
             environment: try environment(for: server, secrets: ownSecrets),
             credentials: credentials(for: server, secrets: ownSecrets),
             workspace: options.workspace, owner: owner, secrets: ownSecrets, isolation: options.isolation,
+            oauth: OAuthTokens(secrets: secrets),
             onNotification: { [weak self] message in
                 guard let self else { return }
                 Task { await self.serverNotified(name, message) }
@@ -439,6 +440,8 @@ public actor Gateway {
         let connection: ServerConnection
         do {
             connection = try await self.connection(server)
+        } catch let error as JSONRPCError where error.code == RemoteTransport.oauthRequiredCode {
+            return .error(error.message)
         } catch {
             return .error("server \(server) could not start: \(error)")
         }
@@ -447,6 +450,8 @@ public actor Gateway {
             return ToolResult(
                 content: result["content"]?.arrayValue ?? [], structuredContent: result["structuredContent"],
                 isError: result["isError"]?.boolValue ?? false)
+        } catch let error as JSONRPCError where error.code == RemoteTransport.oauthRequiredCode {
+            return .error(error.message)
         } catch let error as JSONRPCError {
             return .error("\(server) refused the call: \(error.message)")
         } catch {

@@ -1,4 +1,5 @@
 import AirlockMCP
+import AirlockMCPAuth
 import AirlockSystem
 import Foundation
 import NIOCore
@@ -13,7 +14,18 @@ import Synchronization
 ///
 /// Remote servers run elsewhere: the gateway reaches them from this machine, with the host's
 /// trust roots (plus `AIRLOCK_UPSTREAM_CA_FILE`, as the proxy uses them).
+///
+/// A server authorized with `airlock mcp oauth authorize` gets its token on every request, from
+/// a source that renews it when due; a 401 renews it once and sends the request again. When no
+/// token can be had, the request fails with the tool error that names the fixing command.
 final class RemoteTransport: MCPClientTransport {
+    typealias TokenSource = @Sendable (_ force: Bool) async -> Result<String, OAuthRequired>
+
+    /// The JSON-RPC code of "needs OAuth authorization": the gateway passes its message on bare.
+    static let oauthRequiredCode = -32001
+
+    let server: String
+    let token: TokenSource?
     let url: URL
     let scheme: String
     let host: String
@@ -25,7 +37,9 @@ final class RemoteTransport: MCPClientTransport {
     private let closed = Mutex(false)
     private let tls: NIOSSLContext?
 
-    init(url text: String, headers: [String: String] = [:]) throws {
+    init(url text: String, headers: [String: String] = [:], server: String = "", token: TokenSource? = nil) throws {
+        self.server = server
+        self.token = token
         guard let url = URL(string: text), let scheme = url.scheme, scheme == "http" || scheme == "https",
             let host = url.host
         else { throw AirlockError(.invalidArgument, "remote server URL \(text) is not http:// or https://") }
@@ -69,7 +83,29 @@ final class RemoteTransport: MCPClientTransport {
     /// Sends one message; what comes back is delivered, and a failure answers its request.
     private func post(_ message: JSONRPCMessage) async {
         do {
-            let (status, answered) = try await exchange(message)
+            var forced = false
+            var authorization: String?
+            var outcome = (status: 0, answered: false, challenge: String?.none)
+            while true {
+                if let token {
+                    switch await token(forced) {
+                    case .success(let value): authorization = "Bearer " + value
+                    case .failure(let reason): return refuse(message, reason)
+                    }
+                }
+                outcome = try await exchange(message, authorization: authorization)
+                // A token the server no longer takes: renewed once, and the request sent again.
+                guard outcome.status == 401, token != nil, !forced else { break }
+                forced = true
+            }
+            let challenge = outcome.challenge.flatMap(BearerChallenge.parse)
+            if outcome.status == 401 && (token != nil || challenge != nil) {
+                return refuse(message, token == nil ? .neverAuthorized : .rejected(401))
+            }
+            if outcome.status == 403, let challenge, challenge.error == "insufficient_scope" {
+                return refuse(message, .moreScopes(challenge.scope ?? "more"))
+            }
+            let (status, answered) = (outcome.status, outcome.answered)
             if status >= 400, let id = message.id {
                 deliver(.failure(id: id, .internalError("\(url) answered HTTP \(status)")))
             } else if message.isRequest, !answered, let id = message.id {
@@ -83,8 +119,16 @@ final class RemoteTransport: MCPClientTransport {
         }
     }
 
-    /// Posts one message; returns the HTTP status and whether a response to the message came.
-    private func exchange(_ message: JSONRPCMessage) async throws -> (status: Int, answered: Bool) {
+    private func refuse(_ message: JSONRPCMessage, _ reason: OAuthRequired) {
+        guard let id = message.id else { return }
+        deliver(.failure(id: id, JSONRPCError(code: Self.oauthRequiredCode, message: reason.message(server: server))))
+    }
+
+    /// Posts one message; returns the HTTP status, whether a response to the message came, and
+    /// the server's `WWW-Authenticate` challenge, if any.
+    private func exchange(_ message: JSONRPCMessage, authorization: String?) async throws -> (
+        status: Int, answered: Bool, challenge: String?
+    ) {
         let body = try message.encoded()
         let tls = self.tls
         let host = self.host
@@ -111,6 +155,7 @@ final class RemoteTransport: MCPClientTransport {
             head.headers.add(name: "MCP-Protocol-Version", value: MCPServer.protocolVersions.last ?? "2025-06-18")
             if let id = session.withLock({ $0 }) { head.headers.add(name: "Mcp-Session-Id", value: id) }
             for (name, value) in headers { head.headers.replaceOrAdd(name: name, value: value) }
+            if let authorization { head.headers.replaceOrAdd(name: "Authorization", value: authorization) }
             try await outbound.write(.head(head))
             try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
             try await outbound.write(.end(nil))
@@ -118,10 +163,12 @@ final class RemoteTransport: MCPClientTransport {
             var events: ServerSentEvents?
             var whole = Data()
             var answered = false
+            var challenge: String?
             for try await part in inbound {
                 switch part {
                 case .head(let response):
                     status = Int(response.status.code)
+                    challenge = response.headers.first(name: "www-authenticate")
                     if let id = response.headers.first(name: "mcp-session-id") { session.withLock { $0 = id } }
                     let type = response.headers.first(name: "content-type") ?? ""
                     events = type.hasPrefix("text/event-stream") ? ServerSentEvents() : nil
@@ -138,10 +185,10 @@ final class RemoteTransport: MCPClientTransport {
                     if events == nil, (200..<300).contains(status), !whole.isEmpty {
                         answered = deliverJSON(whole, answering: message) || answered
                     }
-                    return (status, answered)
+                    return (status, answered, challenge)
                 }
             }
-            return (status, answered)
+            return (status, answered, challenge)
         }
     }
 

@@ -36,6 +36,8 @@ final class ServerConnection: Sendable {
         var secrets: [String: String] = [:]
         /// The gateway's `--isolation`.
         var isolation: Isolation?
+        /// Where the servers' OAuth grants are.
+        var oauth: OAuthTokens?
         var onNotification: MCPClient.NotificationHandler
     }
 
@@ -73,9 +75,15 @@ final class ServerConnection: Sendable {
             for (name, value) in remote.headers ?? [:] {
                 headers[name] = try Self.fillSecrets(value, server: server, secrets: launch.secrets)
             }
+            // A server with an OAuth grant gets its token, renewed as needed, on every request.
+            var source: RemoteTransport.TokenSource?
+            if let tokens = launch.oauth, tokens.grant(server.name) != nil {
+                let name = server.name
+                source = { @Sendable force in await tokens.current(name, force: force) }
+            }
             let client = MCPClient(
-                transport: try RemoteTransport(url: remote.url, headers: headers), onNotification: launch.onNotification
-            )
+                transport: try RemoteTransport(url: remote.url, headers: headers, server: server.name, token: source),
+                onNotification: launch.onNotification)
             return try await handshake(
                 server, client: client, sandbox: nil, process: nil, hostProcess: nil, sandboxes: sandboxes)
         default:

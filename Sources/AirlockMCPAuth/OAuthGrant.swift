@@ -81,7 +81,7 @@ public struct OAuthGrant: Codable, Sendable, Equatable {
 
 /// The tool error an agent gets when a server's OAuth token cannot be used, naming the command
 /// that fixes it.
-public enum OAuthRequired: Sendable, Equatable {
+public enum OAuthRequired: Error, Sendable, Equatable {
     case neverAuthorized
     case revoked
     /// The authorization server refused to renew the expired token (its `error`).

@@ -17,7 +17,7 @@ struct MCPCommand: ParsableCommand {
         abstract: "MCP: the gateway to sandboxed MCP servers, its catalog and secrets, and Airlock's own servers.",
         subcommands: [
             Serve.self, GatewayCommand.self, CatalogCommand.self, MCPSecretCommand.self, ToolsCommand.self,
-            CallLogCommand.self, ClientCommand.self,
+            CallLogCommand.self, ClientCommand.self, OAuthCommand.self,
         ])
 }
 

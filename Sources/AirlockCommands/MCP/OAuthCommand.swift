@@ -1,0 +1,217 @@
+import AirlockGateway
+import AirlockMCP
+import AirlockMCPAuth
+import AirlockState
+import AirlockSystem
+import ArgumentParser
+import Foundation
+import Synchronization
+
+/// `airlock mcp oauth`: authorize MCP servers with OAuth, once, for the gateway to use.
+struct OAuthCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "oauth",
+        abstract: "Authorize remote MCP servers with OAuth; the gateway then sends their tokens, renewed as needed.",
+        discussion: """
+            `authorize` runs MCP's authorization flow: it finds the server's authorization server \
+            from the server's own metadata, registers Airlock there where that is offered, and \
+            sends your browser to it (with PKCE) to come back to a one-time listener on \
+            127.0.0.1. The tokens are kept as the server's secrets (`SERVER.oauth_token`, 0600); \
+            the gateway sends the token to that server only, renews it before it expires, and \
+            gives a tool error naming `airlock mcp oauth authorize SERVER` when it cannot.
+
+              airlock mcp oauth authorize linear
+              airlock mcp oauth ls
+              airlock mcp oauth revoke linear
+            """,
+        subcommands: [Authorize.self, List.self, Revoke.self])
+
+    static func tokens() -> OAuthTokens {
+        OAuthTokens(secrets: MCPSecrets(store: StateStore.default()))
+    }
+
+    /// Runs async work from a synchronous command.
+    static func wait<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
+        let outcome = Mutex<Result<T, any Error>?>(nil)
+        let finished = DoneSignal()
+        Task {
+            do {
+                let value = try await work()
+                outcome.withLock { $0 = .success(value) }
+            } catch {
+                outcome.withLock { $0 = .failure(error) }
+            }
+            finished.set()
+        }
+        while !finished.isSet { usleep(5_000) }
+        guard let result = outcome.withLock({ $0 }) else { throw AirlockError(.failed, "no result") }
+        return try result.get()
+    }
+
+    static func failure(_ error: any Error, server: String) -> any Error {
+        guard let oauth = error as? OAuthError else { return error }
+        let code: AirlockError.Code = oauth.code == .unreachable ? .failed : .conflict
+        return AirlockError(code, "\(server): \(oauth.message)")
+    }
+
+    static func remoteURL(_ name: String, catalog: [String]) throws -> URL {
+        let server = try ServerCatalog.load(extra: catalog).find(name)
+        guard server.type == "remote", let text = server.remote?.url, let url = URL(string: text) else {
+            throw AirlockError(
+                .unsupported,
+                "\(name) is not a remote server: OAuth here is for remote servers (catalog `type: remote`)")
+        }
+        return url
+    }
+}
+
+extension OAuthCommand {
+    struct Authorize: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Authorize a remote MCP server: the browser's flow, once; the tokens kept for the gateway.")
+
+        @Argument(help: "The server's catalog name.")
+        var server: String
+
+        @Option(
+            help: ArgumentHelp(
+                "The scopes to ask for, space-separated (default: what the server names).", valueName: "scopes"))
+        var scopes: String?
+
+        @Flag(help: "Only print the URL; open no browser.")
+        var noBrowser = false
+
+        @Option(help: "Seconds to wait for the browser to come back.")
+        var timeout = 300
+
+        @Option(help: "A catalog file to add (repeatable).")
+        var catalog: [String] = []
+
+        func validate() throws {
+            guard (1...3600).contains(timeout) else { throw ValidationError("--timeout takes 1 to 3600 seconds") }
+        }
+
+        func run() throws {
+            let url = try OAuthCommand.remoteURL(server, catalog: catalog)
+            let tokens = OAuthCommand.tokens()
+            let server = self.server
+            let requested = scopes.map { $0.split(separator: " ").map(String.init) }
+            let openBrowser = !noBrowser
+            let seconds = timeout
+            Context.progress("authorizing \(server) (\(url.absoluteString))")
+            let (grant, answer) = try OAuthCommand.wait {
+                do {
+                    return try await AuthorizationFlow.authorize(
+                        server: url, scopes: requested, clientName: "Airlock (\(server))",
+                        present: { address in
+                            print("Open this URL to authorize \(server):\n\(address)")
+                            fflush(nil)
+                            if openBrowser { Self.open(address) }
+                        }, timeout: .seconds(seconds))
+                } catch {
+                    throw OAuthCommand.failure(error, server: server)
+                }
+            }
+            try tokens.save(server, grant: grant, accessToken: answer.accessToken)
+            let expiry = answer.expiresIn.map { ", the token renewed before it expires in \($0) s" } ?? ""
+            print("authorized \(server) at \(grant.issuer)" + (grant.scope.map { " (scopes: \($0))" } ?? "") + expiry)
+        }
+
+        /// `$BROWSER URL`, else `xdg-open URL` where there is a display; the URL is printed either way.
+        static func open(_ address: String) {
+            let environment = ProcessInfo.processInfo.environment
+            let argv: [String]
+            if let browser = environment["BROWSER"], !browser.isEmpty {
+                argv = ["/bin/sh", "-c", browser + " \"$1\"", "sh", address]
+            } else if environment["DISPLAY"] != nil || environment["WAYLAND_DISPLAY"] != nil,
+                Executables.find("xdg-open") != nil
+            {
+                argv = ["xdg-open", address]
+            } else {
+                return
+            }
+            _ = try? ChildProcess.spawn(argv, stdin: .null, stdout: .null, stderr: .inherit, newSession: true)
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ls", abstract: "List the servers authorized with OAuth and how their tokens stand.")
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run() throws {
+            let tokens = OAuthCommand.tokens()
+            let now = Date()
+            let rows: [(server: String, grant: OAuthGrant)] = tokens.servers().compactMap { name in
+                tokens.grant(name).map { (name, $0) }
+            }
+            func status(_ grant: OAuthGrant) -> String {
+                switch grant.status {
+                case .revoked: return "revoked"
+                case .refused: return "refused (\(grant.statusDetail ?? "?"))"
+                case .ok:
+                    guard let expiry = grant.expiresAt, expiry <= now else { return "authorized" }
+                    return grant.refreshToken == nil ? "expired" : "expired (renewable)"
+                }
+            }
+            if json {
+                let formatter = ISO8601DateFormatter()
+                print(
+                    JSONValue.array(
+                        rows.map { row in
+                            .object([
+                                "server": .string(row.server), "status": .string(status(row.grant)),
+                                "issuer": .string(row.grant.issuer),
+                                "scope": row.grant.scope.map(JSONValue.string) ?? .null,
+                                "expiresAt": row.grant.expiresAt.map { .string(formatter.string(from: $0)) } ?? .null,
+                                "renewable": .bool(row.grant.refreshToken != nil),
+                            ])
+                        }
+                    ).text())
+                return
+            }
+            let lines = rows.map { row -> [String] in
+                let expires =
+                    row.grant.status != .ok
+                    ? "-"
+                    : row.grant.expiresAt.map { expiry in
+                        expiry > now ? "in \(Int(expiry.timeIntervalSince(now))) s" : "past"
+                    } ?? "-"
+                return [row.server, status(row.grant), expires, row.grant.scope ?? "-", row.grant.issuer]
+            }
+            print(Table.render([["SERVER", "STATUS", "EXPIRES", "SCOPES", "ISSUER"]] + lines), terminator: "")
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a server's tokens at its authorization server and forget them.",
+            discussion:
+                "The gateway's next call to the server then gives the tool error that says how to authorize again.")
+
+        @Argument(help: "The server's catalog name.")
+        var server: String
+
+        func run() throws {
+            let tokens = OAuthCommand.tokens()
+            let server = self.server
+            let told = try OAuthCommand.wait {
+                do {
+                    return try await tokens.revoke(server)
+                } catch {
+                    throw AirlockError(
+                        .failed,
+                        "\(server): forgot its tokens, but its authorization server did not revoke them (\(error)); the access token stays valid until it expires"
+                    )
+                }
+            }
+            print(
+                told
+                    ? "revoked \(server)'s tokens at its authorization server and forgot them"
+                    : "forgot \(server)'s tokens (its authorization server offers no revocation: the access token stays valid until it expires)"
+            )
+        }
+    }
+}
