@@ -146,6 +146,12 @@ public actor Gateway {
         if let dead = running.removeValue(forKey: name) { await blocking { dead.stop() } }
         guard !stopped else { throw AirlockError(.conflict, "the gateway is stopping") }
         let server = try catalog.find(name)
+        if server.oauthSecret != nil {
+            // Its token, renewed first if due; none: the tool error that names the fix.
+            if case .failure(let reason) = await OAuthTokens(secrets: secrets).current(name) {
+                throw JSONRPCError(code: RemoteTransport.oauthRequiredCode, message: reason.message(server: name))
+            }
+        }
         var ownSecrets: [String: String] = [:]
         for name in secrets.names() where name.hasPrefix(server.name + ".") {
             ownSecrets[name] = try secrets.value(name)
@@ -204,7 +210,7 @@ public actor Gateway {
         for entry in server.env {
             environment.append(entry.name + "=" + Self.fill(entry.value, server: server.name, config: config))
         }
-        for secret in server.secrets {
+        for secret in server.runSecrets {
             guard let value = secrets[secret.name] else {
                 throw AirlockError(
                     .notFound,
@@ -218,7 +224,7 @@ public actor Gateway {
 
     /// The secrets the server's proxy injects, with their values.
     func credentials(for server: CatalogServer, secrets: [String: String]) -> [Credential] {
-        server.secrets.compactMap { secret in
+        server.runSecrets.compactMap { secret in
             guard let inject = secret.inject, let value = secrets[secret.name] else { return nil }
             let service = CredentialService(
                 name: secret.name, variables: [secret.env], hosts: server.injectionHosts(secret), header: inject.header)
@@ -437,6 +443,7 @@ public actor Gateway {
     }
 
     func callServer(_ server: String, tool: String, arguments: [String: JSONValue]) async -> ToolResult {
+        await restartForOAuth(server)
         let connection: ServerConnection
         do {
             connection = try await self.connection(server)
@@ -464,6 +471,17 @@ public actor Gateway {
                 "server \(server) ended during the call (\(error)); it is started again on the next call"
                     + (tail.isEmpty ? "" : ". Its last output: \(tail)"))
         }
+    }
+
+    /// A sandboxed server's proxy holds the token it started with: when that token is due for
+    /// renewal, or was revoked, the server stops, so that the call starts it again with the
+    /// renewed token (or gets the tool error).
+    func restartForOAuth(_ name: String) async {
+        guard running[name] != nil, catalog.servers[name]?.oauthSecret != nil else { return }
+        let grant = OAuthTokens(secrets: secrets).grant(name)
+        guard grant?.status != .ok || grant?.needsRenewal(at: Date()) == true else { return }
+        log("\(name): its OAuth token is due or gone: the server starts again for this call")
+        await stopServer(name)
     }
 
     /// `prompts/get` and `resources/read`, passed to the server that offered them.

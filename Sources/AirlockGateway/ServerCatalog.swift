@@ -70,6 +70,43 @@ public struct CatalogServer: Codable, Sendable, Equatable {
     public var pids: Int64?
     /// `isolation: gvisor` runs the server's sandbox on gVisor whatever the gateway's default.
     public var isolation: String?
+    /// OAuth for the server (Docker's block, with Airlock's `issuer`): a remote server finds its
+    /// authorization server itself; a sandboxed one names it, and its proxy injects the token.
+    public var oauth: OAuth?
+
+    public struct OAuth: Codable, Sendable, Equatable {
+        public struct Provider: Codable, Sendable, Equatable {
+            public var provider: String
+            /// Docker's name for the secret the token fills (Airlock keeps it as `SERVER.oauth_token`).
+            public var secret: String?
+            /// The variable the server reads the token from (it holds the proxy's placeholder).
+            public var env: String
+        }
+
+        public var providers: [Provider]
+        public var scopes: [String]?
+        /// The authorization server (its RFC 8414 or OIDC metadata is looked up from it).
+        public var issuer: String?
+        /// The header the proxy puts the token into (default `Authorization`).
+        public var header: String?
+        /// The `resource` parameter to send (RFC 8707), if the authorization server wants one.
+        public var resource: String?
+    }
+
+    /// The secret an OAuth-authorized sandboxed server's proxy injects: its token.
+    public var oauthSecret: SecretEntry? {
+        guard type == "server", let oauth, let provider = oauth.providers.first else { return nil }
+        return SecretEntry(
+            name: name + ".oauth_token", env: provider.env,
+            inject: Injection(header: oauth.header ?? "Authorization", hosts: nil))
+    }
+
+    /// The secrets the server runs with: its own, and its OAuth token in place of a secret for
+    /// the same variable.
+    public var runSecrets: [SecretEntry] {
+        guard let oauthSecret else { return secrets }
+        return secrets.filter { $0.env != oauthSecret.env } + [oauthSecret]
+    }
 
     public struct EnvEntry: Codable, Sendable, Equatable {
         public var name: String
@@ -124,7 +161,7 @@ public struct CatalogServer: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case name, title, description, type, template, image, user, command, env, secrets, config, allowHosts
         case allowCIDRs
-        case disableNetwork, longLived, prefix, tools, workspace, remote, memory, cpus, pids, isolation
+        case disableNetwork, longLived, prefix, tools, workspace, remote, memory, cpus, pids, isolation, oauth
     }
 
     public init(
@@ -176,6 +213,7 @@ public struct CatalogServer: Codable, Sendable, Equatable {
         cpus = try container.decodeIfPresent(Double.self, forKey: .cpus)
         pids = try container.decodeIfPresent(Int64.self, forKey: .pids)
         isolation = try container.decodeIfPresent(String.self, forKey: .isolation)
+        oauth = try container.decodeIfPresent(OAuth.self, forKey: .oauth)
     }
 
     /// Checks what the gateway relies on; errors name the catalog and the server.
@@ -255,6 +293,22 @@ public struct CatalogServer: Codable, Sendable, Equatable {
         }
         for secret in secrets where secret.inject != nil {
             try validateInjection(secret, what: what)
+        }
+        if let oauth {
+            guard type != "airlock" else {
+                throw AirlockError(.invalidArgument, "\(what): oauth is for remote or sandboxed servers")
+            }
+            guard oauth.providers.count <= 1 else {
+                throw AirlockError(
+                    .invalidArgument, "\(what): oauth names \(oauth.providers.count) providers; Airlock takes one")
+            }
+            if let oauthSecret {
+                guard oauthSecret.env.wholeMatch(of: /[A-Za-z_][A-Za-z0-9_]*/) != nil else {
+                    throw AirlockError(
+                        .invalidArgument, "\(what): oauth provider env '\(oauthSecret.env)' is no variable name")
+                }
+                try validateInjection(oauthSecret, what: what)
+            }
         }
         for secret in named where !secret.hasPrefix(name + ".") {
             throw AirlockError(

@@ -13,8 +13,8 @@ public enum AuthorizationFlow {
     /// What discovery found: the authorization server, and what to ask it for.
     public struct Discovery: Sendable, Equatable {
         public var metadata: AuthorizationServerMetadata
-        /// The `resource` parameter (RFC 8707).
-        public var resource: String
+        /// The `resource` parameter (RFC 8707), when there is one to send.
+        public var resource: String?
         /// The scopes to ask for when the user names none.
         public var scopes: [String]
     }
@@ -23,11 +23,20 @@ public enum AuthorizationFlow {
         server: URL, scopes requested: [String]?, clientName: String, port: Int = 0,
         present: @Sendable (String) -> Void, timeout: Duration
     ) async throws(OAuthError) -> (grant: OAuthGrant, tokens: TokenResponse) {
-        let discovery = try await discover(server: server)
+        try await authorize(
+            try await discover(server: server), scopes: requested, clientName: clientName, port: port,
+            present: present, timeout: timeout)
+    }
+
+    /// Steps 5–9 with what discovery found (or what a catalog entry names).
+    public static func authorize(
+        _ discovery: Discovery, scopes requested: [String]?, clientName: String, port: Int = 0,
+        present: @Sendable (String) -> Void, timeout: Duration
+    ) async throws(OAuthError) -> (grant: OAuthGrant, tokens: TokenResponse) {
         let scopes = requested ?? discovery.scopes
         let scope = scopes.isEmpty ? nil : scopes.joined(separator: " ")
         // The listener first: its port is part of the registered redirect URI.
-        let receiver = try await LoopbackReceiver(port: port)
+        let receiver = try LoopbackReceiver(port: port)
         let client = try await register(
             discovery.metadata, redirectURI: receiver.redirectURI, scope: scope, clientName: clientName)
         let pkce = PKCE.random()
@@ -59,6 +68,22 @@ public enum AuthorizationFlow {
             ])
         grant = grant.renewed(with: tokens, at: Date())
         return (grant, tokens)
+    }
+
+    /// Step 4 alone, for a server whose catalog entry names its authorization server (a
+    /// sandboxed server calling an API, which is no MCP server and publishes no metadata).
+    public static func discover(issuer text: String, resource: String?, scopes: [String]) async throws(OAuthError)
+        -> Discovery
+    {
+        guard let issuer = URL(string: text), MetadataDiscovery.isAcceptableEndpoint(text) else {
+            throw OAuthError(.protocolViolation, "the issuer \(text) is neither https nor on the loopback")
+        }
+        for url in MetadataDiscovery.authorizationServerURLs(issuer: issuer) {
+            guard let found = try? await OAuthHTTP.get(url.absoluteString), found.status == 200 else { continue }
+            let metadata = try found.decoded(AuthorizationServerMetadata.self, what: url.absoluteString)
+            return Discovery(metadata: try metadata.checked(issuer: text), resource: resource, scopes: scopes)
+        }
+        throw OAuthError(.protocolViolation, "no authorization server metadata for \(text)")
     }
 
     /// Steps 1–4: the server's challenge, its protected resource metadata, and its

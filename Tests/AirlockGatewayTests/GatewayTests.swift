@@ -38,6 +38,24 @@ import Testing
         #expect(github.tools.map(\.name) == ["list_issues"])
     }
 
+    @Test func anOAuthProvidersTokenIsInjectedInPlaceOfTheSecretForItsVariable() throws {
+        let yaml = """
+            registry:
+              github:
+                template: mcp-github
+                command: [github-mcp-server, stdio]
+                allowHosts: [api.github.com]
+                secrets: [{name: github.personal_access_token, env: GITHUB_TOKEN}, {name: github.other, env: OTHER}]
+                oauth:
+                  providers: [{provider: github, secret: github.personal_access_token, env: GITHUB_TOKEN}]
+                  issuer: https://github.com/login/oauth
+            """
+        let server = try #require(try ServerCatalog.parse(yaml: yaml, source: "/c.yaml").first)
+        #expect(server.runSecrets.map(\.name) == ["github.other", "github.oauth_token"])
+        #expect(server.oauthSecret?.env == "GITHUB_TOKEN" && server.oauthSecret?.inject?.header == "Authorization")
+        #expect(server.injectionHosts(try #require(server.oauthSecret)) == ["api.github.com"])
+    }
+
     @Test func aDockerCatalogEntryRunsFromItsImageAsItIs() throws {
         let yaml = """
             name: docker-mcp
@@ -102,6 +120,11 @@ import Testing
             "registry:\n  x:\n    template: t\n    command: [x]\n    allowHosts: [a.b]\n    secrets: [{name: x.k, env: K, inject: {header: A, hosts: [c.d]}}]\n":
                 "inject host 'c.d' is not in allowHosts",
             "servers: []\n": "no `registry:`",
+            "registry:\n  x:\n    template: t\n    command: [x]\n    allowHosts: [a.b]\n    oauth: {providers: [{provider: p, env: T}, {provider: q, env: U}]}\n":
+                "Airlock takes one",
+            "registry:\n  x:\n    template: t\n    command: [x]\n    oauth: {providers: [{provider: p, env: T}]}\n":
+                "inject needs hosts",
+            "registry:\n  x:\n    type: airlock\n    command: [x]\n    oauth: {providers: []}\n": "oauth is for remote",
         ]
         for (yaml, expected) in cases {
             do {

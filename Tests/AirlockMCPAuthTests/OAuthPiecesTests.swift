@@ -3,6 +3,10 @@ import Testing
 
 @testable import AirlockMCPAuth
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 @Suite struct PKCETests {
     @Test func theRFC7636VectorHolds() {
         #expect(
@@ -146,5 +150,57 @@ import Testing
         #expect(
             OAuthRequired.renewalRefused("invalid_grant").message(server: "s").contains(
                 "could not be renewed: invalid_grant"))
+    }
+}
+
+@Suite struct LoopbackReceiverTests {
+    /// One GET to the receiver over a real socket; the status line it answers.
+    func get(_ port: Int, _ target: String) -> String {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = in_addr_t(UInt32(0x7f00_0001).bigEndian)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else { return "no connection" }
+        let request = Array("GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        _ = request.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        let count = read(descriptor, &buffer, buffer.count)
+        return String(decoding: buffer.prefix(max(0, count)), as: UTF8.self).components(separatedBy: "\r\n")[0]
+    }
+
+    @Test func onlyTheCallbackWithTheStateEndsTheWait() async throws {
+        let receiver = try LoopbackReceiver()
+        #expect(receiver.redirectURI == "http://127.0.0.1:\(receiver.port)/callback")
+        let port = receiver.port
+        let statuses = Task.detached {
+            try await Task.sleep(for: .milliseconds(100))
+            return [
+                get(port, "/callback?code=x&state=wrong"), get(port, "/other?state=s1"),
+                get(port, "/callback?code=the-code&state=s1&iss=https%3A%2F%2Fas"),
+            ]
+        }
+        let callback = try await receiver.wait(state: "s1", timeout: .seconds(10))
+        #expect(callback == LoopbackReceiver.Callback(code: "the-code", issuer: "https://as"))
+        #expect(
+            try await statuses.value == ["HTTP/1.1 400 Bad Request", "HTTP/1.1 400 Bad Request", "HTTP/1.1 200 OK"])
+    }
+
+    @Test func aRefusalEndsTheWaitWithTheServersWords() async throws {
+        let receiver = try LoopbackReceiver()
+        let port = receiver.port
+        Task.detached {
+            try await Task.sleep(for: .milliseconds(100))
+            _ = get(port, "/callback?error=access_denied&error_description=no&state=s2")
+        }
+        await #expect(throws: OAuthError(.refused, "the authorization server refused: access_denied: no")) {
+            try await receiver.wait(state: "s2", timeout: .seconds(10))
+        }
     }
 }

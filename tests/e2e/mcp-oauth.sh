@@ -5,7 +5,8 @@
 # with a scripted browser (tests/e2e/oauth_browser.py as $BROWSER); tool calls through the
 # gateway with the real `mcp` client, a renewal when the 8 s access token expires, `revoke`
 # and the tool error after it (tests/e2e/oauth_client.py); and that no token is in a sandbox,
-# a command line, an environment, a log or any file but the two that keep it. Port 18841 only.
+# a command line, an environment, a log or any file but the two that keep it; the same for a
+# sandboxed server whose proxy injects the token into its API calls. Ports 18841-18843 only.
 # Runs as an ordinary user. Prints "N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
 AIRLOCK="${AIRLOCK:-airlock}"
@@ -15,23 +16,34 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 work="$(mktemp -d /tmp/airlock-oauth.XXXXXX)"
 port=18841
+dns_port=18842
+https_port=18843
 ttl=8
 server_pid=""
+upstream_pid=""
+forget() {
+    local name
+    for name in oauth-remote gwt-oauth-local; do
+        rm -f "$AIRLOCK_HOME/secrets/mcp-oauth/$name.json" "$AIRLOCK_HOME/secrets/mcp/$name.oauth_token"
+    done
+}
 cleanup() {
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
-    a mcp oauth revoke oauth-remote >/dev/null 2>&1
-    rm -f "$AIRLOCK_HOME/secrets/mcp-oauth/oauth-remote.json" "$AIRLOCK_HOME/secrets/mcp/oauth-remote.oauth_token"
+    [ -n "$upstream_pid" ] && kill "$upstream_pid" 2>/dev/null
+    forget
     rm -rf "$work"
 }
 trap cleanup EXIT
-cleanup_before() { rm -f "$AIRLOCK_HOME/secrets/mcp-oauth/oauth-remote.json" "$AIRLOCK_HOME/secrets/mcp/oauth-remote.oauth_token"; }
-cleanup_before
+forget
 
 mcp_client_venv "$work" "mcp"
 
 echo "== the authorization server and the MCP server on 127.0.0.1:$port"
+"$here/certs.sh" "$work" "DNS:api.oauth.test" >/dev/null 2>&1
+# The proxy of the sandboxed server trusts the test CA for its upstream's TLS.
+export AIRLOCK_UPSTREAM_CA_FILE="$work/ca.pem"
 "$work/venv/bin/python" "$here/oauth_server.py" --port "$port" --access-ttl "$ttl" --stats "$work/stats.json" \
-    >"$work/server.log" 2>&1 &
+    --https-port "$https_port" --cert "$work/server.pem" --key "$work/server.key" >"$work/server.log" 2>&1 &
 server_pid=$!
 up() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/.well-known/oauth-authorization-server"; }
 for _ in $(seq 100); do [ "$(up)" = 200 ] && break; sleep 0.1; done
@@ -43,18 +55,42 @@ else
     report
     exit 1
 fi
-cat >"$work/catalog.yaml" <<YAML
+# The sandboxed server reaches the API as api.oauth.test: a DNS server on loopback names it.
+python3 "$here/upstream.py" --dns "$dns_port" --dns-log "$work/dns.log" >"$work/upstream.out" 2>&1 &
+upstream_pid=$!
+for _ in $(seq 50); do grep -q ready "$work/upstream.out" 2>/dev/null && break; sleep 0.1; done
+expect "a DNS server on loopback for the sandboxed server's API name" "ready" "$(cat "$work/upstream.out")"
+export AIRLOCK_DNS_SERVER="127.0.0.1:$dns_port"
+{
+    cat <<YAML
 registry:
   oauth-remote:
     description: A remote MCP server that demands OAuth tokens
     type: remote
     remote:
       url: http://127.0.0.1:$port/mcp
+  gwt-oauth-local:
+    description: A sandboxed server calling an API with the OAuth token its proxy injects
+    template: mcp-servers
+    allowHosts: [api.oauth.test]
+    allowCIDRs: [127.0.0.1/32]
+    oauth:
+      providers: [{provider: oauth-test, secret: oauth-test.token, env: API_TOKEN}]
+      scopes: [mcp]
+      issuer: http://127.0.0.1:$port
+    command:
+      - /opt/mcp-servers/bin/python
+      - -c
+      - |
 YAML
+    sed 's/^/        /' "$here/gateway_test_server.py"
+    echo "      - gwt-oauth-local"
+    echo "      - oauth-e2e-$(rand 4)"
+} >"$work/catalog.yaml"
 stat_of() { python3 -c "import json,sys; s=json.load(open('$work/stats.json')); print($1)"; }
 
 echo "== before authorizing"
-out=$(a mcp tools call whoami --servers oauth-remote --catalog "$work/catalog.yaml" 2>&1)
+out=$(a mcp tools call oauth_whoami --servers oauth-remote --catalog "$work/catalog.yaml" 2>&1)
 expect_match "a call to the unauthorized server names the command that fixes it" \
     "oauth-remote needs OAuth authorization \(it was never authorized\): run \`airlock mcp oauth authorize oauth-remote\`" "$out"
 out=$(a mcp oauth authorize no-such-server --catalog "$work/catalog.yaml" 2>&1)
@@ -85,9 +121,12 @@ ls_json=$(a mcp oauth ls --json)
 expect "oauth ls: authorized" "authorized" "$(python3 -c "import json,sys; print(json.loads(sys.argv[1])[0]['status'])" "$ls_json")"
 expect "the token is the server's secret (mcp secret ls)" "oauth-remote.oauth_token" \
     "$(a mcp secret ls 2>/dev/null | grep -o 'oauth-remote.oauth_token')"
+BROWSER="$work/venv/bin/python $here/oauth_browser.py" OAUTH_BROWSER_LOG="$work/browser-local.log" \
+    a mcp oauth authorize gwt-oauth-local --catalog "$work/catalog.yaml" >"$work/authorize-local.out" 2>&1
+expect "authorize of the sandboxed server (its catalog names the authorization server): exit 0" "0" "$?"
 
 echo "== through the gateway: a call, a renewal, the token nowhere, revoke"
-AIRLOCK="$AIRLOCK" OAUTH_WORK="$work" OAUTH_TTL="$ttl" PYTHONPATH="$here" \
+AIRLOCK="$AIRLOCK" OAUTH_WORK="$work" OAUTH_TTL="$ttl" OAUTH_API_PORT="$https_port" PYTHONPATH="$here" \
     timeout -k 10 900 "$work/venv/bin/python" -u "$here/oauth_client.py" 2>&1 | tee "$work/client.log"
 client_status=${PIPESTATUS[0]}
 client_failed=$(grep -c '^FAIL - ' "$work/client.log")
@@ -96,8 +135,8 @@ failed=$((failed + client_failed))
 if [ "$client_status" -ne 0 ] && [ "$client_failed" = 0 ]; then
     fail "the client ran to the end" "exit status $client_status: $(tail -n 5 "$work/client.log")"
 fi
-expect "oauth ls after revoke: revoked" "revoked" \
-    "$(a mcp oauth ls --json | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['status'])")"
+expect "oauth ls after revoke: both revoked" "revoked revoked" \
+    "$(a mcp oauth ls --json | python3 -c "import json,sys; print(*[s['status'] for s in json.load(sys.stdin)])")"
 
 echo "== where the tokens are"
 # Every token the authorization server issued, searched for in every file under AIRLOCK_HOME

@@ -46,6 +46,18 @@ def text(result):
     return "\n".join(getattr(block, "text", "") for block in result.content)
 
 
+API_URL = f"https://api.oauth.test:{os.environ['OAUTH_API_PORT']}/api/whoami"
+
+
+async def api_call(session):
+    """The sandboxed server's GET of the API, its Authorization header holding $API_TOKEN."""
+    result = await session.call_tool("http_get", {"url": API_URL, "header": "Authorization", "env": "API_TOKEN"})
+    try:
+        return json.loads(text(result))
+    except ValueError:
+        return {"error": text(result)}
+
+
 def processes_holding(tokens):
     """PIDs of this user's processes whose command line or environment holds an issued token."""
     found = []
@@ -92,18 +104,27 @@ print(found)
 async def main():
     log = open(os.path.join(WORK, "gateway.log"), "w")
     parameters = StdioServerParameters(
-        command=AIRLOCK, args=["mcp", "gateway", "run", "--servers", "oauth-remote,time", "--catalog", CATALOG],
+        command=AIRLOCK,
+        args=["mcp", "gateway", "run", "--servers", "oauth-remote,time,gwt-oauth-local", "--catalog", CATALOG],
         env=dict(os.environ), cwd=WORK)
     async with stdio_client(parameters, errlog=log) as streams:
         async with ClientSession(streams[0], streams[1]) as session:
             await session.initialize()
-            first = await session.call_tool("whoami", {})
+            first = await session.call_tool("oauth_whoami", {})
             check("a tool of the OAuth server answers through the gateway with the token",
                   not failed(first) and "scopes mcp" in text(first) and "resource http://127.0.0.1" in text(first),
                   short(text(first)))
+            env = json.loads(text(await session.call_tool("env", {})) or "{}")
+            expect("the sandboxed server's API_TOKEN holds the proxy's placeholder, not the token",
+                   "airlock-proxy-managed", env.get("API_TOKEN"))
+            api = await api_call(session)
+            expect("its call to the API carries the token its proxy put in (200)", 200, api.get("status"))
             before = stats()["refreshes"]
             await asyncio.sleep(TTL + 2)
-            second = await session.call_tool("whoami", {})
+            second = await session.call_tool("oauth_whoami", {})
+            api = await api_call(session)
+            expect("after the token's life the sandboxed server's API call works too (started again with the "
+                   "renewed token)", 200, api.get("status"))
             check(f"after the access token's {TTL} s life the call still works", not failed(second),
                   short(text(second)))
             check("... because the gateway renewed the token with the refresh token (the server counts it)",
@@ -123,6 +144,10 @@ async def main():
             if check("the time server runs in a sandbox beside the remote server", bool(sandboxes), listed):
                 expect("no file or process in the time server's sandbox holds a token", "0",
                        in_sandbox(sandboxes[0], tokens))
+            local = [name for name in listed if name.startswith("mcp-gwt-oauth-local")]
+            if check("the sandboxed OAuth server runs", bool(local), listed):
+                expect("no file or process in the sandboxed OAuth server's own sandbox holds a token", "0",
+                       in_sandbox(local[0], tokens))
                 subprocess.run([AIRLOCK, "exec", "-i", sandboxes[0], "--", "sh", "-c", "cat > /tmp/probe"],
                                input=probe, text=True, capture_output=True, timeout=60)
                 expect("companion: the same search finds a token planted in that sandbox's /tmp", "1",
@@ -132,9 +157,15 @@ async def main():
             check("oauth revoke, with the session open: exit 0, the server told",
                   r.returncode == 0 and "revoked" in r.stdout, short(r.stdout + r.stderr))
             check("the authorization server saw the revocation", bool(stats()["revocations"]), stats()["revocations"])
-            third = await session.call_tool("whoami", {})
+            third = await session.call_tool("oauth_whoami", {})
             check("the next call gives the tool error that names the fix, exactly",
                   failed(third) and text(third) == REVOKED, short(text(third)))
+            r = subprocess.run([AIRLOCK, "mcp", "oauth", "revoke", "gwt-oauth-local"], capture_output=True, text=True)
+            check("oauth revoke of the sandboxed server: exit 0", r.returncode == 0, short(r.stdout + r.stderr))
+            fourth = await session.call_tool("http_get", {"url": API_URL, "header": "Authorization", "env": "API_TOKEN"})
+            check("the sandboxed server's next call gives the tool error that names the fix",
+                  failed(fourth) and text(fourth) == REVOKED.replace("oauth-remote", "gwt-oauth-local"),
+                  short(text(fourth)))
             other = await session.call_tool("get_current_time", {"timezone": "UTC"})
             check("companion: the other server's tool still works", not failed(other), short(text(other)))
     log.close()

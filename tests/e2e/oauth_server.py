@@ -16,6 +16,7 @@ client's tokens when one is revoked. Every issued token and every event is writt
 POST /test/refuse-refresh makes later refreshes fail with invalid_grant.
 """
 import argparse
+import asyncio
 import json
 import secrets
 import time
@@ -28,8 +29,10 @@ from mcp.server.auth.provider import (AccessToken, AuthorizationCode, RefreshTok
 from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions, RevocationOptions
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.auth import OAuthToken
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 
 # mcp 2.3.0's revocation endpoint requires a client_secret field even from a public client
@@ -126,6 +129,9 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--access-ttl", type=int, default=8)
     p.add_argument("--stats", required=True)
+    p.add_argument("--https-port", type=int, help="the same app over TLS too (the API a sandboxed server calls)")
+    p.add_argument("--cert")
+    p.add_argument("--key")
     args = p.parse_args()
     base = f"http://127.0.0.1:{args.port}"
     provider = Provider(args.access_ttl, args.stats, base + "/mcp")
@@ -137,20 +143,43 @@ def main():
                           revocation_options=RevocationOptions(enabled=True)))
 
     @server.tool()
-    def whoami() -> str:
+    def oauth_whoami() -> str:
         """Who the token says the caller is (never the token)."""
         token = get_access_token()
-        provider.stats["tool_calls"].append("whoami")
+        provider.stats["tool_calls"].append("oauth_whoami")
         provider.save()
         return f"client {token.client_id} scopes {' '.join(token.scopes)} resource {token.resource}"
+
+    async def api(request: Request):
+        """An API a sandboxed server calls with the token its proxy injects: 200 for a live
+        token (with or without "Bearer "), 401 otherwise. It never answers with the token."""
+        given = request.headers.get("authorization", "")
+        token = given[7:] if given.lower().startswith("bearer ") else given
+        found = await provider.load_access_token(token)
+        provider.stats.setdefault("api_calls", []).append("ok" if found else "denied")
+        provider.save()
+        if not found:
+            return JSONResponse({"error": "invalid_token"}, status_code=401)
+        return JSONResponse({"client": found.client_id, "scopes": found.scopes})
 
     @server.custom_route("/test/refuse-refresh", methods=["POST"])
     async def refuse(request: Request):
         provider.refuse = True
         return JSONResponse({"refuse": True})
 
+    app = server.streamable_http_app()
+    configs = [uvicorn.Config(app, host="127.0.0.1", port=args.port, log_level="warning")]
+    if args.https_port:
+        # A proxy injects a credential only into requests it can read inside TLS: the API is https.
+        api_app = Starlette(routes=[Route("/api/whoami", api, methods=["GET"])])
+        configs.append(uvicorn.Config(api_app, host="127.0.0.1", port=args.https_port, log_level="warning",
+                                      ssl_certfile=args.cert, ssl_keyfile=args.key))
+
+    async def serve():
+        await asyncio.gather(*(uvicorn.Server(config).serve() for config in configs))
+
     print(f"ready on {base}", flush=True)
-    uvicorn.run(server.streamable_http_app(), host="127.0.0.1", port=args.port, log_level="warning")
+    asyncio.run(serve())
 
 
 if __name__ == "__main__":

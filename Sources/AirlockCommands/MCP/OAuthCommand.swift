@@ -11,7 +11,7 @@ import Synchronization
 struct OAuthCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "oauth",
-        abstract: "Authorize remote MCP servers with OAuth; the gateway then sends their tokens, renewed as needed.",
+        abstract: "Authorize MCP servers with OAuth; the gateway then sends their tokens, renewed as needed.",
         discussion: """
             `authorize` runs MCP's authorization flow: it finds the server's authorization server \
             from the server's own metadata, registers Airlock there where that is offered, and \
@@ -19,6 +19,12 @@ struct OAuthCommand: ParsableCommand {
             127.0.0.1. The tokens are kept as the server's secrets (`SERVER.oauth_token`, 0600); \
             the gateway sends the token to that server only, renews it before it expires, and \
             gives a tool error naming `airlock mcp oauth authorize SERVER` when it cannot.
+
+            A sandboxed server whose catalog entry has an `oauth` block (Docker's, with \
+            `issuer:` naming the authorization server) gets the token the same way, but never \
+            inside its sandbox: the variable its provider names holds a placeholder, and its \
+            proxy puts the token into the `Authorization` header (or `oauth.header`) of its \
+            requests to its `allowHosts`.
 
               airlock mcp oauth authorize linear
               airlock mcp oauth ls
@@ -54,14 +60,39 @@ struct OAuthCommand: ParsableCommand {
         return AirlockError(code, "\(server): \(oauth.message)")
     }
 
-    static func remoteURL(_ name: String, catalog: [String]) throws -> URL {
+    /// Where the flow starts: a remote server's URL (its metadata names the authorization
+    /// server), or the authorization server a sandboxed server's catalog entry names.
+    enum Start: Sendable {
+        case remote(URL)
+        case issuer(String, resource: String?, scopes: [String])
+
+        var label: String {
+            switch self {
+            case .remote(let url): url.absoluteString
+            case .issuer(let issuer, _, _): issuer
+            }
+        }
+    }
+
+    static func start(_ name: String, catalog: [String]) throws -> Start {
         let server = try ServerCatalog.load(extra: catalog).find(name)
-        guard server.type == "remote", let text = server.remote?.url, let url = URL(string: text) else {
+        if server.type == "remote", let text = server.remote?.url, let url = URL(string: text) {
+            return .remote(url)
+        }
+        guard server.type == "server", let oauth = server.oauth else {
             throw AirlockError(
                 .unsupported,
-                "\(name) is not a remote server: OAuth here is for remote servers (catalog `type: remote`)")
+                "\(name) has no OAuth: a remote server (catalog `type: remote`) or a sandboxed one with an `oauth` block is"
+            )
         }
-        return url
+        guard let issuer = oauth.issuer else {
+            let provider = oauth.providers.first?.provider ?? "?"
+            throw AirlockError(
+                .invalidConfiguration,
+                "\(name): its oauth provider '\(provider)' needs `oauth.issuer` (its authorization server): Airlock knows no provider by name"
+            )
+        }
+        return .issuer(issuer, resource: oauth.resource, scopes: oauth.scopes ?? [])
     }
 }
 
@@ -92,17 +123,24 @@ extension OAuthCommand {
         }
 
         func run() throws {
-            let url = try OAuthCommand.remoteURL(server, catalog: catalog)
+            let start = try OAuthCommand.start(server, catalog: catalog)
             let tokens = OAuthCommand.tokens()
             let server = self.server
             let requested = scopes.map { $0.split(separator: " ").map(String.init) }
             let openBrowser = !noBrowser
             let seconds = timeout
-            Context.progress("authorizing \(server) (\(url.absoluteString))")
+            Context.progress("authorizing \(server) (\(start.label))")
             let (grant, answer) = try OAuthCommand.wait {
                 do {
+                    let discovery: AuthorizationFlow.Discovery
+                    switch start {
+                    case .remote(let url): discovery = try await AuthorizationFlow.discover(server: url)
+                    case .issuer(let issuer, let resource, let scopes):
+                        discovery = try await AuthorizationFlow.discover(
+                            issuer: issuer, resource: resource, scopes: scopes)
+                    }
                     return try await AuthorizationFlow.authorize(
-                        server: url, scopes: requested, clientName: "Airlock (\(server))",
+                        discovery, scopes: requested, clientName: "Airlock (\(server))",
                         present: { address in
                             print("Open this URL to authorize \(server):\n\(address)")
                             fflush(nil)
