@@ -235,6 +235,10 @@ extension OAuthCommand {
         func run() throws {
             let tokens = OAuthCommand.tokens()
             let server = self.server
+            guard tokens.grant(server) != nil else {
+                throw AirlockError(
+                    .notFound, "\(server) has no OAuth authorization to revoke (`airlock mcp oauth ls` lists them)")
+            }
             let told = try OAuthCommand.wait {
                 do {
                     return try await tokens.revoke(server)
