@@ -163,7 +163,7 @@ let package = Package(
         .testTarget(
             name: "AirlockGatewayTests",
             dependencies: [
-                "AirlockGateway", "AirlockMCP", "AirlockSystem",
+                "AirlockGateway", "AirlockMCP", "AirlockMCPAuth", "AirlockSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),

@@ -114,7 +114,14 @@ public actor Gateway {
         enabled = names
         try await withThrowingTaskGroup(of: Void.self) { group in
             for name in names {
-                group.addTask { _ = try await self.connection(name) }
+                group.addTask {
+                    do {
+                        _ = try await self.connection(name)
+                    } catch let error as JSONRPCError where error.code == RemoteTransport.oauthRequiredCode {
+                        // The others start; this one's calls give the error that names the fix.
+                        self.log(error.message)
+                    }
+                }
             }
             try await group.waitForAll()
         }
@@ -153,7 +160,7 @@ public actor Gateway {
             }
         }
         var ownSecrets: [String: String] = [:]
-        for name in secrets.names() where name.hasPrefix(server.name + ".") {
+        for name in secrets.names() where Self.owns(server.name, secret: name, servers: Array(catalog.servers.keys)) {
             ownSecrets[name] = try secrets.value(name)
         }
         let launch = ServerConnection.Launch(
@@ -473,13 +480,24 @@ public actor Gateway {
         }
     }
 
+    /// Whether secret `name` is `server`'s: named `SERVER.KEY`, and not the secret of another
+    /// server whose name is longer (`ev.sub.KEY` is `ev.sub`'s, not `ev`'s), nor another's token.
+    static func owns(_ server: String, secret name: String, servers: [String]) -> Bool {
+        guard name.hasPrefix(server + ".") else { return false }
+        if name.hasSuffix(".oauth_token") && name != server + ".oauth_token" { return false }
+        return !servers.contains { $0 != server && $0.hasPrefix(server + ".") && name.hasPrefix($0 + ".") }
+    }
+
     /// A sandboxed server's proxy holds the token it started with: when that token is due for
     /// renewal, or was revoked, the server stops, so that the call starts it again with the
     /// renewed token (or gets the tool error).
     func restartForOAuth(_ name: String) async {
         guard running[name] != nil, catalog.servers[name]?.oauthSecret != nil else { return }
         let grant = OAuthTokens(secrets: secrets).grant(name)
-        guard grant?.status != .ok || grant?.needsRenewal(at: Date()) == true else { return }
+        let now = Date()
+        guard grant?.status != .ok || grant?.needsRenewal(at: now) == true || grant?.expired(at: now) == true else {
+            return
+        }
         log("\(name): its OAuth token is due or gone: the server starts again for this call")
         await stopServer(name)
     }

@@ -1,5 +1,6 @@
 import AirlockEgress
 import AirlockMCP
+import AirlockMCPAuth
 import AirlockPolicy
 import AirlockRuntime
 import AirlockState
@@ -77,9 +78,19 @@ final class ServerConnection: Sendable {
             }
             // A server with an OAuth grant gets its token, renewed as needed, on every request.
             var source: RemoteTransport.TokenSource?
-            if let tokens = launch.oauth, tokens.grant(server.name) != nil {
+            if let tokens = launch.oauth, let grant = tokens.grant(server.name) {
                 let name = server.name
-                source = { @Sendable force in await tokens.current(name, force: force) }
+                // A grant is for the URL it was issued for: a catalog that names another URL
+                // for the server (a later file, an edit) does not get the token.
+                let issuedFor = grant.resource ?? grant.serverURL ?? ""
+                let matches =
+                    URL(string: remote.url).map {
+                        MetadataDiscovery.resourceMatches(advertised: issuedFor, server: $0)
+                    } ?? false
+                source = { @Sendable force in
+                    guard matches else { return .failure(.otherResource(issuedFor)) }
+                    return await tokens.current(name, force: force)
+                }
             }
             let client = MCPClient(
                 transport: try RemoteTransport(url: remote.url, headers: headers, server: server.name, token: source),
@@ -157,6 +168,10 @@ final class ServerConnection: Sendable {
             return ServerConnection(
                 server: server, client: client, info: info, tools: tools, prompts: prompts, resources: resources,
                 sandbox: sandbox, process: process, hostProcess: hostProcess, sandboxes: sandboxes)
+        } catch let error as JSONRPCError where error.code == RemoteTransport.oauthRequiredCode {
+            // The tool error names the fix itself: it reaches the agent as it is.
+            client.close(reason: "the handshake failed")
+            throw error
         } catch {
             client.close(reason: "the handshake failed")
             let detail = process.map { String(decoding: $0.logs().stderr.bytes.suffix(400), as: UTF8.self) } ?? ""

@@ -79,8 +79,9 @@ public enum AuthorizationFlow {
             throw OAuthError(.protocolViolation, "the issuer \(text) is neither https nor on the loopback")
         }
         for url in MetadataDiscovery.authorizationServerURLs(issuer: issuer) {
-            guard let found = try? await OAuthHTTP.get(url.absoluteString), found.status == 200 else { continue }
-            let metadata = try found.decoded(AuthorizationServerMetadata.self, what: url.absoluteString)
+            guard let found = try? await OAuthHTTP.get(url.absoluteString), found.status == 200,
+                let metadata = try? found.decoded(AuthorizationServerMetadata.self, what: url.absoluteString)
+            else { continue }
             return Discovery(metadata: try metadata.checked(issuer: text), resource: resource, scopes: scopes)
         }
         throw OAuthError(.protocolViolation, "no authorization server metadata for \(text)")
@@ -119,8 +120,9 @@ public enum AuthorizationFlow {
                 "no protected resource metadata for \(server.absoluteString) (tried \(tried.joined(separator: ", ")))")
         }
         for url in MetadataDiscovery.authorizationServerURLs(issuer: issuer) {
-            guard let found = try? await OAuthHTTP.get(url.absoluteString), found.status == 200 else { continue }
-            let metadata = try found.decoded(AuthorizationServerMetadata.self, what: url.absoluteString)
+            guard let found = try? await OAuthHTTP.get(url.absoluteString), found.status == 200,
+                let metadata = try? found.decoded(AuthorizationServerMetadata.self, what: url.absoluteString)
+            else { continue }
             let scopes =
                 challenge?.scope.map { $0.split(separator: " ").map(String.init) }
                 ?? resourceMetadata.scopesSupported ?? []
@@ -194,7 +196,12 @@ public enum AuthorizationFlow {
         if let resource = grant.resource { all.append(("resource", resource)) }
         let answer = try await OAuthHTTP.postForm(grant.tokenEndpoint, all, headers: headers)
         guard answer.status == 200 else {
-            throw OAuthError(.refused, answer.oauthError ?? "HTTP \(answer.status)")
+            // Only the authorization server's own no (RFC 6749 §5.2) ends a grant; anything else
+            // (a 503, a proxy's page) may pass, and the old token is kept while it lasts.
+            if (400...401).contains(answer.status), let code = answer.oauthErrorCode {
+                throw OAuthError(.refused, code)
+            }
+            throw OAuthError(.unreachable, "\(grant.tokenEndpoint) answered HTTP \(answer.status)")
         }
         return try answer.decoded(TokenResponse.self, what: grant.tokenEndpoint).checked()
     }

@@ -102,7 +102,10 @@ public final class LoopbackReceiver: Sendable {
             return nil
         }
         var query: [String: String] = [:]
-        for item in components.queryItems ?? [] { query[item.name] = item.value ?? "" }
+        for item in components.queryItems ?? [] {
+            // A form-encoded `+` is a space (URLComponents leaves it); a server's words made printable.
+            query[item.name] = OAuthError.printable((item.value ?? "").replacingOccurrences(of: "+", with: " "))
+        }
         guard components.path == "/callback", query["state"] == state else {
             reply("400 Bad Request", "This is not the authorization Airlock is waiting for.")
             return nil

@@ -18,4 +18,15 @@ public struct OAuthError: Error, Sendable, CustomStringConvertible, Equatable {
     }
 
     public var description: String { message }
+
+    /// Text a server sent, fit for a terminal and a tool error: control characters (escape
+    /// sequences) shown as `?`, at most 200 characters.
+    public static func printable(_ text: String) -> String {
+        var cleaned = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            cleaned.append(scalar.properties.generalCategory == .control ? "?" : scalar)
+        }
+        let result = String(cleaned)
+        return result.count > 200 ? String(result.prefix(200)) + "…" : result
+    }
 }

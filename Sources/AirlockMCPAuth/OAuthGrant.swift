@@ -41,6 +41,8 @@ public struct OAuthGrant: Codable, Sendable, Equatable {
     public var tokenEndpoint: String
     public var revocationEndpoint: String?
     public var resource: String?
+    /// The MCP server's URL the grant was made for (remote servers), besides `resource`.
+    public var serverURL: String?
     public var clientID: String
     public var clientSecret: String?
     /// `none`, `client_secret_post` or `client_secret_basic`, as registered.
@@ -52,6 +54,30 @@ public struct OAuthGrant: Codable, Sendable, Equatable {
     public var expiresAt: Date?
     public var status: Status
     public var statusDetail: String?
+
+    public init(
+        issuer: String, authorizationEndpoint: String, tokenEndpoint: String, revocationEndpoint: String?,
+        resource: String?, serverURL: String? = nil, clientID: String, clientSecret: String?, authMethod: String,
+        redirectURI: String, refreshToken: String?, scope: String?, obtainedAt: Date, expiresAt: Date?, status: Status,
+        statusDetail: String?
+    ) {
+        self.issuer = issuer
+        self.authorizationEndpoint = authorizationEndpoint
+        self.tokenEndpoint = tokenEndpoint
+        self.revocationEndpoint = revocationEndpoint
+        self.resource = resource
+        self.serverURL = serverURL
+        self.clientID = clientID
+        self.clientSecret = clientSecret
+        self.authMethod = authMethod
+        self.redirectURI = redirectURI
+        self.refreshToken = refreshToken
+        self.scope = scope
+        self.obtainedAt = obtainedAt
+        self.expiresAt = expiresAt
+        self.status = status
+        self.statusDetail = statusDetail
+    }
 
     /// The grant after a token answer received at `now`: a refresh token that comes replaces
     /// the old one; none keeps it (OAuth 2.1 §4.3.3).
@@ -74,8 +100,15 @@ public struct OAuthGrant: Codable, Sendable, Equatable {
         return expiresAt.addingTimeInterval(-min(60, max(0, lifetime) / 4))
     }
 
+    /// Only a grant that can be renewed is renewed early; one without a refresh token keeps
+    /// its token until it expires.
     public func needsRenewal(at now: Date) -> Bool {
-        renewalTime.map { now >= $0 } ?? false
+        guard refreshToken != nil else { return false }
+        return renewalTime.map { now >= $0 } ?? false
+    }
+
+    public func expired(at now: Date) -> Bool {
+        expiresAt.map { now >= $0 } ?? false
     }
 }
 
@@ -92,6 +125,10 @@ public enum OAuthRequired: Error, Sendable, Equatable {
     case moreScopes(String)
     /// Renewing failed for a reason that may pass (the authorization server unreachable).
     case renewalFailed(String)
+    /// The token expired and the grant has no refresh token.
+    case expired
+    /// The grant was made for another URL than the one the catalog names now.
+    case otherResource(String)
 
     public func message(server: String) -> String {
         let fix = "run `airlock mcp oauth authorize \(server)`, then call the tool again"
@@ -103,8 +140,20 @@ public enum OAuthRequired: Error, Sendable, Equatable {
                 "server \(server) needs OAuth authorization (its OAuth token expired and could not be renewed: \(error)): \(fix)"
         case .rejected(let status):
             return
-                "server \(server) needs OAuth authorization (the server refused its OAuth token, HTTP \(status)): \(fix)"
+                "server \(server) needs OAuth authorization (the server refused its OAuth token (HTTP \(status))): \(fix)"
+        case .expired:
+            return
+                "server \(server) needs OAuth authorization (its OAuth token expired and it has no refresh token): \(fix)"
+        case .otherResource(let resource):
+            return
+                "server \(server) needs OAuth authorization (its OAuth token was issued for \(OAuthError.printable(resource)), not for the URL its catalog entry names now): \(fix)"
         case .moreScopes(let scopes):
+            // Only scope names safe to show inside a command the agent may run.
+            let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/- ")
+            guard !scopes.isEmpty, scopes.allSatisfy(safe.contains) else {
+                return
+                    "server \(server) needs more OAuth scopes than it was given: run `airlock mcp oauth authorize \(server) --scopes \"...\"` with the scopes it asks for, then call the tool again"
+            }
             return
                 "server \(server) needs more OAuth scopes (\(scopes)): run `airlock mcp oauth authorize \(server) --scopes \"\(scopes)\"`, then call the tool again"
         case .renewalFailed(let detail):

@@ -23,12 +23,22 @@ public enum OAuthHTTP {
             }
         }
 
-        /// The OAuth error code and description of a refusal (RFC 6749 §5.2), if it has one.
+        /// The OAuth error code and description of a refusal (RFC 6749 §5.2), if it has one,
+        /// made printable.
         public var oauthError: String? {
+            guard let code = oauthErrorCode else { return nil }
+            guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
+                let description = object["error_description"] as? String
+            else { return code }
+            return code + ": " + OAuthError.printable(description)
+        }
+
+        /// The OAuth error code alone (`invalid_grant`, ...), made printable.
+        public var oauthErrorCode: String? {
             guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
                 let code = object["error"] as? String
             else { return nil }
-            return (object["error_description"] as? String).map { "\(code): \($0)" } ?? code
+            return OAuthError.printable(code)
         }
     }
 
@@ -145,7 +155,7 @@ public enum OAuthHTTP {
                     }
                 case .body(let buffer):
                     guard answer.body.count + buffer.readableBytes <= limit else {
-                        throw OAuthError(.protocolViolation, "the answer is over 1 MiB")
+                        throw OAuthError(.protocolViolation, "the answer of \(hostHeader)\(path) is over 1 MiB")
                     }
                     answer.body.append(contentsOf: buffer.readableBytesView)
                 case .end:

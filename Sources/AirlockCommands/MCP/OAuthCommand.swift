@@ -130,7 +130,7 @@ extension OAuthCommand {
             let openBrowser = !noBrowser
             let seconds = timeout
             Context.progress("authorizing \(server) (\(start.label))")
-            let (grant, answer) = try OAuthCommand.wait {
+            let (authorized, answer) = try OAuthCommand.wait {
                 do {
                     let discovery: AuthorizationFlow.Discovery
                     switch start {
@@ -150,7 +150,11 @@ extension OAuthCommand {
                     throw OAuthCommand.failure(error, server: server)
                 }
             }
-            try tokens.save(server, grant: grant, accessToken: answer.accessToken)
+            var grant = authorized
+            if case .remote(let url) = start { grant.serverURL = url.absoluteString }
+            let token = answer.accessToken
+            let finished = grant
+            try OAuthCommand.wait { try await tokens.saveAuthorized(server, grant: finished, accessToken: token) }
             let expiry = answer.expiresIn.map { ", the token renewed before it expires in \($0) s" } ?? ""
             print("authorized \(server) at \(grant.issuer)" + (grant.scope.map { " (scopes: \($0))" } ?? "") + expiry)
         }
@@ -235,25 +239,29 @@ extension OAuthCommand {
         func run() throws {
             let tokens = OAuthCommand.tokens()
             let server = self.server
-            guard tokens.grant(server) != nil else {
+            guard OAuthTokens.isServerName(server) else {
+                throw ValidationError("'\(server)' is not a server name")
+            }
+            let outcome: OAuthTokens.Revocation
+            do {
+                outcome = try OAuthCommand.wait { try await tokens.revoke(server) }
+            } catch let error as AirlockError {
+                throw error
+            } catch {
                 throw AirlockError(
-                    .notFound, "\(server) has no OAuth authorization to revoke (`airlock mcp oauth ls` lists them)")
+                    .failed,
+                    "\(server): forgot its tokens, but its authorization server did not revoke them (\(error)); the access token stays valid until it expires"
+                )
             }
-            let told = try OAuthCommand.wait {
-                do {
-                    return try await tokens.revoke(server)
-                } catch {
-                    throw AirlockError(
-                        .failed,
-                        "\(server): forgot its tokens, but its authorization server did not revoke them (\(error)); the access token stays valid until it expires"
-                    )
-                }
+            switch outcome {
+            case .revoked: print("revoked \(server)'s tokens at its authorization server and forgot them")
+            case .forgotten:
+                print(
+                    "forgot \(server)'s tokens (its authorization server offers no revocation: the access token stays valid until it expires)"
+                )
+            case .alreadyRevoked: print("\(server)'s tokens were revoked before")
+            case .removedUnreadable: print("removed \(server)'s unreadable OAuth grant and its token")
             }
-            print(
-                told
-                    ? "revoked \(server)'s tokens at its authorization server and forgot them"
-                    : "forgot \(server)'s tokens (its authorization server offers no revocation: the access token stays valid until it expires)"
-            )
         }
     }
 }
