@@ -210,7 +210,9 @@ print(round((time.process_time() - c) / (time.time() - w), 2))"'
     a create --name unlim --cpus 1 shell "$ws" >/dev/null
     full=$(a run --name unlim shell "$ws" -- -c "$busy")
     echo "      measured: a busy loop got $share CPU with --cpus 0.5, $full with --cpus 1"
-    if python3 -c "import sys; sys.exit(0 if $share <= 0.65 and $full >= 0.8 else 1)"; then
+    # The cap must hold; the companion is that the same loop gets clearly more without it. Not
+    # a fixed share: other work on the host (a second lane, a build) takes some of the CPU.
+    if python3 -c "import sys; sys.exit(0 if $share <= 0.65 and $full >= $share + 0.15 else 1)"; then
         pass "a CPU-bound loop gets about --cpus worth"
     else
         fail "a CPU-bound loop gets about --cpus worth" "$share with 0.5, $full with 1"
