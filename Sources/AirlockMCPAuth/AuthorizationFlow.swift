@@ -78,13 +78,13 @@ public enum AuthorizationFlow {
         guard let issuer = URL(string: text), MetadataDiscovery.isAcceptableEndpoint(text) else {
             throw OAuthError(.protocolViolation, "the issuer \(text) is neither https nor on the loopback")
         }
+        var reasons: [String] = []
         for url in MetadataDiscovery.authorizationServerURLs(issuer: issuer) {
-            guard let found = try? await OAuthHTTP.get(url.absoluteString), found.status == 200,
-                let metadata = try? found.decoded(AuthorizationServerMetadata.self, what: url.absoluteString)
-            else { continue }
+            guard let metadata = await Self.metadata(at: url, reasons: &reasons) else { continue }
             return Discovery(metadata: try metadata.checked(issuer: text), resource: resource, scopes: scopes)
         }
-        throw OAuthError(.protocolViolation, "no authorization server metadata for \(text)")
+        throw OAuthError(
+            .protocolViolation, "no authorization server metadata for \(text) (\(reasons.joined(separator: "; ")))")
     }
 
     /// Steps 1–4: the server's challenge, its protected resource metadata, and its
@@ -119,17 +119,33 @@ public enum AuthorizationFlow {
                 .protocolViolation,
                 "no protected resource metadata for \(server.absoluteString) (tried \(tried.joined(separator: ", ")))")
         }
+        var reasons: [String] = []
         for url in MetadataDiscovery.authorizationServerURLs(issuer: issuer) {
-            guard let found = try? await OAuthHTTP.get(url.absoluteString), found.status == 200,
-                let metadata = try? found.decoded(AuthorizationServerMetadata.self, what: url.absoluteString)
-            else { continue }
+            guard let metadata = await Self.metadata(at: url, reasons: &reasons) else { continue }
             let scopes =
                 challenge?.scope.map { $0.split(separator: " ").map(String.init) }
                 ?? resourceMetadata.scopesSupported ?? []
             return Discovery(
                 metadata: try metadata.checked(issuer: issuerText), resource: resourceMetadata.resource, scopes: scopes)
         }
-        throw OAuthError(.protocolViolation, "no authorization server metadata for \(issuerText)")
+        throw OAuthError(
+            .protocolViolation,
+            "no authorization server metadata for \(issuerText) (\(reasons.joined(separator: "; ")))")
+    }
+
+    /// An authorization server's metadata document at `url`, or nil with the reason noted.
+    static func metadata(at url: URL, reasons: inout [String]) async -> AuthorizationServerMetadata? {
+        do {
+            let found = try await OAuthHTTP.get(url.absoluteString)
+            guard found.status == 200 else {
+                reasons.append("\(url.absoluteString): HTTP \(found.status)")
+                return nil
+            }
+            return try found.decoded(AuthorizationServerMetadata.self, what: url.absoluteString)
+        } catch {
+            reasons.append(error.message)
+            return nil
+        }
     }
 
     /// Step 5: dynamic client registration (RFC 7591) as a public client.
