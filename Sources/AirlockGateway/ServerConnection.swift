@@ -174,7 +174,15 @@ final class ServerConnection: Sendable {
             throw error
         } catch {
             client.close(reason: "the handshake failed")
-            let detail = process.map { String(decoding: $0.logs().stderr.bytes.suffix(400), as: UTF8.self) } ?? ""
+            var detail = process.map { String(decoding: $0.logs().stderr.bytes.suffix(400), as: UTF8.self) } ?? ""
+            // Its output may end before its last words are read (gVisor writes them through a
+            // file): up to a second for them, on this failure path only.
+            if let process, detail.isEmpty {
+                for _ in 0..<20 where detail.isEmpty {
+                    try? await Task.sleep(for: .milliseconds(50))
+                    detail = String(decoding: process.logs().stderr.bytes.suffix(400), as: UTF8.self)
+                }
+            }
             await blocking {
                 process?.kill()
                 if let hostProcess {
