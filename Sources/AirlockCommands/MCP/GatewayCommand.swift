@@ -420,9 +420,7 @@ struct ToolsCommand: ParsableCommand {
 
 /// Runs work against a gateway on this thread's behalf, and always shuts it down after.
 func runGateway<T: Sendable>(_ gateway: Gateway, _ work: @escaping @Sendable (Gateway) async throws -> T) throws -> T {
-    let outcome = Mutex<Result<T, any Error>?>(nil)
-    let finished = DoneSignal()
-    Task {
+    try runBlocking {
         let result: Result<T, any Error>
         do {
             result = .success(try await work(gateway))
@@ -430,10 +428,25 @@ func runGateway<T: Sendable>(_ gateway: Gateway, _ work: @escaping @Sendable (Ga
             result = .failure(error)
         }
         await gateway.shutdown()
+        return try result.get()
+    }
+}
+
+/// Runs async work on this (synchronous) command's behalf and returns its result.
+func runBlocking<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
+    let outcome = Mutex<Result<T, any Error>?>(nil)
+    let finished = DoneSignal()
+    Task {
+        let result: Result<T, any Error>
+        do {
+            result = .success(try await work())
+        } catch {
+            result = .failure(error)
+        }
         outcome.withLock { $0 = result }
         finished.set()
     }
     while !finished.isSet { usleep(5_000) }
-    guard let result = outcome.withLock({ $0 }) else { throw AirlockError(.failed, "the gateway gave no result") }
+    guard let result = outcome.withLock({ $0 }) else { throw AirlockError(.failed, "no result") }
     return try result.get()
 }

@@ -5,7 +5,6 @@ import AirlockState
 import AirlockSystem
 import ArgumentParser
 import Foundation
-import Synchronization
 
 /// `airlock mcp oauth`: authorize MCP servers with OAuth, once, for the gateway to use.
 struct OAuthCommand: ParsableCommand {
@@ -34,24 +33,6 @@ struct OAuthCommand: ParsableCommand {
 
     static func tokens() -> OAuthTokens {
         OAuthTokens(secrets: MCPSecrets(store: StateStore.default()))
-    }
-
-    /// Runs async work from a synchronous command.
-    static func wait<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
-        let outcome = Mutex<Result<T, any Error>?>(nil)
-        let finished = DoneSignal()
-        Task {
-            do {
-                let value = try await work()
-                outcome.withLock { $0 = .success(value) }
-            } catch {
-                outcome.withLock { $0 = .failure(error) }
-            }
-            finished.set()
-        }
-        while !finished.isSet { usleep(5_000) }
-        guard let result = outcome.withLock({ $0 }) else { throw AirlockError(.failed, "no result") }
-        return try result.get()
     }
 
     static func failure(_ error: any Error, server: String) -> any Error {
@@ -130,7 +111,7 @@ extension OAuthCommand {
             let openBrowser = !noBrowser
             let seconds = timeout
             Context.progress("authorizing \(server) (\(start.label))")
-            let (authorized, answer) = try OAuthCommand.wait {
+            let (authorized, answer) = try runBlocking {
                 do {
                     let discovery: AuthorizationFlow.Discovery
                     switch start {
@@ -154,7 +135,7 @@ extension OAuthCommand {
             if case .remote(let url) = start { grant.serverURL = url.absoluteString }
             let token = answer.accessToken
             let finished = grant
-            try OAuthCommand.wait { try await tokens.saveAuthorized(server, grant: finished, accessToken: token) }
+            try runBlocking { try await tokens.saveAuthorized(server, grant: finished, accessToken: token) }
             let expiry = answer.expiresIn.map { ", the token renewed before it expires in \($0) s" } ?? ""
             print("authorized \(server) at \(grant.issuer)" + (grant.scope.map { " (scopes: \($0))" } ?? "") + expiry)
         }
@@ -244,7 +225,7 @@ extension OAuthCommand {
             }
             let outcome: OAuthTokens.Revocation
             do {
-                outcome = try OAuthCommand.wait { try await tokens.revoke(server) }
+                outcome = try runBlocking { try await tokens.revoke(server) }
             } catch let error as AirlockError {
                 throw error
             } catch {
