@@ -39,6 +39,23 @@ UNIT
         echo "note: no systemd here; after a reboot run: sudo /usr/local/lib/airlock/cgroup-delegate.sh $user" >&2
     fi
 fi
+# On cgroup v2 each sandbox's supervisor starts in a scope of the user's systemd manager, which
+# needs the memory, pids and cpu controllers delegated to it (Debian's default; older systemd
+# delegates fewer): a drop-in adds them, from the user's next login.
+if [ "$user" != root ] && [ -e /sys/fs/cgroup/cgroup.controllers ] && [ -d /run/systemd/system ]; then
+    delegated=$(systemctl show "user@$(id -u "$user").service" -p DelegateControllers --value 2>/dev/null || true)
+    for controller in memory pids cpu; do
+        if ! grep -qw "$controller" <<<"$delegated"; then
+            echo "delegating the memory, pids and cpu cgroup controllers to users' systemd managers" >&2
+            as_root mkdir -p /etc/systemd/system/user@.service.d
+            printf '[Service]\nDelegate=pids memory cpu\n' |
+                as_root tee /etc/systemd/system/user@.service.d/airlock-delegate.conf >/dev/null
+            as_root systemctl daemon-reload
+            echo "note: log out and in again (or restart user@$(id -u "$user").service) for sandbox limits" >&2
+            break
+        fi
+    done
+fi
 # The git guard's filters: /dev/fuse open to the user (udev does this on most systems).
 if [ "$(stat -c %a /dev/fuse 2>/dev/null)" != 666 ]; then
     as_root "$here/scripts/fuse-access.sh"

@@ -17,6 +17,7 @@ packages=(
     docker-registry        # the registry the image tests pull from, on loopback
     podman                 # the user's Podman store, which the image tests pull from (containers-storage:)
     docker.io              # Docker itself, which the image tests compare with (docker save, docker run)
+    qemu-system-x86 qemu-utils  # a Debian 12 VM with systemd on cgroup v2, for the limits suite there
 )
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()

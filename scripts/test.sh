@@ -26,6 +26,13 @@ build() {
 step "system packages"
 scripts/system-packages.sh
 
+# The Debian 12 VM that runs the limits suite on cgroup v2 with systemd (this host has v1 and no
+# systemd): its image is built while the rest runs (mmdebstrap, a couple of minutes).
+vm_cache=/var/tmp/airlock-vm-cache
+vm_build_log=$(mktemp /tmp/airlock-vm-build.XXXXXX)
+tests/vm/cgroup2-vm.sh --cache "$vm_cache" --build-only >"$vm_build_log" 2>&1 &
+vm_build=$!
+
 step "swift format lint --strict"
 swift format lint --strict --recursive Package.swift Sources Tests
 
@@ -141,6 +148,9 @@ gvisor_lane=$!
 step "end-to-end: a sandbox that behaves like a real machine (as an ordinary user)"
 as_user "$bin_dir/machine.sh" || status=1
 
+step "end-to-end: limits for an ordinary user, on this host's cgroup v1 (as an ordinary user)"
+as_user "$bin_dir/limits.sh" || status=1
+
 step "end-to-end egress (as an ordinary user)"
 as_user "$bin_dir/egress.sh" || status=1
 
@@ -209,6 +219,28 @@ AIRLOCK="$bin_dir/airlock" E2E_USER="$user" bash tests/e2e/images-docker.sh || s
 
 step "end-to-end as root: cgroup limits"
 AIRLOCK="$bin_dir/airlock" bash tests/e2e/root-limits.sh || status=1
+
+# The same user, with the same uid and subordinate ids, logs in with `su -` to a Debian 12 VM
+# that boots systemd on pure cgroup v2 (qemu; TCG where KVM cannot run it), and runs limits.sh
+# there against the shell image built above (copied in, owners kept: the VM has no network).
+step "end-to-end: limits on cgroup v2 with systemd, in a Debian 12 VM (as an ordinary user logged in there)"
+if wait "$vm_build"; then
+    IFS=: read -r _ sub_start sub_count < <(grep "^$user:" /etc/subuid | head -n 1)
+    shell_digest=$(as_user -c 'AIRLOCK_HOME=$HOME/.airlock-e2e "$AIRLOCK" template ls' | awk '$1 == "shell" {print $3}')
+    shell_image=$(ls -d "/home/$user/.airlock-e2e/images/${shell_digest:-none}"* | head -n 1)
+    store="/home/$user/.airlock-e2e"
+    tests/vm/cgroup2-vm.sh --cache "$vm_cache" --user "$user" --uid "$(id -u "$user")" \
+        --subids "$sub_start-$((sub_start + sub_count - 1))" \
+        --copy "$bin_dir/airlock:/usr/local/bin/airlock" --copy "$bin_dir/limits.sh:/opt/e2e/limits.sh" \
+        --copy "$bin_dir/lib.sh:/opt/e2e/lib.sh" --copy "$shell_image:$shell_image" \
+        --root-setup "chown $user: $store $store/images && chmod 700 $store" \
+        -- 'AIRLOCK=/usr/local/bin/airlock bash /opt/e2e/limits.sh' || status=1
+else
+    cat "$vm_build_log"
+    echo "FAIL: the VM image for the cgroup v2 suite could not be built"
+    status=1
+fi
+rm -f "$vm_build_log"
 rm -rf "$bin_dir"
 step "done in $((SECONDS / 60)) min, status $status"
 exit $status

@@ -97,20 +97,28 @@ public final class ExecAgentServer {
     /// The name of the pids group the sandbox's own processes live in, inside the sandbox's.
     static let ownGroup = "own"
 
+    /// The v2 leaf beside `own` that the agent moves to: a v2 group that gives its children
+    /// controllers holds no process itself.
+    static let execGroup = "exec"
+
     /// Moves this agent from the sandbox's pids group `own`, which holds `--pids` and which the
-    /// init chain started it in, up to the sandbox's group, which allows a reserve more. The
-    /// agent forks each command there and the command moves itself into the container's group
-    /// before anything else (a full group takes a process moved in), so `exec` still starts a
-    /// command when the sandbox's processes hold every pid they may. Nothing changes where the
-    /// group has no `own` (rlimits, or a sandbox started before it had one).
+    /// init chain started it in, up to the sandbox's group (on v2, to its leaf `exec`), which
+    /// allows a reserve more. The agent forks each command there and the command moves itself
+    /// into the container's group before anything else (a full group takes a process moved
+    /// in), so `exec` still starts a command when the sandbox's processes hold every pid they
+    /// may. Nothing changes where the group has no `own` (rlimits, or a sandbox started before
+    /// it had one).
     static func leaveOwnGroup(in hierarchies: [CgroupHierarchy]) {
-        let pids = hierarchies.first { !$0.version2 && $0.options.contains("pids") }
+        let pids =
+            hierarchies.first { !$0.version2 && $0.options.contains("pids") }
+            ?? hierarchies.first { $0.version2 }
         guard let pids,
             let directory = cgroupDirectories(of: getpid(), in: [pids]).first,
             (directory as NSString).lastPathComponent == ownGroup
         else { return }
         let parent = (directory as NSString).deletingLastPathComponent
-        let fd = open(parent + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
+        let target = pids.version2 ? parent + "/" + execGroup : parent
+        let fd = open(target + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { return }
         defer { close(fd) }
         _ = write(fd, "0", 1)

@@ -13,8 +13,10 @@ import Foundation
 ///   in the memory, pids and cpu controllers that the user owns. `scripts/install.sh` makes it
 ///   with sudo; root makes its own. Each sandbox gets a child group there, its limits are
 ///   written before anything runs, and every process of the sandbox starts inside it.
-/// - neither (and, for now, cgroup v2): per-process limits (`RLIMIT_NPROC`, and `RLIMIT_DATA`
-///   for disposable sandboxes).
+/// - cgroup v2 with systemd: a transient scope of the user's systemd manager with
+///   `Delegate=yes` per sandbox (``SystemdDelegation``), which the supervisor starts in and
+///   lays out (``UnifiedSandboxGroup``).
+/// - neither: per-process limits (`RLIMIT_NPROC`, and `RLIMIT_DATA` for disposable sandboxes).
 public struct CgroupSupport: Sendable, Equatable {
     public enum Version: String, Sendable, Codable {
         case v1, hybrid, v2
@@ -24,6 +26,8 @@ public struct CgroupSupport: Sendable, Equatable {
     public enum Mechanism: String, Sendable, Codable {
         /// The user's delegated cgroup v1 subtree.
         case cgroupV1 = "cgroup v1"
+        /// A scope of the user's systemd manager on cgroup v2, delegated to the user.
+        case cgroupV2 = "cgroup v2"
         /// Per-process resource limits only.
         case rlimits = "per-process rlimits"
     }
@@ -32,8 +36,11 @@ public struct CgroupSupport: Sendable, Equatable {
     public var mechanism: Mechanism
     /// nil when cgroup limits are enforced; otherwise why not, and the fix.
     public var note: String?
-    /// Under each v1 controller, the directory this user may make groups in.
+    /// Under each v1 controller, the directory this user may make groups in; on v2, the slice
+    /// the sandboxes' scopes go in (relative to the root).
     public var base: String
+    /// On v2, the systemd manager that makes the scopes.
+    public var delegation: SystemdDelegation?
 
     /// The v1 controllers Airlock limits.
     public static let controllers = ["memory", "pids", "cpu"]
@@ -50,11 +57,12 @@ public struct CgroupSupport: Sendable, Equatable {
         let unified = Files.exists(root + "/cgroup.controllers")
         let version: Version = unified ? .v2 : (Files.exists(root + "/unified") ? .hybrid : .v1)
         if version == .v2 {
+            let delegation = SystemdDelegation(uid: uid)
+            if let problem = delegation.problem(user: name, controllers: controllers) {
+                return CgroupSupport(version: .v2, mechanism: .rlimits, note: problem, base: base)
+            }
             return CgroupSupport(
-                version: .v2, mechanism: .rlimits,
-                note:
-                    "cgroup v2: Airlock does not use delegated v2 cgroups yet, so memory and CPU are not limited and processes only per process (fix: none yet)",
-                base: base)
+                version: .v2, mechanism: .cgroupV2, note: nil, base: delegation.sliceGroup, delegation: delegation)
         }
         let missing = controllers.filter { !Files.isDirectory(root + "/" + $0) }
         guard missing.isEmpty else {
@@ -90,6 +98,12 @@ public struct CgroupSupport: Sendable, Equatable {
             return [
                 "memory": "cgroup v1 memory (\(at)): every process, tmpfs and shared memory counted",
                 "pids": "cgroup v1 pids (\(at))", "cpus": "cgroup v1 cpu CFS quota (\(at))",
+            ]
+        case .cgroupV2:
+            let at = "\(Self.root)\(base)/airlock-<sandbox>.scope, a systemd scope with Delegate=yes"
+            return [
+                "memory": "cgroup v2 memory.max (\(at)): every process, tmpfs and shared memory counted",
+                "pids": "cgroup v2 pids.max (\(at))", "cpus": "cgroup v2 cpu.max (\(at))",
             ]
         case .rlimits:
             return [
@@ -141,11 +155,49 @@ public struct SandboxCgroup: Sendable {
         CgroupSupport.root + "/" + controller + support.base + "/" + name
     }
 
-    /// Makes the group and writes the limits; nothing of the sandbox runs yet.
+    /// The sandbox's groups on v2, in its supervisor's scope.
+    var unified: UnifiedSandboxGroup {
+        UnifiedSandboxGroup(scope: CgroupSupport.root + support.base + "/" + SystemdDelegation.unit(name))
+    }
+
+    /// The sandbox's group as `inspect` shows it: under each v1 controller, or from the v2 root.
+    public var reportedPath: String? {
+        switch support.mechanism {
+        case .rlimits: return nil
+        case .cgroupV1: return support.base + "/" + name
+        case .cgroupV2: return String(unified.sandbox.dropFirst(CgroupSupport.root.count))
+        }
+    }
+
+    /// The command prefix that starts the supervisor: on v2, in a systemd scope of its own.
+    public func launchPrefix() -> [String] {
+        guard support.mechanism == .cgroupV2, let delegation = support.delegation else { return [] }
+        return delegation.scopePrefix(unit: SystemdDelegation.unit(name))
+    }
+
+    /// The environment the supervisor starts with (`systemd-run --user` needs to find the
+    /// user's manager).
+    public func launchEnvironment(_ environment: [String: String]) -> [String: String] {
+        support.delegation?.environment(environment) ?? environment
+    }
+
+    /// On v2, run by the supervisor in its new scope: lays out the groups with the limits
+    /// before the sandbox's first process (v1's are made by ``prepare(_:)`` before it starts).
+    public func enter(_ limits: SandboxRecord.Limits) throws {
+        guard support.mechanism == .cgroupV2 else { return }
+        try unified.make(limits)
+    }
+
+    /// Makes the group and writes the limits; nothing of the sandbox runs yet. On v2 the
+    /// supervisor makes its groups itself (``enter(_:)``); here the scope of a supervisor that
+    /// just stopped is given the moment systemd takes to see it empty and remove it.
     public func prepare(_ limits: SandboxRecord.Limits) throws {
         switch support.mechanism {
         case .rlimits:
             return
+        case .cgroupV2:
+            let deadline = Monotonic.now() + 5
+            while Files.exists(unified.scope) && Monotonic.now() < deadline { usleep(20_000) }
         case .cgroupV1:
             for controller in CgroupSupport.controllers {
                 let dir = directory(controller)
@@ -214,18 +266,21 @@ public struct SandboxCgroup: Sendable {
     /// The command prefix that starts `argv` inside the sandbox's group: the process tree started
     /// this way (and all it forks, sudo included) counts against the limits.
     public func joinPrefix() -> [String] {
+        let files: [String]
         switch support.mechanism {
         case .rlimits:
             return []
+        case .cgroupV2:
+            files = [unified.own + "/cgroup.procs"]
         case .cgroupV1:
-            // `echo 0` moves the writer itself; then it becomes the command.
-            let files = CgroupSupport.controllers.map {
+            files = CgroupSupport.controllers.map {
                 directory($0) + ($0 == "pids" ? "/" + Self.ownGroup : "") + "/cgroup.procs"
             }
-            let script =
-                "n=$1; shift; while [ \"$n\" -gt 0 ]; do echo 0 > \"$1\" || exit 125; shift; n=$((n-1)); done; exec \"$@\""
-            return ["/bin/sh", "-c", script, "airlock-cgroup", String(files.count)] + files
         }
+        // `echo 0` moves the writer itself; then it becomes the command.
+        let script =
+            "n=$1; shift; while [ \"$n\" -gt 0 ]; do echo 0 > \"$1\" || exit 125; shift; n=$((n-1)); done; exec \"$@\""
+        return ["/bin/sh", "-c", script, "airlock-cgroup", String(files.count)] + files
     }
 
     /// Processes the kernel's OOM killer ended in the sandbox since its group was made.
@@ -233,6 +288,8 @@ public struct SandboxCgroup: Sendable {
         switch support.mechanism {
         case .rlimits:
             return nil
+        case .cgroupV2:
+            return unified.oomKills()
         case .cgroupV1:
             return Self.oomKills(under: directory("memory"))
         }
@@ -263,6 +320,8 @@ public struct SandboxCgroup: Sendable {
         switch support.mechanism {
         case .rlimits:
             return
+        case .cgroupV2:
+            unified.release(deadline: Monotonic.now() + 2)
         case .cgroupV1:
             // The kernel reaps the sandbox's last processes just after its init exits.
             let deadline = Monotonic.now() + 2

@@ -721,20 +721,27 @@ public struct Sandboxes: Sendable {
         if record.docker == true { try DockerEngine(spec: spec).prepare() }
 
         // The limits are in place before the sandbox's first process.
-        try SandboxCgroup(store.sandbox(name)).prepare(SandboxSpec.hostLimits(record))
+        let cgroup = SandboxCgroup(store.sandbox(name))
+        try cgroup.prepare(SandboxSpec.hostLimits(record))
         StepTiming.mark("start: runtime spec and cgroup")
         let ready = try Pipe2()
         let launcher = try ChildProcess.spawn(
-            ["setsid", "--fork", Executables.current, "_supervise", "--state", store.root, name],
-            environment: Self.supervisorEnvironment(),
+            cgroup.launchPrefix() + [
+                "setsid", "--fork", Executables.current, "_supervise", "--state", store.root, name,
+            ],
+            environment: cgroup.launchEnvironment(Self.supervisorEnvironment()),
             stdin: .null, stdout: .file(paths.log), stderr: .file(paths.log), extraDescriptors: [3: ready.write])
         ready.closeWrite()
         let answer = readReadinessLine(ready.read).trimmingCharacters(in: .whitespacesAndNewlines)
         launcher.wait()
         guard answer == "ready" else {
+            // What exited first says why in the log's last line (systemd-run, which starts the
+            // supervisor on cgroup v2, among them).
+            let last = ((try? Files.read(paths.log)) ?? "").split(separator: "\n").last.map(String.init)
             let message =
                 answer.hasPrefix("error: ")
-                ? String(answer.dropFirst(7)) : "the supervisor exited early (see \(paths.log))"
+                ? String(answer.dropFirst(7))
+                : "the supervisor exited early\(last.map { ": " + $0 } ?? "") (see \(paths.log))"
             throw AirlockError(.failed, "cannot start sandbox \(name): \(message)")
         }
         guard let status = paths.loadStatus() else {

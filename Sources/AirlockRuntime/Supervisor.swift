@@ -65,6 +65,9 @@ public struct Supervisor {
         let docker: Bool
         do {
             let record = try paths.loadRecord()
+            // On cgroup v2 the supervisor starts in a systemd scope of its own and lays out the
+            // sandbox's groups there, before anything of the sandbox runs.
+            try cgroup.enter(SandboxSpec.hostLimits(record))
             owner = record.disposable?.owner
             docker = record.docker == true
             namespace = try UserNamespace(identity: try SandboxIdentity.current())

@@ -236,6 +236,41 @@ import Testing
         #expect(SandboxCgroup(name: "x", support: support).joinPrefix().isEmpty)
         #expect(SandboxCgroup.counter("oom_kill", in: "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n") == 3)
     }
+
+    @Test func onCgroupV2TheLimitsAreTheV2FilesWithTheReserve() {
+        let set = Dictionary(
+            uniqueKeysWithValues: UnifiedSandboxGroup.settings(.init(memoryBytes: 64 << 20, cpus: 0.5, pids: 64)))
+        #expect(set["memory.max"] == "67108864" && set["memory.swap.max"] == "0")
+        #expect(set["pids.max"] == String(64 + SandboxCgroup.execReserve))
+        #expect(set["cpu.max"] == "50000 100000")
+        let none = Dictionary(uniqueKeysWithValues: UnifiedSandboxGroup.settings(.init()))
+        #expect(none["memory.max"] == "max" && none["memory.swap.max"] == "max")
+        #expect(none["pids.max"] == "max" && none["cpu.max"] == "max 100000")
+    }
+
+    @Test func onCgroupV2TheSupervisorStartsInAScopeOfTheUsersManager() {
+        let delegation = SystemdDelegation(uid: 1000)
+        let support = CgroupSupport(
+            version: .v2, mechanism: .cgroupV2, note: nil, base: delegation.sliceGroup, delegation: delegation)
+        let cgroup = SandboxCgroup(name: "shell-demo-0badf00d", support: support)
+        let scope = "/user.slice/user-1000.slice/user@1000.service/airlock.slice/airlock-shell-demo-0badf00d.scope"
+        #expect(cgroup.unified.scope == "/sys/fs/cgroup" + scope)
+        #expect(cgroup.reportedPath == scope + "/sandbox")
+        #expect(
+            cgroup.launchPrefix() == [
+                "systemd-run", "--user", "--scope", "--quiet", "--collect", "--slice=airlock.slice",
+                "--unit=airlock-shell-demo-0badf00d.scope", "--property=Delegate=yes", "--",
+            ])
+        // The init chain joins `own`, the one group that holds --pids for the sandbox's processes.
+        #expect(cgroup.joinPrefix().last == "/sys/fs/cgroup" + scope + "/sandbox/own/cgroup.procs")
+        #expect(cgroup.joinPrefix().filter { $0.hasSuffix("cgroup.procs") }.count == 1)
+        // `su` and `sudo -u` shells have no XDG_RUNTIME_DIR, which `systemd-run --user` needs.
+        #expect(cgroup.launchEnvironment(["PATH": "/bin"])["XDG_RUNTIME_DIR"] == "/run/user/1000")
+        #expect(cgroup.launchEnvironment(["XDG_RUNTIME_DIR": "/x"])["XDG_RUNTIME_DIR"] == "/x")
+        // Root asks the system manager.
+        let root = SystemdDelegation(uid: 0)
+        #expect(root.sliceGroup == "/airlock.slice" && !root.scopePrefix(unit: "u").contains("--user"))
+    }
 }
 
 @Suite struct SupervisorEnvironmentTests {

@@ -52,7 +52,8 @@ struct SandboxReport: Codable {
         var enforcedBy: [String: String]
         /// Processes the kernel's OOM killer ended while the sandbox ran (when a cgroup counts).
         var oomKills: Int?
-        /// The sandbox's group under each controller (`/sys/fs/cgroup/<controller>` + this).
+        /// The sandbox's group: under each v1 controller (`/sys/fs/cgroup/<controller>` + this),
+        /// or on v2 `/sys/fs/cgroup` + this.
         var cgroup: String?
         var note: String?
     }
@@ -100,7 +101,7 @@ struct SandboxReport: Codable {
             requested: record.limits, enforced: support.note == nil,
             enforcedBy: support.enforcement(disposable: record.disposable != nil),
             oomKills: running ? cgroup.oomKills() : nil,
-            cgroup: support.mechanism == .cgroupV1 ? support.base + "/" + cgroup.name : nil, note: support.note)
+            cgroup: cgroup.reportedPath, note: support.note)
     }
 
     static func json<T: Encodable>(_ value: T) throws -> String {
