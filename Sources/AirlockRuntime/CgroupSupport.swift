@@ -283,6 +283,27 @@ public struct SandboxCgroup: Sendable {
         return ["/bin/sh", "-c", script, "airlock-cgroup", String(files.count)] + files
     }
 
+    /// The prefix of a runtime's exec chain (`crun exec`, `runc exec`; the exec agent needs
+    /// none), started from outside the sandbox's group, which puts the command in `own`.
+    ///
+    /// - v1: crun manages no cgroup here, so its chain joins on the way in; runc's exec puts
+    ///   the command in the container's group itself.
+    /// - v2: the caller's login session is not the user's to move a process out of, so the
+    ///   chain first asks the user's manager for a scope of its own (from there the user's
+    ///   tree is the user's), then joins; runc's exec alone would leave the command where it
+    ///   started, as rootless runc ignores that it may not move it.
+    public func execJoinPrefix(runtime: RuntimeDriver.Kind) -> [String] {
+        switch support.mechanism {
+        case .rlimits:
+            return []
+        case .cgroupV1:
+            return runtime == .crun ? joinPrefix() : []
+        case .cgroupV2:
+            guard runtime != .runsc, let delegation = support.delegation else { return [] }
+            return delegation.scopePrefix(unit: nil) + joinPrefix()
+        }
+    }
+
     /// Processes the kernel's OOM killer ended in the sandbox since its group was made.
     public func oomKills() -> Int? {
         switch support.mechanism {

@@ -891,12 +891,13 @@ public struct Sandboxes: Sendable {
         let processFile = base + ".json"
         try Files.writeAtomically(processFile, json, mode: 0o600)
         let driver = RuntimeDriver(record: record, paths: paths)
-        // runc's exec puts the command in the container's cgroup (which runc made inside the
-        // sandbox's): its limits hold for it, and nsenter and runc stay outside, so a sandbox
-        // at its pids limit cannot stall them. crun manages no cgroup here and would leave the
-        // command in its caller's: the chain joins the sandbox's group on the way in, crun with it
-        // (at the pids limit it cannot fork there; the exec agent, which can, goes first).
-        let join = driver.kind == .crun && status.limitsEnforced ? SandboxCgroup(paths).joinPrefix() : []
+        // On v1 runc's exec puts the command in the container's cgroup (which runc made inside
+        // the sandbox's): its limits hold for it, and nsenter and runc stay outside, so a
+        // sandbox at its pids limit cannot stall them. crun manages no cgroup here and would
+        // leave the command in its caller's: the chain joins the sandbox's group on the way in,
+        // crun with it (at the pids limit it cannot fork there; the exec agent, which can, goes
+        // first). On v2 both runtimes' chains join (see `execJoinPrefix`).
+        let join = status.limitsEnforced ? SandboxCgroup(paths).execJoinPrefix(runtime: driver.kind) : []
         let argv =
             join + driver.execPrefix(oomScoreAdj: SandboxSpec.oomScoreAdjustment)
             + [try Executables.require("nsenter"), "-t", String(status.initPID), "-U", "-m", "-p", "-n", "--"]

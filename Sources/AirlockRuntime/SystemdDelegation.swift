@@ -72,12 +72,11 @@ public struct SystemdDelegation: Sendable, Equatable {
     /// The scope unit of the sandbox group `name`.
     public static func unit(_ name: String) -> String { "airlock-" + name + ".scope" }
 
-    /// The command prefix that starts `argv` in the scope `unit`, with its subtree delegated.
-    public func scopePrefix(unit: String) -> [String] {
-        ["systemd-run"] + (uid == 0 ? [] : ["--user"]) + [
-            "--scope", "--quiet", "--collect", "--slice=" + Self.slice, "--unit=" + unit, "--property=Delegate=yes",
-            "--",
-        ]
+    /// The command prefix that starts `argv` in the scope `unit` (a name systemd picks when
+    /// nil), with its subtree delegated.
+    public func scopePrefix(unit: String?) -> [String] {
+        ["systemd-run"] + (uid == 0 ? [] : ["--user"]) + ["--scope", "--quiet", "--collect", "--slice=" + Self.slice]
+            + (unit.map { ["--unit=" + $0] } ?? []) + ["--property=Delegate=yes", "--"]
     }
 
     /// The variables `systemd-run --user` needs to find the manager, added to `environment`

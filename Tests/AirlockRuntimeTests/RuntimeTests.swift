@@ -267,6 +267,12 @@ import Testing
         // `su` and `sudo -u` shells have no XDG_RUNTIME_DIR, which `systemd-run --user` needs.
         #expect(cgroup.launchEnvironment(["PATH": "/bin"])["XDG_RUNTIME_DIR"] == "/run/user/1000")
         #expect(cgroup.launchEnvironment(["XDG_RUNTIME_DIR": "/x"])["XDG_RUNTIME_DIR"] == "/x")
+        // A runtime's exec chain starts in the caller's login session: it asks for a scope of
+        // its own first (any name), then joins `own`; the exec agent and runsc need neither.
+        let exec = cgroup.execJoinPrefix(runtime: .runc)
+        #expect(exec.starts(with: ["systemd-run", "--user", "--scope"]) && !exec.contains { $0.hasPrefix("--unit=") })
+        #expect(exec.last == "/sys/fs/cgroup" + scope + "/sandbox/own/cgroup.procs")
+        #expect(cgroup.execJoinPrefix(runtime: .crun) == exec && cgroup.execJoinPrefix(runtime: .runsc).isEmpty)
         // Root asks the system manager.
         let root = SystemdDelegation(uid: 0)
         #expect(root.sliceGroup == "/airlock.slice" && !root.scopePrefix(unit: "u").contains("--user"))

@@ -39,6 +39,11 @@ expect "forking past --pids fails" "refused" "$(forks 100)"
 expect "companion: forks under the limit work" "all-started" "$(forks 10)"
 expect "forking past --pids fails under sudo too" "refused" "$(lim "sudo $(fork_probe 100)")"
 expect "companion: sudo forks under the limit" "all-started" "$(lim "sudo $(fork_probe 10)")"
+# The runtime's own exec (a template build's steps, or when the exec agent cannot fork) counts too.
+expect "through the runtime's exec, forking past --pids fails" "refused" \
+    "$(AIRLOCK_EXEC=runtime a exec lim -- sh -c "$(fork_probe 100)")"
+expect "companion: through the runtime's exec, forks under the limit work" "all-started" \
+    "$(AIRLOCK_EXEC=runtime a exec lim -- sh -c "$(fork_probe 10)")"
 # The sandbox's group as inspect names it: under the v1 pids controller, or from the v2 root.
 group=$(a inspect lim | python3 -c 'import json,sys; print(json.load(sys.stdin)["limits"]["cgroup"])')
 if [ "$version" = 1 ]; then user_cg="/sys/fs/cgroup/pids$group"; else user_cg="/sys/fs/cgroup$group"; fi
@@ -133,5 +138,9 @@ if [ "$version" = 2 ]; then
     AIRLOCK_RUNTIME=runc a create --name lim --pids 64 shell "$ws" >/dev/null
     expect "under runc too, forking past --pids fails" "refused" "$(forks 100)"
     expect "companion: under runc, forks under the limit work" "all-started" "$(forks 10)"
+    expect "under runc, through runc exec too, forking past --pids fails" "refused" \
+        "$(AIRLOCK_EXEC=runtime a exec lim -- sh -c "$(fork_probe 100)")"
+    expect "companion: under runc, through runc exec, forks under the limit work" "all-started" \
+        "$(AIRLOCK_EXEC=runtime a exec lim -- sh -c "$(fork_probe 10)")"
 fi
 report
