@@ -83,7 +83,9 @@ public enum DescriptorPassing {
         return descriptors
     }
 
-    static let maxDescriptors = 16
+    /// The most one message carries: at least the git guard's filters, which the sandbox init
+    /// sends in one go (a workspace with many repositories has one each).
+    public static let maxDescriptors = 64
 
     private static func cmsgLength(_ count: Int) -> Int { MemoryLayout<cmsghdr>.size + count * 4 }
 

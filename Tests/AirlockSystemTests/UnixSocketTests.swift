@@ -29,6 +29,20 @@ import Testing
         #expect(UnixSocket.readLine(here) == "last")
     }
 
+    @Test func manyDescriptorsTravelInOneMessage() throws {
+        let (here, there) = try DescriptorPassing.socketPair()
+        defer {
+            close(here)
+            close(there)
+        }
+        let files = (0..<DescriptorPassing.maxDescriptors).map { _ in open("/dev/null", O_RDONLY | O_CLOEXEC) }
+        defer { for fd in files { close(fd) } }
+        try DescriptorPassing.send(files, over: there)
+        let received = try DescriptorPassing.receive(from: here)
+        #expect(received.count == files.count)
+        for fd in received { close(fd) }
+    }
+
     @Test func aLineLongerThanTheLimitIsRefused() throws {
         let (here, there) = try DescriptorPassing.socketPair()
         defer {

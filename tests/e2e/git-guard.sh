@@ -15,7 +15,7 @@ ws="$HOME/e2e-git-guard"
 twin="$HOME/e2e-git-guard-companion"
 pwned="$HOME/e2e-pwned-by-git"
 name=gg
-cleanup() { a rm -f "$name" ggclone ggfresh >/dev/null 2>&1; }
+cleanup() { a rm -f "$name" ggclone ggfresh ggmany >/dev/null 2>&1; }
 trap cleanup EXIT
 cleanup
 
@@ -195,6 +195,18 @@ git -C "$fresh-twin" status >/dev/null 2>&1
 expect "companion: outside, the same repository runs its fsmonitor" "ran" "$(ran fresh)"
 a rm -f ggfresh >/dev/null
 rm -rf "$fresh" "$fresh-twin" && rm -f "$pwned"/*
+
+echo "== a workspace of many repositories (a directory of projects)"
+# Each repository gets a filter, and the init once passed them all in a message that held 16.
+many="$HOME/e2e-git-guard-many"
+rm -rf "$many" && mkdir -p "$many"
+for i in $(seq 1 20); do git init -q "$many/p$i"; done
+expect "a workspace with 20 repositories starts, each one's config guarded" "started refused" \
+    "$(a run --name ggmany shell "$many" -- -c "echo started; git -C '$many/p20' config core.fsmonitor x 2>/dev/null && echo written || echo refused" 2>/dev/null | xargs)"
+expect "companion: its files stay writable" "written" \
+    "$(a run --name ggmany shell "$many" -- -c "echo x > '$many/p20/file' && echo written" 2>&1)"
+a rm -f ggmany >/dev/null
+rm -rf "$many"
 
 echo "== a repository made while the sandbox runs, and descriptors from before its filter"
 # git init can write a lock file before the guard has a filter in front of the new .git, and
