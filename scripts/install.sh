@@ -51,10 +51,16 @@ if [ "$user" != root ] && [ -e /sys/fs/cgroup/cgroup.controllers ] && [ -d /run/
             printf '[Service]\nDelegate=pids memory cpu\n' |
                 as_root tee /etc/systemd/system/user@.service.d/airlock-delegate.conf >/dev/null
             as_root systemctl daemon-reload
-            echo "note: log out and in again (or restart user@$(id -u "$user").service) for sandbox limits" >&2
+            echo "note: log out everywhere and in again (or reboot) for sandbox limits" >&2
             break
         fi
     done
+    # Sandboxes run in scopes of that manager, which systemd stops at the user's last logout
+    # unless the user lingers: a sandbox left running on its own keeps running.
+    if [ ! -e "/var/lib/systemd/linger/$user" ]; then
+        echo "letting $user's systemd manager run after logout (loginctl enable-linger), so sandboxes do too" >&2
+        as_root loginctl enable-linger "$user" || echo "note: could not enable lingering for $user" >&2
+    fi
 fi
 # The git guard's filters: /dev/fuse open to the user (udev does this on most systems).
 if [ "$(stat -c %a /dev/fuse 2>/dev/null)" != 666 ]; then

@@ -169,16 +169,15 @@ public struct SandboxCgroup: Sendable {
         }
     }
 
+    /// On v2, the group the container stays in (see ``SandboxSpec/containerCgroup``).
+    public var containerGroup: String? {
+        support.mechanism == .cgroupV2 ? String(unified.own.dropFirst(CgroupSupport.root.count)) : nil
+    }
+
     /// The command prefix that starts the supervisor: on v2, in a systemd scope of its own.
     public func launchPrefix() -> [String] {
         guard support.mechanism == .cgroupV2, let delegation = support.delegation else { return [] }
         return delegation.scopePrefix(unit: SystemdDelegation.unit(name))
-    }
-
-    /// The environment the supervisor starts with (`systemd-run --user` needs to find the
-    /// user's manager).
-    public func launchEnvironment(_ environment: [String: String]) -> [String: String] {
-        support.delegation?.environment(environment) ?? environment
     }
 
     /// On v2, run by the supervisor in its new scope: lays out the groups with the limits
@@ -198,6 +197,16 @@ public struct SandboxCgroup: Sendable {
         case .cgroupV2:
             let deadline = Monotonic.now() + 5
             while Files.exists(unified.scope) && Monotonic.now() < deadline { usleep(20_000) }
+            // Still there: something the sandbox started outlived its killed supervisor (the
+            // sandbox is not running; its lock is held). systemd ends it with the scope.
+            if Files.exists(unified.scope), let delegation = support.delegation {
+                let stop = try ChildProcess.spawn(
+                    delegation.stopCommand(unit: SystemdDelegation.unit(name)), stdin: .null, stdout: .null,
+                    stderr: .null)
+                stop.wait()
+                let again = Monotonic.now() + 5
+                while Files.exists(unified.scope) && Monotonic.now() < again { usleep(20_000) }
+            }
         case .cgroupV1:
             for controller in CgroupSupport.controllers {
                 let dir = directory(controller)
@@ -266,12 +275,17 @@ public struct SandboxCgroup: Sendable {
     /// The command prefix that starts `argv` inside the sandbox's group: the process tree started
     /// this way (and all it forks, sudo included) counts against the limits.
     public func joinPrefix() -> [String] {
+        joinPrefix(unified.own)
+    }
+
+    /// The same, into `group` on v2 (one of the sandbox's leaves).
+    func joinPrefix(_ group: String) -> [String] {
         let files: [String]
         switch support.mechanism {
         case .rlimits:
             return []
         case .cgroupV2:
-            files = [unified.own + "/cgroup.procs"]
+            files = [group + "/cgroup.procs"]
         case .cgroupV1:
             files = CgroupSupport.controllers.map {
                 directory($0) + ($0 == "pids" ? "/" + Self.ownGroup : "") + "/cgroup.procs"
@@ -290,8 +304,10 @@ public struct SandboxCgroup: Sendable {
     ///   the command in the container's group itself.
     /// - v2: the caller's login session is not the user's to move a process out of, so the
     ///   chain first asks the user's manager for a scope of its own (from there the user's
-    ///   tree is the user's), then joins; runc's exec alone would leave the command where it
-    ///   started, as rootless runc ignores that it may not move it.
+    ///   tree is the user's), then joins: crun's `own`, runc's the reserve's leaf `exec`,
+    ///   from which runc moves the command into `own` (the container's group, which it was
+    ///   given), so at the pids limit runc can still start its threads. Alone, runc's exec
+    ///   would leave the command where it started: rootless runc ignores that it may not move it.
     public func execJoinPrefix(runtime: RuntimeDriver.Kind) -> [String] {
         switch support.mechanism {
         case .rlimits:
@@ -300,7 +316,7 @@ public struct SandboxCgroup: Sendable {
             return runtime == .crun ? joinPrefix() : []
         case .cgroupV2:
             guard runtime != .runsc, let delegation = support.delegation else { return [] }
-            return delegation.scopePrefix(unit: nil) + joinPrefix()
+            return delegation.scopePrefix(unit: nil) + joinPrefix(runtime == .runc ? unified.exec : unified.own)
         }
     }
 

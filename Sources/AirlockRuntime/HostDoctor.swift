@@ -39,7 +39,9 @@ public struct HostDoctor: Sendable {
         checks.append(tool("newuidmap", package: "uidmap", purpose: "maps the sandbox's ids"))
         checks.append(tool("mmdebstrap", package: "mmdebstrap", purpose: "builds images"))
         checks.append(tool("nsenter", package: "util-linux", purpose: "enters sandboxes"))
-        checks.append(cgroups())
+        let support = CgroupSupport.detect()
+        checks.append(cgroups(support))
+        if let linger = linger(support) { checks.append(linger) }
         checks.append(gitGuard())
         if let proxy = upstreamProxy() { checks.append(proxy) }
         var namespace: UserNamespace?
@@ -127,8 +129,7 @@ public struct HostDoctor: Sendable {
             name: name, level: .error, detail: "not installed (\(purpose))", fix: "sudo apt-get install \(package)")
     }
 
-    func cgroups() -> HostCheck {
-        let support = CgroupSupport.detect()
+    func cgroups(_ support: CgroupSupport) -> HostCheck {
         guard let note = support.note else {
             return HostCheck(
                 name: "cgroups", level: .ok,
@@ -140,6 +141,23 @@ public struct HostDoctor: Sendable {
         return HostCheck(
             name: "cgroups", level: .warning, detail: parts[0], fix: parts.count > 1 ? String(parts[1].dropLast()) : nil
         )
+    }
+
+    /// On v2 the sandboxes run in scopes of the user's systemd manager, which systemd stops
+    /// when the user's last session ends unless the user lingers.
+    func linger(_ support: CgroupSupport) -> HostCheck? {
+        guard support.mechanism == .cgroupV2, let delegation = support.delegation, delegation.uid != 0 else {
+            return nil
+        }
+        let user = SandboxIdentity.userName(delegation.uid) ?? String(delegation.uid)
+        if Files.exists("/var/lib/systemd/linger/" + user) {
+            return HostCheck(
+                name: "linger", level: .ok, detail: "\(user)'s sandboxes keep running after logout", fix: nil)
+        }
+        return HostCheck(
+            name: "linger", level: .warning,
+            detail: "sandboxes run in scopes of \(user)'s systemd manager, which stops at \(user)'s last logout",
+            fix: "sudo loginctl enable-linger \(user)")
     }
 
     /// The host's proxy (`HTTPS_PROXY`), when one is set: the sandboxes' proxy goes through it.

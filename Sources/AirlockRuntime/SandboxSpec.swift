@@ -16,6 +16,10 @@ public struct SandboxSpec: Sendable {
     /// What enforces the limits: a cgroup every process joins (see ``SandboxCgroup``), or
     /// per-process limits in the spec.
     public var limitsBy: CgroupSupport.Mechanism
+    /// On cgroup v2, the group the container stays in (the sandbox's `own`, from the v2 root):
+    /// given to the runtime, since runc would otherwise make one of its own beside `own`, held
+    /// only to the sandbox's larger bound.
+    public var containerCgroup: String?
     /// Variables of the services whose keys the proxy injects; inside they hold the sentinel.
     public var credentialVariables: [String] = []
     /// Workspace paths that run on the host later, bound read-only over themselves.
@@ -83,7 +87,7 @@ public struct SandboxSpec: Sendable {
             linux: RuntimeSpec.Linux(
                 namespaces: ["pid", "ipc", "uts", "mount", "cgroup"].map { RuntimeSpec.Namespace(type: $0) }
                     + [Self.networkNamespace],
-                resources: nil, cgroupsPath: nil, seccomp: .airlockDefault,
+                resources: nil, cgroupsPath: containerCgroup, seccomp: .airlockDefault,
                 maskedPaths: Self.maskedPaths, readonlyPaths: Self.readonlyPaths))
     }
 

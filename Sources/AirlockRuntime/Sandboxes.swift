@@ -630,10 +630,12 @@ public struct Sandboxes: Sendable {
                 .notFound, "the image of sandbox \(record.name) is gone (remove the sandbox: airlock rm \(record.name))"
             )
         }
+        let cgroup = SandboxCgroup(store.sandbox(record.name))
         var spec = SandboxSpec(
             record: record, paths: store.sandbox(record.name), imageRootfs: imageRootfs,
             user: Template.UserSetup(name: record.user, sudo: record.sudo),
-            limitsBy: CgroupSupport.detect().mechanism)
+            limitsBy: cgroup.support.mechanism)
+        spec.containerCgroup = cgroup.containerGroup
         if record.networkMode == .policy {
             spec.credentialVariables = SecretStore(store: store).credentials(for: store.sandbox(record.name))
                 .flatMap(\.service.variables)
@@ -729,7 +731,7 @@ public struct Sandboxes: Sendable {
             cgroup.launchPrefix() + [
                 "setsid", "--fork", Executables.current, "_supervise", "--state", store.root, name,
             ],
-            environment: cgroup.launchEnvironment(Self.supervisorEnvironment()),
+            environment: Self.supervisorEnvironment(),
             stdin: .null, stdout: .file(paths.log), stderr: .file(paths.log), extraDescriptors: [3: ready.write])
         ready.closeWrite()
         let answer = readReadinessLine(ready.read).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -779,7 +781,8 @@ public struct Sandboxes: Sendable {
                 StepTiming.mark("exec: the process described")
                 return try agent.run(process, interactive: request.interactive)
             } catch let refusal as ExecAgentClient.Refusal where refusal.worthRetryingWithRuntime {
-                // Below: the runtime's helper is not held to the sandbox's pids limit.
+                // Below: the runtime's helper is not held to the sandbox's pids limit (on v2,
+                // runc's chain starts in the reserve's leaf, and runc moves the command on).
             } catch let refusal as ExecAgentClient.Refusal {
                 throw refusal.failure
             }

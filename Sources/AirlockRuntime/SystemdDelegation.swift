@@ -42,6 +42,10 @@ public struct SystemdDelegation: Sendable, Equatable {
 
     /// Why the manager cannot give the sandboxes their cgroups, with the fix; nil when it can.
     public func problem(user: String, controllers wanted: [String]) -> String? {
+        guard Files.isDirectory("/run/systemd/system") else {
+            return
+                "cgroup v2 without systemd as init: Airlock takes v2 cgroups from systemd, so memory and CPU are not limited and processes only per process (fix: boot with systemd, or use a cgroup v1 host)"
+        }
         guard Executables.find("systemd-run") != nil else {
             return
                 "cgroup v2: systemd-run is not installed, so memory and CPU are not limited and processes only per process (fix: sudo apt-get install systemd)"
@@ -67,7 +71,7 @@ public struct SystemdDelegation: Sendable, Equatable {
     /// The drop-in that has systemd delegate the controllers to every user's manager (what
     /// `scripts/install.sh` writes); it holds from the user's next login.
     public static let delegationCommand =
-        "sudo mkdir -p /etc/systemd/system/user@.service.d && printf '[Service]\\nDelegate=pids memory cpu\\n' | sudo tee /etc/systemd/system/user@.service.d/airlock-delegate.conf && sudo systemctl daemon-reload, then log in again"
+        "sudo mkdir -p /etc/systemd/system/user@.service.d && printf '[Service]\\nDelegate=pids memory cpu\\n' | sudo tee /etc/systemd/system/user@.service.d/airlock-delegate.conf && sudo systemctl daemon-reload, then restart your manager: log out everywhere and in again, or reboot"
 
     /// The scope unit of the sandbox group `name`.
     public static func unit(_ name: String) -> String { "airlock-" + name + ".scope" }
@@ -75,17 +79,20 @@ public struct SystemdDelegation: Sendable, Equatable {
     /// The command prefix that starts `argv` in the scope `unit` (a name systemd picks when
     /// nil), with its subtree delegated.
     public func scopePrefix(unit: String?) -> [String] {
-        ["systemd-run"] + (uid == 0 ? [] : ["--user"]) + ["--scope", "--quiet", "--collect", "--slice=" + Self.slice]
+        manager("systemd-run") + ["--scope", "--quiet", "--collect", "--slice=" + Self.slice]
             + (unit.map { ["--unit=" + $0] } ?? []) + ["--property=Delegate=yes", "--"]
     }
 
-    /// The variables `systemd-run --user` needs to find the manager, added to `environment`
-    /// where a `su`/`sudo -u` shell lacks them.
-    public func environment(_ environment: [String: String]) -> [String: String] {
-        guard uid != 0, environment["XDG_RUNTIME_DIR"] == nil else { return environment }
-        var result = environment
-        result["XDG_RUNTIME_DIR"] = runtimeDirectory
-        return result
+    /// Stops the scope `unit` and everything still in it.
+    public func stopCommand(unit: String) -> [String] {
+        manager("systemctl") + ["stop", "--quiet", unit]
+    }
+
+    /// `tool` talking to this user's manager. `systemd-run --user` finds it through
+    /// `XDG_RUNTIME_DIR`, which a `sudo -u` or cron environment lacks and a `su` without `-`
+    /// keeps from the other user: set to this user's.
+    private func manager(_ tool: String) -> [String] {
+        uid == 0 ? [tool] : ["env", "XDG_RUNTIME_DIR=" + runtimeDirectory, tool, "--user"]
     }
 
     /// The v2 cgroup of process `pid` (`/proc/PID/cgroup`'s `0::` line), relative to the root.

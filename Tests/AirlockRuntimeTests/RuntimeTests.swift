@@ -237,6 +237,12 @@ import Testing
         #expect(SandboxCgroup.counter("oom_kill", in: "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n") == 3)
     }
 
+    /// A workspace with 17 repositories crashed the sandbox init: it sends every filter's
+    /// descriptor in one message, which held 16 at most.
+    @Test func everyGitFilterFitsTheMessageThatCarriesThem() {
+        #expect(GitGuardPlan.maxFilters <= DescriptorPassing.maxDescriptors)
+    }
+
     @Test func onCgroupV2TheLimitsAreTheV2FilesWithTheReserve() {
         let set = Dictionary(
             uniqueKeysWithValues: UnifiedSandboxGroup.settings(.init(memoryBytes: 64 << 20, cpus: 0.5, pids: 64)))
@@ -256,23 +262,29 @@ import Testing
         let scope = "/user.slice/user-1000.slice/user@1000.service/airlock.slice/airlock-shell-demo-0badf00d.scope"
         #expect(cgroup.unified.scope == "/sys/fs/cgroup" + scope)
         #expect(cgroup.reportedPath == scope + "/sandbox")
+        // `sudo -u` and cron environments lack XDG_RUNTIME_DIR, and `su` keeps another user's.
         #expect(
             cgroup.launchPrefix() == [
-                "systemd-run", "--user", "--scope", "--quiet", "--collect", "--slice=airlock.slice",
-                "--unit=airlock-shell-demo-0badf00d.scope", "--property=Delegate=yes", "--",
+                "env", "XDG_RUNTIME_DIR=/run/user/1000", "systemd-run", "--user", "--scope", "--quiet", "--collect",
+                "--slice=airlock.slice", "--unit=airlock-shell-demo-0badf00d.scope", "--property=Delegate=yes", "--",
             ])
+        #expect(cgroup.containerGroup == scope + "/sandbox/own")
         // The init chain joins `own`, the one group that holds --pids for the sandbox's processes.
         #expect(cgroup.joinPrefix().last == "/sys/fs/cgroup" + scope + "/sandbox/own/cgroup.procs")
         #expect(cgroup.joinPrefix().filter { $0.hasSuffix("cgroup.procs") }.count == 1)
-        // `su` and `sudo -u` shells have no XDG_RUNTIME_DIR, which `systemd-run --user` needs.
-        #expect(cgroup.launchEnvironment(["PATH": "/bin"])["XDG_RUNTIME_DIR"] == "/run/user/1000")
-        #expect(cgroup.launchEnvironment(["XDG_RUNTIME_DIR": "/x"])["XDG_RUNTIME_DIR"] == "/x")
         // A runtime's exec chain starts in the caller's login session: it asks for a scope of
-        // its own first (any name), then joins `own`; the exec agent and runsc need neither.
-        let exec = cgroup.execJoinPrefix(runtime: .runc)
-        #expect(exec.starts(with: ["systemd-run", "--user", "--scope"]) && !exec.contains { $0.hasPrefix("--unit=") })
-        #expect(exec.last == "/sys/fs/cgroup" + scope + "/sandbox/own/cgroup.procs")
-        #expect(cgroup.execJoinPrefix(runtime: .crun) == exec && cgroup.execJoinPrefix(runtime: .runsc).isEmpty)
+        // its own first (any name), then joins `own` (runc: the reserve's leaf, and runc moves the
+        // command into `own`, which it is given); the exec agent and runsc need neither.
+        let crun = cgroup.execJoinPrefix(runtime: .crun)
+        #expect(crun.starts(with: ["env", "XDG_RUNTIME_DIR=/run/user/1000", "systemd-run", "--user", "--scope"]))
+        #expect(!crun.contains { $0.hasPrefix("--unit=") })
+        #expect(crun.last == "/sys/fs/cgroup" + scope + "/sandbox/own/cgroup.procs")
+        #expect(cgroup.execJoinPrefix(runtime: .runc).last == "/sys/fs/cgroup" + scope + "/sandbox/exec/cgroup.procs")
+        #expect(cgroup.execJoinPrefix(runtime: .runsc).isEmpty)
+        #expect(
+            delegation.stopCommand(unit: "u") == [
+                "env", "XDG_RUNTIME_DIR=/run/user/1000", "systemctl", "--user", "stop", "--quiet", "u",
+            ])
         // Root asks the system manager.
         let root = SystemdDelegation(uid: 0)
         #expect(root.sliceGroup == "/airlock.slice" && !root.scopePrefix(unit: "u").contains("--user"))

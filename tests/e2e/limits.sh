@@ -57,6 +57,8 @@ if [ "$version" = 2 ]; then
         "$AIRLOCK_HOME/sandboxes/lim/status.json" 2>/dev/null)
     expect "the supervisor is in its scope's own leaf, outside the limits" \
         "0::${group%/sandbox}/supervisor" "$(cat "/proc/$supervisor/cgroup" 2>/dev/null)"
+    expect_match "doctor says whether the sandboxes outlive the user's logout (linger)" "linger" \
+        "$(a doctor 2>&1 | grep -w linger)"
     expect_match "the scope is a systemd unit of the user's manager" "^active" \
         "$(systemctl --user is-active "$(basename "${group%/sandbox}")" 2>&1)"
     expect "the sandbox's group: memory.max, cpu.max, pids.max with the reserve; own holds --pids" \
@@ -137,6 +139,9 @@ if [ "$version" = 2 ]; then
     a rm -f lim >/dev/null
     AIRLOCK_RUNTIME=runc a create --name lim --pids 64 shell "$ws" >/dev/null
     expect "under runc too, forking past --pids fails" "refused" "$(forks 100)"
+    runc_group="/sys/fs/cgroup$(a inspect lim | python3 -c 'import json,sys; print(json.load(sys.stdin)["limits"]["cgroup"])')"
+    expect "under runc, the container is in own (no group of runc's beside it)" "exec own" \
+        "$(cd "$runc_group" && ls -d -- */ | tr -d / | xargs)"
     expect "companion: under runc, forks under the limit work" "all-started" "$(forks 10)"
     expect "under runc, through runc exec too, forking past --pids fails" "refused" \
         "$(AIRLOCK_EXEC=runtime a exec lim -- sh -c "$(fork_probe 100)")"
