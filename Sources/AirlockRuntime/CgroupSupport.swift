@@ -155,9 +155,12 @@ public struct SandboxCgroup: Sendable {
         CgroupSupport.root + "/" + controller + support.base + "/" + name
     }
 
+    /// On v2, the systemd scope the supervisor runs in.
+    var unit: String { SystemdDelegation.unit(name) }
+
     /// The sandbox's groups on v2, in its supervisor's scope.
     var unified: UnifiedSandboxGroup {
-        UnifiedSandboxGroup(scope: CgroupSupport.root + support.base + "/" + SystemdDelegation.unit(name))
+        UnifiedSandboxGroup(scope: CgroupSupport.root + support.base + "/" + unit)
     }
 
     /// The sandbox's group as `inspect` shows it: under each v1 controller, or from the v2 root.
@@ -177,7 +180,7 @@ public struct SandboxCgroup: Sendable {
     /// The command prefix that starts the supervisor: on v2, in a systemd scope of its own.
     public func launchPrefix() -> [String] {
         guard support.mechanism == .cgroupV2, let delegation = support.delegation else { return [] }
-        return delegation.scopePrefix(unit: SystemdDelegation.unit(name))
+        return delegation.scopePrefix(unit: unit)
     }
 
     /// On v2, run by the supervisor in its new scope: lays out the groups with the limits
@@ -195,17 +198,13 @@ public struct SandboxCgroup: Sendable {
         case .rlimits:
             return
         case .cgroupV2:
-            let deadline = Monotonic.now() + 5
-            while Files.exists(unified.scope) && Monotonic.now() < deadline { usleep(20_000) }
             // Still there: something the sandbox started outlived its killed supervisor (the
             // sandbox is not running; its lock is held). systemd ends it with the scope.
-            if Files.exists(unified.scope), let delegation = support.delegation {
+            if !unified.scopeGone(within: 5), let delegation = support.delegation {
                 let stop = try ChildProcess.spawn(
-                    delegation.stopCommand(unit: SystemdDelegation.unit(name)), stdin: .null, stdout: .null,
-                    stderr: .null)
+                    delegation.stopCommand(unit: unit), stdin: .null, stdout: .null, stderr: .null)
                 stop.wait()
-                let again = Monotonic.now() + 5
-                while Files.exists(unified.scope) && Monotonic.now() < again { usleep(20_000) }
+                _ = unified.scopeGone(within: 5)
             }
         case .cgroupV1:
             for controller in CgroupSupport.controllers {

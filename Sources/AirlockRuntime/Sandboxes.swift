@@ -623,14 +623,15 @@ public struct Sandboxes: Sendable {
         return try paths.loadRecord()
     }
 
-    func spec(for record: SandboxRecord) throws -> SandboxSpec {
+    /// The sandbox's spec; `cgroup` when the caller has already looked at the host's cgroups.
+    func spec(for record: SandboxRecord, cgroup: SandboxCgroup? = nil) throws -> SandboxSpec {
         let imageRootfs = store.imageRootfs(record.image)
         guard Files.isDirectory(imageRootfs) else {
             throw AirlockError(
                 .notFound, "the image of sandbox \(record.name) is gone (remove the sandbox: airlock rm \(record.name))"
             )
         }
-        let cgroup = SandboxCgroup(store.sandbox(record.name))
+        let cgroup = cgroup ?? SandboxCgroup(store.sandbox(record.name))
         var spec = SandboxSpec(
             record: record, paths: store.sandbox(record.name), imageRootfs: imageRootfs,
             user: Template.UserSetup(name: record.user, sudo: record.sudo),
@@ -686,7 +687,9 @@ public struct Sandboxes: Sendable {
         }
         // Process files of execs whose airlock was killed: none can be in use while stopped.
         Files.remove(paths.execDirectory)
-        var spec = try spec(for: record)
+        // Looked at once: the spec's limits and the group made below agree.
+        let cgroup = SandboxCgroup(paths)
+        var spec = try spec(for: record, cgroup: cgroup)
         StepTiming.mark("start: checks and spec")
         Files.remove(paths.gitGuardPlan)
         if record.clone != true {
@@ -723,7 +726,6 @@ public struct Sandboxes: Sendable {
         if record.docker == true { try DockerEngine(spec: spec).prepare() }
 
         // The limits are in place before the sandbox's first process.
-        let cgroup = SandboxCgroup(store.sandbox(name))
         try cgroup.prepare(SandboxSpec.hostLimits(record))
         StepTiming.mark("start: runtime spec and cgroup")
         let ready = try Pipe2()

@@ -75,6 +75,16 @@ struct UnifiedSandboxGroup {
         return SandboxCgroup.counter("oom_kill", in: text)
     }
 
+    /// Whether the scope is gone, waiting up to `seconds` for systemd to see it empty.
+    func scopeGone(within seconds: Double) -> Bool {
+        let deadline = Monotonic.now() + seconds
+        while Files.exists(scope) {
+            guard Monotonic.now() < deadline else { return false }
+            usleep(20_000)
+        }
+        return true
+    }
+
     /// Removes the sandbox's groups; systemd removes the scope once the supervisor is gone.
     func release(deadline: Double) {
         SandboxCgroup.removeGroup(sandbox, deadline: deadline)
