@@ -177,7 +177,7 @@ final class ServerConnection: Sendable {
             var detail = process.map { String(decoding: $0.logs().stderr.bytes.suffix(400), as: UTF8.self) } ?? ""
             // Its output may end before its last words are read (gVisor writes them through a
             // file): up to a second for them, on this failure path only.
-            if let process, detail.isEmpty {
+            if let process {
                 for _ in 0..<20 where detail.isEmpty {
                     try? await Task.sleep(for: .milliseconds(50))
                     detail = String(decoding: process.logs().stderr.bytes.suffix(400), as: UTF8.self)

@@ -78,13 +78,8 @@ public enum AuthorizationFlow {
         guard let issuer = URL(string: text), MetadataDiscovery.isAcceptableEndpoint(text) else {
             throw OAuthError(.protocolViolation, "the issuer \(text) is neither https nor on the loopback")
         }
-        var reasons: [String] = []
-        for url in MetadataDiscovery.authorizationServerURLs(issuer: issuer) {
-            guard let metadata = await Self.metadata(at: url, reasons: &reasons) else { continue }
-            return Discovery(metadata: try metadata.checked(issuer: text), resource: resource, scopes: scopes)
-        }
-        throw OAuthError(
-            .protocolViolation, "no authorization server metadata for \(text) (\(reasons.joined(separator: "; ")))")
+        return Discovery(
+            metadata: try await serverMetadata(issuer: issuer, named: text), resource: resource, scopes: scopes)
     }
 
     /// Steps 1–4: the server's challenge, its protected resource metadata, and its
@@ -119,18 +114,23 @@ public enum AuthorizationFlow {
                 .protocolViolation,
                 "no protected resource metadata for \(server.absoluteString) (tried \(tried.joined(separator: ", ")))")
         }
+        let metadata = try await serverMetadata(issuer: issuer, named: issuerText)
+        let scopes =
+            challenge?.scope.map { $0.split(separator: " ").map(String.init) }
+            ?? resourceMetadata.scopesSupported ?? []
+        return Discovery(metadata: metadata, resource: resourceMetadata.resource, scopes: scopes)
+    }
+
+    /// The first authorization server metadata document found for `issuer` (named `text` as
+    /// its documents must name it), checked; or why each place had none.
+    static func serverMetadata(issuer: URL, named text: String) async throws(OAuthError) -> AuthorizationServerMetadata
+    {
         var reasons: [String] = []
         for url in MetadataDiscovery.authorizationServerURLs(issuer: issuer) {
-            guard let metadata = await Self.metadata(at: url, reasons: &reasons) else { continue }
-            let scopes =
-                challenge?.scope.map { $0.split(separator: " ").map(String.init) }
-                ?? resourceMetadata.scopesSupported ?? []
-            return Discovery(
-                metadata: try metadata.checked(issuer: issuerText), resource: resourceMetadata.resource, scopes: scopes)
+            if let metadata = await metadata(at: url, reasons: &reasons) { return try metadata.checked(issuer: text) }
         }
         throw OAuthError(
-            .protocolViolation,
-            "no authorization server metadata for \(issuerText) (\(reasons.joined(separator: "; ")))")
+            .protocolViolation, "no authorization server metadata for \(text) (\(reasons.joined(separator: "; ")))")
     }
 
     /// An authorization server's metadata document at `url`, or nil with the reason noted.
